@@ -1,0 +1,173 @@
+//! A small blocking client for `sockstatsd`, for programs that label their own sockets.
+//!
+//! ```no_run
+//! use std::net::TcpStream;
+//! use sockstats_common::client::Client;
+//!
+//! let stream = TcpStream::connect("127.0.0.1:8080")?;
+//! let mut client = Client::connect_default()?;
+//! client.label(&stream, "uploader")?;
+//! let stats = client.get()?;
+//! println!("{:?}", stats.stats.get("uploader"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! No async runtime and no aya: a Unix stream socket, `sendmsg` with `SCM_RIGHTS` for the fds,
+//! and JSON lines.
+use std::{
+    io::{self, BufRead, BufReader, IoSlice, Read, Write},
+    os::{
+        fd::{AsFd, AsRawFd, BorrowedFd},
+        unix::net::UnixStream,
+    },
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    decode_reply, encode_request, GetReply, LabelReply, LabelsReply, ReplyError, Request,
+    StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, MAX_LINE_BYTES,
+    SOCKET_ENV,
+};
+
+/// How long the client waits for a reply before giving up.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach sockstatsd at {}: {source}; is the daemon running? (start it with `sockstatsd`, or set {SOCKET_ENV})", path.display())]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("talking to sockstatsd failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("sockstatsd closed the connection without a reply")]
+    Closed,
+    #[error("sockstatsd sent a reply longer than {MAX_LINE_BYTES} bytes")]
+    ReplyTooLong,
+    #[error("{0}")]
+    Reply(#[from] ReplyError),
+    #[error("a request takes 1 to {MAX_FDS_PER_REQUEST} sockets, got {count}")]
+    FdCount { count: usize },
+}
+
+/// A connection to `sockstatsd`. Requests are answered in order, one at a time.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+/// The socket path the CLI and client use: `$SOCKSTATS_SOCKET`, else the default.
+#[must_use]
+pub fn default_socket_path() -> PathBuf {
+    std::env::var_os(SOCKET_ENV).map_or_else(|| PathBuf::from(DEFAULT_SOCKET_PATH), PathBuf::from)
+}
+
+impl Client {
+    /// Connects to the daemon at [`default_socket_path`].
+    pub fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(default_socket_path())
+    }
+
+    /// Connects to the daemon listening at `path`.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path)
+            .map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        let writer = stream.try_clone()?;
+        Ok(Self { reader: BufReader::new(stream), writer })
+    }
+
+    /// Puts `socket` (a TCP or UDP socket this process holds) under `label`. Its bytes since
+    /// creation, and all later ones, count for that label.
+    pub fn label(&mut self, socket: impl AsFd, label: &str) -> Result<LabelReply, ClientError> {
+        self.label_all(&[socket.as_fd()], label)
+    }
+
+    /// Puts every socket of `sockets` under `label`, in one request.
+    pub fn label_all(
+        &mut self,
+        sockets: &[BorrowedFd<'_>],
+        label: &str,
+    ) -> Result<LabelReply, ClientError> {
+        self.call_with_fds(&Request::Label { label: label.to_owned() }, sockets)
+    }
+
+    /// Takes the label off `socket`: its bytes count as `unlabeled` again.
+    pub fn unlabel(&mut self, socket: impl AsFd) -> Result<UnlabelReply, ClientError> {
+        self.call_with_fds(&Request::Unlabel, &[socket.as_fd()])
+    }
+
+    /// Payload bytes per label.
+    pub fn get(&mut self) -> Result<GetReply, ClientError> {
+        self.call(&Request::Get)
+    }
+
+    /// Registered labels and their stable ids.
+    pub fn labels(&mut self) -> Result<LabelsReply, ClientError> {
+        self.call(&Request::Labels)
+    }
+
+    /// The daemon's status: version, attached programs, paths.
+    pub fn status(&mut self) -> Result<StatusReply, ClientError> {
+        self.call(&Request::Status)
+    }
+
+    /// True when the daemon answers and all its programs are attached.
+    pub fn is_available(&mut self) -> bool {
+        self.status().is_ok_and(|status| status.attached)
+    }
+
+    fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
+        self.writer.write_all(encode_request(request).as_bytes())?;
+        self.read_reply()
+    }
+
+    fn call_with_fds<T: DeserializeOwned>(
+        &mut self,
+        request: &Request,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<T, ClientError> {
+        if fds.is_empty() || fds.len() > MAX_FDS_PER_REQUEST {
+            return Err(ClientError::FdCount { count: fds.len() });
+        }
+        let line = encode_request(request);
+        let raw_fds: Vec<_> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let sent = sendmsg::<UnixAddr>(
+            self.writer.as_raw_fd(),
+            &[IoSlice::new(line.as_bytes())],
+            &[ControlMessage::ScmRights(&raw_fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        // The fds travel with the first byte; a short write only leaves plain bytes to send.
+        self.writer.write_all(&line.as_bytes()[sent..])?;
+        self.read_reply()
+    }
+
+    fn read_reply<T: DeserializeOwned>(&mut self) -> Result<T, ClientError> {
+        let mut line = Vec::new();
+        let limit = u64::try_from(MAX_LINE_BYTES).expect("fits") + 1;
+        let read = Read::take(&mut self.reader, limit).read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Err(ClientError::Closed);
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(if line.len() > MAX_LINE_BYTES {
+                ClientError::ReplyTooLong
+            } else {
+                ClientError::Closed
+            });
+        }
+        line.pop();
+        Ok(decode_reply(&line)?)
+    }
+}

@@ -1,0 +1,18 @@
+//! Types shared by the sockstats kernel programs and userspace.
+//!
+//! Everything at the top level is `#[repr(C)]`, `Copy` and free of implicit padding, because the
+//! kernel programs and the daemon read the same bytes out of BPF maps. With the `user` feature the
+//! crate also carries the wire protocol ([`protocol`]) and a small blocking client library
+//! ([`client`]) that programs can link without pulling in aya's loader or an async runtime.
+#![cfg_attr(not(feature = "user"), no_std)]
+
+pub mod kernel;
+
+#[cfg(feature = "user")]
+pub mod client;
+#[cfg(feature = "user")]
+pub mod label_name;
+#[cfg(feature = "user")]
+pub mod protocol;
+
+pub use kernel::*;

@@ -1,0 +1,97 @@
+//! `sockstats`: query the sockstats daemon. See `sockstats --help`.
+use std::{io::Write as _, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use sockstats_common::client::{default_socket_path, Client, ClientError};
+use sockstats_daemon::cli::format;
+
+/// Per-label network bytes of this host's sockets, from sockstatsd.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The daemon's socket [default: $SOCKSTATS_SOCKET, else /run/sockstats/sockstats.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Payload bytes sent (tx) and received (rx) per label, since the daemon's state was created.
+    Get {
+        /// Print JSON: {"stats": {"<label>": {"tx_bytes": N, "rx_bytes": N}}, "current_interface": …}.
+        #[arg(long)]
+        json: bool,
+        /// Exact byte counts instead of human units.
+        #[arg(long)]
+        bytes: bool,
+    },
+    /// Registered labels and their stable ids.
+    Labels {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether the daemon answers and its programs are attached (exit 0 only then).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let socket = args.socket.clone().unwrap_or_else(default_socket_path);
+    match run(&args.command, &socket) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sockstats: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    let mut text = serde_json::to_string_pretty(value).expect("replies serialize");
+    text.push('\n');
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn print(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
+    let mut client = Client::connect(socket)?;
+    match command {
+        Command::Get { json, bytes } => {
+            let reply = client.get()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::get_table(&reply, *bytes));
+            }
+        }
+        Command::Labels { json } => {
+            let reply = client.labels()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::labels_table(&reply));
+            }
+        }
+        Command::Status { json } => {
+            let reply = client.status()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::status_text(&reply));
+            }
+            if !reply.attached {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

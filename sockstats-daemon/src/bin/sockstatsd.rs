@@ -1,0 +1,169 @@
+//! `sockstatsd`: the sockstats daemon. See `sockstatsd --help`.
+use std::{path::PathBuf, process::ExitCode, sync::{Arc, Mutex}, time::Instant};
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use sockstats_common::protocol::DEFAULT_SOCKET_PATH;
+use sockstats_daemon::{
+    cgroup,
+    daemon::{self, socket_file, state::DaemonInfo, Daemon, ServerLimits},
+    kernel::{self, LoadOptions},
+    labels::LabelRegistry,
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+    sync::watch,
+};
+
+/// Accounts the bytes every TCP/UDP socket on this host sends and receives, per label.
+///
+/// Loads eBPF programs that count payload bytes per socket, pins them so counting continues
+/// while the daemon is down, and answers `sockstats` (and the client library) on a Unix socket.
+/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 6.3+ with BTF.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Unix socket to serve clients on.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
+    socket: PathBuf,
+    /// Permissions of the socket file, in octal. Anyone who can connect can label the sockets
+    /// they hold and read all stats.
+    #[arg(long, value_name = "MODE", default_value = "0666", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// Directory on a BPF file system for pinned maps and links (bpffs at /sys/fs/bpf is
+    /// mounted if needed).
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/sockstats")]
+    bpffs_dir: PathBuf,
+    /// Directory for persistent state (the label registry).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/sockstats")]
+    state_dir: PathBuf,
+    /// cgroup v2 directory whose subtree is accounted [default: the whole host, i.e. the
+    /// cgroup2 mount found in /proc/self/mountinfo].
+    #[arg(long, value_name = "DIR")]
+    cgroup_root: Option<PathBuf>,
+    /// Most clients served at once.
+    #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_clients)]
+    max_clients: usize,
+    /// Detach the programs and delete every pin under --bpffs-dir (the kernel-side totals go
+    /// with them), then exit.
+    #[arg(long)]
+    uninstall: bool,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode like 0660"))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.uninstall {
+        if kernel::uninstall(&args.bpffs_dir)? {
+            log::info!("detached the programs and removed the pins under {}", args.bpffs_dir.display());
+        } else {
+            log::info!("nothing pinned under {}", args.bpffs_dir.display());
+        }
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        log::warn!("not running as root: loading eBPF programs will most likely be refused");
+    }
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
+    let registry = LabelRegistry::open(&args.state_dir)?;
+    let mount = cgroup::cgroup2_mount()?;
+    let cgroup_root = cgroup::resolve_root(&mount, args.cgroup_root.as_deref())?;
+    log::info!(
+        "accounting sockets of cgroup {} (id {}, level {})",
+        cgroup_root.path.display(),
+        cgroup_root.id,
+        cgroup_root.level
+    );
+    let options = LoadOptions { bpffs_dir: args.bpffs_dir.clone(), cgroup_root: cgroup_root.clone() };
+    let (attached, maps) = kernel::load_and_attach(&options)?;
+    let listener = socket_file::bind_listener(&args.socket, args.socket_mode)?;
+    let daemon = Arc::new(Daemon {
+        kernel: Mutex::new(maps),
+        registry: Mutex::new(registry),
+        info: DaemonInfo {
+            programs: attached.programs.clone(),
+            cgroup_root: cgroup_root.path,
+            bpffs_dir: args.bpffs_dir.clone(),
+            state_dir: args.state_dir.clone(),
+            started: Instant::now(),
+        },
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::UnixListener::from_std(listener)
+            .context("cannot register the listening socket")?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        if let Some(program_id) = attached.log_program_id {
+            tokio::spawn(forward_kernel_logs(program_id));
+        }
+        let limits = ServerLimits { max_clients: args.max_clients };
+        let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
+        log::info!("serving on {}", args.socket.display());
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        tokio::select! {
+            _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
+        }
+        let _ = shutdown_tx.send(true);
+        let _ = server.await;
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    if let Err(error) = std::fs::remove_file(&args.socket) {
+        log::warn!("cannot remove {}: {error}", args.socket.display());
+    }
+    log::info!(
+        "stopped; the programs stay attached and keep counting (`sockstatsd --uninstall` detaches them)"
+    );
+    drop(attached);
+    Ok(())
+}
+
+/// Prints what the kernel programs log (cold paths only: full maps and the like).
+async fn forward_kernel_logs(program_id: u32) {
+    let logger = match aya_log::EbpfLogger::init_from_id(program_id) {
+        Ok(logger) => logger,
+        Err(error) => {
+            log::warn!("kernel program logs unavailable: {error}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns its ring buffer fd and keeps it open, unchanged, until dropped,
+    // which happens only after the AsyncFd is gone.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    let Ok(mut logger) = registered else {
+        log::warn!("kernel program logs unavailable: cannot poll the log ring buffer");
+        return;
+    };
+    loop {
+        let Ok(mut guard) = logger.readable_mut().await else { return };
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
+}

@@ -1,0 +1,136 @@
+//! Human output: byte units and aligned tables.
+use sockstats_common::protocol::{ByteCounts, GetReply, LabelsReply, StatusReply};
+
+/// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
+#[must_use]
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "one decimal place is shown")]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Renders rows as columns: the first left-aligned, the others right-aligned.
+#[must_use]
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, width))| {
+                if i == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn bytes_cell(bytes: u64, exact: bool) -> String {
+    if exact { bytes.to_string() } else { human_bytes(bytes) }
+}
+
+/// The `sockstats get` table: labels by total bytes, largest first.
+#[must_use]
+pub fn get_table(reply: &GetReply, exact: bool) -> String {
+    let mut labels: Vec<(&String, &ByteCounts)> = reply.stats.iter().collect();
+    labels.sort_by(|a, b| {
+        let total = |c: &ByteCounts| c.tx_bytes.saturating_add(c.rx_bytes);
+        total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0))
+    });
+    let mut rows: Vec<Vec<String>> = labels
+        .into_iter()
+        .map(|(name, c)| vec![name.clone(), bytes_cell(c.tx_bytes, exact), bytes_cell(c.rx_bytes, exact)])
+        .collect();
+    if reply.overflow != ByteCounts::default() {
+        rows.push(vec![
+            "(overflow: map full)".to_owned(),
+            bytes_cell(reply.overflow.tx_bytes, exact),
+            bytes_cell(reply.overflow.rx_bytes, exact),
+        ]);
+    }
+    let mut out = table(&["LABEL", "TX", "RX"], &rows);
+    out.push_str(&format!(
+        "current interface: {}\n",
+        reply.current_interface.as_deref().unwrap_or("none (no default route)")
+    ));
+    out
+}
+
+/// The `sockstats labels` table.
+#[must_use]
+pub fn labels_table(reply: &LabelsReply) -> String {
+    let rows: Vec<Vec<String>> =
+        reply.labels.iter().map(|l| vec![l.name.clone(), l.id.to_string()]).collect();
+    table(&["LABEL", "ID"], &rows)
+}
+
+/// The `sockstats status` text.
+#[must_use]
+pub fn status_text(reply: &StatusReply) -> String {
+    let mut out = format!(
+        "sockstatsd {}: {}\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
+        reply.version,
+        if reply.attached { "attached" } else { "NOT attached" },
+        reply.cgroup_root,
+        reply.bpffs_dir,
+        reply.state_dir,
+        reply.live_sockets
+    );
+    let rows: Vec<Vec<String>> = reply
+        .programs
+        .iter()
+        .map(|p| {
+            vec![p.name.clone(), p.hook.clone(), p.prog_id.map_or("-".to_owned(), |id| id.to_string())]
+        })
+        .collect();
+    out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], &rows));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn get_table_sorts_by_total_and_aligns() {
+        let mut reply = GetReply::default();
+        reply.stats.insert("small".into(), ByteCounts { tx_bytes: 1, rx_bytes: 1 });
+        reply.stats.insert("big".into(), ByteCounts { tx_bytes: 4096, rx_bytes: 10 });
+        let text = get_table(&reply, true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "LABEL    TX  RX");
+        assert_eq!(lines[1], "big    4096  10");
+        assert_eq!(lines[2], "small     1   1");
+        assert_eq!(lines[3], "current interface: none (no default route)");
+        assert!(get_table(&reply, false).contains("4.0 KiB"));
+    }
+}

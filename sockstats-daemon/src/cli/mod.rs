@@ -1,0 +1,2 @@
+//! Presentation for the `sockstats` CLI: human tables and byte units. No I/O here.
+pub mod format;

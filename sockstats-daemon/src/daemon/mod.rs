@@ -1,0 +1,9 @@
+//! The running daemon: shared state, the Unix-socket server and request handling.
+pub mod connection;
+pub mod handler;
+pub mod server;
+pub mod socket_file;
+pub mod state;
+
+pub use server::{serve, ServerLimits};
+pub use state::Daemon;

@@ -1,0 +1,135 @@
+//! The Unix-socket server: accepts clients (at most `max_clients` at once), frames their
+//! requests and answers them, until shutdown.
+use std::{io, os::fd::AsFd, sync::Arc, time::Duration};
+
+use sockstats_common::protocol::{decode_request, encode_error};
+use tokio::{
+    io::{AsyncWriteExt as _, Interest},
+    net::{UnixListener, UnixStream},
+    sync::{watch, Semaphore},
+    task::JoinSet,
+};
+
+use super::{
+    connection::LineFramer,
+    handler,
+    state::Daemon,
+};
+use crate::sys::fd_passing::recv_with_fds;
+
+/// How long shutdown waits for connections to finish their current request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Bounds on what clients can make the daemon hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections served at once; more are told so and closed.
+    pub max_clients: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self { max_clients: 256 }
+    }
+}
+
+/// Serves `listener` until `shutdown` turns true, then waits for open connections briefly.
+pub async fn serve(
+    listener: UnixListener,
+    daemon: Arc<Daemon>,
+    limits: ServerLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_clients));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        log::warn!("accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                    let daemon = Arc::clone(&daemon);
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        if let Err(error) = serve_connection(stream, daemon, shutdown).await {
+                            log::debug!("connection ended: {error}");
+                        }
+                        drop(permit);
+                    });
+                } else {
+                    connections.spawn(refuse(stream, limits.max_clients));
+                }
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn refuse(mut stream: UnixStream, max_clients: usize) {
+    let reply = encode_error(&format!(
+        "sockstatsd is serving its maximum of {max_clients} clients; try again shortly"
+    ));
+    let _ = stream.write_all(reply.as_bytes()).await;
+}
+
+async fn serve_connection(
+    mut stream: UnixStream,
+    daemon: Arc<Daemon>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut framer = LineFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(next) = framer.next_line() {
+            let (line, fds) = match next {
+                Ok(line_and_fds) => line_and_fds,
+                Err(error) => {
+                    stream.write_all(encode_error(&error.to_string()).as_bytes()).await?;
+                    return Ok(());
+                }
+            };
+            let reply = match decode_request(&line) {
+                Ok(request) => {
+                    let daemon = Arc::clone(&daemon);
+                    tokio::task::spawn_blocking(move || handler::handle(&daemon, request, fds))
+                        .await
+                        .unwrap_or_else(|error| encode_error(&format!("internal error: {error}")))
+                }
+                Err(error) => encode_error(&error.to_string()),
+            };
+            stream.write_all(reply.as_bytes()).await?;
+        }
+        tokio::select! {
+            ready = stream.readable() => ready?,
+            _ = shutdown.changed() => return Ok(()),
+        }
+        let received = match stream.try_io(Interest::READABLE, || recv_with_fds(stream.as_fd(), &mut buf)) {
+            Ok(received) => received,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        };
+        if received.len == 0 && received.fds.is_empty() {
+            return Ok(()); // the client closed the connection
+        }
+        if received.fds_truncated {
+            let error = "too many fds in one message; the extra ones were discarded; closing the connection";
+            stream.write_all(encode_error(error).as_bytes()).await?;
+            return Ok(());
+        }
+        if let Err(error) = framer.push(&buf[..received.len], received.fds) {
+            stream.write_all(encode_error(&error.to_string()).as_bytes()).await?;
+            return Ok(());
+        }
+    }
+}

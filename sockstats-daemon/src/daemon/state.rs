@@ -1,0 +1,23 @@
+//! What every connection shares: the kernel maps, the label registry and fixed facts.
+use std::{path::PathBuf, sync::Mutex, time::Instant};
+
+use sockstats_common::protocol::ProgramStatus;
+
+use crate::{kernel::KernelMaps, labels::LabelRegistry};
+
+/// Facts fixed at start, reported by `status`.
+#[derive(Debug, Clone)]
+pub struct DaemonInfo {
+    pub programs: Vec<ProgramStatus>,
+    pub cgroup_root: PathBuf,
+    pub bpffs_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub started: Instant,
+}
+
+/// Shared daemon state. Lock order: `registry` before `kernel`, never the other way.
+pub struct Daemon {
+    pub kernel: Mutex<KernelMaps>,
+    pub registry: Mutex<LabelRegistry>,
+    pub info: DaemonInfo,
+}

@@ -1,0 +1,279 @@
+//! Loading the embedded kernel object, attaching its programs and pinning maps and links.
+//!
+//! Pin layout under the bpffs dir:
+//! - `maps/<MAP>`: the maps, reused by every later daemon, so totals survive restarts;
+//! - `links-<build>/<program>`: the attachments of one build of the programs for one cgroup
+//!   root. A restarted daemon of the same build finds them and attaches nothing (programs kept
+//!   counting while it was down); another build replaces them.
+use std::{
+    fs::{self, File},
+    io,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{Array, HashMap, MapError},
+    programs::{
+        links::{FdLink, PinnedLink},
+        BtfTracePoint, CgroupAttachMode, CgroupSock, ProgramError,
+    },
+    Btf, Ebpf, EbpfError, EbpfLoader,
+};
+use sockstats_common::{
+    protocol::ProgramStatus, COUNTERS_MAP, GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL,
+    LABEL_TOTALS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+};
+
+use super::maps::KernelMaps;
+use crate::{cgroup::CgroupRoot, sys::bpffs};
+
+/// The kernel object built by build.rs from sockstats-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats"));
+
+/// Where a program is attached.
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    /// A BTF tracepoint, by name.
+    Tracepoint(&'static str),
+    /// A cgroup/sock hook on the accounted cgroup.
+    CgroupSock(&'static str),
+}
+
+impl Hook {
+    fn describe(self) -> String {
+        match self {
+            Hook::Tracepoint(name) => format!("tp_btf/{name}"),
+            Hook::CgroupSock(name) => format!("cgroup/{name}"),
+        }
+    }
+}
+
+/// Every program of the object, by name, and its hook.
+const PROGRAMS: [(&str, Hook); 4] = [
+    ("sock_send_length", Hook::Tracepoint("sock_send_length")),
+    ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
+    ("sock_create", Hook::CgroupSock("sock_create")),
+    ("sock_release", Hook::CgroupSock("sock_release")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("this sockstatsd was built with AYA_BUILD_SKIP=1 and has no kernel programs; rebuild it with `cargo xtask build`")]
+    NoObject,
+    #[error(transparent)]
+    Bpffs(#[from] bpffs::BpffsError),
+    #[error("cannot load the kernel object (pinned maps from an incompatible build? run `sockstatsd --uninstall --bpffs-dir {}`): {source}", bpffs_dir.display())]
+    Load {
+        bpffs_dir: PathBuf,
+        #[source]
+        source: Box<EbpfError>,
+    },
+    #[error("cannot read the kernel's BTF from /sys/kernel/btf/vmlinux (the kernel needs CONFIG_DEBUG_INFO_BTF=y): {0}")]
+    Btf(#[source] aya::BtfError),
+    #[error("cannot load or attach {program} at {hook}: {source}{hint}")]
+    Attach {
+        program: &'static str,
+        hook: String,
+        hint: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("cannot open cgroup {}: {source}", path.display())]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("pin {}: {reason}", path.display())]
+    Pin { path: PathBuf, reason: String },
+    #[error("map {name} is missing or of the wrong type: {reason}")]
+    Map { name: &'static str, reason: String },
+}
+
+/// Where to pin and what to account.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub bpffs_dir: PathBuf,
+    pub cgroup_root: CgroupRoot,
+}
+
+/// The attached programs. Dropping it leaves them attached (their links are pinned).
+pub struct AttachedKernel {
+    pub programs: Vec<ProgramStatus>,
+    /// Id of a program whose log ring buffer aya-log can read.
+    pub log_program_id: Option<u32>,
+    /// True when the programs of an earlier daemon were found attached and kept.
+    pub reused_links: bool,
+    _ebpf: Ebpf,
+    _links: Vec<FdLink>,
+}
+
+/// FNV-1a over the object and the cgroup root: names the links directory of this build.
+fn build_tag(cgroup_root: &CgroupRoot) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in OBJECT.iter().chain(&cgroup_root.id.to_le_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn pin_error(path: &Path, reason: impl ToString) -> KernelError {
+    KernelError::Pin { path: path.to_owned(), reason: reason.to_string() }
+}
+
+/// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
+/// Returns the attachments and the maps the daemon reads.
+pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelMaps), KernelError> {
+    if OBJECT.is_empty() {
+        return Err(KernelError::NoObject);
+    }
+    bpffs::prepare_pin_dir(&options.bpffs_dir)?;
+    let maps_dir = options.bpffs_dir.join("maps");
+    fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
+
+    let root = &options.cgroup_root;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&maps_dir)
+        .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
+        .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
+        .load(OBJECT)
+        .map_err(|source| KernelError::Load {
+            bpffs_dir: options.bpffs_dir.clone(),
+            source: Box::new(source),
+        })?;
+
+    let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
+    let (links, reused_links) = match reuse_links(&links_dir)? {
+        Some(links) => (links, true),
+        None => {
+            detach_other_builds(&options.bpffs_dir, &links_dir)?;
+            (attach_all(&mut ebpf, root, &links_dir)?, false)
+        }
+    };
+    let mut programs = Vec::new();
+    for ((name, hook), link) in PROGRAMS.iter().zip(&links) {
+        let prog_id = link.info().ok().map(|info| info.program_id());
+        programs.push(ProgramStatus { name: (*name).to_owned(), hook: hook.describe(), prog_id });
+    }
+    let log_program_id = programs.iter().find(|p| p.name == "sock_create").and_then(|p| p.prog_id);
+    let maps = take_maps(&mut ebpf)?;
+    let attached =
+        AttachedKernel { programs, log_program_id, reused_links, _ebpf: ebpf, _links: links };
+    Ok((attached, maps))
+}
+
+/// The attachments of this build, if an earlier daemon left all of them pinned.
+fn reuse_links(links_dir: &Path) -> Result<Option<Vec<FdLink>>, KernelError> {
+    if !links_dir.exists() {
+        return Ok(None);
+    }
+    let mut links = Vec::new();
+    for (name, _) in PROGRAMS {
+        match PinnedLink::from_pin(links_dir.join(name)) {
+            Ok(pinned) => links.push(FdLink::from(pinned)),
+            Err(error) => {
+                log::warn!("incomplete attachments in {} ({error}); attaching afresh", links_dir.display());
+                drop(links);
+                fs::remove_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
+                return Ok(None);
+            }
+        }
+    }
+    log::info!("programs already attached by an earlier sockstatsd ({}): keeping them", links_dir.display());
+    Ok(Some(links))
+}
+
+/// Removes the link pins of other builds: their programs detach once no daemon holds them.
+fn detach_other_builds(bpffs_dir: &Path, keep: &Path) -> Result<(), KernelError> {
+    let entries = fs::read_dir(bpffs_dir).map_err(|e| pin_error(bpffs_dir, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_links = entry.file_name().to_string_lossy().starts_with("links-");
+        if is_links && path != keep {
+            log::info!("detaching the programs of another build: {}", path.display());
+            fs::remove_dir_all(&path).map_err(|e| pin_error(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> KernelError {
+    let hint = match hook {
+        Hook::Tracepoint(_) => {
+            " (the sock_send_length/sock_recv_length tracepoints need Linux 6.3 or newer with BTF)"
+        }
+        Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
+    };
+    KernelError::Attach { program, hook: hook.describe(), hint, source }
+}
+
+fn attach_all(
+    ebpf: &mut Ebpf,
+    root: &CgroupRoot,
+    links_dir: &Path,
+) -> Result<Vec<FdLink>, KernelError> {
+    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
+    let cgroup = File::open(&root.path)
+        .map_err(|source| KernelError::Cgroup { path: root.path.clone(), source })?;
+    fs::create_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
+    let mut links = Vec::new();
+    for (name, hook) in PROGRAMS {
+        let program = ebpf
+            .program_mut(name)
+            .ok_or_else(|| pin_error(links_dir, format!("program {name} missing from the object")))?;
+        let link = match hook {
+            Hook::Tracepoint(tracepoint) => {
+                let program: &mut BtfTracePoint =
+                    program.try_into().map_err(|e| attach_error(name, hook, e))?;
+                program.load(tracepoint, &btf).map_err(|e| attach_error(name, hook, e))?;
+                let id = program.attach().map_err(|e| attach_error(name, hook, e))?;
+                FdLink::from(program.take_link(id).map_err(|e| attach_error(name, hook, e))?)
+            }
+            Hook::CgroupSock(_) => {
+                let program: &mut CgroupSock =
+                    program.try_into().map_err(|e| attach_error(name, hook, e))?;
+                program.load().map_err(|e| attach_error(name, hook, e))?;
+                // Through bpf_link (Linux 5.7+) cgroup attachments always coexist with others;
+                // the kernel refuses any flag there, so the mode must be the flag-less Single.
+                let id = program
+                    .attach(&cgroup, CgroupAttachMode::Single)
+                    .map_err(|e| attach_error(name, hook, e))?;
+                let link = program.take_link(id).map_err(|e| attach_error(name, hook, e))?;
+                FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
+            }
+        };
+        let path = links_dir.join(name);
+        let pinned = link.pin(&path).map_err(|e| pin_error(&path, e))?;
+        links.push(FdLink::from(pinned));
+        log::info!("attached {name} at {}", hook.describe());
+    }
+    Ok(links)
+}
+
+fn map_error(name: &'static str, error: &MapError) -> KernelError {
+    KernelError::Map { name, reason: error.to_string() }
+}
+
+fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
+    let mut take = |name: &'static str| {
+        ebpf.take_map(name).ok_or(KernelError::Map { name, reason: "not in the object".into() })
+    };
+    Ok(KernelMaps {
+        sockets: HashMap::try_from(take(SOCKETS_MAP)?).map_err(|e| map_error(SOCKETS_MAP, &e))?,
+        socket_labels: HashMap::try_from(take(SOCKET_LABELS_MAP)?)
+            .map_err(|e| map_error(SOCKET_LABELS_MAP, &e))?,
+        label_totals: HashMap::try_from(take(LABEL_TOTALS_MAP)?)
+            .map_err(|e| map_error(LABEL_TOTALS_MAP, &e))?,
+        counters: Array::try_from(take(COUNTERS_MAP)?).map_err(|e| map_error(COUNTERS_MAP, &e))?,
+    })
+}
+
+/// Detaches the programs and deletes every pin (maps too: the totals are gone afterwards).
+pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
+    match fs::remove_dir_all(bpffs_dir) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(pin_error(bpffs_dir, error)),
+    }
+}

@@ -1,0 +1,101 @@
+//! The daemon's handles on the kernel maps: consistent snapshots for queries, and the one
+//! map userspace writes (cookie → label id).
+//!
+//! Userspace never writes a map the kernel adds into (SOCKETS, LABEL_TOTALS, COUNTERS): a
+//! whole-value write from here would lose the kernel's concurrent increments.
+use std::collections::HashMap as StdHashMap;
+
+use aya::maps::{Array, HashMap, MapData, MapError};
+use sockstats_common::{Counter, SocketEntry, Totals};
+
+use crate::attribution::KernelSnapshot;
+
+/// Attempts at a snapshot no `sock_release` fold interleaves with, before settling for one
+/// that may miss the bytes of sockets that closed while it was taken (never count them twice).
+const SNAPSHOT_ATTEMPTS: u32 = 8;
+
+pub struct KernelMaps {
+    pub(crate) sockets: HashMap<MapData, u64, SocketEntry>,
+    pub(crate) socket_labels: HashMap<MapData, u64, u32>,
+    pub(crate) label_totals: HashMap<MapData, u32, Totals>,
+    pub(crate) counters: Array<MapData, u64>,
+}
+
+impl KernelMaps {
+    /// Puts the socket `cookie` under `label_id`.
+    pub fn set_label(&mut self, cookie: u64, label_id: u32) -> Result<(), MapError> {
+        self.socket_labels.insert(cookie, label_id, 0)
+    }
+
+    /// Takes any label off the socket `cookie`. Returns whether it had one.
+    pub fn remove_label(&mut self, cookie: u64) -> Result<bool, MapError> {
+        match self.socket_labels.remove(&cookie) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Number of live socket entries.
+    pub fn live_sockets(&self) -> u64 {
+        self.sockets.keys().filter(Result::is_ok).count() as u64
+    }
+
+    fn counters(&self) -> Result<[u64; Counter::COUNT as usize], MapError> {
+        let mut counters = [0; Counter::COUNT as usize];
+        for (slot, value) in counters.iter_mut().zip(self.counters.iter()) {
+            *slot = value?;
+        }
+        Ok(counters)
+    }
+
+    fn read_once(&self) -> Result<(KernelSnapshot, bool), MapError> {
+        // Order matters. `sock_release` bumps ReleasesStarted, folds the socket into
+        // LABEL_TOTALS, deletes its entries, then bumps SocketsReleased. Reading totals before
+        // sockets means a fold in between can only make us miss a socket, never see it twice;
+        // and "finished before" == "started after" proves no fold overlapped at all.
+        let finished_before = self.counters()?[Counter::SocketsReleased as usize];
+        let label_totals: StdHashMap<u32, Totals> =
+            self.label_totals.iter().collect::<Result<_, _>>()?;
+        let socket_labels: StdHashMap<u64, u32> =
+            self.socket_labels.iter().filter_map(skip_vanished).collect::<Result<_, _>>()?;
+        let sockets: Vec<(u64, SocketEntry)> =
+            self.sockets.iter().filter_map(skip_vanished).collect::<Result<_, _>>()?;
+        let counters = self.counters()?;
+        let consistent = counters[Counter::ReleasesStarted as usize] == finished_before;
+        Ok((KernelSnapshot { sockets, socket_labels, label_totals, counters }, consistent))
+    }
+
+    /// Reads all maps, retrying while socket releases overlap the read.
+    pub fn snapshot(&self) -> Result<KernelSnapshot, MapError> {
+        let mut attempt = 1;
+        loop {
+            let (snapshot, consistent) = self.read_once()?;
+            if consistent || attempt == SNAPSHOT_ATTEMPTS {
+                if !consistent {
+                    log::debug!("snapshot overlapped socket releases {attempt} times in a row");
+                }
+                return Ok(snapshot);
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// An entry deleted between "next key" and "lookup" is not an error, just gone.
+fn skip_vanished<K, V>(item: Result<(K, V), MapError>) -> Option<Result<(K, V), MapError>> {
+    match item {
+        Err(MapError::KeyNotFound) => None,
+        Err(MapError::SyscallError(ref error))
+            if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            None
+        }
+        other => Some(other),
+    }
+}

@@ -1,0 +1,12 @@
+//! sockstats userspace: the daemon (`sockstatsd`) and the CLI (`sockstats`).
+//!
+//! Pure logic (label registry, attribution arithmetic, parsing) lives in modules that tests can
+//! use without root; everything that touches the kernel is in [`kernel`], [`sys`] and [`daemon`].
+pub mod attribution;
+pub mod cgroup;
+pub mod cli;
+pub mod daemon;
+pub mod kernel;
+pub mod labels;
+pub mod routes;
+pub mod sys;

@@ -1,0 +1,4 @@
+//! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
+pub mod bpffs;
+pub mod fd_passing;
+pub mod socket_info;

@@ -1,0 +1,35 @@
+//! The failure and event counters, and the one atomic add everything uses.
+use aya_ebpf::{macros::map, maps::Array};
+use sockstats_common::Counter;
+
+#[map(name = "COUNTERS")]
+static COUNTERS: Array<u64> = Array::pinned(Counter::COUNT, 0);
+
+/// Adds `value` to `*dst` with the BPF `lock xadd` instruction, safe against other CPUs.
+///
+/// # Safety
+/// `dst` must point into a map value (or other kernel memory the verifier lets us write).
+#[inline(always)]
+pub unsafe fn atomic_add(dst: *mut u64, value: u64) {
+    // SAFETY: the caller guarantees `dst` is valid for writes.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            dst, value,
+        );
+    }
+}
+
+/// Adds `value` to the counter `counter`.
+#[inline(always)]
+pub fn add(counter: Counter, value: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: `slot` points at a value of the COUNTERS array.
+        unsafe { atomic_add(slot, value) };
+    }
+}
+
+/// Adds one to the counter `counter`.
+#[inline(always)]
+pub fn bump(counter: Counter) {
+    add(counter, 1);
+}
