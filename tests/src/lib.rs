@@ -1,1 +1,31 @@
+//! Harness for the root integration tests: a private cgroup, a private sockstatsd, and traffic
+//! whose exact byte counts the test knows.
+//!
+//! Each test makes its own cgroup v2 child, moves the test process into it and starts a
+//! sockstatsd accounting only that subtree (`--cgroup-root`), with its own socket, state dir and
+//! bpffs dir. Everything is undone on drop, also when the test fails.
+#![expect(clippy::missing_panics_doc, reason = "test harness: panics are test failures")]
 
+pub mod cgroup;
+pub mod daemon;
+pub mod traffic;
+
+pub use cgroup::TestCgroup;
+pub use daemon::TestDaemon;
+
+/// A daemon accounting a fresh cgroup that this process has moved into.
+pub struct Harness {
+    // Field order is drop order: the daemon exits before its cgroup is removed.
+    pub daemon: TestDaemon,
+    pub cgroup: TestCgroup,
+}
+
+impl Harness {
+    /// Creates the cgroup, moves this process into it and starts the daemon.
+    #[must_use]
+    pub fn start(name: &str) -> Self {
+        let cgroup = TestCgroup::enter(name);
+        let daemon = TestDaemon::start(name, &cgroup);
+        Self { daemon, cgroup }
+    }
+}

@@ -1,1 +1,123 @@
-fn main(){}
+//! `cargo xtask`: set-up, build, run and test sockstats on a fresh Debian machine.
+//!
+//! - `cargo xtask setup`: install what is missing (LLVM 22, libzstd, bpf-linker, nightly rust-src).
+//! - `cargo xtask run [-- DAEMON ARGS]`: set up, build (release) and start `sockstatsd`.
+//! - `cargo xtask test`: set up, build, run the unit tests and then the root integration tests.
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Set up, build, run and test sockstats")]
+struct Args {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install the missing toolchain pieces: llvm-22-dev, libzstd-dev, bpf-linker, rust-src.
+    Setup,
+    /// Set up and build everything (debug, or release with --release).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build in release mode and start sockstatsd (as root) with ARGS.
+    Run {
+        /// Arguments for sockstatsd, after `--` (see `sockstatsd --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, then run the unit tests and the root integration tests.
+    Test {
+        /// Only the unit tests (no root needed).
+        #[arg(long)]
+        unit_only: bool,
+    },
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_owned()
+}
+
+/// Runs `command`, echoing it, and fails if it fails.
+pub fn run(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command.status().with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.command {
+        Task::Setup => setup::ensure_toolchain(),
+        Task::Build { release } => {
+            setup::ensure_toolchain()?;
+            build(release)
+        }
+        Task::Run { args } => {
+            setup::ensure_toolchain()?;
+            build(true)?;
+            if !is_root() {
+                bail!("sockstatsd loads eBPF programs and must run as root: `sudo cargo xtask run`");
+            }
+            let daemon = workspace_root().join("target/release/sockstatsd");
+            eprintln!("xtask: starting {} {}", daemon.display(), args.join(" "));
+            run(Command::new(daemon).args(&args))
+        }
+        Task::Test { unit_only } => {
+            setup::ensure_toolchain()?;
+            test(unit_only)
+        }
+    }
+}
+
+fn build(release: bool) -> Result<()> {
+    let mut command = cargo();
+    command.args(["build", "--workspace", "--bins", "--examples"]);
+    if release {
+        command.arg("--release");
+    }
+    run(&mut command)
+}
+
+fn test(unit_only: bool) -> Result<()> {
+    build(false)?;
+    eprintln!("xtask: unit tests (no root needed)");
+    run(cargo().args(["test", "--workspace"]))?;
+    if unit_only {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("the integration tests load eBPF programs and need root: run `sudo cargo xtask test` (or `cargo xtask test --unit-only`)");
+    }
+    eprintln!("xtask: root integration tests against the real kernel (one at a time)");
+    let daemon = workspace_root().join("target/debug/sockstatsd");
+    run(cargo()
+        .args(["test", "--package", "sockstats-tests", "--", "--ignored", "--test-threads=1"])
+        .env("SOCKSTATSD", daemon))?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! A private sockstatsd for one test: own socket, state dir, bpffs dir and cgroup root.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use sockstats_common::{
+    client::Client,
+    protocol::{ByteCounts, GetReply},
+};
+
+use crate::TestCgroup;
+
+/// How long a daemon may take to load, attach and answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A built binary of the workspace: `$SOCKSTATSD`'s directory, else target/debug.
+#[must_use]
+pub fn binary(name: &str) -> PathBuf {
+    let dir = std::env::var_os("SOCKSTATSD").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
+        |daemon| Path::new(&daemon).parent().expect("SOCKSTATSD is a file path").to_owned(),
+    );
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the integration tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
+
+pub struct TestDaemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub bpffs_dir: PathBuf,
+    pub cgroup_root: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDaemon {
+    /// Starts a daemon accounting `cgroup` and waits until it answers.
+    #[must_use]
+    pub fn start(name: &str, cgroup: &TestCgroup) -> Self {
+        let dir = tempfile::Builder::new().prefix("sockstats-test-").tempdir().expect("tempdir");
+        let cgroup_name = cgroup.path.file_name().expect("cgroup name").to_string_lossy();
+        let mut daemon = Self {
+            child: None,
+            socket: dir.path().join("sockstats.sock"),
+            state_dir: dir.path().join("state"),
+            bpffs_dir: PathBuf::from("/sys/fs/bpf").join(&*cgroup_name),
+            cgroup_root: cgroup.path.clone(),
+            log: dir.path().join(format!("{name}.log")),
+            _dir: dir,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(binary("sockstatsd"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--bpffs-dir")
+            .arg(&self.bpffs_dir)
+            .arg("--cgroup-root")
+            .arg(&self.cgroup_root)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start sockstatsd");
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(mut client) = Client::connect(&self.socket) {
+                if client.status().is_ok_and(|status| status.attached) {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("sockstatsd exited with {status} while starting:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "sockstatsd did not answer within {START_TIMEOUT:?}:\n{}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the daemon logged so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A new client connection.
+    #[must_use]
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect to the test daemon")
+    }
+
+    #[must_use]
+    pub fn get(&self) -> GetReply {
+        self.client().get().expect("get")
+    }
+
+    /// The bytes of `label` (zeros if the daemon does not list it).
+    #[must_use]
+    pub fn stats(&self, label: &str) -> ByteCounts {
+        self.get().stats.get(label).copied().unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM and checks that it exits cleanly.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("daemon is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = child.wait().expect("wait for sockstatsd");
+        assert!(status.success(), "sockstatsd exited with {status}:\n{}", self.log());
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("daemon is running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the daemon again with the same paths.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the daemon first");
+        self.spawn();
+    }
+
+    /// Runs the `sockstats` CLI against this daemon.
+    #[must_use]
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary("sockstats"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run sockstats")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("--- sockstatsd log ---\n{}", self.log());
+        }
+        let uninstall = Command::new(binary("sockstatsd"))
+            .arg("--uninstall")
+            .arg("--bpffs-dir")
+            .arg(&self.bpffs_dir)
+            .output();
+        if !uninstall.is_ok_and(|out| out.status.success()) {
+            let _ = fs::remove_dir_all(&self.bpffs_dir);
+        }
+    }
+}

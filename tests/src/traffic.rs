@@ -1,0 +1,87 @@
+//! Loopback traffic whose exact byte counts the test knows: it counts what `send`/`recv`
+//! returned, the same quantity sockstats accounts.
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    thread,
+};
+
+fn loopback(ipv6: bool) -> SocketAddr {
+    if ipv6 {
+        SocketAddr::from((Ipv6Addr::LOCALHOST, 0))
+    } else {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+    }
+}
+
+/// A connected TCP pair over 127.0.0.1 or ::1: (client, accepted server side).
+#[must_use]
+pub fn tcp_pair(ipv6: bool) -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind(loopback(ipv6)).expect("bind listener");
+    let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    (client, server)
+}
+
+/// Moves exactly `bytes` from `from` to `to` (writer on another thread, in `chunk`-sized
+/// writes), and checks the data arrived intact.
+pub fn tcp_send(from: &TcpStream, to: &TcpStream, bytes: usize, chunk: usize) {
+    let mut writer = from.try_clone().expect("clone");
+    let sender = thread::spawn(move || {
+        let block: Vec<u8> = (0..chunk).map(|i| (i % 251) as u8).collect();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk);
+            writer.write_all(&block[..n]).expect("write");
+            left -= n;
+        }
+    });
+    let mut reader = to.try_clone().expect("clone");
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < bytes {
+        let want = buf.len().min(bytes - got);
+        let n = reader.read(&mut buf[..want]).expect("read");
+        assert!(n > 0, "peer closed after {got} of {bytes} bytes");
+        got += n;
+    }
+    sender.join().expect("sender thread");
+}
+
+/// A connected UDP pair over 127.0.0.1 or ::1.
+#[must_use]
+pub fn udp_pair(ipv6: bool) -> (UdpSocket, UdpSocket) {
+    let a = UdpSocket::bind(loopback(ipv6)).expect("bind");
+    let b = UdpSocket::bind(loopback(ipv6)).expect("bind");
+    a.connect(b.local_addr().expect("addr")).expect("connect");
+    b.connect(a.local_addr().expect("addr")).expect("connect");
+    (a, b)
+}
+
+/// Sends `count` datagrams of varying sizes (1..=1400 bytes) from `from` to `to` in small
+/// lock-step batches so the receive buffer never overflows, and receives them all.
+/// Returns the payload bytes sent (= received).
+pub fn udp_send(from: &UdpSocket, to: &UdpSocket, count: usize) -> u64 {
+    const BATCH: usize = 32;
+    let payload = vec![0x5a_u8; 1400];
+    let mut buf = [0u8; 2048];
+    let mut total = 0u64;
+    let mut sent = 0;
+    while sent < count {
+        let batch = BATCH.min(count - sent);
+        let mut batch_bytes = 0;
+        for i in 0..batch {
+            let size = 1 + (sent + i) * 37 % 1400;
+            assert_eq!(from.send(&payload[..size]).expect("send"), size);
+            batch_bytes += size;
+        }
+        let mut received = 0;
+        for _ in 0..batch {
+            received += to.recv(&mut buf).expect("recv");
+        }
+        assert_eq!(received, batch_bytes, "datagrams lost on loopback");
+        total += batch_bytes as u64;
+        sent += batch;
+    }
+    total
+}
