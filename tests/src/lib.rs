@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod daemon;
+pub mod raw;
 pub mod traffic;
 
 pub use cgroup::TestCgroup;

@@ -4,7 +4,7 @@ use std::{io, os::fd::AsFd, sync::Arc, time::Duration};
 
 use sockstats_common::protocol::{decode_request, encode_error};
 use tokio::{
-    io::{AsyncWriteExt as _, Interest},
+    io::{AsyncReadExt as _, AsyncWriteExt as _, Interest},
     net::{UnixListener, UnixStream},
     sync::{watch, Semaphore},
     task::JoinSet,
@@ -19,6 +19,10 @@ use crate::sys::fd_passing::recv_with_fds;
 
 /// How long shutdown waits for connections to finish their current request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// After refusing a connection's input, how long and how much of the rest is read and dropped
+/// so that closing does not reset the connection before the client has read our reply.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// Bounds on what clients can make the daemon hold.
 #[derive(Debug, Clone, Copy)]
@@ -94,10 +98,7 @@ async fn serve_connection(
         while let Some(next) = framer.next_line() {
             let (line, fds) = match next {
                 Ok(line_and_fds) => line_and_fds,
-                Err(error) => {
-                    stream.write_all(encode_error(&error.to_string()).as_bytes()).await?;
-                    return Ok(());
-                }
+                Err(error) => return refuse_and_close(stream, &error.to_string()).await,
             };
             let reply = match decode_request(&line) {
                 Ok(request) => {
@@ -124,12 +125,30 @@ async fn serve_connection(
         }
         if received.fds_truncated {
             let error = "too many fds in one message; the extra ones were discarded; closing the connection";
-            stream.write_all(encode_error(error).as_bytes()).await?;
-            return Ok(());
+            return refuse_and_close(stream, error).await;
         }
         if let Err(error) = framer.push(&buf[..received.len], received.fds) {
-            stream.write_all(encode_error(&error.to_string()).as_bytes()).await?;
-            return Ok(());
+            return refuse_and_close(stream, &error.to_string()).await;
         }
     }
+}
+
+/// Sends a last error reply and closes the connection gracefully: the write side is shut
+/// first, then unread input is drained (bounded), since closing a Unix socket with unread
+/// input resets it and the client could lose the reply.
+async fn refuse_and_close(mut stream: UnixStream, error: &str) -> io::Result<()> {
+    stream.write_all(encode_error(error).as_bytes()).await?;
+    stream.shutdown().await?;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut sink = vec![0u8; 64 * 1024];
+        let mut drained = 0;
+        while drained < DRAIN_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+    Ok(())
 }

@@ -1,0 +1,84 @@
+//! The daemon's life: restarts keep label ids and totals; the CLI speaks the documented shapes.
+use serde_json::Value;
+use sockstats_common::protocol::ByteCounts;
+use sockstats_tests::{
+    traffic::{tcp_pair, tcp_send},
+    Harness,
+};
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn restart_keeps_ids_and_totals_and_counting_goes_on_while_down() {
+    let mut harness = Harness::start("restart");
+    let (client, server) = tcp_pair(false);
+    let first_id = harness.daemon.client().label(&client, "persist").expect("label").label_id;
+    tcp_send(&client, &server, 10_000, 1000);
+
+    harness.daemon.stop();
+    // The programs stay attached and pinned: bytes moved while the daemon is down count.
+    tcp_send(&client, &server, 20_000, 1000);
+    harness.daemon.restart();
+    assert!(
+        harness.daemon.log().contains("keeping them"),
+        "the restarted daemon reuses the pinned programs:\n{}",
+        harness.daemon.log()
+    );
+
+    assert_eq!(harness.daemon.stats("persist"), ByteCounts { tx_bytes: 30_000, rx_bytes: 0 });
+    let mut control = harness.daemon.client();
+    assert_eq!(control.label(&client, "persist").expect("label").label_id, first_id);
+    let second_id = control.label(&server, "another").expect("label").label_id;
+    assert_eq!(second_id, first_id + 1);
+    drop((client, server));
+
+    harness.daemon.kill();
+    harness.daemon.restart();
+    let stats = harness.daemon.get().stats;
+    assert_eq!(stats["persist"], ByteCounts { tx_bytes: 30_000, rx_bytes: 0 });
+    assert_eq!(stats["another"], ByteCounts { tx_bytes: 0, rx_bytes: 30_000 });
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn cli_prints_the_documented_json_and_tables() {
+    let harness = Harness::start("cli");
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(true);
+    daemon.client().label(&client, "cli-label").expect("label");
+    tcp_send(&client, &server, 5000, 5000);
+    tcp_send(&server, &client, 70, 70);
+
+    let out = daemon.cli(&["get", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("get --json is JSON");
+    assert_eq!(json["stats"]["cli-label"]["tx_bytes"], 5000);
+    assert_eq!(json["stats"]["cli-label"]["rx_bytes"], 70);
+    assert_eq!(json["stats"]["unlabeled"]["tx_bytes"], 70);
+    assert!(json.get("current_interface").is_some(), "{json}");
+    assert!(json.get("ok").is_none(), "the CLI prints the documented shape only: {json}");
+
+    let out = daemon.cli(&["get", "--bytes"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.starts_with("LABEL"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("cli-label") && l.contains("5000") && l.ends_with("70")), "{text}");
+    let out = daemon.cli(&["get"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4.9 KiB"));
+
+    let out = daemon.cli(&["labels", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("labels --json is JSON");
+    assert_eq!(json["labels"][0]["name"], "cli-label");
+    assert_eq!(json["labels"][0]["id"], 1);
+
+    let out = daemon.cli(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("attached") && text.contains("tp_btf/sock_send_length"), "{text}");
+
+    let missing = std::process::Command::new(sockstats_tests::daemon::binary("sockstats"))
+        .args(["--socket", "/nonexistent/sockstats.sock", "status"])
+        .output()
+        .expect("run sockstats");
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("is the daemon running"), "{stderr}");
+}
