@@ -1,5 +1,5 @@
 //! Builds the kernel programs (`sockstats-ebpf`) for bpfel-unknown-none with aya-build, so that
-//! `cargo build` is the only build command. The object lands in `$OUT_DIR/sockstats` and is
+//! `cargo build` is the only build command. The object lands in `$OUT_DIR/sockstats-ebpf` and is
 //! embedded in `sockstatsd`.
 //!
 //! `AYA_BUILD_SKIP=1` skips the kernel build (for `cargo check`/`clippy` on machines without
@@ -10,15 +10,21 @@ use anyhow::{bail, Context as _};
 
 fn main() -> anyhow::Result<()> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
-    let object = out_dir.join("sockstats");
+    let object = out_dir.join("sockstats-ebpf");
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-        println!("cargo:warning=AYA_BUILD_SKIP is set: sockstatsd is built without its kernel programs");
+        println!(
+            "cargo:warning=AYA_BUILD_SKIP is set: sockstatsd is built without its kernel programs"
+        );
         fs::write(&object, []).context("writing the empty stand-in object")?;
         return Ok(());
     }
-    if Command::new("bpf-linker").arg("--version").output().is_err() {
+    if Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         bail!(
             "bpf-linker is not installed; run `cargo xtask setup` (it installs LLVM 22, \
              bpf-linker and nightly rust-src), or set AYA_BUILD_SKIP=1 to only check the code"
@@ -28,7 +34,11 @@ fn main() -> anyhow::Result<()> {
     let ebpf_dir = manifest_dir.join("../sockstats-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path")?;
     aya_build::build_ebpf(
-        [aya_build::Package { name: "sockstats-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        [aya_build::Package {
+            name: "sockstats-ebpf",
+            root_dir: ebpf_dir,
+            ..Default::default()
+        }],
         aya_build::Toolchain::default(),
     )
 }

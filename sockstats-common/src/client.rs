@@ -29,9 +29,11 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     decode_reply, encode_request, GetReply, LabelReply, LabelsReply, ReplyError, Request,
-    StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, MAX_LINE_BYTES,
-    SOCKET_ENV,
+    StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
+
+/// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
+pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long the client waits for a reply before giving up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +51,7 @@ pub enum ClientError {
     Io(#[from] io::Error),
     #[error("sockstatsd closed the connection without a reply")]
     Closed,
-    #[error("sockstatsd sent a reply longer than {MAX_LINE_BYTES} bytes")]
+    #[error("sockstatsd sent a reply longer than {MAX_REPLY_BYTES} bytes")]
     ReplyTooLong,
     #[error("{0}")]
     Reply(#[from] ReplyError),
@@ -78,11 +80,16 @@ impl Client {
     /// Connects to the daemon listening at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path)
-            .map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
         let writer = stream.try_clone()?;
-        Ok(Self { reader: BufReader::new(stream), writer })
+        Ok(Self {
+            reader: BufReader::new(stream),
+            writer,
+        })
     }
 
     /// Puts `socket` (a TCP or UDP socket this process holds) under `label`. Its bytes since
@@ -97,7 +104,12 @@ impl Client {
         sockets: &[BorrowedFd<'_>],
         label: &str,
     ) -> Result<LabelReply, ClientError> {
-        self.call_with_fds(&Request::Label { label: label.to_owned() }, sockets)
+        self.call_with_fds(
+            &Request::Label {
+                label: label.to_owned(),
+            },
+            sockets,
+        )
     }
 
     /// Takes the label off `socket`: its bytes count as `unlabeled` again.
@@ -155,13 +167,13 @@ impl Client {
 
     fn read_reply<T: DeserializeOwned>(&mut self) -> Result<T, ClientError> {
         let mut line = Vec::new();
-        let limit = u64::try_from(MAX_LINE_BYTES).expect("fits") + 1;
+        let limit = u64::try_from(MAX_REPLY_BYTES).expect("fits") + 1;
         let read = Read::take(&mut self.reader, limit).read_until(b'\n', &mut line)?;
         if read == 0 {
             return Err(ClientError::Closed);
         }
         if line.last() != Some(&b'\n') {
-            return Err(if line.len() > MAX_LINE_BYTES {
+            return Err(if line.len() > MAX_REPLY_BYTES {
                 ClientError::ReplyTooLong
             } else {
                 ClientError::Closed

@@ -106,7 +106,7 @@ impl Counter {
         Counter::ReleasesStarted,
     ];
 
-    /// Stable snake_case name, used by `debug` and metrics.
+    /// Stable `snake_case` name, used by `debug` and metrics.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

@@ -34,7 +34,10 @@ pub fn validate(name: &str) -> Result<(), LabelNameError> {
         return Err(LabelNameError::Empty);
     }
     if let Some((position, character)) = name.chars().enumerate().find(|(_, c)| !is_allowed(*c)) {
-        return Err(LabelNameError::BadCharacter { character, position });
+        return Err(LabelNameError::BadCharacter {
+            character,
+            position,
+        });
     }
     if name.len() > MAX_LABEL_LEN {
         return Err(LabelNameError::TooLong { len: name.len() });
@@ -51,7 +54,14 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_charset() {
-        for name in ["a", "web", "client.v2", "team/service:grpc-1", "A_b", &"x".repeat(64)] {
+        for name in [
+            "a",
+            "web",
+            "client.v2",
+            "team/service:grpc-1",
+            "A_b",
+            &"x".repeat(64),
+        ] {
             assert_eq!(validate(name), Ok(()), "{name}");
         }
     }
@@ -59,18 +69,30 @@ mod tests {
     #[test]
     fn refuses_everything_else_with_the_reason() {
         assert_eq!(validate(""), Err(LabelNameError::Empty));
-        assert_eq!(validate(&"x".repeat(65)), Err(LabelNameError::TooLong { len: 65 }));
+        assert_eq!(
+            validate(&"x".repeat(65)),
+            Err(LabelNameError::TooLong { len: 65 })
+        );
         assert_eq!(
             validate("has space"),
-            Err(LabelNameError::BadCharacter { character: ' ', position: 3 })
+            Err(LabelNameError::BadCharacter {
+                character: ' ',
+                position: 3
+            })
         );
         assert_eq!(
             validate("naïve"),
-            Err(LabelNameError::BadCharacter { character: 'ï', position: 2 })
+            Err(LabelNameError::BadCharacter {
+                character: 'ï',
+                position: 2
+            })
         );
         assert_eq!(
             validate("line\nbreak"),
-            Err(LabelNameError::BadCharacter { character: '\n', position: 4 })
+            Err(LabelNameError::BadCharacter {
+                character: '\n',
+                position: 4
+            })
         );
         assert_eq!(validate("unlabeled"), Err(LabelNameError::Reserved));
     }

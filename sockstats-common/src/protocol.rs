@@ -1,7 +1,8 @@
 //! The wire protocol between `sockstatsd` and its clients (see docs/protocol.md).
 //!
 //! Framing: newline-delimited JSON over a Unix stream socket, one request and one reply per line,
-//! at most [`MAX_LINE_BYTES`] bytes per line including the newline. Every request is an object
+//! requests of at most [`MAX_LINE_BYTES`] bytes including the newline (replies are not capped:
+//! a `get` with thousands of labels is larger). Every request is an object
 //! with an `"op"`; every reply has `"ok"`, and `"error"` when `ok` is false. A `label` or
 //! `unlabel` request travels in the same `sendmsg` as the socket fds it applies to
 //! (`SCM_RIGHTS`). This module owns the shapes and the codec; it does no I/O.
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Longest accepted line, newline included. Longer input gets an error reply and the
+/// Longest accepted request line, newline included. Longer input gets an error reply and the
 /// connection is closed.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Most fds accepted with one request.
@@ -64,8 +65,9 @@ pub enum DecodeError {
 
 /// Decodes one request line (without its newline).
 pub fn decode_request(line: &[u8]) -> Result<Request, DecodeError> {
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|error| DecodeError::InvalidJson { reason: error.to_string() })?;
+    let value: Value = serde_json::from_slice(line).map_err(|error| DecodeError::InvalidJson {
+        reason: error.to_string(),
+    })?;
     let Value::Object(object) = &value else {
         return Err(DecodeError::NotAnObject);
     };
@@ -76,8 +78,10 @@ pub fn decode_request(line: &[u8]) -> Result<Request, DecodeError> {
     if !OPS.contains(&op.as_str()) {
         return Err(DecodeError::UnknownOp { op });
     }
-    serde_json::from_value(value)
-        .map_err(|error| DecodeError::BadFields { op, reason: error.to_string() })
+    serde_json::from_value(value).map_err(|error| DecodeError::BadFields {
+        op,
+        reason: error.to_string(),
+    })
 }
 
 /// Encodes a request as one line, newline included.
@@ -128,9 +132,15 @@ pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<T, ReplyError> {
             serde_json::from_value(value).map_err(|error| ReplyError::Malformed(error.to_string()))
         }
         Some(Value::Bool(false)) => Err(ReplyError::Refused(
-            value.get("error").and_then(Value::as_str).unwrap_or("no reason given").to_owned(),
+            value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given")
+                .to_owned(),
         )),
-        _ => Err(ReplyError::Malformed("reply has no boolean \"ok\" field".to_owned())),
+        _ => Err(ReplyError::Malformed(
+            "reply has no boolean \"ok\" field".to_owned(),
+        )),
     }
 }
 
@@ -160,7 +170,7 @@ pub struct SocketInfo {
     pub cookie: u64,
     /// `ipv4` or `ipv6`.
     pub family: String,
-    /// `tcp`, `udp` or the IP protocol number.
+    /// `tcp`, `udp`, `udplite`, `mptcp`, or the IP protocol number of other inet sockets.
     pub protocol: String,
 }
 
@@ -226,18 +236,28 @@ mod tests {
     fn decodes_every_op() {
         assert_eq!(
             decode_request(br#"{"op":"label","label":"web"}"#),
-            Ok(Request::Label { label: "web".to_owned() })
+            Ok(Request::Label {
+                label: "web".to_owned()
+            })
         );
         assert_eq!(decode_request(br#"{"op":"unlabel"}"#), Ok(Request::Unlabel));
         assert_eq!(decode_request(br#"{"op":"get"}"#), Ok(Request::Get));
         assert_eq!(decode_request(br#"{"op":"labels"}"#), Ok(Request::Labels));
-        assert_eq!(decode_request(br#"{"op":"status","extra":1}"#), Ok(Request::Status));
+        assert_eq!(
+            decode_request(br#"{"op":"status","extra":1}"#),
+            Ok(Request::Status)
+        );
     }
 
     #[test]
     fn round_trips_requests() {
-        for request in [Request::Label { label: "a.b".to_owned() }, Request::Get, Request::Unlabel]
-        {
+        for request in [
+            Request::Label {
+                label: "a.b".to_owned(),
+            },
+            Request::Get,
+            Request::Unlabel,
+        ] {
             let line = encode_request(&request);
             assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
             assert_eq!(decode_request(line.trim_end().as_bytes()), Ok(request));
@@ -246,34 +266,63 @@ mod tests {
 
     #[test]
     fn refuses_bad_requests_with_reasons() {
-        assert!(matches!(decode_request(b"{nope"), Err(DecodeError::InvalidJson { .. })));
-        assert!(matches!(decode_request(b"\xff\xfe"), Err(DecodeError::InvalidJson { .. })));
+        assert!(matches!(
+            decode_request(b"{nope"),
+            Err(DecodeError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            decode_request(b"\xff\xfe"),
+            Err(DecodeError::InvalidJson { .. })
+        ));
         assert_eq!(decode_request(b"[1,2]"), Err(DecodeError::NotAnObject));
-        assert_eq!(decode_request(br#"{"label":"x"}"#), Err(DecodeError::MissingOp));
+        assert_eq!(
+            decode_request(br#"{"label":"x"}"#),
+            Err(DecodeError::MissingOp)
+        );
         assert_eq!(decode_request(br#"{"op":7}"#), Err(DecodeError::MissingOp));
         let unknown = decode_request(br#"{"op":"explode"}"#).unwrap_err();
-        assert_eq!(unknown, DecodeError::UnknownOp { op: "explode".to_owned() });
-        assert!(unknown.to_string().contains("known ops: label, unlabel"), "{unknown}");
+        assert_eq!(
+            unknown,
+            DecodeError::UnknownOp {
+                op: "explode".to_owned()
+            }
+        );
+        assert!(
+            unknown.to_string().contains("known ops: label, unlabel"),
+            "{unknown}"
+        );
         let missing = decode_request(br#"{"op":"label"}"#).unwrap_err();
         assert!(
             matches!(&missing, DecodeError::BadFields { op, reason } if op == "label" && reason.contains("label")),
             "{missing:?}"
         );
         let wrong_type = decode_request(br#"{"op":"label","label":5}"#).unwrap_err();
-        assert!(matches!(wrong_type, DecodeError::BadFields { .. }), "{wrong_type:?}");
+        assert!(
+            matches!(wrong_type, DecodeError::BadFields { .. }),
+            "{wrong_type:?}"
+        );
     }
 
     #[test]
     fn replies_carry_ok_and_round_trip() {
         let mut reply = GetReply::default();
-        reply.stats.insert("web".to_owned(), ByteCounts { tx_bytes: 5, rx_bytes: 7 });
+        reply.stats.insert(
+            "web".to_owned(),
+            ByteCounts {
+                tx_bytes: 5,
+                rx_bytes: 7,
+            },
+        );
         reply.current_interface = Some("eth0".to_owned());
         let line = encode_ok(&reply);
         let value: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["ok"], Value::Bool(true));
         assert_eq!(value["stats"]["web"]["tx_bytes"], 5);
         assert_eq!(value["current_interface"], "eth0");
-        assert_eq!(decode_reply::<GetReply>(line.trim_end().as_bytes()), Ok(reply));
+        assert_eq!(
+            decode_reply::<GetReply>(line.trim_end().as_bytes()),
+            Ok(reply)
+        );
     }
 
     #[test]
@@ -283,7 +332,13 @@ mod tests {
             decode_reply::<GetReply>(line.trim_end().as_bytes()),
             Err(ReplyError::Refused("bad label name".to_owned()))
         );
-        assert!(matches!(decode_reply::<GetReply>(b"{}"), Err(ReplyError::Malformed(_))));
-        assert!(matches!(decode_reply::<GetReply>(b"garbage"), Err(ReplyError::Malformed(_))));
+        assert!(matches!(
+            decode_reply::<GetReply>(b"{}"),
+            Err(ReplyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_reply::<GetReply>(b"garbage"),
+            Err(ReplyError::Malformed(_))
+        ));
     }
 }

@@ -28,7 +28,10 @@ impl KernelSnapshot {
     /// Bytes of sockets the kernel could not track (a map was full).
     #[must_use]
     pub fn overflow(&self) -> Totals {
-        Totals::new(self.counter(Counter::OverflowTxBytes), self.counter(Counter::OverflowRxBytes))
+        Totals::new(
+            self.counter(Counter::OverflowTxBytes),
+            self.counter(Counter::OverflowRxBytes),
+        )
     }
 }
 
@@ -42,8 +45,15 @@ pub fn per_label(snapshot: &KernelSnapshot) -> BTreeMap<u32, Totals> {
         totals.entry(*label).or_default().add(*closed);
     }
     for (cookie, entry) in &snapshot.sockets {
-        let label = snapshot.socket_labels.get(cookie).copied().unwrap_or(UNLABELED_ID);
-        totals.entry(label).or_default().add(Totals::new(entry.tx_bytes, entry.rx_bytes));
+        let label = snapshot
+            .socket_labels
+            .get(cookie)
+            .copied()
+            .unwrap_or(UNLABELED_ID);
+        totals
+            .entry(label)
+            .or_default()
+            .add(Totals::new(entry.tx_bytes, entry.rx_bytes));
     }
     totals
 }
@@ -53,13 +63,21 @@ mod tests {
     use super::*;
 
     fn socket(tx_bytes: u64, rx_bytes: u64) -> SocketEntry {
-        SocketEntry { tx_bytes, rx_bytes, ..SocketEntry::default() }
+        SocketEntry {
+            tx_bytes,
+            rx_bytes,
+            ..SocketEntry::default()
+        }
     }
 
     #[test]
     fn closed_and_live_sockets_add_up_per_label() {
         let snapshot = KernelSnapshot {
-            sockets: vec![(10, socket(100, 1)), (11, socket(5, 50)), (12, socket(7, 0))],
+            sockets: vec![
+                (10, socket(100, 1)),
+                (11, socket(5, 50)),
+                (12, socket(7, 0)),
+            ],
             socket_labels: HashMap::from([(10, 1), (11, 2)]),
             label_totals: HashMap::from([(1, Totals::new(1000, 2000)), (0, Totals::new(3, 4))]),
             ..KernelSnapshot::default()
@@ -78,7 +96,10 @@ mod tests {
             socket_labels: HashMap::from([(99, 4)]),
             ..KernelSnapshot::default()
         };
-        assert_eq!(per_label(&snapshot), BTreeMap::from([(0, Totals::default())]));
+        assert_eq!(
+            per_label(&snapshot),
+            BTreeMap::from([(0, Totals::default())])
+        );
     }
 
     #[test]

@@ -3,8 +3,7 @@
 //! The unified hierarchy is at /sys/fs/cgroup on pure-v2 hosts and /sys/fs/cgroup/unified on
 //! hybrid ones, so it is looked up in /proc/self/mountinfo, never assumed.
 use std::{
-    fs,
-    io,
+    fs, io,
     os::unix::fs::MetadataExt as _,
     path::{Component, Path, PathBuf},
 };
@@ -42,7 +41,10 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
             if let Ok(value) = u8::from_str_radix(&field[i + 1..i + 4], 8) {
                 out.push(value);
                 i += 4;
@@ -75,15 +77,28 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
 /// Resolves the accounted cgroup: `path` if given (it must be inside `mount`), else the mount.
 pub fn resolve_root(mount: &Path, path: Option<&Path>) -> Result<CgroupRoot, CgroupError> {
     let path = path.unwrap_or(mount);
-    let root_error = |source| CgroupError::Root { path: path.to_owned(), source };
+    let root_error = |source| CgroupError::Root {
+        path: path.to_owned(),
+        source,
+    };
     let canonical = fs::canonicalize(path).map_err(root_error)?;
     let mount = fs::canonicalize(mount).map_err(root_error)?;
     let relative = canonical
         .strip_prefix(&mount)
-        .map_err(|_| CgroupError::NotInMount { path: canonical.clone(), mount: mount.clone() })?;
-    let level = relative.components().filter(|c| matches!(c, Component::Normal(_))).count();
+        .map_err(|_| CgroupError::NotInMount {
+            path: canonical.clone(),
+            mount: mount.clone(),
+        })?;
+    let level = relative
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count();
     let id = fs::metadata(&canonical).map_err(root_error)?.ino();
-    Ok(CgroupRoot { path: canonical, id, level: u32::try_from(level).unwrap_or(u32::MAX) })
+    Ok(CgroupRoot {
+        path: canonical,
+        id,
+        level: u32::try_from(level).unwrap_or(u32::MAX),
+    })
 }
 
 #[cfg(test)]
@@ -97,12 +112,25 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-        assert_eq!(find_cgroup2_mount(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        let pure = "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(find_cgroup2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(
+            find_cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let pure =
+            "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            find_cgroup2_mount(pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
         let spaced = "29 23 0:26 / /mnt/my\\040cgroups rw - cgroup2 none rw\n";
-        assert_eq!(find_cgroup2_mount(spaced), Some(PathBuf::from("/mnt/my cgroups")));
-        assert_eq!(find_cgroup2_mount("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"), None);
+        assert_eq!(
+            find_cgroup2_mount(spaced),
+            Some(PathBuf::from("/mnt/my cgroups"))
+        );
+        assert_eq!(
+            find_cgroup2_mount("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"),
+            None
+        );
     }
 
     #[test]

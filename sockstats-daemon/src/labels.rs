@@ -79,7 +79,10 @@ impl LabelRegistry {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(registry),
             Err(source) => return Err(RegistryError::Read { path, source }),
         };
-        let damaged = |reason: String| RegistryError::Damaged { path: path.clone(), reason };
+        let damaged = |reason: String| RegistryError::Damaged {
+            path: path.clone(),
+            reason,
+        };
         let file: RegistryFile = serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
         if file.version != 1 {
             return Err(damaged(format!("unknown version {}", file.version)));
@@ -87,7 +90,10 @@ impl LabelRegistry {
         for (name, id) in file.labels {
             label_name::validate(&name).map_err(|e| damaged(format!("{name:?}: {e}")))?;
             if id == UNLABELED_ID || id >= file.next_id {
-                return Err(damaged(format!("{name:?} has id {id}, next_id is {}", file.next_id)));
+                return Err(damaged(format!(
+                    "{name:?} has id {id}, next_id is {}",
+                    file.next_id
+                )));
             }
             if let Some(other) = registry.by_id.insert(id, name.clone()) {
                 return Err(damaged(format!("{name:?} and {other:?} share id {id}")));
@@ -105,7 +111,10 @@ impl LabelRegistry {
             return Ok(*id);
         }
         if self.next_id > self.max_id {
-            return Err(RegistryError::Full { max: self.max_id, path: self.path.clone() });
+            return Err(RegistryError::Full {
+                max: self.max_id,
+                path: self.path.clone(),
+            });
         }
         let id = self.next_id;
         self.by_name.insert(name.to_owned(), id);
@@ -145,8 +154,15 @@ impl LabelRegistry {
     }
 
     fn save(&self) -> Result<(), RegistryError> {
-        let write_error = |source| RegistryError::Write { path: self.path.clone(), source };
-        let file = RegistryFile { version: 1, next_id: self.next_id, labels: self.by_name.clone() };
+        let write_error = |source| RegistryError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let file = RegistryFile {
+            version: 1,
+            next_id: self.next_id,
+            labels: self.by_name.clone(),
+        };
         let mut text = serde_json::to_string_pretty(&file).expect("registry serializes");
         text.push('\n');
         let temporary = self.path.with_extension("json.tmp");
@@ -155,7 +171,9 @@ impl LabelRegistry {
         out.sync_all().map_err(write_error)?;
         fs::rename(&temporary, &self.path).map_err(write_error)?;
         if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|dir| dir.sync_all()).map_err(write_error)?;
+            File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(write_error)?;
         }
         Ok(())
     }
@@ -180,11 +198,18 @@ mod tests {
         assert_eq!(registry.name_of(2), Some("db"));
         assert_eq!(registry.name_of(0), Some("unlabeled"));
         assert_eq!(registry.get_or_create("cache").unwrap(), 3);
-        assert_eq!(registry.iter().collect::<Vec<_>>(), [(1, "web"), (2, "db"), (3, "cache")]);
+        assert_eq!(
+            registry.iter().collect::<Vec<_>>(),
+            [(1, "web"), (2, "db"), (3, "cache")]
+        );
 
         // An id whose name was removed by hand is still never handed out again.
         let path = dir.path().join(REGISTRY_FILE);
-        fs::write(&path, r#"{"version":1,"next_id":4,"labels":{"web":1,"db":2}}"#).unwrap();
+        fs::write(
+            &path,
+            r#"{"version":1,"next_id":4,"labels":{"web":1,"db":2}}"#,
+        )
+        .unwrap();
         let mut registry = LabelRegistry::open(dir.path()).unwrap();
         assert_eq!(registry.name_of(3), None);
         assert_eq!(registry.get_or_create("new").unwrap(), 4);
@@ -194,8 +219,14 @@ mod tests {
     fn refuses_bad_names_and_a_full_registry() {
         let dir = tempfile::tempdir().unwrap();
         let mut registry = LabelRegistry::open_with_limit(dir.path(), 2).unwrap();
-        assert!(matches!(registry.get_or_create("a b"), Err(RegistryError::BadName(_))));
-        assert!(matches!(registry.get_or_create("unlabeled"), Err(RegistryError::BadName(_))));
+        assert!(matches!(
+            registry.get_or_create("a b"),
+            Err(RegistryError::BadName(_))
+        ));
+        assert!(matches!(
+            registry.get_or_create("unlabeled"),
+            Err(RegistryError::BadName(_))
+        ));
         registry.get_or_create("one").unwrap();
         registry.get_or_create("two").unwrap();
         let full = registry.get_or_create("three").unwrap_err();
@@ -217,7 +248,10 @@ mod tests {
         ] {
             fs::write(&path, text).unwrap();
             let error = LabelRegistry::open(dir.path()).unwrap_err();
-            assert!(matches!(error, RegistryError::Damaged { .. }), "{text}: {error}");
+            assert!(
+                matches!(error, RegistryError::Damaged { .. }),
+                "{text}: {error}"
+            );
             assert_eq!(fs::read_to_string(&path).unwrap(), text);
         }
     }

@@ -3,7 +3,7 @@
 //! IPv4's default route with the lowest metric wins; without one, IPv6's. Parsing is pure.
 use std::fs;
 
-/// `RTF_UP` in /proc/net/route and /proc/net/ipv6_route flags.
+/// `RTF_UP` in `/proc/net/route` and `/proc/net/ipv6_route` flags.
 const RTF_UP: u32 = 0x0001;
 /// `RTF_REJECT`: an unreachable route, not a way out.
 const RTF_REJECT: u32 = 0x0200;
@@ -36,7 +36,7 @@ pub fn default_interface_v4(table: &str) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-/// From /proc/net/ipv6_route: `dest dest_plen src src_plen next_hop metric refcnt use flags iface`.
+/// From `/proc/net/ipv6_route`: `dest dest_plen src src_plen next_hop metric refcnt use flags iface`.
 #[must_use]
 pub fn default_interface_v6(table: &str) -> Option<String> {
     table
@@ -70,7 +70,17 @@ eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
     #[test]
     fn lowest_metric_ipv4_default_wins() {
         assert_eq!(default_interface_v4(ROUTE).as_deref(), Some("eth0"));
-        assert_eq!(default_interface_v4(ROUTE.lines().take(2).collect::<Vec<_>>().join("\n").as_str()), None);
+        assert_eq!(
+            default_interface_v4(
+                ROUTE
+                    .lines()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .as_str()
+            ),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Per-socket entries: creation (eager and lazy), payload counting, and the fold on release.
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, bpf_sock},
+    bindings::{bpf_sock, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_get_socket_cookie, bpf_probe_read_kernel,
@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
-    Counter, DEFAULT_MAX_SOCKETS, MAX_LABELS, SocketEntry, Totals, UNLABELED_ID,
+    Counter, SocketEntry, Totals, DEFAULT_MAX_SOCKETS, MAX_LABELS, UNLABELED_ID,
 };
 
 use crate::{counters, scope};
@@ -47,7 +47,11 @@ fn is_inet(family: u16) -> bool {
 fn entry_for_current_task() -> SocketEntry {
     // SAFETY: plain helper calls without arguments.
     let (pid_tgid, uid_gid, cgroup_id) = unsafe {
-        (bpf_get_current_pid_tgid(), bpf_get_current_uid_gid(), bpf_get_current_cgroup_id())
+        (
+            bpf_get_current_pid_tgid(),
+            bpf_get_current_uid_gid(),
+            bpf_get_current_cgroup_id(),
+        )
     };
     SocketEntry {
         tx_bytes: 0,
@@ -126,7 +130,10 @@ pub fn on_create(ctx: &SockContext) {
         // socket is then counted in the overflow bucket when it moves bytes.
         Err(_) => {
             counters::bump(Counter::SocketsMapFull);
-            warn!(ctx, "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie);
+            warn!(
+                ctx,
+                "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie
+            );
         }
     }
 }
@@ -138,7 +145,9 @@ pub fn on_release(ctx: &SockContext) {
     };
     counters::bump(Counter::ReleasesStarted);
     // SAFETY: the value is copied out at once.
-    let label = unsafe { SOCKET_LABELS.get(cookie) }.copied().unwrap_or(UNLABELED_ID);
+    let label = unsafe { SOCKET_LABELS.get(cookie) }
+        .copied()
+        .unwrap_or(UNLABELED_ID);
     // SAFETY: as above. No sendmsg/recvmsg can run on a socket being released (they hold a
     // reference to its file), so nothing adds to the entry while we read it.
     if let Some(entry) = unsafe { SOCKETS.get(cookie) }.copied() {
@@ -160,7 +169,10 @@ fn fold(ctx: &SockContext, label: u32, tx_bytes: u64, rx_bytes: u64) {
                 Some(totals) => totals,
                 None => {
                     counters::bump(Counter::LabelTotalsFull);
-                    warn!(ctx, "sockstats: LABEL_TOTALS map full, label {} goes to overflow", label);
+                    warn!(
+                        ctx,
+                        "sockstats: LABEL_TOTALS map full, label {} goes to overflow", label
+                    );
                     counters::add(Counter::OverflowTxBytes, tx_bytes);
                     counters::add(Counter::OverflowRxBytes, rx_bytes);
                     return;

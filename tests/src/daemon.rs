@@ -22,7 +22,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub fn binary(name: &str) -> PathBuf {
     let dir = std::env::var_os("SOCKSTATSD").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
-        |daemon| Path::new(&daemon).parent().expect("SOCKSTATSD is a file path").to_owned(),
+        |daemon| {
+            Path::new(&daemon)
+                .parent()
+                .expect("SOCKSTATSD is a file path")
+                .to_owned()
+        },
     );
     let path = dir.join(name);
     assert!(
@@ -47,8 +52,15 @@ impl TestDaemon {
     /// Starts a daemon accounting `cgroup` and waits until it answers.
     #[must_use]
     pub fn start(name: &str, cgroup: &TestCgroup) -> Self {
-        let dir = tempfile::Builder::new().prefix("sockstats-test-").tempdir().expect("tempdir");
-        let cgroup_name = cgroup.path.file_name().expect("cgroup name").to_string_lossy();
+        let dir = tempfile::Builder::new()
+            .prefix("sockstats-test-")
+            .tempdir()
+            .expect("tempdir");
+        let cgroup_name = cgroup
+            .path
+            .file_name()
+            .expect("cgroup name")
+            .to_string_lossy();
         let mut daemon = Self {
             child: None,
             socket: dir.path().join("sockstats.sock"),
@@ -63,7 +75,11 @@ impl TestDaemon {
     }
 
     fn spawn(&mut self) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(binary("sockstatsd"))
             .arg("--socket")
             .arg(&self.socket)
@@ -87,12 +103,37 @@ impl TestDaemon {
                     return;
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("sockstatsd exited with {status} while starting:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "sockstatsd exited with {status} while starting:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "sockstatsd did not answer within {START_TIMEOUT:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "sockstatsd did not answer within {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The daemon's process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon is running").id()
+    }
+
+    /// How many fds the daemon has open.
+    #[must_use]
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
     }
 
     /// Everything the daemon logged so far.
@@ -125,7 +166,11 @@ impl TestDaemon {
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let status = child.wait().expect("wait for sockstatsd");
-        assert!(status.success(), "sockstatsd exited with {status}:\n{}", self.log());
+        assert!(
+            status.success(),
+            "sockstatsd exited with {status}:\n{}",
+            self.log()
+        );
     }
 
     /// Kills the daemon with SIGKILL, as a crash would.

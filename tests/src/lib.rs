@@ -4,7 +4,10 @@
 //! Each test makes its own cgroup v2 child, moves the test process into it and starts a
 //! sockstatsd accounting only that subtree (`--cgroup-root`), with its own socket, state dir and
 //! bpffs dir. Everything is undone on drop, also when the test fails.
-#![expect(clippy::missing_panics_doc, reason = "test harness: panics are test failures")]
+#![expect(
+    clippy::missing_panics_doc,
+    reason = "test harness: panics are test failures"
+)]
 
 pub mod cgroup;
 pub mod daemon;

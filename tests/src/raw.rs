@@ -21,7 +21,9 @@ impl RawConnection {
     #[must_use]
     pub fn connect(socket: &Path) -> Self {
         let stream = UnixStream::connect(socket).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         Self { stream, reader }
     }
@@ -61,6 +63,13 @@ impl RawConnection {
 /// The `error` of a failure reply; panics on success.
 #[must_use]
 pub fn error_of(reply: &Value) -> String {
-    assert_eq!(reply["ok"], Value::Bool(false), "expected an error reply, got {reply}");
-    reply["error"].as_str().expect("error is a string").to_owned()
+    assert_eq!(
+        reply["ok"],
+        Value::Bool(false),
+        "expected an error reply, got {reply}"
+    );
+    reply["error"]
+        .as_str()
+        .expect("error is a string")
+        .to_owned()
 }

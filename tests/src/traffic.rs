@@ -14,7 +14,7 @@ fn loopback(ipv6: bool) -> SocketAddr {
     }
 }
 
-/// A connected TCP pair over 127.0.0.1 or ::1: (client, accepted server side).
+/// A connected TCP pair over 127.0.0.1 or `::1`: (client, accepted server side).
 #[must_use]
 pub fn tcp_pair(ipv6: bool) -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind(loopback(ipv6)).expect("bind listener");
@@ -28,7 +28,9 @@ pub fn tcp_pair(ipv6: bool) -> (TcpStream, TcpStream) {
 pub fn tcp_send(from: &TcpStream, to: &TcpStream, bytes: usize, chunk: usize) {
     let mut writer = from.try_clone().expect("clone");
     let sender = thread::spawn(move || {
-        let block: Vec<u8> = (0..chunk).map(|i| (i % 251) as u8).collect();
+        let block: Vec<u8> = (0..chunk)
+            .map(|i| u8::try_from(i % 251).expect("below 251"))
+            .collect();
         let mut left = bytes;
         while left > 0 {
             let n = left.min(chunk);
@@ -48,7 +50,7 @@ pub fn tcp_send(from: &TcpStream, to: &TcpStream, bytes: usize, chunk: usize) {
     sender.join().expect("sender thread");
 }
 
-/// A connected UDP pair over 127.0.0.1 or ::1.
+/// A connected UDP pair over 127.0.0.1 or `::1`.
 #[must_use]
 pub fn udp_pair(ipv6: bool) -> (UdpSocket, UdpSocket) {
     let a = UdpSocket::bind(loopback(ipv6)).expect("bind");
@@ -61,6 +63,7 @@ pub fn udp_pair(ipv6: bool) -> (UdpSocket, UdpSocket) {
 /// Sends `count` datagrams of varying sizes (1..=1400 bytes) from `from` to `to` in small
 /// lock-step batches so the receive buffer never overflows, and receives them all.
 /// Returns the payload bytes sent (= received).
+#[must_use = "the bytes moved are what the test compares against"]
 pub fn udp_send(from: &UdpSocket, to: &UdpSocket, count: usize) -> u64 {
     const BATCH: usize = 32;
     let payload = vec![0x5a_u8; 1400];

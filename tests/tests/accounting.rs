@@ -11,7 +11,10 @@ use sockstats_tests::{
 const MIB: usize = 1024 * 1024;
 
 fn counts(tx_bytes: usize, rx_bytes: usize) -> ByteCounts {
-    ByteCounts { tx_bytes: tx_bytes as u64, rx_bytes: rx_bytes as u64 }
+    ByteCounts {
+        tx_bytes: tx_bytes as u64,
+        rx_bytes: rx_bytes as u64,
+    }
 }
 
 fn tcp_exact(ipv6: bool) {
@@ -50,15 +53,30 @@ fn udp_exact(ipv6: bool) {
     let daemon = &harness.daemon;
     let (a, b) = udp_pair(ipv6);
     let mut control = daemon.client();
-    assert_eq!(control.label(&a, "udp-a").expect("label").sockets[0].protocol, "udp");
+    assert_eq!(
+        control.label(&a, "udp-a").expect("label").sockets[0].protocol,
+        "udp"
+    );
     control.label(&b, "udp-b").expect("label");
 
     let a_to_b = udp_send(&a, &b, 5000);
     let b_to_a = udp_send(&b, &a, 3000);
 
     let stats = daemon.get().stats;
-    assert_eq!(stats["udp-a"], ByteCounts { tx_bytes: a_to_b, rx_bytes: b_to_a });
-    assert_eq!(stats["udp-b"], ByteCounts { tx_bytes: b_to_a, rx_bytes: a_to_b });
+    assert_eq!(
+        stats["udp-a"],
+        ByteCounts {
+            tx_bytes: a_to_b,
+            rx_bytes: b_to_a
+        }
+    );
+    assert_eq!(
+        stats["udp-b"],
+        ByteCounts {
+            tx_bytes: b_to_a,
+            rx_bytes: a_to_b
+        }
+    );
 }
 
 #[test]
@@ -114,16 +132,34 @@ fn closed_sockets_keep_their_bytes() {
         let datagrams = udp_send(&a, &b, 100);
         assert_eq!(
             daemon.stats("closing-client"),
-            ByteCounts { tx_bytes: 2 * MIB as u64 + datagrams, rx_bytes: 999 }
+            ByteCounts {
+                tx_bytes: 2 * MIB as u64 + datagrams,
+                rx_bytes: 999
+            }
         );
-        assert_eq!(daemon.stats("unlabeled"), ByteCounts { tx_bytes: 0, rx_bytes: datagrams });
+        assert_eq!(
+            daemon.stats("unlabeled"),
+            ByteCounts {
+                tx_bytes: 0,
+                rx_bytes: datagrams
+            }
+        );
     }
     // All sockets are closed now: their entries are folded into the totals and gone.
     let stats = daemon.get().stats;
     let udp_bytes = stats["unlabeled"].rx_bytes;
-    assert_eq!(stats["closing-client"], ByteCounts { tx_bytes: 2 * MIB as u64 + udp_bytes, rx_bytes: 999 });
+    assert_eq!(
+        stats["closing-client"],
+        ByteCounts {
+            tx_bytes: 2 * MIB as u64 + udp_bytes,
+            rx_bytes: 999
+        }
+    );
     assert_eq!(stats["closing-server"], counts(999, 2 * MIB));
-    assert_eq!(daemon.client().status().expect("status").live_sockets, live_before);
+    assert_eq!(
+        daemon.client().status().expect("status").live_sockets,
+        live_before
+    );
 }
 
 #[test]
@@ -151,8 +187,12 @@ fn two_labels_never_bleed_into_each_other() {
     let first = tcp_pair(false);
     let second = tcp_pair(true);
     let mut control = daemon.client();
-    control.label_all(&[first.0.as_fd(), first.1.as_fd()], "first").expect("label");
-    control.label_all(&[second.0.as_fd(), second.1.as_fd()], "second").expect("label");
+    control
+        .label_all(&[first.0.as_fd(), first.1.as_fd()], "first")
+        .expect("label");
+    control
+        .label_all(&[second.0.as_fd(), second.1.as_fd()], "second")
+        .expect("label");
     thread::scope(|scope| {
         scope.spawn(|| tcp_send(&first.0, &first.1, 3 * MIB, 8192));
         scope.spawn(|| tcp_send(&second.1, &second.0, 5 * MIB + 1, 100_000));
@@ -188,7 +228,7 @@ fn concurrent_writers_on_one_socket_are_exact() {
         for writer in 0..WRITERS {
             let mut stream = client.try_clone().expect("clone");
             scope.spawn(move || {
-                let block = vec![writer as u8; 1000 + writer * 333];
+                let block = vec![u8::try_from(writer).expect("few writers"); 1000 + writer * 333];
                 let mut left = PER_WRITER;
                 while left > 0 {
                     let n = left.min(block.len());

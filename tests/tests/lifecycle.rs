@@ -11,7 +11,12 @@ use sockstats_tests::{
 fn restart_keeps_ids_and_totals_and_counting_goes_on_while_down() {
     let mut harness = Harness::start("restart");
     let (client, server) = tcp_pair(false);
-    let first_id = harness.daemon.client().label(&client, "persist").expect("label").label_id;
+    let first_id = harness
+        .daemon
+        .client()
+        .label(&client, "persist")
+        .expect("label")
+        .label_id;
     tcp_send(&client, &server, 10_000, 1000);
 
     harness.daemon.stop();
@@ -24,9 +29,18 @@ fn restart_keeps_ids_and_totals_and_counting_goes_on_while_down() {
         harness.daemon.log()
     );
 
-    assert_eq!(harness.daemon.stats("persist"), ByteCounts { tx_bytes: 30_000, rx_bytes: 0 });
+    assert_eq!(
+        harness.daemon.stats("persist"),
+        ByteCounts {
+            tx_bytes: 30_000,
+            rx_bytes: 0
+        }
+    );
     let mut control = harness.daemon.client();
-    assert_eq!(control.label(&client, "persist").expect("label").label_id, first_id);
+    assert_eq!(
+        control.label(&client, "persist").expect("label").label_id,
+        first_id
+    );
     let second_id = control.label(&server, "another").expect("label").label_id;
     assert_eq!(second_id, first_id + 1);
     drop((client, server));
@@ -34,8 +48,20 @@ fn restart_keeps_ids_and_totals_and_counting_goes_on_while_down() {
     harness.daemon.kill();
     harness.daemon.restart();
     let stats = harness.daemon.get().stats;
-    assert_eq!(stats["persist"], ByteCounts { tx_bytes: 30_000, rx_bytes: 0 });
-    assert_eq!(stats["another"], ByteCounts { tx_bytes: 0, rx_bytes: 30_000 });
+    assert_eq!(
+        stats["persist"],
+        ByteCounts {
+            tx_bytes: 30_000,
+            rx_bytes: 0
+        }
+    );
+    assert_eq!(
+        stats["another"],
+        ByteCounts {
+            tx_bytes: 0,
+            rx_bytes: 30_000
+        }
+    );
 }
 
 #[test]
@@ -55,12 +81,19 @@ fn cli_prints_the_documented_json_and_tables() {
     assert_eq!(json["stats"]["cli-label"]["rx_bytes"], 70);
     assert_eq!(json["stats"]["unlabeled"]["tx_bytes"], 70);
     assert!(json.get("current_interface").is_some(), "{json}");
-    assert!(json.get("ok").is_none(), "the CLI prints the documented shape only: {json}");
+    assert!(
+        json.get("ok").is_none(),
+        "the CLI prints the documented shape only: {json}"
+    );
 
     let out = daemon.cli(&["get", "--bytes"]);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert!(text.starts_with("LABEL"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("cli-label") && l.contains("5000") && l.ends_with("70")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cli-label") && l.contains("5000") && l.ends_with("70")),
+        "{text}"
+    );
     let out = daemon.cli(&["get"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("4.9 KiB"));
 
@@ -72,7 +105,10 @@ fn cli_prints_the_documented_json_and_tables() {
     let out = daemon.cli(&["status"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("attached") && text.contains("tp_btf/sock_send_length"), "{text}");
+    assert!(
+        text.contains("attached") && text.contains("tp_btf/sock_send_length"),
+        "{text}"
+    );
 
     let missing = std::process::Command::new(sockstats_tests::daemon::binary("sockstats"))
         .args(["--socket", "/nonexistent/sockstats.sock", "status"])

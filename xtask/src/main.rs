@@ -45,13 +45,18 @@ enum Task {
 
 /// The workspace root (xtask lives one level below it).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_owned()
 }
 
 /// Runs `command`, echoing it, and fails if it fails.
 pub fn run(command: &mut Command) -> Result<()> {
     eprintln!("xtask: running {command:?}");
-    let status = command.status().with_context(|| format!("cannot start {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed: {status}");
     }
@@ -81,7 +86,9 @@ fn main() -> Result<()> {
             setup::ensure_toolchain()?;
             build(true)?;
             if !is_root() {
-                bail!("sockstatsd loads eBPF programs and must run as root: `sudo cargo xtask run`");
+                bail!(
+                    "sockstatsd loads eBPF programs and must run as root: `sudo cargo xtask run`"
+                );
             }
             let daemon = workspace_root().join("target/release/sockstatsd");
             eprintln!("xtask: starting {} {}", daemon.display(), args.join(" "));
@@ -96,7 +103,7 @@ fn main() -> Result<()> {
 
 fn build(release: bool) -> Result<()> {
     let mut command = cargo();
-    command.args(["build", "--workspace", "--bins", "--examples"]);
+    command.args(["build", "--bins", "--examples"]);
     if release {
         command.arg("--release");
     }
@@ -105,8 +112,11 @@ fn build(release: bool) -> Result<()> {
 
 fn test(unit_only: bool) -> Result<()> {
     build(false)?;
+    eprintln!("xtask: formatting and lints");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     eprintln!("xtask: unit tests (no root needed)");
-    run(cargo().args(["test", "--workspace"]))?;
+    run(cargo().args(["test"]))?;
     if unit_only {
         return Ok(());
     }
@@ -116,7 +126,14 @@ fn test(unit_only: bool) -> Result<()> {
     eprintln!("xtask: root integration tests against the real kernel (one at a time)");
     let daemon = workspace_root().join("target/debug/sockstatsd");
     run(cargo()
-        .args(["test", "--package", "sockstats-tests", "--", "--ignored", "--test-threads=1"])
+        .args([
+            "test",
+            "--package",
+            "sockstats-tests",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env("SOCKSTATSD", daemon))?;
     eprintln!("xtask: all tests passed");
     Ok(())

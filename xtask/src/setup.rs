@@ -29,7 +29,10 @@ fn package_installed(package: &str) -> bool {
 }
 
 fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.into_iter().filter(|p| !package_installed(p)).collect();
+    let missing: Vec<&str> = PACKAGES
+        .into_iter()
+        .filter(|p| !package_installed(p))
+        .collect();
     if missing.is_empty() {
         eprintln!("xtask: {} already installed", PACKAGES.join(", "));
         return Ok(());
@@ -54,11 +57,16 @@ fn ensure_rust_src() -> Result<()> {
             "the nightly Rust toolchain is missing; install it with `rustup toolchain install nightly --component rust-src`"
         );
     }
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         eprintln!("xtask: nightly rust-src already installed");
         return Ok(());
     }
-    eprintln!("xtask: adding rust-src to the nightly toolchain (to build core for bpfel-unknown-none)");
+    eprintln!(
+        "xtask: adding rust-src to the nightly toolchain (to build core for bpfel-unknown-none)"
+    );
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
 }
 
@@ -66,13 +74,22 @@ fn ensure_bpf_linker() -> Result<()> {
     let present = Command::new("bpf-linker").arg("--version").output();
     if let Ok(out) = present {
         if out.status.success() {
-            eprintln!("xtask: {} already installed", String::from_utf8_lossy(&out.stdout).trim());
+            eprintln!(
+                "xtask: {} already installed",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
             return Ok(());
         }
     }
     eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
     run(Command::new("cargo")
-        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
         .args(["--no-default-features", "--features", "llvm-22"])
         .env("LLVM_PREFIX", LLVM_PREFIX))
 }

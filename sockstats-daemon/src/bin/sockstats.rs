@@ -8,6 +8,10 @@ use sockstats_daemon::cli::format;
 
 /// Per-label network bytes of this host's sockets, from sockstatsd.
 #[derive(Debug, Parser)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "doc comments are the plain-text --help"
+)]
 #[command(version, about, long_about = None)]
 struct Args {
     /// The daemon's socket [default: $SOCKSTATS_SOCKET, else /run/sockstats/sockstats.sock].
@@ -18,6 +22,10 @@ struct Args {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "doc comments are the plain-text --help"
+)]
 enum Command {
     /// Payload bytes sent (tx) and received (rx) per label, since the daemon's state was created.
     Get {

@@ -1,5 +1,10 @@
 //! `sockstatsd`: the sockstats daemon. See `sockstatsd --help`.
-use std::{path::PathBuf, process::ExitCode, sync::{Arc, Mutex}, time::Instant};
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
@@ -23,6 +28,10 @@ use tokio::{
 /// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 6.3+ with BTF.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "doc comments are the plain-text --help"
+)]
 struct Args {
     /// Unix socket to serve clients on.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
@@ -61,7 +70,7 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    match run(args) {
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{error:#}");
@@ -70,10 +79,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<()> {
+fn run(args: &Args) -> Result<()> {
     if args.uninstall {
         if kernel::uninstall(&args.bpffs_dir)? {
-            log::info!("detached the programs and removed the pins under {}", args.bpffs_dir.display());
+            log::info!(
+                "detached the programs and removed the pins under {}",
+                args.bpffs_dir.display()
+            );
         } else {
             log::info!("nothing pinned under {}", args.bpffs_dir.display());
         }
@@ -93,7 +105,10 @@ fn run(args: Args) -> Result<()> {
         cgroup_root.id,
         cgroup_root.level
     );
-    let options = LoadOptions { bpffs_dir: args.bpffs_dir.clone(), cgroup_root: cgroup_root.clone() };
+    let options = LoadOptions {
+        bpffs_dir: args.bpffs_dir.clone(),
+        cgroup_root: cgroup_root.clone(),
+    };
     let (attached, maps) = kernel::load_and_attach(&options)?;
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode)?;
     let daemon = Arc::new(Daemon {
@@ -120,7 +135,9 @@ fn run(args: Args) -> Result<()> {
         if let Some(program_id) = attached.log_program_id {
             tokio::spawn(forward_kernel_logs(program_id));
         }
-        let limits = ServerLimits { max_clients: args.max_clients };
+        let limits = ServerLimits {
+            max_clients: args.max_clients,
+        };
         let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
         log::info!("serving on {}", args.socket.display());
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -162,7 +179,9 @@ async fn forward_kernel_logs(program_id: u32) {
         return;
     };
     loop {
-        let Ok(mut guard) = logger.readable_mut().await else { return };
+        let Ok(mut guard) = logger.readable_mut().await else {
+            return;
+        };
         guard.get_inner_mut().flush();
         guard.clear_ready();
     }

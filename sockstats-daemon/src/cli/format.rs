@@ -1,4 +1,6 @@
 //! Human output: byte units and aligned tables.
+use std::fmt::Write as _;
+
 use sockstats_common::protocol::{ByteCounts, GetReply, LabelsReply, StatusReply};
 
 /// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
@@ -35,7 +37,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(i, (cell, width))| {
-                if i == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
+                if i == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
             })
             .collect();
         out.push_str(cells.join("  ").trim_end());
@@ -45,7 +51,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn bytes_cell(bytes: u64, exact: bool) -> String {
-    if exact { bytes.to_string() } else { human_bytes(bytes) }
+    if exact {
+        bytes.to_string()
+    } else {
+        human_bytes(bytes)
+    }
 }
 
 /// The `sockstats get` table: labels by total bytes, largest first.
@@ -58,7 +68,13 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
     });
     let mut rows: Vec<Vec<String>> = labels
         .into_iter()
-        .map(|(name, c)| vec![name.clone(), bytes_cell(c.tx_bytes, exact), bytes_cell(c.rx_bytes, exact)])
+        .map(|(name, c)| {
+            vec![
+                name.clone(),
+                bytes_cell(c.tx_bytes, exact),
+                bytes_cell(c.rx_bytes, exact),
+            ]
+        })
         .collect();
     if reply.overflow != ByteCounts::default() {
         rows.push(vec![
@@ -68,18 +84,25 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
         ]);
     }
     let mut out = table(&["LABEL", "TX", "RX"], &rows);
-    out.push_str(&format!(
-        "current interface: {}\n",
-        reply.current_interface.as_deref().unwrap_or("none (no default route)")
-    ));
+    let _ = writeln!(
+        out,
+        "current interface: {}",
+        reply
+            .current_interface
+            .as_deref()
+            .unwrap_or("none (no default route)")
+    );
     out
 }
 
 /// The `sockstats labels` table.
 #[must_use]
 pub fn labels_table(reply: &LabelsReply) -> String {
-    let rows: Vec<Vec<String>> =
-        reply.labels.iter().map(|l| vec![l.name.clone(), l.id.to_string()]).collect();
+    let rows: Vec<Vec<String>> = reply
+        .labels
+        .iter()
+        .map(|l| vec![l.name.clone(), l.id.to_string()])
+        .collect();
     table(&["LABEL", "ID"], &rows)
 }
 
@@ -89,7 +112,11 @@ pub fn status_text(reply: &StatusReply) -> String {
     let mut out = format!(
         "sockstatsd {}: {}\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
         reply.version,
-        if reply.attached { "attached" } else { "NOT attached" },
+        if reply.attached {
+            "attached"
+        } else {
+            "NOT attached"
+        },
         reply.cgroup_root,
         reply.bpffs_dir,
         reply.state_dir,
@@ -99,7 +126,11 @@ pub fn status_text(reply: &StatusReply) -> String {
         .programs
         .iter()
         .map(|p| {
-            vec![p.name.clone(), p.hook.clone(), p.prog_id.map_or("-".to_owned(), |id| id.to_string())]
+            vec![
+                p.name.clone(),
+                p.hook.clone(),
+                p.prog_id.map_or("-".to_owned(), |id| id.to_string()),
+            ]
         })
         .collect();
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], &rows));
@@ -123,8 +154,20 @@ mod tests {
     #[test]
     fn get_table_sorts_by_total_and_aligns() {
         let mut reply = GetReply::default();
-        reply.stats.insert("small".into(), ByteCounts { tx_bytes: 1, rx_bytes: 1 });
-        reply.stats.insert("big".into(), ByteCounts { tx_bytes: 4096, rx_bytes: 10 });
+        reply.stats.insert(
+            "small".into(),
+            ByteCounts {
+                tx_bytes: 1,
+                rx_bytes: 1,
+            },
+        );
+        reply.stats.insert(
+            "big".into(),
+            ByteCounts {
+                tx_bytes: 4096,
+                rx_bytes: 10,
+            },
+        );
         let text = get_table(&reply, true);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "LABEL    TX  RX");

@@ -18,6 +18,9 @@ pub enum FrameError {
     TooManyFds,
 }
 
+/// One request line (without its newline) and the fds passed with it.
+pub type Line = (Vec<u8>, Vec<OwnedFd>);
+
 /// Buffers a connection's input and splits it into lines.
 #[derive(Debug, Default)]
 pub struct LineFramer {
@@ -47,7 +50,11 @@ impl LineFramer {
                 Some((_, existing)) => existing.extend(fds),
                 None => self.pending_fds.push((at, fds)),
             }
-            if self.pending_fds.iter().any(|(_, fds)| fds.len() > MAX_FDS_PER_REQUEST) {
+            if self
+                .pending_fds
+                .iter()
+                .any(|(_, fds)| fds.len() > MAX_FDS_PER_REQUEST)
+            {
                 return Err(FrameError::TooManyFds);
             }
         }
@@ -58,7 +65,7 @@ impl LineFramer {
     }
 
     /// The next complete line (without its newline) and the fds passed with it.
-    pub fn next_line(&mut self) -> Option<Result<(Vec<u8>, Vec<OwnedFd>), FrameError>> {
+    pub fn next_line(&mut self) -> Option<Result<Line, FrameError>> {
         let newline = self.buffer.iter().position(|b| *b == b'\n')?;
         if newline + 1 > MAX_LINE_BYTES {
             return Some(Err(FrameError::LineTooLong));
@@ -95,9 +102,14 @@ mod tests {
         let mut framer = LineFramer::new();
         framer.push(b"{\"op\":", Vec::new()).unwrap();
         assert!(framer.next_line().is_none());
-        framer.push(b"\"get\"}\n{\"op\":\"labels\"}\n{\"op", Vec::new()).unwrap();
+        framer
+            .push(b"\"get\"}\n{\"op\":\"labels\"}\n{\"op", Vec::new())
+            .unwrap();
         assert_eq!(framer.next_line().unwrap().unwrap().0, br#"{"op":"get"}"#);
-        assert_eq!(framer.next_line().unwrap().unwrap().0, br#"{"op":"labels"}"#);
+        assert_eq!(
+            framer.next_line().unwrap().unwrap().0,
+            br#"{"op":"labels"}"#
+        );
         assert!(framer.next_line().is_none());
     }
 
@@ -107,18 +119,28 @@ mod tests {
         let passed = fd();
         let raw = passed.as_raw_fd();
         // An earlier request and the label request arrive in one read with the label's fds.
-        framer.push(b"{\"op\":\"get\"}\n{\"op\":\"label\",\"label\":\"a\"}\n", vec![passed]).unwrap();
+        framer
+            .push(
+                b"{\"op\":\"get\"}\n{\"op\":\"label\",\"label\":\"a\"}\n",
+                vec![passed],
+            )
+            .unwrap();
         let (get, get_fds) = framer.next_line().unwrap().unwrap();
         assert_eq!(get, br#"{"op":"get"}"#);
         assert!(get_fds.is_empty());
         let (_, label_fds) = framer.next_line().unwrap().unwrap();
-        assert_eq!(label_fds.iter().map(AsRawFd::as_raw_fd).collect::<Vec<_>>(), [raw]);
+        assert_eq!(
+            label_fds.iter().map(AsRawFd::as_raw_fd).collect::<Vec<_>>(),
+            [raw]
+        );
     }
 
     #[test]
     fn fds_of_a_split_line_stay_with_it() {
         let mut framer = LineFramer::new();
-        framer.push(b"{\"op\":\"label\",", vec![fd(), fd()]).unwrap();
+        framer
+            .push(b"{\"op\":\"label\",", vec![fd(), fd()])
+            .unwrap();
         framer.push(b"\"label\":\"a\"}\n", Vec::new()).unwrap();
         let (_, fds) = framer.next_line().unwrap().unwrap();
         assert_eq!(fds.len(), 2);
@@ -127,12 +149,18 @@ mod tests {
     #[test]
     fn refuses_oversized_lines_and_fd_floods() {
         let mut framer = LineFramer::new();
-        assert_eq!(framer.push(&vec![b'x'; MAX_LINE_BYTES], Vec::new()), Err(FrameError::LineTooLong));
+        assert_eq!(
+            framer.push(&vec![b'x'; MAX_LINE_BYTES], Vec::new()),
+            Err(FrameError::LineTooLong)
+        );
         let mut framer = LineFramer::new();
         let mut long = vec![b'x'; MAX_LINE_BYTES + 10];
         long.push(b'\n');
         framer.push(&long, Vec::new()).unwrap();
-        assert!(matches!(framer.next_line(), Some(Err(FrameError::LineTooLong))));
+        assert!(matches!(
+            framer.next_line(),
+            Some(Err(FrameError::LineTooLong))
+        ));
         let mut framer = LineFramer::new();
         let mut exact = vec![b' '; MAX_LINE_BYTES - 1];
         exact.push(b'\n');

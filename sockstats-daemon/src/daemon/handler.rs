@@ -8,8 +8,7 @@ use sockstats_common::protocol::{
 
 use super::state::Daemon;
 use crate::{
-    attribution,
-    routes,
+    attribution, routes,
     sys::socket_info::{self, InetSocket},
 };
 
@@ -26,7 +25,7 @@ pub fn handle(daemon: &Daemon, request: Request, fds: Vec<OwnedFd>) -> String {
         )),
         Request::Get => get(daemon),
         Request::Labels => Ok(labels(daemon)),
-        Request::Status => status(daemon),
+        Request::Status => Ok(status(daemon)),
     };
     drop(fds);
     result.unwrap_or_else(|error| encode_error(&error))
@@ -52,9 +51,8 @@ fn inspect_all(fds: &[OwnedFd], op: &str) -> Result<Vec<InetSocket>, String> {
     fds.iter()
         .enumerate()
         .map(|(index, fd)| {
-            socket_info::inspect(fd.as_fd()).map_err(|error| {
-                format!("fd {} of {} passed: {error}", index + 1, fds.len())
-            })
+            socket_info::inspect(fd.as_fd())
+                .map_err(|error| format!("fd {} of {} passed: {error}", index + 1, fds.len()))
         })
         .collect()
 }
@@ -76,14 +74,16 @@ fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String
         .get_or_create(label)
         .map_err(|error| error.to_string())?;
     let mut kernel = daemon.kernel.lock().expect("kernel lock");
-    for socket in &sockets {
-        // The passed fd keeps the socket open until we return, so it cannot be released (and
-        // its label entry leaked) between this write and the daemon closing the fd.
-        kernel.set_label(socket.cookie, label_id).map_err(|error| {
-            format!("cannot label socket {}: {error} (too many live labeled sockets?)", socket.cookie)
-        })?;
-    }
-    log::debug!("labeled {} socket(s) {label:?} (id {label_id})", sockets.len());
+    // The passed fds keep the sockets open until we return, so none can be released (and its
+    // label entry leaked) between these writes and the daemon closing the fds.
+    let cookies: Vec<u64> = sockets.iter().map(|s| s.cookie).collect();
+    kernel.set_labels_all_or_nothing(&cookies, label_id).map_err(|error| {
+        format!("cannot label the sockets: {error} (too many live labeled sockets?); none was labeled")
+    })?;
+    log::debug!(
+        "labeled {} socket(s) {label:?} (id {label_id})",
+        sockets.len()
+    );
     Ok(encode_ok(&LabelReply {
         label: label.to_owned(),
         label_id,
@@ -99,7 +99,9 @@ fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
             .remove_label(socket.cookie)
             .map_err(|error| format!("cannot unlabel socket {}: {error}", socket.cookie))?;
     }
-    Ok(encode_ok(&UnlabelReply { sockets: sockets.iter().map(socket_info_of).collect() }))
+    Ok(encode_ok(&UnlabelReply {
+        sockets: sockets.iter().map(socket_info_of).collect(),
+    }))
 }
 
 fn get(daemon: &Daemon) -> Result<String, String> {
@@ -122,26 +124,37 @@ fn get(daemon: &Daemon) -> Result<String, String> {
     for (id, totals) in per_label {
         // Ids the registry does not know (a state dir reset under live pins) stay visible as
         // "#<id>": '#' is not allowed in label names, so this never clashes with one.
-        let name = registry.name_of(id).map_or_else(|| format!("#{id}"), str::to_owned);
+        let name = registry
+            .name_of(id)
+            .map_or_else(|| format!("#{id}"), str::to_owned);
         reply.stats.insert(name, to_counts(totals));
     }
     Ok(encode_ok(&reply))
 }
 
 fn to_counts(totals: sockstats_common::Totals) -> ByteCounts {
-    ByteCounts { tx_bytes: totals.tx_bytes, rx_bytes: totals.rx_bytes }
+    ByteCounts {
+        tx_bytes: totals.tx_bytes,
+        rx_bytes: totals.rx_bytes,
+    }
 }
 
 fn labels(daemon: &Daemon) -> String {
     let registry = daemon.registry.lock().expect("registry lock");
-    let labels = registry.iter().map(|(id, name)| LabelInfo { name: name.to_owned(), id }).collect();
+    let labels = registry
+        .iter()
+        .map(|(id, name)| LabelInfo {
+            name: name.to_owned(),
+            id,
+        })
+        .collect();
     encode_ok(&LabelsReply { labels })
 }
 
-fn status(daemon: &Daemon) -> Result<String, String> {
+fn status(daemon: &Daemon) -> String {
     let live_sockets = daemon.kernel.lock().expect("kernel lock").live_sockets();
     let info = &daemon.info;
-    Ok(encode_ok(&StatusReply {
+    encode_ok(&StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         attached: !info.programs.is_empty() && info.programs.iter().all(|p| p.prog_id.is_some()),
         programs: info.programs.clone(),
@@ -149,5 +162,5 @@ fn status(daemon: &Daemon) -> Result<String, String> {
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
         live_sockets,
-    }))
+    })
 }

@@ -10,11 +10,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{
-    connection::LineFramer,
-    handler,
-    state::Daemon,
-};
+use super::{connection::LineFramer, handler, state::Daemon};
 use crate::sys::fd_passing::recv_with_fds;
 
 /// How long shutdown waits for connections to finish their current request.
@@ -115,7 +111,9 @@ async fn serve_connection(
             ready = stream.readable() => ready?,
             _ = shutdown.changed() => return Ok(()),
         }
-        let received = match stream.try_io(Interest::READABLE, || recv_with_fds(stream.as_fd(), &mut buf)) {
+        let received = match stream.try_io(Interest::READABLE, || {
+            recv_with_fds(stream.as_fd(), &mut buf)
+        }) {
             Ok(received) => received,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(error) => return Err(error),

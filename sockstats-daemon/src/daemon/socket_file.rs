@@ -9,7 +9,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketFileError {
@@ -27,19 +29,28 @@ pub enum SocketFileError {
 
 /// Binds a listening socket at `path` with permissions `mode`.
 pub fn bind_listener(path: &Path, mode: u32) -> Result<UnixListener, SocketFileError> {
-    let io_error = |source: io::Error| SocketFileError::Io { path: path.to_owned(), source };
+    let io_error = |source: io::Error| SocketFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_error)?;
     }
     match fs::symlink_metadata(path) {
         Ok(metadata) if metadata.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
-                return Err(SocketFileError::InUse { path: path.to_owned() });
+                return Err(SocketFileError::InUse {
+                    path: path.to_owned(),
+                });
             }
             log::info!("removing stale socket {}", path.display());
             fs::remove_file(path).map_err(io_error)?;
         }
-        Ok(_) => return Err(SocketFileError::NotASocket { path: path.to_owned() }),
+        Ok(_) => {
+            return Err(SocketFileError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error(error)),
     }

@@ -28,7 +28,7 @@ use super::maps::KernelMaps;
 use crate::{cgroup::CgroupRoot, sys::bpffs};
 
 /// The kernel object built by build.rs from sockstats-ebpf.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats"));
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats-ebpf"));
 
 /// Where a program is attached.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ pub enum KernelError {
         hook: String,
         hint: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("cannot open cgroup {}: {source}", path.display())]
     Cgroup {
@@ -118,8 +118,11 @@ fn build_tag(cgroup_root: &CgroupRoot) -> String {
     format!("{hash:016x}")
 }
 
-fn pin_error(path: &Path, reason: impl ToString) -> KernelError {
-    KernelError::Pin { path: path.to_owned(), reason: reason.to_string() }
+fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelError {
+    KernelError::Pin {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
@@ -144,22 +147,33 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         })?;
 
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
-    let (links, reused_links) = match reuse_links(&links_dir)? {
-        Some(links) => (links, true),
-        None => {
-            detach_other_builds(&options.bpffs_dir, &links_dir)?;
-            (attach_all(&mut ebpf, root, &links_dir)?, false)
-        }
+    let (links, reused_links) = if let Some(links) = reuse_links(&links_dir)? {
+        (links, true)
+    } else {
+        detach_other_builds(&options.bpffs_dir, &links_dir)?;
+        (attach_all(&mut ebpf, root, &links_dir)?, false)
     };
     let mut programs = Vec::new();
     for ((name, hook), link) in PROGRAMS.iter().zip(&links) {
         let prog_id = link.info().ok().map(|info| info.program_id());
-        programs.push(ProgramStatus { name: (*name).to_owned(), hook: hook.describe(), prog_id });
+        programs.push(ProgramStatus {
+            name: (*name).to_owned(),
+            hook: hook.describe(),
+            prog_id,
+        });
     }
-    let log_program_id = programs.iter().find(|p| p.name == "sock_create").and_then(|p| p.prog_id);
+    let log_program_id = programs
+        .iter()
+        .find(|p| p.name == "sock_create")
+        .and_then(|p| p.prog_id);
     let maps = take_maps(&mut ebpf)?;
-    let attached =
-        AttachedKernel { programs, log_program_id, reused_links, _ebpf: ebpf, _links: links };
+    let attached = AttachedKernel {
+        programs,
+        log_program_id,
+        reused_links,
+        _ebpf: ebpf,
+        _links: links,
+    };
     Ok((attached, maps))
 }
 
@@ -173,14 +187,20 @@ fn reuse_links(links_dir: &Path) -> Result<Option<Vec<FdLink>>, KernelError> {
         match PinnedLink::from_pin(links_dir.join(name)) {
             Ok(pinned) => links.push(FdLink::from(pinned)),
             Err(error) => {
-                log::warn!("incomplete attachments in {} ({error}); attaching afresh", links_dir.display());
+                log::warn!(
+                    "incomplete attachments in {} ({error}); attaching afresh",
+                    links_dir.display()
+                );
                 drop(links);
                 fs::remove_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
                 return Ok(None);
             }
         }
     }
-    log::info!("programs already attached by an earlier sockstatsd ({}): keeping them", links_dir.display());
+    log::info!(
+        "programs already attached by an earlier sockstatsd ({}): keeping them",
+        links_dir.display()
+    );
     Ok(Some(links))
 }
 
@@ -191,7 +211,10 @@ fn detach_other_builds(bpffs_dir: &Path, keep: &Path) -> Result<(), KernelError>
         let path = entry.path();
         let is_links = entry.file_name().to_string_lossy().starts_with("links-");
         if is_links && path != keep {
-            log::info!("detaching the programs of another build: {}", path.display());
+            log::info!(
+                "detaching the programs of another build: {}",
+                path.display()
+            );
             fs::remove_dir_all(&path).map_err(|e| pin_error(&path, e))?;
         }
     }
@@ -205,7 +228,12 @@ fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> Kern
         }
         Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
     };
-    KernelError::Attach { program, hook: hook.describe(), hint, source }
+    KernelError::Attach {
+        program,
+        hook: hook.describe(),
+        hint,
+        source: Box::new(source),
+    }
 }
 
 fn attach_all(
@@ -214,32 +242,44 @@ fn attach_all(
     links_dir: &Path,
 ) -> Result<Vec<FdLink>, KernelError> {
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
-    let cgroup = File::open(&root.path)
-        .map_err(|source| KernelError::Cgroup { path: root.path.clone(), source })?;
+    let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
+        path: root.path.clone(),
+        source,
+    })?;
     fs::create_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
     let mut links = Vec::new();
     for (name, hook) in PROGRAMS {
-        let program = ebpf
-            .program_mut(name)
-            .ok_or_else(|| pin_error(links_dir, format!("program {name} missing from the object")))?;
+        let program = ebpf.program_mut(name).ok_or_else(|| {
+            pin_error(links_dir, format!("program {name} missing from the object"))
+        })?;
         let link = match hook {
             Hook::Tracepoint(tracepoint) => {
-                let program: &mut BtfTracePoint =
-                    program.try_into().map_err(|e| attach_error(name, hook, e))?;
-                program.load(tracepoint, &btf).map_err(|e| attach_error(name, hook, e))?;
+                let program: &mut BtfTracePoint = program
+                    .try_into()
+                    .map_err(|e| attach_error(name, hook, e))?;
+                program
+                    .load(tracepoint, &btf)
+                    .map_err(|e| attach_error(name, hook, e))?;
                 let id = program.attach().map_err(|e| attach_error(name, hook, e))?;
-                FdLink::from(program.take_link(id).map_err(|e| attach_error(name, hook, e))?)
+                FdLink::from(
+                    program
+                        .take_link(id)
+                        .map_err(|e| attach_error(name, hook, e))?,
+                )
             }
             Hook::CgroupSock(_) => {
-                let program: &mut CgroupSock =
-                    program.try_into().map_err(|e| attach_error(name, hook, e))?;
+                let program: &mut CgroupSock = program
+                    .try_into()
+                    .map_err(|e| attach_error(name, hook, e))?;
                 program.load().map_err(|e| attach_error(name, hook, e))?;
                 // Through bpf_link (Linux 5.7+) cgroup attachments always coexist with others;
                 // the kernel refuses any flag there, so the mode must be the flag-less Single.
                 let id = program
                     .attach(&cgroup, CgroupAttachMode::Single)
                     .map_err(|e| attach_error(name, hook, e))?;
-                let link = program.take_link(id).map_err(|e| attach_error(name, hook, e))?;
+                let link = program
+                    .take_link(id)
+                    .map_err(|e| attach_error(name, hook, e))?;
                 FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
             }
         };
@@ -252,12 +292,18 @@ fn attach_all(
 }
 
 fn map_error(name: &'static str, error: &MapError) -> KernelError {
-    KernelError::Map { name, reason: error.to_string() }
+    KernelError::Map {
+        name,
+        reason: error.to_string(),
+    }
 }
 
 fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
     let mut take = |name: &'static str| {
-        ebpf.take_map(name).ok_or(KernelError::Map { name, reason: "not in the object".into() })
+        ebpf.take_map(name).ok_or(KernelError::Map {
+            name,
+            reason: "not in the object".into(),
+        })
     };
     Ok(KernelMaps {
         sockets: HashMap::try_from(take(SOCKETS_MAP)?).map_err(|e| map_error(SOCKETS_MAP, &e))?,

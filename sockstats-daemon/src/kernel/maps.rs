@@ -1,7 +1,7 @@
 //! The daemon's handles on the kernel maps: consistent snapshots for queries, and the one
 //! map userspace writes (cookie → label id).
 //!
-//! Userspace never writes a map the kernel adds into (SOCKETS, LABEL_TOTALS, COUNTERS): a
+//! Userspace never writes a map the kernel adds into (`SOCKETS`, `LABEL_TOTALS`, `COUNTERS`): a
 //! whole-value write from here would lose the kernel's concurrent increments.
 use std::collections::HashMap as StdHashMap;
 
@@ -27,6 +27,30 @@ impl KernelMaps {
         self.socket_labels.insert(cookie, label_id, 0)
     }
 
+    /// Puts every socket of `cookies` under `label_id`, or, if a write fails, restores the
+    /// labels the earlier ones had and returns the error.
+    pub fn set_labels_all_or_nothing(
+        &mut self,
+        cookies: &[u64],
+        label_id: u32,
+    ) -> Result<(), MapError> {
+        let mut done: Vec<(u64, Option<u32>)> = Vec::with_capacity(cookies.len());
+        for cookie in cookies {
+            let previous = self.socket_labels.get(cookie, 0).ok();
+            if let Err(error) = self.set_label(*cookie, label_id) {
+                for (cookie, previous) in done.into_iter().rev() {
+                    let _ = match previous {
+                        Some(label) => self.set_label(cookie, label),
+                        None => self.remove_label(cookie).map(drop),
+                    };
+                }
+                return Err(error);
+            }
+            done.push((*cookie, previous));
+        }
+        Ok(())
+    }
+
     /// Takes any label off the socket `cookie`. Returns whether it had one.
     pub fn remove_label(&mut self, cookie: u64) -> Result<bool, MapError> {
         match self.socket_labels.remove(&cookie) {
@@ -42,8 +66,9 @@ impl KernelMaps {
     }
 
     /// Number of live socket entries.
+    #[must_use]
     pub fn live_sockets(&self) -> u64 {
-        self.sockets.keys().filter(Result::is_ok).count() as u64
+        self.sockets.keys().flatten().count() as u64
     }
 
     fn counters(&self) -> Result<[u64; Counter::COUNT as usize], MapError> {
@@ -62,13 +87,27 @@ impl KernelMaps {
         let finished_before = self.counters()?[Counter::SocketsReleased as usize];
         let label_totals: StdHashMap<u32, Totals> =
             self.label_totals.iter().collect::<Result<_, _>>()?;
-        let socket_labels: StdHashMap<u64, u32> =
-            self.socket_labels.iter().filter_map(skip_vanished).collect::<Result<_, _>>()?;
-        let sockets: Vec<(u64, SocketEntry)> =
-            self.sockets.iter().filter_map(skip_vanished).collect::<Result<_, _>>()?;
+        let socket_labels: StdHashMap<u64, u32> = self
+            .socket_labels
+            .iter()
+            .filter_map(skip_vanished)
+            .collect::<Result<_, _>>()?;
+        let sockets: Vec<(u64, SocketEntry)> = self
+            .sockets
+            .iter()
+            .filter_map(skip_vanished)
+            .collect::<Result<_, _>>()?;
         let counters = self.counters()?;
         let consistent = counters[Counter::ReleasesStarted as usize] == finished_before;
-        Ok((KernelSnapshot { sockets, socket_labels, label_totals, counters }, consistent))
+        Ok((
+            KernelSnapshot {
+                sockets,
+                socket_labels,
+                label_totals,
+                counters,
+            },
+            consistent,
+        ))
     }
 
     /// Reads all maps, retrying while socket releases overlap the read.

@@ -37,14 +37,18 @@ pub enum BpffsError {
 }
 
 fn is_bpffs(path: &Path) -> Result<bool, BpffsError> {
-    let stat = statfs(path)
-        .map_err(|e| BpffsError::Stat { path: path.to_owned(), source: io::Error::from(e) })?;
+    let stat = statfs(path).map_err(|e| BpffsError::Stat {
+        path: path.to_owned(),
+        source: io::Error::from(e),
+    })?;
     Ok(stat.filesystem_type() == BPF_FS_MAGIC)
 }
 
 /// The deepest existing ancestor of `path` (or `path` itself).
 fn existing_ancestor(path: &Path) -> &Path {
-    path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"))
+    path.ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"))
 }
 
 /// Ensures `dir` exists on a bpffs, mounting bpffs at /sys/fs/bpf when `dir` is below it and
@@ -52,15 +56,30 @@ fn existing_ancestor(path: &Path) -> &Path {
 pub fn prepare_pin_dir(dir: &Path) -> Result<(), BpffsError> {
     if !is_bpffs(existing_ancestor(dir))? {
         if dir.starts_with(BPFFS_MOUNT) && !is_bpffs(Path::new(BPFFS_MOUNT)).unwrap_or(false) {
-            fs::create_dir_all(BPFFS_MOUNT)
-                .map_err(|source| BpffsError::Create { path: BPFFS_MOUNT.into(), source })?;
-            mount(Some("bpf"), BPFFS_MOUNT, Some("bpf"), MsFlags::empty(), None::<&str>)
-                .map_err(|e| BpffsError::Mount { source: io::Error::from(e) })?;
+            fs::create_dir_all(BPFFS_MOUNT).map_err(|source| BpffsError::Create {
+                path: BPFFS_MOUNT.into(),
+                source,
+            })?;
+            mount(
+                Some("bpf"),
+                BPFFS_MOUNT,
+                Some("bpf"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(|e| BpffsError::Mount {
+                source: io::Error::from(e),
+            })?;
             log::info!("mounted bpffs at {BPFFS_MOUNT}");
         }
         if !is_bpffs(existing_ancestor(dir))? {
-            return Err(BpffsError::NotBpffs { path: dir.to_owned() });
+            return Err(BpffsError::NotBpffs {
+                path: dir.to_owned(),
+            });
         }
     }
-    fs::create_dir_all(dir).map_err(|source| BpffsError::Create { path: dir.to_owned(), source })
+    fs::create_dir_all(dir).map_err(|source| BpffsError::Create {
+        path: dir.to_owned(),
+        source,
+    })
 }

@@ -8,7 +8,6 @@ use nix::{
     cmsg_space,
     sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr},
 };
-use sockstats_common::protocol::MAX_FDS_PER_REQUEST;
 
 /// What one `recvmsg` delivered.
 #[derive(Debug)]
@@ -21,9 +20,14 @@ pub struct Received {
     pub fds_truncated: bool,
 }
 
+/// Most fds one `SCM_RIGHTS` message can carry (`SCM_MAX_FD`, include/net/scm.h). Room for this
+/// many means the kernel never truncates: every fd it installs in our table reaches an
+/// `OwnedFd` and is closed, however many a client sends.
+const SCM_MAX_FD: usize = 253;
+
 /// One non-blocking `recvmsg` on `socket` into `buf`.
 pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    let mut control = cmsg_space!([std::os::fd::RawFd; MAX_FDS_PER_REQUEST]);
+    let mut control = cmsg_space!([std::os::fd::RawFd; SCM_MAX_FD]);
     let mut iov = [IoSliceMut::new(buf)];
     let message = recvmsg::<UnixAddr>(
         socket.as_raw_fd(),

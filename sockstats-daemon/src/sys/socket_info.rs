@@ -7,7 +7,7 @@ use std::{
 /// `SO_COOKIE` (include/uapi/asm-generic/socket.h), kernel 4.12+.
 const SO_COOKIE: libc::c_int = 57;
 
-/// An AF_INET or AF_INET6 socket a client handed over.
+/// An `AF_INET` or `AF_INET6` socket a client handed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InetSocket {
     pub cookie: u64,
@@ -19,7 +19,11 @@ pub struct InetSocket {
 impl InetSocket {
     #[must_use]
     pub fn family_name(&self) -> &'static str {
-        if self.ipv6 { "ipv6" } else { "ipv4" }
+        if self.ipv6 {
+            "ipv6"
+        } else {
+            "ipv4"
+        }
     }
 
     #[must_use]
@@ -38,7 +42,7 @@ impl InetSocket {
 pub enum NotInetSocket {
     #[error("the passed fd is not a socket (a file, pipe or device?); pass a TCP or UDP socket")]
     NotASocket,
-    #[error("the passed fd is a {family} socket; only AF_INET and AF_INET6 (TCP, UDP) sockets carry network traffic")]
+    #[error("the passed fd is a {family} socket; only AF_INET and AF_INET6 sockets (TCP, UDP, ...) carry network traffic")]
     WrongFamily { family: &'static str },
     #[error("cannot inspect the passed fd: {0}")]
     Io(#[from] io::Error),
@@ -57,7 +61,11 @@ fn getsockopt<T: Default>(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result
             &raw mut len,
         )
     };
-    if rc == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn family_name(domain: i32) -> &'static str {
@@ -80,11 +88,17 @@ pub fn inspect(fd: BorrowedFd<'_>) -> Result<InetSocket, NotInetSocket> {
         Err(error) => return Err(error.into()),
     };
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
-        return Err(NotInetSocket::WrongFamily { family: family_name(domain) });
+        return Err(NotInetSocket::WrongFamily {
+            family: family_name(domain),
+        });
     }
     let protocol: libc::c_int = getsockopt(fd, libc::SO_PROTOCOL)?;
     let cookie: u64 = getsockopt(fd, SO_COOKIE)?;
-    Ok(InetSocket { cookie, ipv6: domain == libc::AF_INET6, protocol })
+    Ok(InetSocket {
+        cookie,
+        ipv6: domain == libc::AF_INET6,
+        protocol,
+    })
 }
 
 #[cfg(test)]
@@ -103,8 +117,14 @@ mod tests {
         let tcp = TcpListener::bind("[::1]:0").unwrap();
         let udp_info = inspect(udp.as_fd()).unwrap();
         let tcp_info = inspect(tcp.as_fd()).unwrap();
-        assert_eq!((udp_info.family_name(), udp_info.protocol_name().as_str()), ("ipv4", "udp"));
-        assert_eq!((tcp_info.family_name(), tcp_info.protocol_name().as_str()), ("ipv6", "tcp"));
+        assert_eq!(
+            (udp_info.family_name(), udp_info.protocol_name().as_str()),
+            ("ipv4", "udp")
+        );
+        assert_eq!(
+            (tcp_info.family_name(), tcp_info.protocol_name().as_str()),
+            ("ipv6", "tcp")
+        );
         assert_ne!(udp_info.cookie, 0);
         assert_ne!(udp_info.cookie, tcp_info.cookie);
         assert_eq!(inspect(udp.as_fd()).unwrap().cookie, udp_info.cookie);
@@ -113,7 +133,10 @@ mod tests {
     #[test]
     fn refuses_files_and_unix_sockets() {
         let file = File::open("/proc/self/status").unwrap();
-        assert!(matches!(inspect(file.as_fd()), Err(NotInetSocket::NotASocket)));
+        assert!(matches!(
+            inspect(file.as_fd()),
+            Err(NotInetSocket::NotASocket)
+        ));
         let (unix, _peer) = UnixStream::pair().unwrap();
         let error = inspect(unix.as_fd()).unwrap_err();
         assert!(matches!(error, NotInetSocket::WrongFamily { .. }));
