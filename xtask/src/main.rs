@@ -7,7 +7,7 @@ mod setup;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, ExitCode},
 };
 
 use anyhow::{bail, Context as _, Result};
@@ -74,9 +74,18 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    match args.command {
+fn main() -> ExitCode {
+    match run_task(Args::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<()> {
+    match task {
         Task::Setup => setup::ensure_toolchain(),
         Task::Build { release } => {
             setup::ensure_toolchain()?;
@@ -114,7 +123,14 @@ fn test(unit_only: bool) -> Result<()> {
     build(false)?;
     eprintln!("xtask: formatting and lints");
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     eprintln!("xtask: unit tests (no root needed)");
     run(cargo().args(["test"]))?;
     if unit_only {
