@@ -3,6 +3,11 @@
 //! The kernel programs (`sockstats-ebpf`) write these and the daemon reads them. A change here
 //! changes the layout of pinned maps, so the daemon refuses to reuse pins from an older layout.
 
+/// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
+/// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
+/// maps pinned by a build with another layout.
+pub const MAP_LAYOUT_VERSION: u32 = 1;
+
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
 
@@ -122,7 +127,7 @@ impl Counter {
     }
 }
 
-#[cfg(feature = "user")]
+#[cfg(feature = "pod")]
 mod pod {
     // SAFETY: both are `#[repr(C)]`, `Copy`, have no padding (sizes asserted above) and every bit
     // pattern is a valid value.

@@ -20,7 +20,7 @@ pub enum LabelNameError {
         "label name has {character:?} at position {position}; only [A-Za-z0-9._:/-] are allowed"
     )]
     BadCharacter { character: char, position: usize },
-    #[error("label name \"{UNLABELED_NAME}\" is reserved for sockets without a label; use the unlabel op")]
+    #[error("label name \"{UNLABELED_NAME}\" cannot be registered: it is the name of sockets without a label")]
     Reserved,
 }
 

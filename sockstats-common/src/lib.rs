@@ -3,8 +3,9 @@
 //! Everything at the top level is `#[repr(C)]`, `Copy` and free of implicit padding, because the
 //! kernel programs and the daemon read the same bytes out of BPF maps. With the `user` feature the
 //! crate also carries the wire protocol ([`protocol`]) and a small blocking client library
-//! ([`client`]) that programs can link without pulling in aya's loader or an async runtime.
-#![cfg_attr(not(feature = "user"), no_std)]
+//! ([`client`]) that programs can link without pulling in aya or an async runtime; `pod` adds
+//! `aya::Pod` for the daemon.
+#![cfg_attr(not(any(feature = "user", feature = "pod")), no_std)]
 
 pub mod kernel;
 

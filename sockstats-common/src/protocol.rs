@@ -226,6 +226,9 @@ pub struct StatusReply {
     pub state_dir: String,
     /// Inet sockets with an entry in the kernel right now.
     pub live_sockets: u64,
+    /// The kernel's failure and event counters by name (`sockets_map_full`, ...).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

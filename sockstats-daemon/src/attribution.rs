@@ -10,7 +10,7 @@ use sockstats_common::{Counter, SocketEntry, Totals, UNLABELED_ID};
 #[derive(Debug, Clone, Default)]
 pub struct KernelSnapshot {
     /// Live sockets: cookie → entry.
-    pub sockets: Vec<(u64, SocketEntry)>,
+    pub sockets: HashMap<u64, SocketEntry>,
     /// Labels of live sockets: cookie → label id.
     pub socket_labels: HashMap<u64, u32>,
     /// Bytes of closed sockets per label id.
@@ -73,11 +73,11 @@ mod tests {
     #[test]
     fn closed_and_live_sockets_add_up_per_label() {
         let snapshot = KernelSnapshot {
-            sockets: vec![
+            sockets: HashMap::from([
                 (10, socket(100, 1)),
                 (11, socket(5, 50)),
                 (12, socket(7, 0)),
-            ],
+            ]),
             socket_labels: HashMap::from([(10, 1), (11, 2)]),
             label_totals: HashMap::from([(1, Totals::new(1000, 2000)), (0, Totals::new(3, 4))]),
             ..KernelSnapshot::default()

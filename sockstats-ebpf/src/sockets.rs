@@ -151,10 +151,12 @@ pub fn on_release(ctx: &SockContext) {
     // SAFETY: as above. No sendmsg/recvmsg can run on a socket being released (they hold a
     // reference to its file), so nothing adds to the entry while we read it.
     if let Some(entry) = unsafe { SOCKETS.get(cookie) }.copied() {
+        // Delete before folding: a reader that sees neither misses the socket for one reply
+        // (and retries, see the daemon's snapshot), but no reader can ever see it twice.
+        let _ = SOCKETS.remove(cookie);
         if entry.tx_bytes != 0 || entry.rx_bytes != 0 {
             fold(ctx, label, entry.tx_bytes, entry.rx_bytes);
         }
-        let _ = SOCKETS.remove(cookie);
     }
     let _ = SOCKET_LABELS.remove(cookie);
     counters::bump(Counter::SocketsReleased);

@@ -43,7 +43,8 @@ pub struct TestDaemon {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub bpffs_dir: PathBuf,
-    pub cgroup_root: PathBuf,
+    /// `None` for a daemon accounting the whole host.
+    pub cgroup_root: Option<PathBuf>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -52,6 +53,16 @@ impl TestDaemon {
     /// Starts a daemon accounting `cgroup` and waits until it answers.
     #[must_use]
     pub fn start(name: &str, cgroup: &TestCgroup) -> Self {
+        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()))
+    }
+
+    /// Starts a daemon accounting the whole host; `cgroup` only names its paths.
+    #[must_use]
+    pub fn start_whole_host(name: &str, cgroup: &TestCgroup) -> Self {
+        Self::start_scoped(name, cgroup, None)
+    }
+
+    fn start_scoped(name: &str, cgroup: &TestCgroup, cgroup_root: Option<PathBuf>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sockstats-test-")
             .tempdir()
@@ -66,7 +77,7 @@ impl TestDaemon {
             socket: dir.path().join("sockstats.sock"),
             state_dir: dir.path().join("state"),
             bpffs_dir: PathBuf::from("/sys/fs/bpf").join(&*cgroup_name),
-            cgroup_root: cgroup.path.clone(),
+            cgroup_root,
             log: dir.path().join(format!("{name}.log")),
             _dir: dir,
         };
@@ -80,15 +91,17 @@ impl TestDaemon {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(binary("sockstatsd"))
+        let mut command = Command::new(binary("sockstatsd"));
+        if let Some(root) = &self.cgroup_root {
+            command.arg("--cgroup-root").arg(root);
+        }
+        let child = command
             .arg("--socket")
             .arg(&self.socket)
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--bpffs-dir")
             .arg(&self.bpffs_dir)
-            .arg("--cgroup-root")
-            .arg(&self.cgroup_root)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))

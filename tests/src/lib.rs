@@ -32,4 +32,12 @@ impl Harness {
         let daemon = TestDaemon::start(name, &cgroup);
         Self { daemon, cgroup }
     }
+
+    /// As [`Harness::start`], but the daemon accounts the whole host (no `--cgroup-root`).
+    #[must_use]
+    pub fn start_whole_host(name: &str) -> Self {
+        let cgroup = TestCgroup::enter(name);
+        let daemon = TestDaemon::start_whole_host(name, &cgroup);
+        Self { daemon, cgroup }
+    }
 }

@@ -120,6 +120,7 @@ fn closed_sockets_keep_their_bytes() {
     let harness = Harness::start("closed");
     let daemon = &harness.daemon;
     let live_before = daemon.client().status().expect("status").live_sockets;
+    let datagrams;
     {
         let (client, server) = tcp_pair(true);
         let mut control = daemon.client();
@@ -129,7 +130,7 @@ fn closed_sockets_keep_their_bytes() {
         tcp_send(&server, &client, 999, 999);
         let (a, b) = udp_pair(false);
         control.label(&a, "closing-client").expect("label");
-        let datagrams = udp_send(&a, &b, 100);
+        datagrams = udp_send(&a, &b, 100);
         assert_eq!(
             daemon.stats("closing-client"),
             ByteCounts {
@@ -147,12 +148,18 @@ fn closed_sockets_keep_their_bytes() {
     }
     // All sockets are closed now: their entries are folded into the totals and gone.
     let stats = daemon.get().stats;
-    let udp_bytes = stats["unlabeled"].rx_bytes;
     assert_eq!(
         stats["closing-client"],
         ByteCounts {
-            tx_bytes: 2 * MIB as u64 + udp_bytes,
+            tx_bytes: 2 * MIB as u64 + datagrams,
             rx_bytes: 999
+        }
+    );
+    assert_eq!(
+        stats["unlabeled"],
+        ByteCounts {
+            tx_bytes: 0,
+            rx_bytes: datagrams
         }
     );
     assert_eq!(stats["closing-server"], counts(999, 2 * MIB));
@@ -241,4 +248,37 @@ fn concurrent_writers_on_one_socket_are_exact() {
     assert_eq!(reader.join().expect("reader"), WRITERS * PER_WRITER);
     assert_eq!(daemon.stats("shared"), counts(WRITERS * PER_WRITER, 0));
     assert_eq!(daemon.stats("unlabeled"), counts(0, WRITERS * PER_WRITER));
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn whole_host_mode_counts_labeled_sockets_exactly() {
+    // No --cgroup-root: the programs see every socket of the host, as in production.
+    let harness = Harness::start_whole_host("whole-host");
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(false);
+    let mut control = daemon.client();
+    control.label(&client, "host-client").expect("label");
+    control.label(&server, "host-server").expect("label");
+    tcp_send(&client, &server, MIB + 5, 4096);
+    tcp_send(&server, &client, 77, 77);
+    let (a, b) = udp_pair(true);
+    control.label(&a, "host-client").expect("label");
+    let datagrams = udp_send(&a, &b, 200);
+    drop((client, server, a, b));
+    let stats = daemon.get().stats;
+    assert_eq!(
+        stats["host-client"],
+        ByteCounts {
+            tx_bytes: MIB as u64 + 5 + datagrams,
+            rx_bytes: 77
+        }
+    );
+    assert_eq!(stats["host-server"], counts(77, MIB + 5));
+    let daemon_status = daemon.client().status().expect("status");
+    assert!(
+        !daemon_status.cgroup_root.contains("sockstats-test"),
+        "{}",
+        daemon_status.cgroup_root
+    );
 }

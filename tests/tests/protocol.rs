@@ -53,9 +53,14 @@ fn bad_requests_get_clear_errors_and_the_connection_goes_on() {
     let error = error_of(&raw.call(r#"{"op":"get"}"#, &[udp.as_fd()]));
     assert!(error.contains("does not take fds"), "{error}");
     let error = error_of(&raw.call(r#"{"op":"label"}"#, &[udp.as_fd()]));
-    assert!(error.contains("label"), "{error}");
-    let error = error_of(&raw.call(r#"{"op":"label","label":"unlabeled"}"#, &[udp.as_fd()]));
-    assert!(error.contains("reserved"), "{error}");
+    assert!(error.contains("missing field `label`"), "{error}");
+    // Labeling as `unlabeled` is the same as unlabeling.
+    let reply = raw.call(r#"{"op":"label","label":"unlabeled"}"#, &[udp.as_fd()]);
+    assert_eq!(
+        (&reply["ok"], &reply["label_id"]),
+        (&Value::Bool(true), &Value::from(0)),
+        "{reply}"
+    );
 
     // A refused request labels nothing, even when some of its fds were fine.
     let error = error_of(&raw.call(
@@ -136,12 +141,12 @@ fn an_fd_flood_is_refused_and_every_fd_closed() {
     );
     drop(raw);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while daemon.open_fds() != before && std::time::Instant::now() < deadline {
+    while daemon.open_fds() > before && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(
-        daemon.open_fds(),
-        before,
+    // `before` may include a connection of the start-up check that closes meanwhile.
+    assert!(
+        daemon.open_fds() <= before,
         "the daemon closed every passed fd"
     );
     assert!(daemon.client().labels().expect("labels").labels.is_empty());

@@ -91,6 +91,7 @@ fn run(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
+    raise_fd_limit();
     if !nix::unistd::geteuid().is_root() {
         log::warn!("not running as root: loading eBPF programs will most likely be refused");
     }
@@ -131,6 +132,9 @@ fn run(args: &Args) -> Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::from_std(listener)
             .context("cannot register the listening socket")?;
+        // Signal handlers first: a SIGTERM right after the socket answers must shut down cleanly.
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         if let Some(program_id) = attached.log_program_id {
             tokio::spawn(forward_kernel_logs(program_id));
@@ -140,8 +144,6 @@ fn run(args: &Args) -> Result<()> {
         };
         let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
         log::info!("serving on {}", args.socket.display());
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         tokio::select! {
             _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
             _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
@@ -159,6 +161,19 @@ fn run(args: &Args) -> Result<()> {
     );
     drop(attached);
     Ok(())
+}
+
+/// Clients pass fds: allow as many open fds as the hard limit permits (the soft default of 1024
+/// is a handful of fd-passing clients).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::warn!("cannot raise the open-file limit from {soft} to {hard}: {error}");
+            }
+        }
+    }
 }
 
 /// Prints what the kernel programs log (cold paths only: full maps and the like).

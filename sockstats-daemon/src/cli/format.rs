@@ -134,6 +134,12 @@ pub fn status_text(reply: &StatusReply) -> String {
         })
         .collect();
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], &rows));
+    let counters: Vec<Vec<String>> = reply
+        .counters
+        .iter()
+        .map(|(name, value)| vec![name.clone(), value.to_string()])
+        .collect();
+    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], &counters));
     out
 }
 

@@ -5,6 +5,7 @@ use sockstats_common::protocol::{
     encode_error, encode_ok, ByteCounts, GetReply, LabelInfo, LabelReply, LabelsReply, Request,
     SocketInfo, StatusReply, UnlabelReply,
 };
+use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
 
 use super::state::Daemon;
 use crate::{
@@ -67,6 +68,15 @@ fn socket_info_of(socket: &InetSocket) -> SocketInfo {
 
 fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String, String> {
     let sockets = inspect_all(fds, "label")?;
+    if label == UNLABELED_NAME {
+        // Putting a socket under `unlabeled` is taking its label off.
+        remove_labels(daemon, &sockets)?;
+        return Ok(encode_ok(&LabelReply {
+            label: label.to_owned(),
+            label_id: UNLABELED_ID,
+            sockets: sockets.iter().map(socket_info_of).collect(),
+        }));
+    }
     let label_id = daemon
         .registry
         .lock()
@@ -91,14 +101,19 @@ fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String
     }))
 }
 
-fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
-    let sockets = inspect_all(fds, "unlabel")?;
+fn remove_labels(daemon: &Daemon, sockets: &[InetSocket]) -> Result<(), String> {
     let mut kernel = daemon.kernel.lock().expect("kernel lock");
-    for socket in &sockets {
+    for socket in sockets {
         kernel
             .remove_label(socket.cookie)
             .map_err(|error| format!("cannot unlabel socket {}: {error}", socket.cookie))?;
     }
+    Ok(())
+}
+
+fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
+    let sockets = inspect_all(fds, "unlabel")?;
+    remove_labels(daemon, &sockets)?;
     Ok(encode_ok(&UnlabelReply {
         sockets: sockets.iter().map(socket_info_of).collect(),
     }))
@@ -152,7 +167,15 @@ fn labels(daemon: &Daemon) -> String {
 }
 
 fn status(daemon: &Daemon) -> String {
-    let live_sockets = daemon.kernel.lock().expect("kernel lock").live_sockets();
+    let (live_sockets, counters) = {
+        let kernel = daemon.kernel.lock().expect("kernel lock");
+        (kernel.live_sockets(), kernel.counters().unwrap_or_default())
+    };
+    let counters = Counter::ALL
+        .iter()
+        .zip(counters)
+        .map(|(counter, value)| (counter.name().to_owned(), value))
+        .collect();
     let info = &daemon.info;
     encode_ok(&StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -162,5 +185,6 @@ fn status(daemon: &Daemon) -> String {
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
         live_sockets,
+        counters,
     })
 }

@@ -86,19 +86,35 @@ async fn refuse(mut stream: UnixStream, max_clients: usize) {
 async fn serve_connection(
     mut stream: UnixStream,
     daemon: Arc<Daemon>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut framer = LineFramer::new();
+    let refusal = serve_requests(&mut stream, &mut framer, &daemon, shutdown).await?;
+    // Passed fds still waiting in the framer are closed now, not after the drain.
+    drop(framer);
+    match refusal {
+        Some(error) => refuse_and_close(stream, &error).await,
+        None => Ok(()),
+    }
+}
+
+/// Answers requests until the client leaves (`None`) or must be refused (`Some(reason)`).
+async fn serve_requests(
+    stream: &mut UnixStream,
+    framer: &mut LineFramer,
+    daemon: &Arc<Daemon>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<Option<String>> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while let Some(next) = framer.next_line() {
             let (line, fds) = match next {
                 Ok(line_and_fds) => line_and_fds,
-                Err(error) => return refuse_and_close(stream, &error.to_string()).await,
+                Err(error) => return Ok(Some(error.to_string())),
             };
             let reply = match decode_request(&line) {
                 Ok(request) => {
-                    let daemon = Arc::clone(&daemon);
+                    let daemon = Arc::clone(daemon);
                     tokio::task::spawn_blocking(move || handler::handle(&daemon, request, fds))
                         .await
                         .unwrap_or_else(|error| encode_error(&format!("internal error: {error}")))
@@ -109,7 +125,7 @@ async fn serve_connection(
         }
         tokio::select! {
             ready = stream.readable() => ready?,
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => return Ok(None),
         }
         let received = match stream.try_io(Interest::READABLE, || {
             recv_with_fds(stream.as_fd(), &mut buf)
@@ -119,14 +135,16 @@ async fn serve_connection(
             Err(error) => return Err(error),
         };
         if received.len == 0 && received.fds.is_empty() {
-            return Ok(()); // the client closed the connection
+            return Ok(None); // the client closed the connection
         }
         if received.fds_truncated {
-            let error = "too many fds in one message; the extra ones were discarded; closing the connection";
-            return refuse_and_close(stream, error).await;
+            return Ok(Some(
+                "too many fds in one message; the extra ones were discarded; closing the connection"
+                    .to_owned(),
+            ));
         }
         if let Err(error) = framer.push(&buf[..received.len], received.fds) {
-            return refuse_and_close(stream, &error.to_string()).await;
+            return Ok(Some(error.to_string()));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Loading the embedded kernel object, attaching its programs and pinning maps and links.
 //!
 //! Pin layout under the bpffs dir:
-//! - `maps/<MAP>`: the maps, reused by every later daemon, so totals survive restarts;
+//! - `maps-v<layout>/<MAP>`: the maps, reused by every later daemon with the same map layout,
+//!   so totals survive restarts;
 //! - `links-<build>/<program>`: the attachments of one build of the programs for one cgroup
 //!   root. A restarted daemon of the same build finds them and attaches nothing (programs kept
 //!   counting while it was down); another build replaces them.
@@ -20,8 +21,8 @@ use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
-    protocol::ProgramStatus, COUNTERS_MAP, GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL,
-    LABEL_TOTALS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+    protocol::ProgramStatus, Counter, SocketEntry, Totals, COUNTERS_MAP, GLOBAL_ROOT_CGROUP_ID,
+    GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use super::maps::KernelMaps;
@@ -108,6 +109,34 @@ pub struct AttachedKernel {
     _links: Vec<FdLink>,
 }
 
+/// The directory of the maps of this layout: `maps-v<version>-<value sizes>`.
+fn maps_dir_name() -> String {
+    format!(
+        "maps-v{MAP_LAYOUT_VERSION}-{}-{}-{}",
+        size_of::<SocketEntry>(),
+        size_of::<Totals>(),
+        Counter::COUNT
+    )
+}
+
+/// Maps pinned by builds with another layout are not read (their totals are not carried
+/// over) but left in place for the operator to remove.
+fn warn_about_other_layouts(bpffs_dir: &Path, maps_dir: &Path) {
+    let Ok(entries) = fs::read_dir(bpffs_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with("maps") && path != maps_dir {
+            log::warn!(
+                "{} holds maps of another sockstats map layout; they are not used (their totals \
+                 are not carried over); delete it to free them",
+                path.display()
+            );
+        }
+    }
+}
+
 /// FNV-1a over the object and the cgroup root: names the links directory of this build.
 fn build_tag(cgroup_root: &CgroupRoot) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -132,8 +161,9 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         return Err(KernelError::NoObject);
     }
     bpffs::prepare_pin_dir(&options.bpffs_dir)?;
-    let maps_dir = options.bpffs_dir.join("maps");
+    let maps_dir = options.bpffs_dir.join(maps_dir_name());
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
+    warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
     let root = &options.cgroup_root;
     let mut ebpf = EbpfLoader::new()

@@ -71,7 +71,8 @@ impl KernelMaps {
         self.sockets.keys().flatten().count() as u64
     }
 
-    fn counters(&self) -> Result<[u64; Counter::COUNT as usize], MapError> {
+    /// The failure and event counters, indexed by [`Counter`].
+    pub fn counters(&self) -> Result<[u64; Counter::COUNT as usize], MapError> {
         let mut counters = [0; Counter::COUNT as usize];
         for (slot, value) in counters.iter_mut().zip(self.counters.iter()) {
             *slot = value?;
@@ -80,10 +81,11 @@ impl KernelMaps {
     }
 
     fn read_once(&self) -> Result<(KernelSnapshot, bool), MapError> {
-        // Order matters. `sock_release` bumps ReleasesStarted, folds the socket into
-        // LABEL_TOTALS, deletes its entries, then bumps SocketsReleased. Reading totals before
-        // sockets means a fold in between can only make us miss a socket, never see it twice;
-        // and "finished before" == "started after" proves no fold overlapped at all.
+        // Order matters. `sock_release` bumps ReleasesStarted, deletes the socket's entry, folds
+        // its bytes into LABEL_TOTALS, then bumps SocketsReleased. Reading the totals before the
+        // entries, a socket is in the entries we read, or in the totals we read, or (while its
+        // release overlaps this read) in neither: never in both. "Finished before" == "started
+        // after" proves no release overlapped, so nothing was missed either.
         let finished_before = self.counters()?[Counter::SocketsReleased as usize];
         let label_totals: StdHashMap<u32, Totals> =
             self.label_totals.iter().collect::<Result<_, _>>()?;
@@ -92,7 +94,9 @@ impl KernelMaps {
             .iter()
             .filter_map(skip_vanished)
             .collect::<Result<_, _>>()?;
-        let sockets: Vec<(u64, SocketEntry)> = self
+        // A deletion during the walk restarts the kernel's key iteration, so keys can repeat:
+        // collecting into a map counts each socket once.
+        let sockets: StdHashMap<u64, SocketEntry> = self
             .sockets
             .iter()
             .filter_map(skip_vanished)
