@@ -6,7 +6,7 @@
 /// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
 /// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
 /// maps pinned by a build with another layout.
-pub const MAP_LAYOUT_VERSION: u32 = 1;
+pub const MAP_LAYOUT_VERSION: u32 = 3;
 
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
@@ -15,15 +15,23 @@ pub const UNLABELED_ID: u32 = 0;
 pub const SOCKETS_MAP: &str = "SOCKETS";
 /// Labels of live sockets: socket cookie (`u64`) → label id (`u32`). Written by the daemon.
 pub const SOCKET_LABELS_MAP: &str = "SOCKET_LABELS";
-/// Bytes of closed sockets folded in by `sock_release`: label id (`u32`) → [`Totals`].
+/// Bytes of closed sockets folded in by `sock_release`: [`LabelIfaceKey`] → [`IfaceCounters`].
 pub const LABEL_TOTALS_MAP: &str = "LABEL_TOTALS";
 /// Failure and event counters: an array of `u64` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 
-/// Default capacity of [`SOCKETS_MAP`] and [`SOCKET_LABELS_MAP`]: live inet sockets tracked at once.
+/// Default capacity of [`SOCKETS_MAP`] and [`SOCKET_LABELS_MAP`]: live inet sockets tracked at
+/// once. Entries are allocated on demand (`BPF_F_NO_PREALLOC`), so memory follows the live
+/// socket count, not this capacity.
 pub const DEFAULT_MAX_SOCKETS: u32 = 262_144;
-/// Capacity of [`LABEL_TOTALS_MAP`]; the daemon never hands out more label ids than this.
+/// Most label ids the daemon hands out (id 0 included).
 pub const MAX_LABELS: u32 = 16_384;
+/// Capacity of [`LABEL_TOTALS_MAP`]: (label, interface) pairs of closed sockets.
+pub const MAX_LABEL_INTERFACES: u32 = 65_536;
+/// Tombstones of released sockets kept for their last packets (an LRU map).
+pub const RELEASED_TOMBSTONES: u32 = 65_536;
+/// `BPF_F_NO_PREALLOC`.
+pub const MAP_NO_PREALLOC: u32 = 1;
 
 /// Global variable (u64) in the kernel object: id of the cgroup whose subtree is accounted.
 pub const GLOBAL_ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
@@ -31,27 +39,21 @@ pub const GLOBAL_ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
 /// 0 means the whole host and switches the subtree check off.
 pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
 
-/// One live socket's payload bytes and who owns it. Key: the socket cookie.
-///
-/// Created by `cgroup/sock_create`, or lazily on first traffic for accepted sockets and sockets
-/// older than the programs. The byte counters only ever grow, by atomic adds.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SocketEntry {
-    /// Payload bytes sent (`sendmsg` return values).
-    pub tx_bytes: u64,
-    /// Payload bytes received (`recvmsg` return values, peeks excluded).
-    pub rx_bytes: u64,
-    /// cgroup v2 id of the task that created the socket (or first moved bytes on it).
-    pub cgroup_id: u64,
-    /// uid of that task.
-    pub uid: u32,
-    /// Process id (thread-group id) of that task.
-    pub tgid: u32,
-}
-const _: () = assert!(size_of::<SocketEntry>() == 32);
+/// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
+pub const INTERFACE_SLOTS: u32 = 3;
+/// Slot for traffic on interfaces beyond the first [`INTERFACE_SLOTS`] a socket used.
+pub const OTHER_SLOT: u32 = INTERFACE_SLOTS;
+/// Slot for payload moved before any packet of the socket showed its interface (sockets older
+/// than the programs, until their next packet).
+pub const UNKNOWN_SLOT: u32 = INTERFACE_SLOTS + 1;
+/// All slots of a [`SocketEntry`].
+pub const SLOTS: usize = INTERFACE_SLOTS as usize + 2;
+/// The `ifindex` of [`LabelIfaceKey`]s for [`OTHER_SLOT`] traffic (no real interface has it).
+pub const OTHER_IFINDEX: u32 = u32::MAX;
+/// The `ifindex` of [`LabelIfaceKey`]s for [`UNKNOWN_SLOT`] traffic.
+pub const UNKNOWN_IFINDEX: u32 = 0;
 
-/// Payload bytes in both directions.
+/// Bytes in both directions.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -73,17 +75,132 @@ impl Totals {
     }
 }
 
+/// IP packets in both directions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Packets {
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+}
+const _: () = assert!(size_of::<Packets>() == 16);
+
+impl Packets {
+    pub fn add(&mut self, other: Packets) {
+        self.tx_packets = self.tx_packets.saturating_add(other.tx_packets);
+        self.rx_packets = self.rx_packets.saturating_add(other.rx_packets);
+    }
+}
+
+/// What a socket moved over one interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceCounters {
+    /// Payload bytes (`sendmsg`/`recvmsg` return values) while the socket's packets used it.
+    pub payload: Totals,
+    /// IP-layer bytes of the socket's packets on it (headers, ACKs and retransmits included).
+    pub wire_bytes: Totals,
+    /// IP packets (a GSO/GRO super-packet counts as its `gso_segs` packets).
+    pub wire_packets: Packets,
+}
+const _: () = assert!(size_of::<IfaceCounters>() == 48);
+
+impl IfaceCounters {
+    pub fn add(&mut self, other: &IfaceCounters) {
+        self.payload.add(other.payload);
+        self.wire_bytes.add(other.wire_bytes);
+        self.wire_packets.add(other.wire_packets);
+    }
+
+    #[must_use]
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One interface slot of a socket: which interface, and what moved over it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceSlot {
+    /// Network namespace cookie of the interface (0 while the slot is free: claimed first).
+    pub netns_cookie: u64,
+    /// The interface's index in that namespace (0 until the claimer stored it).
+    pub ifindex: u32,
+    pub _pad: u32,
+    pub counters: IfaceCounters,
+}
+const _: () = assert!(size_of::<IfaceSlot>() == 64);
+
+/// One live socket: owner, and what it moved per interface. Key: the socket cookie.
+///
+/// Created by `cgroup/sock_create`, or lazily on first traffic for accepted sockets and sockets
+/// older than the programs. Counters only ever grow, by atomic adds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketEntry {
+    /// cgroup v2 id of the task that created the socket (or first moved bytes on it).
+    pub cgroup_id: u64,
+    /// uid of that task.
+    pub uid: u32,
+    /// Process id (thread-group id) of that task; 0 while unknown.
+    pub tgid: u32,
+    /// Slot of the interface the socket's last outgoing packet used: sent payload goes there.
+    pub tx_slot: u32,
+    /// Slot of the interface the socket's last incoming packet used: received payload goes there.
+    pub rx_slot: u32,
+    pub _pad: u64,
+    /// [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`], then [`UNKNOWN_SLOT`].
+    pub slots: [IfaceSlot; SLOTS],
+}
+const _: () = assert!(size_of::<SocketEntry>() == 32 + 64 * SLOTS);
+
+impl Default for SocketEntry {
+    fn default() -> Self {
+        Self {
+            cgroup_id: 0,
+            uid: 0,
+            tgid: 0,
+            tx_slot: UNKNOWN_SLOT,
+            rx_slot: UNKNOWN_SLOT,
+            _pad: 0,
+            slots: [IfaceSlot::default(); SLOTS],
+        }
+    }
+}
+
+impl SocketEntry {
+    /// Payload bytes over all interfaces.
+    #[must_use]
+    pub fn payload(&self) -> Totals {
+        let mut total = Totals::default();
+        for slot in &self.slots {
+            total.add(slot.counters.payload);
+        }
+        total
+    }
+}
+
+/// Key of [`LABEL_TOTALS_MAP`]: a label on an interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelIfaceKey {
+    pub label: u32,
+    /// Interface index, or [`OTHER_IFINDEX`] / [`UNKNOWN_IFINDEX`] (then `netns_cookie` is 0).
+    pub ifindex: u32,
+    pub netns_cookie: u64,
+}
+const _: () = assert!(size_of::<LabelIfaceKey>() == 16);
+
 /// Slots of [`COUNTERS_MAP`]. Every way the kernel side can fail to account a byte has one.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// A socket found [`SOCKETS_MAP`] full; its bytes went to the overflow bucket.
+    /// Times a socket found [`SOCKETS_MAP`] full; its bytes went to the overflow bucket.
     SocketsMapFull = 0,
-    /// Payload bytes sent by sockets that found [`SOCKETS_MAP`] full.
+    /// Payload bytes sent by sockets that found a map full.
     OverflowTxBytes = 1,
-    /// Payload bytes received by sockets that found [`SOCKETS_MAP`] full.
+    /// Payload bytes received by sockets that found a map full.
     OverflowRxBytes = 2,
-    /// A closing socket found [`LABEL_TOTALS_MAP`] full; its bytes went to the overflow bucket.
+    /// Times a closing socket found [`LABEL_TOTALS_MAP`] full; its bytes went to overflow.
     LabelTotalsFull = 3,
     /// Sockets whose entry `cgroup/sock_create` made.
     SocketsCreated = 4,
@@ -91,15 +208,26 @@ pub enum Counter {
     SocketsCreatedLazily = 5,
     /// Sockets folded into label totals by `cgroup/sock_release` (bumped after the fold).
     SocketsReleased = 6,
-    /// `cgroup/sock_release` runs begun (bumped before the fold). While it differs from
-    /// [`Counter::SocketsReleased`] a fold is in flight; the daemon uses the pair to take
-    /// snapshots no fold interleaves with.
+    /// `cgroup/sock_release` runs begun (bumped before the entry is deleted). While it differs
+    /// from [`Counter::SocketsReleased`] a release is in flight; the daemon uses the pair to
+    /// take snapshots no release interleaves with.
     ReleasesStarted = 7,
+    /// Packets of sockets that had already used [`INTERFACE_SLOTS`] other interfaces (their
+    /// bytes are charged to the "other" interface).
+    InterfaceSlotsFull = 8,
+    /// IP-layer bytes sent by sockets that found a map full.
+    OverflowWireTxBytes = 9,
+    /// IP-layer bytes received by sockets that found a map full.
+    OverflowWireRxBytes = 10,
+    /// IP-layer bytes of packets of sockets without an entry: sockets older than the programs
+    /// before their first payload, kernel control sockets (RSTs, TIME_WAIT ACKs), and closed
+    /// sockets whose tombstone was already evicted.
+    UntrackedWireBytes = 11,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 12;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -109,9 +237,13 @@ impl Counter {
         Counter::SocketsCreatedLazily,
         Counter::SocketsReleased,
         Counter::ReleasesStarted,
+        Counter::InterfaceSlotsFull,
+        Counter::OverflowWireTxBytes,
+        Counter::OverflowWireRxBytes,
+        Counter::UntrackedWireBytes,
     ];
 
-    /// Stable `snake_case` name, used by `debug` and metrics.
+    /// Stable `snake_case` name, used by `status` and metrics.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
@@ -123,15 +255,20 @@ impl Counter {
             Counter::SocketsCreatedLazily => "sockets_created_lazily",
             Counter::SocketsReleased => "sockets_released",
             Counter::ReleasesStarted => "releases_started",
+            Counter::InterfaceSlotsFull => "interface_slots_full",
+            Counter::OverflowWireTxBytes => "overflow_wire_tx_bytes",
+            Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
+            Counter::UntrackedWireBytes => "untracked_wire_bytes",
         }
     }
 }
 
 #[cfg(feature = "pod")]
 mod pod {
-    // SAFETY: both are `#[repr(C)]`, `Copy`, have no padding (sizes asserted above) and every bit
-    // pattern is a valid value.
+    // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `_pad`
+    // fields), and every bit pattern is a valid value.
     unsafe impl aya::Pod for super::SocketEntry {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::Totals {}
+    unsafe impl aya::Pod for super::IfaceCounters {}
+    unsafe impl aya::Pod for super::LabelIfaceKey {}
 }

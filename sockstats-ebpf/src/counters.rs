@@ -1,4 +1,4 @@
-//! The failure and event counters, and the one atomic add everything uses.
+//! The failure and event counters, and the atomic operations everything uses.
 use aya_ebpf::{macros::map, maps::Array};
 use sockstats_common::Counter;
 
@@ -8,7 +8,7 @@ static COUNTERS: Array<u64> = Array::pinned(Counter::COUNT, 0);
 /// Adds `value` to `*dst` with the BPF `lock xadd` instruction, safe against other CPUs.
 ///
 /// # Safety
-/// `dst` must point into a map value (or other kernel memory the verifier lets us write).
+/// `dst` must point into a map value.
 #[inline(always)]
 pub unsafe fn atomic_add(dst: *mut u64, value: u64) {
     // SAFETY: the caller guarantees `dst` is valid for writes.
@@ -16,6 +16,24 @@ pub unsafe fn atomic_add(dst: *mut u64, value: u64) {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
             dst, value,
         );
+    }
+}
+
+/// Sets `*dst` from 0 to `value` if it is still 0 (64-bit BPF `cmpxchg`; the 32-bit one needs
+/// a newer BPF CPU version). Returns whether it did.
+///
+/// # Safety
+/// `dst` must point into a map value.
+#[inline(always)]
+pub unsafe fn claim(dst: *mut u64, value: u64) -> bool {
+    // SAFETY: the caller guarantees `dst` is valid for writes.
+    unsafe {
+        core::intrinsics::atomic_cxchg::<
+            u64,
+            { core::intrinsics::AtomicOrdering::SeqCst },
+            { core::intrinsics::AtomicOrdering::SeqCst },
+        >(dst, 0, value)
+        .1
     }
 }
 

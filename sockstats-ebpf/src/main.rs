@@ -3,7 +3,10 @@
 //! - `sock_send_length` / `sock_recv_length` (`tp_btf`, kernel 6.3+): add each successful
 //!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its [`SocketEntry`].
 //! - `sock_create` (`cgroup/sock_create`): make the entry with its owner.
-//! - `sock_release` (`cgroup/sock_release`): fold the entry into its label's [`Totals`] and delete it.
+//! - `sock_release` (`cgroup/sock_release`): delete the entry and fold it into its label's
+//!   per-interface totals.
+//! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface each socket's
+//!   packets use and their IP-layer bytes and packets.
 //!
 //! Every program is bounded (no loops), does at most a handful of map operations, and policy
 //! (labels, names, queries) stays in the daemon. Nothing here logs per packet or per send.
@@ -21,11 +24,17 @@
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod packets;
+#[cfg(target_arch = "bpf")]
 mod programs;
 #[cfg(target_arch = "bpf")]
 mod scope;
 #[cfg(target_arch = "bpf")]
+mod slots;
+#[cfg(target_arch = "bpf")]
 mod sockets;
+#[cfg(target_arch = "bpf")]
+mod totals;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -1,8 +1,16 @@
 //! The program entry points: thin wrappers over [`crate::sockets`].
 use aya_ebpf::{
-    macros::{btf_tracepoint, cgroup_sock},
-    programs::{BtfTracePointContext, SockContext},
+    macros::{btf_tracepoint, cgroup_skb, cgroup_sock},
+    programs::{BtfTracePointContext, SkBuffContext, SockContext},
 };
+
+use crate::{packets, sockets::{self, Direction}};
+
+/// The low 32 bits of a tracepoint argument register: the kernel's `int`.
+#[expect(clippy::cast_possible_truncation, reason = "the argument is a C int")]
+fn c_int(register: i64) -> i32 {
+    register as i32
+}
 
 /// `MSG_PEEK`: a peek reads bytes without consuming them; they are counted when really read.
 const MSG_PEEK: i32 = 2;
@@ -13,9 +21,8 @@ const MSG_PEEK: i32 = 2;
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    if let Ok(bytes) = u64::try_from(ret as i32) {
-        crate::sockets::count_payload(sk, crate::sockets::Direction::Tx, bytes);
+    if let Ok(bytes) = u64::try_from(c_int(ctx.arg(1))) {
+        sockets::count_payload(sk, Direction::Tx, bytes);
     }
     0
 }
@@ -24,13 +31,11 @@ pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    let flags: i64 = ctx.arg(2);
-    if (flags as i32) & MSG_PEEK != 0 {
+    if c_int(ctx.arg(2)) & MSG_PEEK != 0 {
         return 0;
     }
-    if let Ok(bytes) = u64::try_from(ret as i32) {
-        crate::sockets::count_payload(sk, crate::sockets::Direction::Rx, bytes);
+    if let Ok(bytes) = u64::try_from(c_int(ctx.arg(1))) {
+        sockets::count_payload(sk, Direction::Rx, bytes);
     }
     0
 }
@@ -38,14 +43,28 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
 /// Records the owner of every new inet socket in the accounted cgroup subtree.
 #[cgroup_sock(sock_create)]
 pub fn sock_create(ctx: SockContext) -> i32 {
-    crate::sockets::on_create(&ctx);
+    sockets::on_create(&ctx);
     1 // allow: accounting never refuses a socket
 }
 
 /// Folds a closing socket's bytes into its label's totals and forgets the socket.
 #[cgroup_sock(sock_release)]
 pub fn sock_release(ctx: SockContext) -> i32 {
-    crate::sockets::on_release(&ctx);
+    sockets::on_release(&ctx);
+    1
+}
+
+/// Records the interface and IP-layer size of every outgoing packet of accounted sockets.
+#[cgroup_skb(egress)]
+pub fn packet_egress(ctx: SkBuffContext) -> i32 {
+    packets::on_packet(&ctx, Direction::Tx);
+    1 // allow: accounting never drops a packet
+}
+
+/// Records the interface and IP-layer size of every incoming packet of accounted sockets.
+#[cgroup_skb(ingress)]
+pub fn packet_ingress(ctx: SkBuffContext) -> i32 {
+    packets::on_packet(&ctx, Direction::Rx);
     1
 }
 

@@ -1,4 +1,4 @@
-//! Per-socket entries: creation (eager and lazy), payload counting, and the fold on release.
+//! Per-socket entries: creation (eager and lazy), payload counting, and release.
 use aya_ebpf::{
     bindings::{bpf_sock, BPF_NOEXIST},
     helpers::{
@@ -6,15 +6,15 @@ use aya_ebpf::{
         bpf_get_socket_cookie, bpf_probe_read_kernel,
     },
     macros::map,
-    maps::HashMap,
+    maps::{HashMap, LruHashMap},
     programs::SockContext,
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
-    Counter, SocketEntry, Totals, DEFAULT_MAX_SOCKETS, MAX_LABELS, UNLABELED_ID,
+    Counter, SocketEntry, DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC, RELEASED_TOMBSTONES, UNLABELED_ID,
 };
 
-use crate::{counters, scope};
+use crate::{counters, scope, slots, totals};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -25,13 +25,17 @@ const AF_INET6: u16 = 10;
 const SKC_FAMILY_OFFSET: usize = 16;
 
 #[map(name = "SOCKETS")]
-static SOCKETS: HashMap<u64, SocketEntry> = HashMap::pinned(DEFAULT_MAX_SOCKETS, 0);
+pub static SOCKETS: HashMap<u64, SocketEntry> =
+    HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
 
 #[map(name = "SOCKET_LABELS")]
-static SOCKET_LABELS: HashMap<u64, u32> = HashMap::pinned(DEFAULT_MAX_SOCKETS, 0);
+static SOCKET_LABELS: HashMap<u64, u32> = HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
 
-#[map(name = "LABEL_TOTALS")]
-static LABEL_TOTALS: HashMap<u32, Totals> = HashMap::pinned(MAX_LABELS, 0);
+/// Recently released sockets: cookie → the label they were folded under. Their last packets
+/// (FIN, ACKs, retransmits after `close`) go to that label's totals instead of making a new
+/// entry that no release would ever remove. LRU: old tombstones make room for new ones.
+#[map(name = "RELEASED")]
+pub static RELEASED: LruHashMap<u64, u32> = LruHashMap::pinned(RELEASED_TOMBSTONES, 0);
 
 #[derive(Clone, Copy)]
 pub enum Direction {
@@ -43,33 +47,48 @@ fn is_inet(family: u16) -> bool {
     family == AF_INET || family == AF_INET6
 }
 
-/// The owner fields of a new entry: the current task.
-fn entry_for_current_task() -> SocketEntry {
+/// The owner fields of the current task.
+fn current_owner() -> (u64, u32, u32) {
     // SAFETY: plain helper calls without arguments.
     let (pid_tgid, uid_gid, cgroup_id) = unsafe {
-        (
-            bpf_get_current_pid_tgid(),
-            bpf_get_current_uid_gid(),
-            bpf_get_current_cgroup_id(),
-        )
+        (bpf_get_current_pid_tgid(), bpf_get_current_uid_gid(), bpf_get_current_cgroup_id())
     };
-    SocketEntry {
-        tx_bytes: 0,
-        rx_bytes: 0,
-        cgroup_id,
-        uid: uid_gid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-    }
+    #[expect(clippy::cast_possible_truncation, reason = "uid is the low half, tgid the high half")]
+    (cgroup_id, uid_gid as u32, (pid_tgid >> 32) as u32)
 }
 
-/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint).
+fn entry_for_current_task() -> SocketEntry {
+    let (cgroup_id, uid, tgid) = current_owner();
+    SocketEntry { cgroup_id, uid, tgid, ..SocketEntry::default() }
+}
+
+/// The entry of `cookie`, made with `new` if there is none. `None` when the map is full.
+#[inline(always)]
+pub fn entry_or_insert(cookie: u64, new: &SocketEntry) -> Option<*mut SocketEntry> {
+    if let Some(entry) = SOCKETS.get_ptr_mut(cookie) {
+        return Some(entry);
+    }
+    // Fails if another CPU inserted first (then the lookup finds its entry) or if full.
+    if SOCKETS.insert(cookie, new, u64::from(BPF_NOEXIST)).is_ok() {
+        counters::bump(Counter::SocketsCreatedLazily);
+    }
+    let entry = SOCKETS.get_ptr_mut(cookie);
+    if entry.is_none() {
+        counters::bump(Counter::SocketsMapFull);
+    }
+    entry
+}
+
+/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint)
+/// to the interface its packets last used in that direction.
 #[inline(always)]
 pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     if sk.is_null() || bytes == 0 {
         return;
     }
     // SAFETY: `sk` is the tracepoint's `struct sock *`; probe_read copes with any address.
-    let family = unsafe { bpf_probe_read_kernel(sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>()) };
+    let family =
+        unsafe { bpf_probe_read_kernel(sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>()) };
     if !family.is_ok_and(is_inet) {
         return;
     }
@@ -78,41 +97,46 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
 
     let entry = match SOCKETS.get_ptr_mut(cookie) {
         Some(entry) => entry,
-        None => {
-            if !scope::current_task_in_scope() {
+        None if scope::current_task_in_scope() => {
+            let Some(entry) = entry_or_insert(cookie, &entry_for_current_task()) else {
+                let overflow = match direction {
+                    Direction::Tx => Counter::OverflowTxBytes,
+                    Direction::Rx => Counter::OverflowRxBytes,
+                };
+                counters::add(overflow, bytes);
                 return;
-            }
-            match SOCKETS.insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST)) {
-                Ok(()) => counters::bump(Counter::SocketsCreatedLazily),
-                Err(_) => {} // another CPU created it first, or the map is full: see below
-            }
-            match SOCKETS.get_ptr_mut(cookie) {
-                Some(entry) => entry,
-                None => {
-                    counters::bump(Counter::SocketsMapFull);
-                    let overflow = match direction {
-                        Direction::Tx => Counter::OverflowTxBytes,
-                        Direction::Rx => Counter::OverflowRxBytes,
-                    };
-                    counters::add(overflow, bytes);
-                    return;
-                }
-            }
+            };
+            entry
         }
+        None => return,
     };
-    // SAFETY: `entry` points at a value of SOCKETS; the add is atomic.
+    // SAFETY: `entry` points at a value of SOCKETS; the slot index is bounds-checked by
+    // `counters_of` and the adds are atomic.
     unsafe {
+        if (*entry).tgid == 0 {
+            // Made from a packet (an accepted socket): the first task to use it owns it.
+            let (cgroup_id, uid, tgid) = current_owner();
+            (*entry).cgroup_id = cgroup_id;
+            (*entry).uid = uid;
+            (*entry).tgid = tgid;
+        }
         match direction {
-            Direction::Tx => counters::atomic_add(&raw mut (*entry).tx_bytes, bytes),
-            Direction::Rx => counters::atomic_add(&raw mut (*entry).rx_bytes, bytes),
+            Direction::Tx => {
+                let counters = slots::counters_of(entry, (*entry).tx_slot);
+                counters::atomic_add(&raw mut (*counters).payload.tx_bytes, bytes);
+            }
+            Direction::Rx => {
+                let counters = slots::counters_of(entry, (*entry).rx_slot);
+                counters::atomic_add(&raw mut (*counters).payload.rx_bytes, bytes);
+            }
         }
     }
 }
 
-fn sock_family_and_cookie(ctx: &SockContext) -> Option<u64> {
+fn inet_cookie(ctx: &SockContext) -> Option<u64> {
     // SAFETY: `ctx.sock` is the program's context, a valid `struct bpf_sock`.
     let family = unsafe { (*ctx.sock).family };
-    if !is_inet(family as u16) {
+    if family != u32::from(AF_INET) && family != u32::from(AF_INET6) {
         return None;
     }
     // SAFETY: cgroup/sock programs may ask for their socket's cookie.
@@ -121,70 +145,36 @@ fn sock_family_and_cookie(ctx: &SockContext) -> Option<u64> {
 
 /// `cgroup/sock_create`: record the owner of a new inet socket.
 pub fn on_create(ctx: &SockContext) {
-    let Some(cookie) = sock_family_and_cookie(ctx) else {
+    let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
-    match SOCKETS.insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST)) {
-        Ok(()) => counters::bump(Counter::SocketsCreated),
-        // The only other failure of a NOEXIST insert of a fresh cookie is a full map; the
-        // socket is then counted in the overflow bucket when it moves bytes.
-        Err(_) => {
-            counters::bump(Counter::SocketsMapFull);
-            warn!(
-                ctx,
-                "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie
-            );
-        }
+    if SOCKETS.insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST)).is_ok() {
+        counters::bump(Counter::SocketsCreated);
+    } else {
+        // A fresh cookie cannot exist yet: the map is full. The socket's bytes will go to the
+        // overflow bucket.
+        counters::bump(Counter::SocketsMapFull);
+        warn!(ctx, "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie);
     }
 }
 
-/// `cgroup/sock_release`: fold the socket's bytes into its label's totals, then delete it.
+/// `cgroup/sock_release`: delete the socket's entry, then fold it into its label's totals.
 pub fn on_release(ctx: &SockContext) {
-    let Some(cookie) = sock_family_and_cookie(ctx) else {
+    let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
     counters::bump(Counter::ReleasesStarted);
     // SAFETY: the value is copied out at once.
-    let label = unsafe { SOCKET_LABELS.get(cookie) }
-        .copied()
-        .unwrap_or(UNLABELED_ID);
-    // SAFETY: as above. No sendmsg/recvmsg can run on a socket being released (they hold a
-    // reference to its file), so nothing adds to the entry while we read it.
+    let label = unsafe { SOCKET_LABELS.get(cookie) }.copied().unwrap_or(UNLABELED_ID);
+    // SAFETY: as above. No sendmsg/recvmsg runs on a socket being released (they hold its
+    // file), so no payload is added while we copy; a late packet's wire bytes may be missed.
     if let Some(entry) = unsafe { SOCKETS.get(cookie) }.copied() {
         // Delete before folding: a reader that sees neither misses the socket for one reply
         // (and retries, see the daemon's snapshot), but no reader can ever see it twice.
         let _ = SOCKETS.remove(cookie);
-        if entry.tx_bytes != 0 || entry.rx_bytes != 0 {
-            fold(ctx, label, entry.tx_bytes, entry.rx_bytes);
-        }
+        totals::fold(ctx, label, &entry);
     }
+    let _ = RELEASED.insert(cookie, label, 0);
     let _ = SOCKET_LABELS.remove(cookie);
     counters::bump(Counter::SocketsReleased);
-}
-
-fn fold(ctx: &SockContext, label: u32, tx_bytes: u64, rx_bytes: u64) {
-    let totals = match LABEL_TOTALS.get_ptr_mut(label) {
-        Some(totals) => totals,
-        None => {
-            let _ = LABEL_TOTALS.insert(label, Totals::default(), u64::from(BPF_NOEXIST));
-            match LABEL_TOTALS.get_ptr_mut(label) {
-                Some(totals) => totals,
-                None => {
-                    counters::bump(Counter::LabelTotalsFull);
-                    warn!(
-                        ctx,
-                        "sockstats: LABEL_TOTALS map full, label {} goes to overflow", label
-                    );
-                    counters::add(Counter::OverflowTxBytes, tx_bytes);
-                    counters::add(Counter::OverflowRxBytes, rx_bytes);
-                    return;
-                }
-            }
-        }
-    };
-    // SAFETY: `totals` points at a value of LABEL_TOTALS; the adds are atomic.
-    unsafe {
-        counters::atomic_add(&raw mut (*totals).tx_bytes, tx_bytes);
-        counters::atomic_add(&raw mut (*totals).rx_bytes, rx_bytes);
-    }
 }

@@ -16,12 +16,14 @@ use aya::{
     maps::{Array, HashMap, MapError},
     programs::{
         links::{FdLink, PinnedLink},
-        BtfTracePoint, CgroupAttachMode, CgroupSock, ProgramError,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock,
+        ProgramError,
     },
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
-    protocol::ProgramStatus, Counter, SocketEntry, Totals, COUNTERS_MAP, GLOBAL_ROOT_CGROUP_ID,
+    protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
+    GLOBAL_ROOT_CGROUP_ID,
     GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
@@ -38,6 +40,8 @@ enum Hook {
     Tracepoint(&'static str),
     /// A cgroup/sock hook on the accounted cgroup.
     CgroupSock(&'static str),
+    /// A `cgroup_skb` hook on the accounted cgroup.
+    CgroupSkb(CgroupSkbAttachType),
 }
 
 impl Hook {
@@ -45,16 +49,20 @@ impl Hook {
         match self {
             Hook::Tracepoint(name) => format!("tp_btf/{name}"),
             Hook::CgroupSock(name) => format!("cgroup/{name}"),
+            Hook::CgroupSkb(CgroupSkbAttachType::Ingress) => "cgroup_skb/ingress".to_owned(),
+            Hook::CgroupSkb(CgroupSkbAttachType::Egress) => "cgroup_skb/egress".to_owned(),
         }
     }
 }
 
 /// Every program of the object, by name, and its hook.
-const PROGRAMS: [(&str, Hook); 4] = [
+const PROGRAMS: [(&str, Hook); 6] = [
     ("sock_send_length", Hook::Tracepoint("sock_send_length")),
     ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
     ("sock_create", Hook::CgroupSock("sock_create")),
     ("sock_release", Hook::CgroupSock("sock_release")),
+    ("packet_egress", Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
+    ("packet_ingress", Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,9 +120,10 @@ pub struct AttachedKernel {
 /// The directory of the maps of this layout: `maps-v<version>-<value sizes>`.
 fn maps_dir_name() -> String {
     format!(
-        "maps-v{MAP_LAYOUT_VERSION}-{}-{}-{}",
+        "maps-v{MAP_LAYOUT_VERSION}-{}-{}-{}-{}",
         size_of::<SocketEntry>(),
-        size_of::<Totals>(),
+        size_of::<LabelIfaceKey>(),
+        size_of::<IfaceCounters>(),
         Counter::COUNT
     )
 }
@@ -257,6 +266,7 @@ fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> Kern
             " (the sock_send_length/sock_recv_length tracepoints need Linux 6.3 or newer with BTF)"
         }
         Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
+        Hook::CgroupSkb(_) => " (cgroup_skb needs cgroup v2 and Linux 5.8 or newer)",
     };
     KernelError::Attach {
         program,
@@ -306,6 +316,19 @@ fn attach_all(
                 // the kernel refuses any flag there, so the mode must be the flag-less Single.
                 let id = program
                     .attach(&cgroup, CgroupAttachMode::Single)
+                    .map_err(|e| attach_error(name, hook, e))?;
+                let link = program
+                    .take_link(id)
+                    .map_err(|e| attach_error(name, hook, e))?;
+                FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
+            }
+            Hook::CgroupSkb(attach_type) => {
+                let program: &mut CgroupSkb = program
+                    .try_into()
+                    .map_err(|e| attach_error(name, hook, e))?;
+                program.load().map_err(|e| attach_error(name, hook, e))?;
+                let id = program
+                    .attach(&cgroup, attach_type, CgroupAttachMode::Single)
                     .map_err(|e| attach_error(name, hook, e))?;
                 let link = program
                     .take_link(id)

@@ -6,7 +6,7 @@
 use std::collections::HashMap as StdHashMap;
 
 use aya::maps::{Array, HashMap, MapData, MapError};
-use sockstats_common::{Counter, SocketEntry, Totals};
+use sockstats_common::{Counter, IfaceCounters, LabelIfaceKey, SocketEntry};
 
 use crate::attribution::KernelSnapshot;
 
@@ -17,7 +17,7 @@ const SNAPSHOT_ATTEMPTS: u32 = 8;
 pub struct KernelMaps {
     pub(crate) sockets: HashMap<MapData, u64, SocketEntry>,
     pub(crate) socket_labels: HashMap<MapData, u64, u32>,
-    pub(crate) label_totals: HashMap<MapData, u32, Totals>,
+    pub(crate) label_totals: HashMap<MapData, LabelIfaceKey, IfaceCounters>,
     pub(crate) counters: Array<MapData, u64>,
 }
 
@@ -87,7 +87,7 @@ impl KernelMaps {
         // release overlaps this read) in neither: never in both. "Finished before" == "started
         // after" proves no release overlapped, so nothing was missed either.
         let finished_before = self.counters()?[Counter::SocketsReleased as usize];
-        let label_totals: StdHashMap<u32, Totals> =
+        let label_totals: StdHashMap<LabelIfaceKey, IfaceCounters> =
             self.label_totals.iter().collect::<Result<_, _>>()?;
         let socket_labels: StdHashMap<u64, u32> = self
             .socket_labels
