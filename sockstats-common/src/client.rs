@@ -28,8 +28,9 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    decode_reply, encode_request, GetReply, LabelReply, LabelsReply, ReplyError, Request,
-    StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    decode_reply, encode_request, GetInterfacesReply, GetReply, LabelReply, LabelsReply,
+    ReplyError, Request, StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST,
+    SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -120,6 +121,11 @@ impl Client {
     /// Payload bytes per label.
     pub fn get(&mut self) -> Result<GetReply, ClientError> {
         self.call(&Request::Get)
+    }
+
+    /// Payload bytes per label and interface, and IP-layer bytes and packets.
+    pub fn get_interfaces(&mut self) -> Result<GetInterfacesReply, ClientError> {
+        self.call(&Request::GetInterfaces)
     }
 
     /// Registered labels and their stable ids.

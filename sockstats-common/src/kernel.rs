@@ -125,7 +125,7 @@ pub struct IfaceSlot {
     pub netns_cookie: u64,
     /// The interface's index in that namespace (0 until the claimer stored it).
     pub ifindex: u32,
-    pub _pad: u32,
+    pub pad: u32,
     pub counters: IfaceCounters,
 }
 const _: () = assert!(size_of::<IfaceSlot>() == 64);
@@ -147,7 +147,7 @@ pub struct SocketEntry {
     pub tx_slot: u32,
     /// Slot of the interface the socket's last incoming packet used: received payload goes there.
     pub rx_slot: u32,
-    pub _pad: u64,
+    pub pad: u64,
     /// [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`], then [`UNKNOWN_SLOT`].
     pub slots: [IfaceSlot; SLOTS],
 }
@@ -161,7 +161,7 @@ impl Default for SocketEntry {
             tgid: 0,
             tx_slot: UNKNOWN_SLOT,
             rx_slot: UNKNOWN_SLOT,
-            _pad: 0,
+            pad: 0,
             slots: [IfaceSlot::default(); SLOTS],
         }
     }
@@ -220,7 +220,7 @@ pub enum Counter {
     /// IP-layer bytes received by sockets that found a map full.
     OverflowWireRxBytes = 10,
     /// IP-layer bytes of packets of sockets without an entry: sockets older than the programs
-    /// before their first payload, kernel control sockets (RSTs, TIME_WAIT ACKs), and closed
+    /// before their first payload, kernel control sockets (RSTs, `TIME_WAIT` ACKs), and closed
     /// sockets whose tombstone was already evicted.
     UntrackedWireBytes = 11,
 }
@@ -265,7 +265,7 @@ impl Counter {
 
 #[cfg(feature = "pod")]
 mod pod {
-    // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `_pad`
+    // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `pad`
     // fields), and every bit pattern is a valid value.
     unsafe impl aya::Pod for super::SocketEntry {}
     unsafe impl aya::Pod for super::Totals {}

@@ -22,7 +22,14 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 5] = ["label", "unlabel", "get", "labels", "status"];
+pub const OPS: [&str; 6] = [
+    "label",
+    "unlabel",
+    "get",
+    "get_interfaces",
+    "labels",
+    "status",
+];
 
 /// A request, as the daemon decodes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +41,8 @@ pub enum Request {
     Unlabel,
     /// Per-label payload bytes.
     Get,
+    /// Per-label payload bytes split by the interface they really used, and IP-layer bytes.
+    GetInterfaces,
     /// Registered label names and their stable ids.
     Labels,
     /// Is the daemon up and are its programs attached?
@@ -161,6 +170,39 @@ pub struct GetReply {
     /// Bytes of sockets the kernel could not track because a map was full.
     #[serde(default)]
     pub overflow: ByteCounts,
+}
+
+/// One label's payload bytes per interface name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStats {
+    pub tx_bytes_by_interface: BTreeMap<String, u64>,
+    pub rx_bytes_by_interface: BTreeMap<String, u64>,
+}
+
+/// IP-layer (wire) traffic of one label on one interface: headers, ACKs and retransmits
+/// included, GSO/GRO super-packets counted as the packets they stand for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCounts {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+}
+
+/// Reply to `get_interfaces`: the `sockstats get --interfaces --json` shape of design.md, plus
+/// `wire` and `current_interface`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetInterfacesReply {
+    /// Payload bytes per label name, per interface name. They sum to `get`'s totals.
+    pub stats: BTreeMap<String, InterfaceStats>,
+    /// Every interface name that appears in `stats`, plus the daemon's namespace's interfaces.
+    pub interfaces: Vec<String>,
+    /// IP-layer traffic per label name, per interface name.
+    #[serde(default)]
+    pub wire: BTreeMap<String, BTreeMap<String, WireCounts>>,
+    /// The interface of the default route, as in `get`.
+    #[serde(default)]
+    pub current_interface: Option<String>,
 }
 
 /// One socket a `label` or `unlabel` request applied to.

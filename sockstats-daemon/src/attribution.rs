@@ -32,7 +32,10 @@ impl KernelSnapshot {
     /// Payload bytes of sockets the kernel could not track (a map was full).
     #[must_use]
     pub fn overflow(&self) -> Totals {
-        Totals::new(self.counter(Counter::OverflowTxBytes), self.counter(Counter::OverflowRxBytes))
+        Totals::new(
+            self.counter(Counter::OverflowTxBytes),
+            self.counter(Counter::OverflowRxBytes),
+        )
     }
 
     /// IP-layer bytes of sockets the kernel could not track (a map was full).
@@ -61,13 +64,19 @@ impl Interface {
         match key.ifindex {
             OTHER_IFINDEX => Interface::Other,
             UNKNOWN_IFINDEX => Interface::Unknown,
-            ifindex => Interface::Known { netns_cookie: key.netns_cookie, ifindex },
+            ifindex => Interface::Known {
+                netns_cookie: key.netns_cookie,
+                ifindex,
+            },
         }
     }
 
     fn of_slot(index: u32, netns_cookie: u64, ifindex: u32) -> Self {
         match index {
-            i if i < INTERFACE_SLOTS && ifindex != 0 => Interface::Known { netns_cookie, ifindex },
+            i if i < INTERFACE_SLOTS && ifindex != 0 => Interface::Known {
+                netns_cookie,
+                ifindex,
+            },
             OTHER_SLOT => Interface::Other,
             // A slot claimed but not yet given its ifindex only races a packet that is
             // counted a moment later; its bytes are payload-less wire counts at most.
@@ -79,14 +88,24 @@ impl Interface {
 /// Per label id, per interface: closed and live sockets together. `unlabeled` (id 0) is always
 /// present.
 #[must_use]
-pub fn per_label_interface(snapshot: &KernelSnapshot) -> BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> {
+pub fn per_label_interface(
+    snapshot: &KernelSnapshot,
+) -> BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> {
     let mut out: BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> = BTreeMap::new();
     out.insert(UNLABELED_ID, BTreeMap::new());
     for (key, closed) in &snapshot.label_totals {
-        out.entry(key.label).or_default().entry(Interface::of_key(key)).or_default().add(closed);
+        out.entry(key.label)
+            .or_default()
+            .entry(Interface::of_key(key))
+            .or_default()
+            .add(closed);
     }
     for (cookie, entry) in &snapshot.sockets {
-        let label = snapshot.socket_labels.get(cookie).copied().unwrap_or(UNLABELED_ID);
+        let label = snapshot
+            .socket_labels
+            .get(cookie)
+            .copied()
+            .unwrap_or(UNLABELED_ID);
         let interfaces = out.entry(label).or_default();
         for (index, slot) in (0..).zip(&entry.slots) {
             if slot.counters.is_zero() {
@@ -124,45 +143,90 @@ mod tests {
         IfaceCounters {
             payload: Totals::new(tx, rx),
             wire_bytes: Totals::new(tx + 40, rx + 40),
-            wire_packets: Packets { tx_packets: 1, rx_packets: 1 },
+            wire_packets: Packets {
+                tx_packets: 1,
+                rx_packets: 1,
+            },
         }
     }
 
     fn socket(slots: &[(usize, u64, u32, IfaceCounters)]) -> SocketEntry {
         let mut entry = SocketEntry::default();
         for (index, netns_cookie, ifindex, counters) in slots {
-            entry.slots[*index] =
-                IfaceSlot { netns_cookie: *netns_cookie, ifindex: *ifindex, _pad: 0, counters: *counters };
+            entry.slots[*index] = IfaceSlot {
+                netns_cookie: *netns_cookie,
+                ifindex: *ifindex,
+                pad: 0,
+                counters: *counters,
+            };
         }
         entry
     }
 
-    const LO: Interface = Interface::Known { netns_cookie: 1, ifindex: 1 };
-    const ETH: Interface = Interface::Known { netns_cookie: 1, ifindex: 2 };
-    const OTHER_NS_ETH: Interface = Interface::Known { netns_cookie: 9, ifindex: 2 };
+    const LO: Interface = Interface::Known {
+        netns_cookie: 1,
+        ifindex: 1,
+    };
+    const ETH: Interface = Interface::Known {
+        netns_cookie: 1,
+        ifindex: 2,
+    };
+    const OTHER_NS_ETH: Interface = Interface::Known {
+        netns_cookie: 9,
+        ifindex: 2,
+    };
 
     #[test]
     fn closed_and_live_sockets_add_up_per_label_and_interface() {
         let snapshot = KernelSnapshot {
             sockets: HashMap::from([
-                (10, socket(&[(0, 1, 2, counters(100, 1)), (1, 1, 1, counters(5, 0))])),
+                (
+                    10,
+                    socket(&[(0, 1, 2, counters(100, 1)), (1, 1, 1, counters(5, 0))]),
+                ),
                 (11, socket(&[(0, 9, 2, counters(7, 70))])),
                 (12, socket(&[(UNKNOWN_SLOT as usize, 0, 0, counters(3, 0))])),
             ]),
             socket_labels: HashMap::from([(10, 1), (11, 1)]),
             label_totals: HashMap::from([
-                (LabelIfaceKey { label: 1, ifindex: 2, netns_cookie: 1 }, counters(1000, 2000)),
-                (LabelIfaceKey { label: 0, ifindex: OTHER_IFINDEX, netns_cookie: 0 }, counters(4, 4)),
+                (
+                    LabelIfaceKey {
+                        label: 1,
+                        ifindex: 2,
+                        netns_cookie: 1,
+                    },
+                    counters(1000, 2000),
+                ),
+                (
+                    LabelIfaceKey {
+                        label: 0,
+                        ifindex: OTHER_IFINDEX,
+                        netns_cookie: 0,
+                    },
+                    counters(4, 4),
+                ),
             ]),
             ..KernelSnapshot::default()
         };
         let by_interface = per_label_interface(&snapshot);
         assert_eq!(by_interface[&1][&ETH].payload, Totals::new(1100, 2001));
-        assert_eq!(by_interface[&1][&ETH].wire_packets, Packets { tx_packets: 2, rx_packets: 2 });
+        assert_eq!(
+            by_interface[&1][&ETH].wire_packets,
+            Packets {
+                tx_packets: 2,
+                rx_packets: 2
+            }
+        );
         assert_eq!(by_interface[&1][&LO].payload, Totals::new(5, 0));
         assert_eq!(by_interface[&1][&OTHER_NS_ETH].payload, Totals::new(7, 70));
-        assert_eq!(by_interface[&0][&Interface::Unknown].payload, Totals::new(3, 0));
-        assert_eq!(by_interface[&0][&Interface::Other].payload, Totals::new(4, 4));
+        assert_eq!(
+            by_interface[&0][&Interface::Unknown].payload,
+            Totals::new(3, 0)
+        );
+        assert_eq!(
+            by_interface[&0][&Interface::Other].payload,
+            Totals::new(4, 4)
+        );
 
         // The per-label totals are the sums over interfaces.
         let totals = per_label(&snapshot);
@@ -176,7 +240,10 @@ mod tests {
             socket_labels: HashMap::from([(99, 4)]),
             ..KernelSnapshot::default()
         };
-        assert_eq!(per_label(&snapshot), BTreeMap::from([(0, Totals::default())]));
+        assert_eq!(
+            per_label(&snapshot),
+            BTreeMap::from([(0, Totals::default())])
+        );
     }
 
     #[test]

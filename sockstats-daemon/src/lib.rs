@@ -6,7 +6,7 @@ pub mod attribution;
 pub mod cgroup;
 pub mod cli;
 pub mod daemon;
+pub mod interfaces;
 pub mod kernel;
 pub mod labels;
-pub mod routes;
 pub mod sys;

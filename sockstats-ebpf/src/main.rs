@@ -8,7 +8,7 @@
 //! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface each socket's
 //!   packets use and their IP-layer bytes and packets.
 //!
-//! Every program is bounded (no loops), does at most a handful of map operations, and policy
+//! Every program is bounded (only loops over the few interface slots, unrolled), does at most a handful of map operations, and policy
 //! (labels, names, queries) stays in the daemon. Nothing here logs per packet or per send.
 //!
 //! On the host (`cargo check`/`clippy` of the workspace) this binary is an empty stub.
@@ -18,6 +18,20 @@
     expect(
         internal_features,
         reason = "atomic_xadd is the only 64-bit atomic add bpfel offers"
+    )
+)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::inline_always,
+        reason = "the hot paths must inline into each program: BPF calls cost and limit stack"
+    )
+)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::needless_pass_by_value,
+        reason = "aya's program macros hand the context over by value"
     )
 )]
 

@@ -9,13 +9,14 @@ use sockstats_common::{Counter, IfaceCounters, SocketEntry};
 
 use crate::{
     counters::{self, atomic_add},
+    slots,
     sockets::{self, Direction},
-    slots, totals,
+    totals,
 };
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
-/// `TCP_ESTABLISHED` (include/net/tcp_states.h).
+/// `TCP_ESTABLISHED` (`include/net/tcp_states.h`).
 const TCP_ESTABLISHED: u32 = 1;
 
 /// IP-layer length of all segments of a GSO/GRO packet: `skb->len` holds the headers once
@@ -32,15 +33,22 @@ fn wire_size(ctx: &SkBuffContext, skb: *const __sk_buff) -> (u64, u64) {
 
 /// Network plus transport header length of the packet (0 where it cannot be read).
 fn header_len(ctx: &SkBuffContext) -> u64 {
-    let Ok(first) = ctx.load::<u8>(0) else { return 0 };
+    let Ok(first) = ctx.load::<u8>(0) else {
+        return 0;
+    };
     let (ip_len, protocol) = match first >> 4 {
         4 => (u64::from(first & 0x0f) * 4, ctx.load::<u8>(9).unwrap_or(0)),
         6 => (40, ctx.load::<u8>(6).unwrap_or(0)),
         _ => return 0,
     };
     let transport = match protocol {
-        #[expect(clippy::cast_possible_truncation, reason = "an IPv4 header is at most 60 bytes")]
-        IPPROTO_TCP => ctx.load::<u8>(ip_len as usize + 12).map_or(0, |b| u64::from(b >> 4) * 4),
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "an IPv4 header is at most 60 bytes"
+        )]
+        IPPROTO_TCP => ctx
+            .load::<u8>(ip_len as usize + 12)
+            .map_or(0, |b| u64::from(b >> 4) * 4),
         IPPROTO_UDP => 8,
         _ => 0,
     };
@@ -49,7 +57,7 @@ fn header_len(ctx: &SkBuffContext) -> u64 {
 
 /// May a packet make the entry of its socket? Only for established TCP sockets: accepted
 /// sockets never pass `sock_create`, and their first data arrives before any `recvmsg`. Never
-/// for closing, TIME_WAIT or request sockets or listeners, whose release we would never see
+/// for closing, `TIME_WAIT` or request sockets or listeners, whose release we would never see
 /// (closed sockets' last packets are caught by their tombstone first).
 fn may_create_entry(skb: *const __sk_buff) -> bool {
     // SAFETY: `skb` is the program's context.
@@ -72,7 +80,11 @@ pub fn on_packet(ctx: &SkBuffContext, direction: Direction) {
     let skb = ctx.skb.skb;
     // SAFETY: helpers on the program's own context.
     let (cookie, netns_cookie, ifindex) = unsafe {
-        (bpf_get_socket_cookie(skb.cast()), bpf_get_netns_cookie(skb.cast()), (*skb).ifindex)
+        (
+            bpf_get_socket_cookie(skb.cast()),
+            bpf_get_netns_cookie(skb.cast()),
+            (*skb).ifindex,
+        )
     };
     let (bytes, packets) = wire_size(ctx, skb);
     let entry = match sockets::SOCKETS.get_ptr_mut(cookie) {

@@ -4,7 +4,10 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, SkBuffContext, SockContext},
 };
 
-use crate::{packets, sockets::{self, Direction}};
+use crate::{
+    packets,
+    sockets::{self, Direction},
+};
 
 /// The low 32 bits of a tracepoint argument register: the kernel's `int`.
 #[expect(clippy::cast_possible_truncation, reason = "the argument is a C int")]

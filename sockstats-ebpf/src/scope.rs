@@ -19,7 +19,10 @@ pub fn current_task_in_scope() -> bool {
     if level == 0 {
         return true;
     }
+    let Ok(level) = i32::try_from(level) else {
+        return false;
+    };
     // SAFETY: a plain helper call; it returns 0 when the task is shallower than `level`.
-    let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+    let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
     ancestor == ROOT_CGROUP_ID.load()
 }

@@ -1,5 +1,7 @@
 //! Interface slots of a socket entry: which slot a packet's interface uses, claimed lock-free.
-use sockstats_common::{Counter, IfaceCounters, SocketEntry, INTERFACE_SLOTS, OTHER_SLOT, SLOTS, UNKNOWN_SLOT};
+use sockstats_common::{
+    Counter, IfaceCounters, SocketEntry, INTERFACE_SLOTS, OTHER_SLOT, SLOTS, UNKNOWN_SLOT,
+};
 
 use crate::counters;
 
@@ -17,15 +19,25 @@ use crate::counters;
 pub unsafe fn slot_for(entry: *mut SocketEntry, netns_cookie: u64, ifindex: u32) -> u32 {
     for index in 0..INTERFACE_SLOTS {
         // SAFETY: index < INTERFACE_SLOTS < SLOTS, inside the entry.
-        let slot = unsafe { (&raw mut (*entry).slots).cast::<sockstats_common::IfaceSlot>().add(index as usize) };
+        let slot = unsafe {
+            (&raw mut (*entry).slots)
+                .cast::<sockstats_common::IfaceSlot>()
+                .add(index as usize)
+        };
         // SAFETY: `slot` is inside the map value.
-        let (slot_ifindex, slot_netns) =
-            unsafe { (core::ptr::read_volatile(&raw const (*slot).ifindex), core::ptr::read_volatile(&raw const (*slot).netns_cookie)) };
+        let (slot_ifindex, slot_netns) = unsafe {
+            (
+                core::ptr::read_volatile(&raw const (*slot).ifindex),
+                core::ptr::read_volatile(&raw const (*slot).netns_cookie),
+            )
+        };
         if slot_ifindex == ifindex && slot_netns == netns_cookie {
             return index;
         }
         // SAFETY: as above; `claim` is an atomic compare-and-swap.
-        if slot_netns == 0 && unsafe { counters::claim(&raw mut (*slot).netns_cookie, netns_cookie) } {
+        if slot_netns == 0
+            && unsafe { counters::claim(&raw mut (*slot).netns_cookie, netns_cookie) }
+        {
             // SAFETY: as above; only the claimer writes the ifindex.
             unsafe { core::ptr::write_volatile(&raw mut (*slot).ifindex, ifindex) };
             return index;
@@ -41,10 +53,16 @@ pub unsafe fn slot_for(entry: *mut SocketEntry, netns_cookie: u64, ifindex: u32)
 /// `entry` must point at a value of the SOCKETS map.
 #[inline(always)]
 pub unsafe fn counters_of(entry: *mut SocketEntry, index: u32) -> *mut IfaceCounters {
-    let index = if (index as usize) < SLOTS { index } else { UNKNOWN_SLOT };
+    let index = if (index as usize) < SLOTS {
+        index
+    } else {
+        UNKNOWN_SLOT
+    };
     // SAFETY: index < SLOTS, inside the entry.
     unsafe {
-        let slot = (&raw mut (*entry).slots).cast::<sockstats_common::IfaceSlot>().add(index as usize);
+        let slot = (&raw mut (*entry).slots)
+            .cast::<sockstats_common::IfaceSlot>()
+            .add(index as usize);
         &raw mut (*slot).counters
     }
 }

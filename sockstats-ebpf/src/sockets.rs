@@ -51,15 +51,27 @@ fn is_inet(family: u16) -> bool {
 fn current_owner() -> (u64, u32, u32) {
     // SAFETY: plain helper calls without arguments.
     let (pid_tgid, uid_gid, cgroup_id) = unsafe {
-        (bpf_get_current_pid_tgid(), bpf_get_current_uid_gid(), bpf_get_current_cgroup_id())
+        (
+            bpf_get_current_pid_tgid(),
+            bpf_get_current_uid_gid(),
+            bpf_get_current_cgroup_id(),
+        )
     };
-    #[expect(clippy::cast_possible_truncation, reason = "uid is the low half, tgid the high half")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "uid is the low half, tgid the high half"
+    )]
     (cgroup_id, uid_gid as u32, (pid_tgid >> 32) as u32)
 }
 
 fn entry_for_current_task() -> SocketEntry {
     let (cgroup_id, uid, tgid) = current_owner();
-    SocketEntry { cgroup_id, uid, tgid, ..SocketEntry::default() }
+    SocketEntry {
+        cgroup_id,
+        uid,
+        tgid,
+        ..SocketEntry::default()
+    }
 }
 
 /// The entry of `cookie`, made with `new` if there is none. `None` when the map is full.
@@ -86,9 +98,13 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     if sk.is_null() || bytes == 0 {
         return;
     }
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "skc_family is a u16 at a 2-aligned offset of an aligned struct sock"
+    )]
+    let family_ptr = sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>();
     // SAFETY: `sk` is the tracepoint's `struct sock *`; probe_read copes with any address.
-    let family =
-        unsafe { bpf_probe_read_kernel(sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>()) };
+    let family = unsafe { bpf_probe_read_kernel(family_ptr) };
     if !family.is_ok_and(is_inet) {
         return;
     }
@@ -148,13 +164,19 @@ pub fn on_create(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
-    if SOCKETS.insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST)).is_ok() {
+    if SOCKETS
+        .insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST))
+        .is_ok()
+    {
         counters::bump(Counter::SocketsCreated);
     } else {
         // A fresh cookie cannot exist yet: the map is full. The socket's bytes will go to the
         // overflow bucket.
         counters::bump(Counter::SocketsMapFull);
-        warn!(ctx, "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie);
+        warn!(
+            ctx,
+            "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie
+        );
     }
 }
 
@@ -165,7 +187,9 @@ pub fn on_release(ctx: &SockContext) {
     };
     counters::bump(Counter::ReleasesStarted);
     // SAFETY: the value is copied out at once.
-    let label = unsafe { SOCKET_LABELS.get(cookie) }.copied().unwrap_or(UNLABELED_ID);
+    let label = unsafe { SOCKET_LABELS.get(cookie) }
+        .copied()
+        .unwrap_or(UNLABELED_ID);
     // SAFETY: as above. No sendmsg/recvmsg runs on a socket being released (they hold its
     // file), so no payload is added while we copy; a late packet's wire bytes may be missed.
     if let Some(entry) = unsafe { SOCKETS.get(cookie) }.copied() {

@@ -1,6 +1,7 @@
 //! A private sockstatsd for one test: own socket, state dir, bpffs dir and cgroup root.
 use std::{
     fs,
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     thread,
@@ -45,6 +46,8 @@ pub struct TestDaemon {
     pub bpffs_dir: PathBuf,
     /// `None` for a daemon accounting the whole host.
     pub cgroup_root: Option<PathBuf>,
+    /// The named network namespace the daemon runs in (`None`: this process's).
+    netns: Option<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -53,16 +56,33 @@ impl TestDaemon {
     /// Starts a daemon accounting `cgroup` and waits until it answers.
     #[must_use]
     pub fn start(name: &str, cgroup: &TestCgroup) -> Self {
-        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()))
+        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()), None)
+    }
+
+    /// As [`TestDaemon::start`], with the daemon running in the named network namespace
+    /// `netns` (its `current_interface` and plain interface names are that namespace's).
+    #[must_use]
+    pub fn start_in_netns(name: &str, cgroup: &TestCgroup, netns: &str) -> Self {
+        Self::start_scoped(
+            name,
+            cgroup,
+            Some(cgroup.path.clone()),
+            Some(netns.to_owned()),
+        )
     }
 
     /// Starts a daemon accounting the whole host; `cgroup` only names its paths.
     #[must_use]
     pub fn start_whole_host(name: &str, cgroup: &TestCgroup) -> Self {
-        Self::start_scoped(name, cgroup, None)
+        Self::start_scoped(name, cgroup, None, None)
     }
 
-    fn start_scoped(name: &str, cgroup: &TestCgroup, cgroup_root: Option<PathBuf>) -> Self {
+    fn start_scoped(
+        name: &str,
+        cgroup: &TestCgroup,
+        cgroup_root: Option<PathBuf>,
+        netns: Option<String>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sockstats-test-")
             .tempdir()
@@ -78,6 +98,7 @@ impl TestDaemon {
             state_dir: dir.path().join("state"),
             bpffs_dir: PathBuf::from("/sys/fs/bpf").join(&*cgroup_name),
             cgroup_root,
+            netns,
             log: dir.path().join(format!("{name}.log")),
             _dir: dir,
         };
@@ -94,6 +115,16 @@ impl TestDaemon {
         let mut command = Command::new(binary("sockstatsd"));
         if let Some(root) = &self.cgroup_root {
             command.arg("--cgroup-root").arg(root);
+        }
+        if let Some(netns) = &self.netns {
+            let namespace = fs::File::open(format!("/run/netns/{netns}")).expect("open namespace");
+            // SAFETY: between fork and exec only setns runs, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(std::io::Error::from)
+                });
+            }
         }
         let child = command
             .arg("--socket")

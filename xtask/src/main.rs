@@ -131,6 +131,23 @@ fn test(unit_only: bool) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The kernel programs only exist for the BPF target: lint them there, with nightly.
+    run(Command::new("rustup")
+        .current_dir(workspace_root())
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--package",
+            "sockstats-ebpf",
+            "--release",
+        ])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args(["--target-dir", "target/ebpf-clippy", "--", "-D", "warnings"]))?;
     eprintln!("xtask: unit tests (no root needed)");
     run(cargo().args(["test"]))?;
     if unit_only {

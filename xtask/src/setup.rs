@@ -5,8 +5,12 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::run;
 
-/// Debian packages: LLVM 22 (bpf-linker links against it; it matches rustc's LLVM) and zstd.
-const PACKAGES: [&str; 2] = ["llvm-22-dev", "libzstd-dev"];
+/// Debian packages: LLVM 22 (bpf-linker links against it; it matches rustc's LLVM), zstd, and
+/// iproute2 (the integration tests make network namespaces and veth pairs with `ip`).
+const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
+/// Components of the nightly toolchain: the core sources to build for bpfel-unknown-none, and
+/// clippy to lint the kernel programs.
+const NIGHTLY_COMPONENTS: [&str; 2] = ["rust-src", "clippy"];
 /// Where llvm-22-dev installs LLVM.
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// The bpf-linker release known to build against LLVM 22 here.
@@ -15,7 +19,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Ensures every toolchain piece is present.
 pub fn ensure_toolchain() -> Result<()> {
     ensure_packages()?;
-    ensure_rust_src()?;
+    ensure_nightly_components()?;
     ensure_bpf_linker()?;
     eprintln!("xtask: toolchain ready");
     Ok(())
@@ -47,7 +51,7 @@ fn ensure_packages() -> Result<()> {
     .context("apt-get install failed (are you root?)")
 }
 
-fn ensure_rust_src() -> Result<()> {
+fn ensure_nightly_components() -> Result<()> {
     let installed = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", "nightly"])
         .output()
@@ -57,17 +61,22 @@ fn ensure_rust_src() -> Result<()> {
             "the nightly Rust toolchain is missing; install it with `rustup toolchain install nightly --component rust-src`"
         );
     }
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.starts_with("rust-src"))
-    {
-        eprintln!("xtask: nightly rust-src already installed");
-        return Ok(());
+    let listed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    for component in NIGHTLY_COMPONENTS {
+        if listed.lines().any(|l| l.starts_with(component)) {
+            eprintln!("xtask: nightly {component} already installed");
+            continue;
+        }
+        eprintln!("xtask: adding {component} to the nightly toolchain");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            component,
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
-    eprintln!(
-        "xtask: adding rust-src to the nightly toolchain (to build core for bpfel-unknown-none)"
-    );
-    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    Ok(())
 }
 
 fn ensure_bpf_linker() -> Result<()> {

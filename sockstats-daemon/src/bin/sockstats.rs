@@ -35,6 +35,16 @@ enum Command {
         /// Exact byte counts instead of human units.
         #[arg(long)]
         bytes: bool,
+        /// Split each label's bytes by the interface its packets really used. With --json:
+        /// {"stats": {"<label>": {"tx_bytes_by_interface": {"<iface>": N}, "rx_bytes_by_interface": {…}}},
+        /// "interfaces": […], "wire": {…}}. Interfaces of other network namespaces are named
+        /// <name>@<namespace>.
+        #[arg(long)]
+        interfaces: bool,
+        /// With --interfaces: also IP-layer (wire) bytes and packets: headers, ACKs and
+        /// retransmits included, what metered links bill.
+        #[arg(long, requires = "interfaces")]
+        wire: bool,
     },
     /// Registered labels and their stable ids.
     Labels {
@@ -73,7 +83,25 @@ fn print(text: &str) {
 fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
     let mut client = Client::connect(socket)?;
     match command {
-        Command::Get { json, bytes } => {
+        Command::Get {
+            json,
+            bytes,
+            interfaces: true,
+            wire,
+        } => {
+            let reply = client.get_interfaces()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::interfaces_table(&reply, *bytes, *wire));
+            }
+        }
+        Command::Get {
+            json,
+            bytes,
+            interfaces: false,
+            ..
+        } => {
             let reply = client.get()?;
             if *json {
                 print_json(&reply);

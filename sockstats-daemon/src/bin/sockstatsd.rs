@@ -12,6 +12,7 @@ use sockstats_common::protocol::DEFAULT_SOCKET_PATH;
 use sockstats_daemon::{
     cgroup,
     daemon::{self, socket_file, state::DaemonInfo, Daemon, ServerLimits},
+    interfaces::InterfaceNames,
     kernel::{self, LoadOptions},
     labels::LabelRegistry,
 };
@@ -112,9 +113,13 @@ fn run(args: &Args) -> Result<()> {
     };
     let (attached, maps) = kernel::load_and_attach(&options)?;
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode)?;
+    let mut interface_names =
+        InterfaceNames::new().context("cannot read this network namespace's cookie")?;
+    interface_names.refresh();
     let daemon = Arc::new(Daemon {
         kernel: Mutex::new(maps),
         registry: Mutex::new(registry),
+        interfaces: Mutex::new(interface_names),
         info: DaemonInfo {
             programs: attached.programs.clone(),
             cgroup_root: cgroup_root.path,
@@ -139,6 +144,7 @@ fn run(args: &Args) -> Result<()> {
         if let Some(program_id) = attached.log_program_id {
             tokio::spawn(forward_kernel_logs(program_id));
         }
+        tokio::spawn(follow_interfaces(Arc::clone(&daemon)));
         let limits = ServerLimits {
             max_clients: args.max_clients,
         };
@@ -161,6 +167,20 @@ fn run(args: &Args) -> Result<()> {
     );
     drop(attached);
     Ok(())
+}
+
+/// Re-reads interface names every second, so that an interface that exists only briefly between
+/// two queries still gets its name.
+async fn follow_interfaces(daemon: Arc<Daemon>) {
+    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every_second.tick().await;
+        let daemon = Arc::clone(&daemon);
+        let _ = tokio::task::spawn_blocking(move || {
+            daemon.interfaces.lock().expect("interfaces lock").refresh();
+        })
+        .await;
+    }
 }
 
 /// Clients pass fds: allow as many open fds as the hard limit permits (the soft default of 1024

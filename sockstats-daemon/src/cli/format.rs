@@ -1,7 +1,9 @@
 //! Human output: byte units and aligned tables.
 use std::fmt::Write as _;
 
-use sockstats_common::protocol::{ByteCounts, GetReply, LabelsReply, StatusReply};
+use sockstats_common::protocol::{
+    ByteCounts, GetInterfacesReply, GetReply, LabelsReply, StatusReply, WireCounts,
+};
 
 /// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
 #[must_use]
@@ -84,6 +86,78 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
         ]);
     }
     let mut out = table(&["LABEL", "TX", "RX"], &rows);
+    let _ = writeln!(
+        out,
+        "current interface: {}",
+        reply
+            .current_interface
+            .as_deref()
+            .unwrap_or("none (no default route)")
+    );
+    out
+}
+
+/// The `sockstats get --interfaces` table: one row per label and interface with traffic,
+/// labels by total payload (largest first); with `wire`, IP-layer bytes and packets too.
+#[must_use]
+pub fn interfaces_table(reply: &GetInterfacesReply, exact: bool, wire: bool) -> String {
+    let total = |name: &String| -> u64 {
+        reply.stats.get(name).map_or(0, |s| {
+            s.tx_bytes_by_interface
+                .values()
+                .chain(s.rx_bytes_by_interface.values())
+                .sum()
+        })
+    };
+    let mut labels: Vec<&String> = reply.stats.keys().collect();
+    labels.sort_by(|a, b| total(b).cmp(&total(a)).then_with(|| a.cmp(b)));
+    let mut rows = Vec::new();
+    for label in labels {
+        let stats = &reply.stats[label];
+        let interfaces: std::collections::BTreeSet<&String> = stats
+            .tx_bytes_by_interface
+            .keys()
+            .chain(stats.rx_bytes_by_interface.keys())
+            .collect();
+        for interface in interfaces {
+            let tx = stats
+                .tx_bytes_by_interface
+                .get(interface)
+                .copied()
+                .unwrap_or(0);
+            let rx = stats
+                .rx_bytes_by_interface
+                .get(interface)
+                .copied()
+                .unwrap_or(0);
+            let mut row = vec![
+                label.clone(),
+                interface.clone(),
+                bytes_cell(tx, exact),
+                bytes_cell(rx, exact),
+            ];
+            if wire {
+                let counts: WireCounts = reply
+                    .wire
+                    .get(label)
+                    .and_then(|w| w.get(interface))
+                    .copied()
+                    .unwrap_or_default();
+                row.extend([
+                    bytes_cell(counts.tx_bytes, exact),
+                    bytes_cell(counts.rx_bytes, exact),
+                    counts.tx_packets.to_string(),
+                    counts.rx_packets.to_string(),
+                ]);
+            }
+            rows.push(row);
+        }
+    }
+    let mut header = vec!["LABEL", "INTERFACE", "TX", "RX"];
+    if wire {
+        header.extend(["WIRE TX", "WIRE RX", "PKTS TX", "PKTS RX"]);
+    }
+    let mut out = table(&header, &rows);
     let _ = writeln!(
         out,
         "current interface: {}",

@@ -1,15 +1,20 @@
 //! One request in, one reply line out. Blocking: it reads and writes BPF maps.
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    collections::BTreeSet,
+    os::fd::{AsFd, OwnedFd},
+};
 
 use sockstats_common::protocol::{
-    encode_error, encode_ok, ByteCounts, GetReply, LabelInfo, LabelReply, LabelsReply, Request,
-    SocketInfo, StatusReply, UnlabelReply,
+    encode_error, encode_ok, ByteCounts, GetInterfacesReply, GetReply, InterfaceStats, LabelInfo,
+    LabelReply, LabelsReply, Request, SocketInfo, StatusReply, UnlabelReply,
 };
 use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
 
 use super::state::Daemon;
 use crate::{
-    attribution, routes,
+    attribution::{self, KernelSnapshot},
+    interfaces,
+    labels::LabelRegistry,
     sys::socket_info::{self, InetSocket},
 };
 
@@ -25,6 +30,7 @@ pub fn handle(daemon: &Daemon, request: Request, fds: Vec<OwnedFd>) -> String {
             fds.len()
         )),
         Request::Get => get(daemon),
+        Request::GetInterfaces => get_interfaces(daemon),
         Request::Labels => Ok(labels(daemon)),
         Request::Status => Ok(status(daemon)),
     };
@@ -37,6 +43,7 @@ fn op_name(request: &Request) -> &'static str {
         Request::Label { .. } => "label",
         Request::Unlabel => "unlabel",
         Request::Get => "get",
+        Request::GetInterfaces => "get_interfaces",
         Request::Labels => "labels",
         Request::Status => "status",
     }
@@ -119,17 +126,37 @@ fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
     }))
 }
 
-fn get(daemon: &Daemon) -> Result<String, String> {
-    let snapshot = daemon
+fn snapshot(daemon: &Daemon) -> Result<KernelSnapshot, String> {
+    daemon
         .kernel
         .lock()
         .expect("kernel lock")
         .snapshot()
-        .map_err(|error| format!("cannot read the kernel maps: {error}"))?;
+        .map_err(|error| format!("cannot read the kernel maps: {error}"))
+}
+
+/// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
+/// stay visible as "#<id>": '#' is not allowed in label names, so this never clashes with one.
+fn label_name(registry: &LabelRegistry, id: u32) -> String {
+    registry
+        .name_of(id)
+        .map_or_else(|| format!("#{id}"), str::to_owned)
+}
+
+/// Re-reads interface names and the default route over rtnetlink.
+fn current_interface(daemon: &Daemon) -> Option<String> {
+    let mut names = daemon.interfaces.lock().expect("interfaces lock");
+    names.refresh();
+    interfaces::current_interface(&names)
+}
+
+fn get(daemon: &Daemon) -> Result<String, String> {
+    let snapshot = snapshot(daemon)?;
     let per_label = attribution::per_label(&snapshot);
+    let current_interface = current_interface(daemon);
     let registry = daemon.registry.lock().expect("registry lock");
     let mut reply = GetReply {
-        current_interface: routes::current_interface(),
+        current_interface,
         overflow: to_counts(snapshot.overflow()),
         ..GetReply::default()
     };
@@ -137,13 +164,50 @@ fn get(daemon: &Daemon) -> Result<String, String> {
         reply.stats.insert(name.to_owned(), ByteCounts::default());
     }
     for (id, totals) in per_label {
-        // Ids the registry does not know (a state dir reset under live pins) stay visible as
-        // "#<id>": '#' is not allowed in label names, so this never clashes with one.
-        let name = registry
-            .name_of(id)
-            .map_or_else(|| format!("#{id}"), str::to_owned);
-        reply.stats.insert(name, to_counts(totals));
+        reply
+            .stats
+            .insert(label_name(&registry, id), to_counts(totals));
     }
+    Ok(encode_ok(&reply))
+}
+
+fn get_interfaces(daemon: &Daemon) -> Result<String, String> {
+    let snapshot = snapshot(daemon)?;
+    let per_label = attribution::per_label_interface(&snapshot);
+    let current_interface = current_interface(daemon);
+    let names = daemon.interfaces.lock().expect("interfaces lock");
+    let registry = daemon.registry.lock().expect("registry lock");
+    let mut reply = GetInterfacesReply {
+        current_interface,
+        ..GetInterfacesReply::default()
+    };
+    let mut interface_names: BTreeSet<String> = names.host_link_names().into_iter().collect();
+    for (_, name) in registry.iter() {
+        reply
+            .stats
+            .insert(name.to_owned(), InterfaceStats::default());
+    }
+    for (id, by_interface) in per_label {
+        let label = label_name(&registry, id);
+        let stats = reply.stats.entry(label.clone()).or_default();
+        let wire = reply.wire.entry(label).or_default();
+        for (interface, counters) in by_interface {
+            // Two keys can share a name (an interface removed and another made with its
+            // name): their bytes add up under it.
+            let name = names.name_of(&interface);
+            *stats.tx_bytes_by_interface.entry(name.clone()).or_default() +=
+                counters.payload.tx_bytes;
+            *stats.rx_bytes_by_interface.entry(name.clone()).or_default() +=
+                counters.payload.rx_bytes;
+            let counts = wire.entry(name.clone()).or_default();
+            counts.tx_bytes += counters.wire_bytes.tx_bytes;
+            counts.rx_bytes += counters.wire_bytes.rx_bytes;
+            counts.tx_packets += counters.wire_packets.tx_packets;
+            counts.rx_packets += counters.wire_packets.rx_packets;
+            interface_names.insert(name);
+        }
+    }
+    reply.interfaces = interface_names.into_iter().collect();
     Ok(encode_ok(&reply))
 }
 

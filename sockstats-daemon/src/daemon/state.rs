@@ -3,7 +3,7 @@ use std::{path::PathBuf, sync::Mutex, time::Instant};
 
 use sockstats_common::protocol::ProgramStatus;
 
-use crate::{kernel::KernelMaps, labels::LabelRegistry};
+use crate::{interfaces::InterfaceNames, kernel::KernelMaps, labels::LabelRegistry};
 
 /// Facts fixed at start, reported by `status`.
 #[derive(Debug, Clone)]
@@ -15,9 +15,12 @@ pub struct DaemonInfo {
     pub started: Instant,
 }
 
-/// Shared daemon state. Lock order: `registry` before `kernel`, never the other way.
+/// Shared daemon state. No code holds `kernel` while taking another lock; `interfaces` is
+/// taken before `registry`.
 pub struct Daemon {
     pub kernel: Mutex<KernelMaps>,
     pub registry: Mutex<LabelRegistry>,
+    /// Interface names, refreshed over rtnetlink every second and on each query.
+    pub interfaces: Mutex<InterfaceNames>,
     pub info: DaemonInfo,
 }

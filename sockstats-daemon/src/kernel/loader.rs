@@ -16,15 +16,14 @@ use aya::{
     maps::{Array, HashMap, MapError},
     programs::{
         links::{FdLink, PinnedLink},
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock,
-        ProgramError,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, ProgramError,
     },
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
     protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
-    GLOBAL_ROOT_CGROUP_ID,
-    GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, SOCKETS_MAP, SOCKET_LABELS_MAP,
+    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION,
+    SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use super::maps::KernelMaps;
@@ -61,8 +60,14 @@ const PROGRAMS: [(&str, Hook); 6] = [
     ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
     ("sock_create", Hook::CgroupSock("sock_create")),
     ("sock_release", Hook::CgroupSock("sock_release")),
-    ("packet_egress", Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
-    ("packet_ingress", Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
+    (
+        "packet_egress",
+        Hook::CgroupSkb(CgroupSkbAttachType::Egress),
+    ),
+    (
+        "packet_ingress",
+        Hook::CgroupSkb(CgroupSkbAttachType::Ingress),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,6 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
 pub mod bpffs;
 pub mod fd_passing;
+pub mod netlink;
+pub mod netns;
 pub mod socket_info;

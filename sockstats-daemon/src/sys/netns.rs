@@ -1,0 +1,53 @@
+//! Network namespaces: their cookies, and running a closure inside one (on a thread of its
+//! own, since `setns` changes the calling thread).
+use std::{
+    fs::File,
+    io,
+    os::fd::{AsFd, AsRawFd},
+    path::Path,
+    thread,
+};
+
+use nix::sched::{setns, CloneFlags};
+
+/// `SO_NETNS_COOKIE` (include/uapi/asm-generic/socket.h), Linux 5.14+.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the calling thread's network namespace: the value `bpf_get_netns_cookie`
+/// returns for sockets in it.
+pub fn current_cookie() -> io::Result<u64> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+        .or_else(|_| std::net::UdpSocket::bind("[::1]:0"))?;
+    let mut cookie: u64 = 0;
+    let mut len = libc::socklen_t::try_from(size_of::<u64>()).expect("small");
+    // SAFETY: `cookie` is a writable u64 and `len` its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(cookie)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Runs `work` inside the network namespace of `namespace_file` (e.g. /run/netns/NAME or
+/// /proc/PID/ns/net), on a fresh thread.
+pub fn run_in<T: Send + 'static>(
+    namespace_file: &Path,
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let file = File::open(namespace_file)?;
+    thread::spawn(move || {
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        work()
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace worker thread panicked"))?
+}
