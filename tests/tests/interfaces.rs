@@ -341,7 +341,20 @@ fn a_default_route_change_is_seen_within_a_second() {
         reply.interfaces
     );
 
+    // Without an IPv4 default route, IPv6's counts.
     netns.ip(&["route", "del", "default"]);
     assert_eq!(daemon.get().current_interface, None);
+    netns.ip(&["-6", "addr", "add", "fd00:5::1/64", "dev", "d0", "nodad"]);
+    netns.ip(&[
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd00:5::2",
+        "dev",
+        "d0",
+    ]);
+    assert_eq!(daemon.get().current_interface.as_deref(), Some("d0"));
     drop(daemon);
 }

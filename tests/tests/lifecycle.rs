@@ -97,6 +97,37 @@ fn cli_prints_the_documented_json_and_tables() {
     let out = daemon.cli(&["get"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("4.9 KiB"));
 
+    let out = daemon.cli(&["get", "--interfaces", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).expect("get --interfaces --json is JSON");
+    assert_eq!(
+        json["stats"]["cli-label"]["tx_bytes_by_interface"]["lo"],
+        5000
+    );
+    assert_eq!(
+        json["stats"]["cli-label"]["rx_bytes_by_interface"]["lo"],
+        70
+    );
+    assert!(json["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .contains(&Value::from("lo")));
+    assert!(
+        json["wire"]["cli-label"]["lo"]["tx_packets"]
+            .as_u64()
+            .expect("packets")
+            > 0
+    );
+    let out = daemon.cli(&["get", "--interfaces", "--wire", "--bytes"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.starts_with("LABEL      INTERFACE"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cli-label") && l.contains(" lo ") && l.contains("5000")),
+        "{text}"
+    );
+    let out = daemon.cli(&["get", "--wire"]);
+    assert!(!out.status.success(), "--wire needs --interfaces");
+
     let out = daemon.cli(&["labels", "--json"]);
     let json: Value = serde_json::from_slice(&out.stdout).expect("labels --json is JSON");
     assert_eq!(json["labels"][0]["name"], "cli-label");

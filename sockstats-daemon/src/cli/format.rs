@@ -22,9 +22,10 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Renders rows as columns: the first left-aligned, the others right-aligned.
+/// Renders rows as columns: the first `text_columns` left-aligned (names), the others
+/// right-aligned (numbers).
 #[must_use]
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[&str], text_columns: usize, rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -39,7 +40,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(i, (cell, width))| {
-                if i == 0 {
+                if i < text_columns {
                     format!("{cell:<width$}")
                 } else {
                     format!("{cell:>width$}")
@@ -85,7 +86,7 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
             bytes_cell(reply.overflow.rx_bytes, exact),
         ]);
     }
-    let mut out = table(&["LABEL", "TX", "RX"], &rows);
+    let mut out = table(&["LABEL", "TX", "RX"], 1, &rows);
     let _ = writeln!(
         out,
         "current interface: {}",
@@ -157,7 +158,7 @@ pub fn interfaces_table(reply: &GetInterfacesReply, exact: bool, wire: bool) -> 
     if wire {
         header.extend(["WIRE TX", "WIRE RX", "PKTS TX", "PKTS RX"]);
     }
-    let mut out = table(&header, &rows);
+    let mut out = table(&header, 2, &rows);
     let _ = writeln!(
         out,
         "current interface: {}",
@@ -177,7 +178,7 @@ pub fn labels_table(reply: &LabelsReply) -> String {
         .iter()
         .map(|l| vec![l.name.clone(), l.id.to_string()])
         .collect();
-    table(&["LABEL", "ID"], &rows)
+    table(&["LABEL", "ID"], 1, &rows)
 }
 
 /// The `sockstats status` text.
@@ -207,13 +208,13 @@ pub fn status_text(reply: &StatusReply) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], &rows));
+    out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
     let counters: Vec<Vec<String>> = reply
         .counters
         .iter()
         .map(|(name, value)| vec![name.clone(), value.to_string()])
         .collect();
-    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], &counters));
+    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], 1, &counters));
     out
 }
 
