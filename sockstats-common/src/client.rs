@@ -28,9 +28,9 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    decode_reply, encode_request, GetInterfacesReply, GetReply, LabelReply, LabelsReply,
-    ReplyError, Request, StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST,
-    SOCKET_ENV,
+    decode_reply, encode_request, DebugReply, GetInterfacesReply, GetReply, LabelReply,
+    LabelsReply, ReplyError, Request, StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH,
+    MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -131,6 +131,11 @@ impl Client {
     /// Registered labels and their stable ids.
     pub fn labels(&mut self) -> Result<LabelsReply, ClientError> {
         self.call(&Request::Labels)
+    }
+
+    /// Everything a maintainer needs in one reply: hooks, run statistics, map fill, counters.
+    pub fn debug_info(&mut self) -> Result<DebugReply, ClientError> {
+        self.call(&Request::DebugInfo)
     }
 
     /// The daemon's status: version, attached programs, paths.

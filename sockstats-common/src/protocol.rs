@@ -22,13 +22,14 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 6] = [
+pub const OPS: [&str; 7] = [
     "label",
     "unlabel",
     "get",
     "get_interfaces",
     "labels",
     "status",
+    "debug_info",
 ];
 
 /// A request, as the daemon decodes it.
@@ -47,6 +48,8 @@ pub enum Request {
     Labels,
     /// Is the daemon up and are its programs attached?
     Status,
+    /// Everything a maintainer needs: hooks, program run statistics, map fill, counters.
+    DebugInfo,
 }
 
 impl Request {
@@ -203,6 +206,49 @@ pub struct GetInterfacesReply {
     /// The interface of the default route, as in `get`.
     #[serde(default)]
     pub current_interface: Option<String>,
+}
+
+/// Run statistics of one kernel program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramDebug {
+    pub name: String,
+    pub hook: String,
+    pub prog_id: Option<u32>,
+    /// Runs counted by the kernel (only while `kernel.bpf_stats_enabled` is 1).
+    pub run_count: u64,
+    /// Total run time in ns (only while `kernel.bpf_stats_enabled` is 1).
+    pub run_time_ns: u64,
+    /// `run_time_ns / run_count`, when there were runs.
+    pub average_ns: Option<f64>,
+}
+
+/// How full one map is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapFill {
+    pub name: String,
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+/// Reply to `debug_info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DebugReply {
+    pub version: String,
+    /// The running kernel's release (`uname -r`).
+    pub kernel: String,
+    pub uptime_seconds: f64,
+    /// `kernel.bpf_stats_enabled`: program run counts and times are only kept while it is on.
+    pub bpf_stats_enabled: bool,
+    pub programs: Vec<ProgramDebug>,
+    pub maps: Vec<MapFill>,
+    /// The kernel's failure and event counters by name.
+    pub counters: BTreeMap<String, u64>,
+    pub live_sockets: u64,
+    pub labels: u64,
+    pub socket: String,
+    pub cgroup_root: String,
+    pub bpffs_dir: String,
+    pub state_dir: String,
 }
 
 /// One socket a `label` or `unlabel` request applied to.

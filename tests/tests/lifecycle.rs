@@ -149,3 +149,81 @@ fn cli_prints_the_documented_json_and_tables() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("is the daemon running"), "{stderr}");
 }
+
+/// Sets a sysctl for the life of the guard, restoring the old value on drop.
+struct Sysctl {
+    path: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Self {
+        let old = std::fs::read_to_string(path).expect("read sysctl");
+        std::fs::write(path, value).expect("write sysctl");
+        Self { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, self.old.trim());
+    }
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn debug_shows_hooks_run_counts_map_fill_and_counters() {
+    let harness = Harness::start("debug");
+    let daemon = &harness.daemon;
+    let _stats = Sysctl::set("/proc/sys/kernel/bpf_stats_enabled", "1");
+    let (client, server) = tcp_pair(false);
+    daemon.client().label(&client, "debugged").expect("label");
+    tcp_send(&client, &server, 100_000, 1000);
+
+    let debug = daemon.client().debug_info().expect("debug_info");
+    assert!(debug.bpf_stats_enabled);
+    assert!(!debug.kernel.is_empty());
+    for program in [
+        "sock_send_length",
+        "sock_recv_length",
+        "packet_egress",
+        "packet_ingress",
+    ] {
+        let stats = debug
+            .programs
+            .iter()
+            .find(|p| p.name == program)
+            .expect(program);
+        assert!(stats.prog_id.is_some() && stats.run_count > 0, "{stats:?}");
+        assert!(stats.average_ns.is_some_and(|ns| ns > 0.0), "{stats:?}");
+    }
+    let sockets = debug
+        .maps
+        .iter()
+        .find(|m| m.name == "SOCKETS")
+        .expect("SOCKETS");
+    assert!(
+        sockets.entries >= 2 && sockets.capacity == 262_144,
+        "{sockets:?}"
+    );
+    assert!(debug.live_sockets >= 2 && debug.labels == 1, "{debug:?}");
+    assert!(
+        debug.counters["sockets_created"] >= 1,
+        "{:?}",
+        debug.counters
+    );
+    assert_eq!(debug.counters["sockets_map_full"], 0);
+
+    let out = daemon.cli(&["debug"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "PROGRAM",
+        "AVG NS",
+        "SOCKETS",
+        "sockets_map_full",
+        "kernel.bpf_stats_enabled=1",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}

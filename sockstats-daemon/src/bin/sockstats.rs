@@ -51,6 +51,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Everything a maintainer needs on one screen: kernel, hooks and program ids, per-program
+    /// run counts and average ns (when kernel.bpf_stats_enabled=1), map fill, failure
+    /// counters, live sockets, labels, uptime, paths.
+    Debug {
+        #[arg(long)]
+        json: bool,
+    },
     /// Whether the daemon answers and its programs are attached (exit 0 only then).
     Status {
         #[arg(long)]
@@ -115,6 +122,14 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
                 print_json(&reply);
             } else {
                 print(&format::labels_table(&reply));
+            }
+        }
+        Command::Debug { json } => {
+            let reply = client.debug_info()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::debug_text(&reply));
             }
         }
         Command::Status { json } => {

@@ -125,6 +125,7 @@ fn run(args: &Args) -> Result<()> {
             cgroup_root: cgroup_root.path,
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),
+            socket: args.socket.clone(),
             started: Instant::now(),
         },
     });

@@ -2,7 +2,7 @@
 use std::fmt::Write as _;
 
 use sockstats_common::protocol::{
-    ByteCounts, GetInterfacesReply, GetReply, LabelsReply, StatusReply, WireCounts,
+    ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelsReply, StatusReply, WireCounts,
 };
 
 /// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
@@ -167,6 +167,72 @@ pub fn interfaces_table(reply: &GetInterfacesReply, exact: bool, wire: bool) -> 
             .as_deref()
             .unwrap_or("none (no default route)")
     );
+    out
+}
+
+/// The `sockstats debug` screen.
+#[must_use]
+pub fn debug_text(reply: &DebugReply) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "sockstatsd {} on Linux {}, up {:.0} s; {} live sockets, {} labels",
+        reply.version, reply.kernel, reply.uptime_seconds, reply.live_sockets, reply.labels
+    );
+    let _ = writeln!(
+        out,
+        "socket {}  cgroup root {}\npins {}  state {}",
+        reply.socket, reply.cgroup_root, reply.bpffs_dir, reply.state_dir
+    );
+    let stats_note = if reply.bpf_stats_enabled {
+        "kernel.bpf_stats_enabled=1"
+    } else {
+        "kernel.bpf_stats_enabled=0: run counts and times are not kept (sysctl -w kernel.bpf_stats_enabled=1)"
+    };
+    let _ = writeln!(out, "{stats_note}");
+    let rows: Vec<Vec<String>> = reply
+        .programs
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.hook.clone(),
+                p.prog_id.map_or("-".to_owned(), |id| id.to_string()),
+                p.run_count.to_string(),
+                p.average_ns.map_or("-".to_owned(), |ns| format!("{ns:.0}")),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["PROGRAM", "HOOK", "PROG ID", "RUNS", "AVG NS"],
+        2,
+        &rows,
+    ));
+    let rows: Vec<Vec<String>> = reply
+        .maps
+        .iter()
+        .map(|m| {
+            #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
+            let percent = if m.capacity == 0 {
+                0.0
+            } else {
+                m.entries as f64 * 100.0 / m.capacity as f64
+            };
+            vec![
+                m.name.clone(),
+                m.entries.to_string(),
+                m.capacity.to_string(),
+                format!("{percent:.1}%"),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
+    let rows: Vec<Vec<String>> = reply
+        .counters
+        .iter()
+        .map(|(name, value)| vec![name.clone(), value.to_string()])
+        .collect();
+    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], 1, &rows));
     out
 }
 

@@ -1,12 +1,13 @@
 //! One request in, one reply line out. Blocking: it reads and writes BPF maps.
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     os::fd::{AsFd, OwnedFd},
 };
 
 use sockstats_common::protocol::{
-    encode_error, encode_ok, ByteCounts, GetInterfacesReply, GetReply, InterfaceStats, LabelInfo,
-    LabelReply, LabelsReply, Request, SocketInfo, StatusReply, UnlabelReply,
+    encode_error, encode_ok, ByteCounts, DebugReply, GetInterfacesReply, GetReply, InterfaceStats,
+    LabelInfo, LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply,
+    UnlabelReply,
 };
 use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
 
@@ -33,6 +34,7 @@ pub fn handle(daemon: &Daemon, request: Request, fds: Vec<OwnedFd>) -> String {
         Request::GetInterfaces => get_interfaces(daemon),
         Request::Labels => Ok(labels(daemon)),
         Request::Status => Ok(status(daemon)),
+        Request::DebugInfo => Ok(debug_info(daemon)),
     };
     drop(fds);
     result.unwrap_or_else(|error| encode_error(&error))
@@ -46,6 +48,7 @@ fn op_name(request: &Request) -> &'static str {
         Request::GetInterfaces => "get_interfaces",
         Request::Labels => "labels",
         Request::Status => "status",
+        Request::DebugInfo => "debug_info",
     }
 }
 
@@ -235,11 +238,7 @@ fn status(daemon: &Daemon) -> String {
         let kernel = daemon.kernel.lock().expect("kernel lock");
         (kernel.live_sockets(), kernel.counters().unwrap_or_default())
     };
-    let counters = Counter::ALL
-        .iter()
-        .zip(counters)
-        .map(|(counter, value)| (counter.name().to_owned(), value))
-        .collect();
+    let counters = counters_by_name(counters);
     let info = &daemon.info;
     encode_ok(&StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -250,5 +249,72 @@ fn status(daemon: &Daemon) -> String {
         state_dir: info.state_dir.display().to_string(),
         live_sockets,
         counters,
+    })
+}
+
+fn counters_by_name(counters: [u64; Counter::COUNT as usize]) -> BTreeMap<String, u64> {
+    Counter::ALL
+        .iter()
+        .zip(counters)
+        .map(|(c, v)| (c.name().to_owned(), v))
+        .collect()
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|text| text.trim().to_owned())
+}
+
+fn debug_info(daemon: &Daemon) -> String {
+    let (live_sockets, counters, maps) = {
+        let kernel = daemon.kernel.lock().expect("kernel lock");
+        (
+            kernel.live_sockets(),
+            kernel.counters().unwrap_or_default(),
+            kernel.fill(),
+        )
+    };
+    let loaded: Vec<_> = aya::programs::loaded_programs().flatten().collect();
+    let programs = daemon
+        .info
+        .programs
+        .iter()
+        .map(|program| {
+            let info = program
+                .prog_id
+                .and_then(|id| loaded.iter().find(|p| p.id() == id));
+            let run_count = info.map_or(0, aya::programs::ProgramInfo::run_count);
+            let run_time_ns = info.map_or(0, |p| {
+                u64::try_from(p.run_time().as_nanos()).unwrap_or(u64::MAX)
+            });
+            #[expect(clippy::cast_precision_loss, reason = "an average for display")]
+            let average_ns = (run_count > 0).then(|| run_time_ns as f64 / run_count as f64);
+            ProgramDebug {
+                name: program.name.clone(),
+                hook: program.hook.clone(),
+                prog_id: program.prog_id,
+                run_count,
+                run_time_ns,
+                average_ns,
+            }
+        })
+        .collect();
+    let info = &daemon.info;
+    encode_ok(&DebugReply {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        uptime_seconds: info.started.elapsed().as_secs_f64(),
+        bpf_stats_enabled: read_trimmed("/proc/sys/kernel/bpf_stats_enabled").as_deref()
+            == Some("1"),
+        programs,
+        maps,
+        counters: counters_by_name(counters),
+        live_sockets,
+        labels: daemon.registry.lock().expect("registry lock").len() as u64,
+        socket: info.socket.display().to_string(),
+        cgroup_root: info.cgroup_root.display().to_string(),
+        bpffs_dir: info.bpffs_dir.display().to_string(),
+        state_dir: info.state_dir.display().to_string(),
     })
 }

@@ -12,6 +12,7 @@ pub struct DaemonInfo {
     pub cgroup_root: PathBuf,
     pub bpffs_dir: PathBuf,
     pub state_dir: PathBuf,
+    pub socket: PathBuf,
     pub started: Instant,
 }
 

@@ -5,8 +5,11 @@
 //! whole-value write from here would lose the kernel's concurrent increments.
 use std::collections::HashMap as StdHashMap;
 
-use aya::maps::{Array, HashMap, MapData, MapError};
-use sockstats_common::{Counter, IfaceCounters, LabelIfaceKey, SocketEntry};
+use aya::maps::{Array, HashMap, IterableMap as _, MapData, MapError};
+use sockstats_common::{
+    protocol::MapFill, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, LABEL_TOTALS_MAP,
+    SOCKETS_MAP, SOCKET_LABELS_MAP,
+};
 
 use crate::attribution::KernelSnapshot;
 
@@ -63,6 +66,26 @@ impl KernelMaps {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Entries and capacity of the per-socket and totals maps.
+    #[must_use]
+    pub fn fill(&self) -> Vec<MapFill> {
+        fn fill<K: aya::Pod, V: aya::Pod>(name: &str, map: &HashMap<MapData, K, V>) -> MapFill {
+            MapFill {
+                name: name.to_owned(),
+                entries: map.keys().flatten().count() as u64,
+                capacity: map
+                    .map()
+                    .info()
+                    .map_or(0, |info| u64::from(info.max_entries())),
+            }
+        }
+        vec![
+            fill(SOCKETS_MAP, &self.sockets),
+            fill(SOCKET_LABELS_MAP, &self.socket_labels),
+            fill(LABEL_TOTALS_MAP, &self.label_totals),
+        ]
     }
 
     /// Number of live socket entries.
