@@ -9,4 +9,5 @@ pub mod daemon;
 pub mod interfaces;
 pub mod kernel;
 pub mod labels;
+pub mod metrics;
 pub mod sys;

@@ -48,6 +48,8 @@ pub struct TestDaemon {
     pub cgroup_root: Option<PathBuf>,
     /// The named network namespace the daemon runs in (`None`: this process's).
     netns: Option<String>,
+    /// More sockstatsd arguments.
+    extra_args: Vec<String>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -56,7 +58,13 @@ impl TestDaemon {
     /// Starts a daemon accounting `cgroup` and waits until it answers.
     #[must_use]
     pub fn start(name: &str, cgroup: &TestCgroup) -> Self {
-        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()), None)
+        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()), None, &[])
+    }
+
+    /// As [`TestDaemon::start`], with more sockstatsd arguments.
+    #[must_use]
+    pub fn start_with_args(name: &str, cgroup: &TestCgroup, extra_args: &[&str]) -> Self {
+        Self::start_scoped(name, cgroup, Some(cgroup.path.clone()), None, extra_args)
     }
 
     /// As [`TestDaemon::start`], with the daemon running in the named network namespace
@@ -68,13 +76,14 @@ impl TestDaemon {
             cgroup,
             Some(cgroup.path.clone()),
             Some(netns.to_owned()),
+            &[],
         )
     }
 
     /// Starts a daemon accounting the whole host; `cgroup` only names its paths.
     #[must_use]
     pub fn start_whole_host(name: &str, cgroup: &TestCgroup) -> Self {
-        Self::start_scoped(name, cgroup, None, None)
+        Self::start_scoped(name, cgroup, None, None, &[])
     }
 
     fn start_scoped(
@@ -82,6 +91,7 @@ impl TestDaemon {
         cgroup: &TestCgroup,
         cgroup_root: Option<PathBuf>,
         netns: Option<String>,
+        extra_args: &[&str],
     ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("sockstats-test-")
@@ -99,6 +109,7 @@ impl TestDaemon {
             bpffs_dir: PathBuf::from("/sys/fs/bpf").join(&*cgroup_name),
             cgroup_root,
             netns,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             log: dir.path().join(format!("{name}.log")),
             _dir: dir,
         };
@@ -133,12 +144,19 @@ impl TestDaemon {
             .arg(&self.state_dir)
             .arg("--bpffs-dir")
             .arg(&self.bpffs_dir)
+            .args(&self.extra_args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("start sockstatsd");
+        // The daemon lives outside the test's cgroup: only the test's own sockets are in scope
+        // (the daemon's metrics connections, say, are not the test's traffic).
+        if let Some(mount) = self.cgroup_root.as_ref().and_then(|root| root.parent()) {
+            fs::write(mount.join("cgroup.procs"), child.id().to_string())
+                .expect("move the daemon out");
+        }
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -34,6 +34,14 @@ impl Harness {
         Self { daemon, cgroup }
     }
 
+    /// As [`Harness::start`], with more sockstatsd arguments.
+    #[must_use]
+    pub fn start_with_args(name: &str, extra_args: &[&str]) -> Self {
+        let cgroup = TestCgroup::enter(name);
+        let daemon = TestDaemon::start_with_args(name, &cgroup, extra_args);
+        Self { daemon, cgroup }
+    }
+
     /// As [`Harness::start`], but the daemon accounts the whole host (no `--cgroup-root`).
     #[must_use]
     pub fn start_whole_host(name: &str) -> Self {

@@ -52,6 +52,10 @@ struct Args {
     /// cgroup2 mount found in /proc/self/mountinfo].
     #[arg(long, value_name = "DIR")]
     cgroup_root: Option<PathBuf>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    /// Off by default; anyone who can reach ADDR can read every label's totals.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Most clients served at once.
     #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_clients)]
     max_clients: usize,
@@ -146,6 +150,20 @@ fn run(args: &Args) -> Result<()> {
             tokio::spawn(forward_kernel_logs(program_id));
         }
         tokio::spawn(follow_interfaces(Arc::clone(&daemon)));
+        if let Some(address) = args.metrics {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            log::info!(
+                "serving Prometheus metrics at http://{}/metrics",
+                listener.local_addr()?
+            );
+            tokio::spawn(daemon::metrics_server::serve(
+                listener,
+                Arc::clone(&daemon),
+                shutdown_rx.clone(),
+            ));
+        }
         let limits = ServerLimits {
             max_clients: args.max_clients,
         };

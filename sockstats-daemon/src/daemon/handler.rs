@@ -5,17 +5,15 @@ use std::{
 };
 
 use sockstats_common::protocol::{
-    encode_error, encode_ok, ByteCounts, DebugReply, GetInterfacesReply, GetReply, InterfaceStats,
-    LabelInfo, LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply,
-    UnlabelReply,
+    encode_error, encode_ok, ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelInfo,
+    LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply, UnlabelReply,
+    WireCounts,
 };
 use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
 
-use super::state::Daemon;
+use super::{state::Daemon, views};
 use crate::{
-    attribution::{self, KernelSnapshot},
-    interfaces,
-    labels::LabelRegistry,
+    attribution, interfaces,
     sys::socket_info::{self, InetSocket},
 };
 
@@ -129,23 +127,6 @@ fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
     }))
 }
 
-fn snapshot(daemon: &Daemon) -> Result<KernelSnapshot, String> {
-    daemon
-        .kernel
-        .lock()
-        .expect("kernel lock")
-        .snapshot()
-        .map_err(|error| format!("cannot read the kernel maps: {error}"))
-}
-
-/// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
-/// stay visible as "#<id>": '#' is not allowed in label names, so this never clashes with one.
-fn label_name(registry: &LabelRegistry, id: u32) -> String {
-    registry
-        .name_of(id)
-        .map_or_else(|| format!("#{id}"), str::to_owned)
-}
-
 /// Re-reads interface names and the default route over rtnetlink.
 fn current_interface(daemon: &Daemon) -> Option<String> {
     let mut names = daemon.interfaces.lock().expect("interfaces lock");
@@ -154,7 +135,7 @@ fn current_interface(daemon: &Daemon) -> Option<String> {
 }
 
 fn get(daemon: &Daemon) -> Result<String, String> {
-    let snapshot = snapshot(daemon)?;
+    let snapshot = views::snapshot(daemon)?;
     let per_label = attribution::per_label(&snapshot);
     let current_interface = current_interface(daemon);
     let registry = daemon.registry.lock().expect("registry lock");
@@ -169,44 +150,39 @@ fn get(daemon: &Daemon) -> Result<String, String> {
     for (id, totals) in per_label {
         reply
             .stats
-            .insert(label_name(&registry, id), to_counts(totals));
+            .insert(views::label_name(&registry, id), to_counts(totals));
     }
     Ok(encode_ok(&reply))
 }
 
 fn get_interfaces(daemon: &Daemon) -> Result<String, String> {
-    let snapshot = snapshot(daemon)?;
-    let per_label = attribution::per_label_interface(&snapshot);
-    let current_interface = current_interface(daemon);
-    let names = daemon.interfaces.lock().expect("interfaces lock");
-    let registry = daemon.registry.lock().expect("registry lock");
+    let named = views::named_totals(daemon)?;
+    let interface_table = daemon.interfaces.lock().expect("interfaces lock");
     let mut reply = GetInterfacesReply {
-        current_interface,
+        current_interface: interfaces::current_interface(&interface_table),
         ..GetInterfacesReply::default()
     };
-    let mut interface_names: BTreeSet<String> = names.host_link_names().into_iter().collect();
-    for (_, name) in registry.iter() {
-        reply
-            .stats
-            .insert(name.to_owned(), InterfaceStats::default());
-    }
-    for (id, by_interface) in per_label {
-        let label = label_name(&registry, id);
+    let mut interface_names: BTreeSet<String> =
+        interface_table.host_link_names().into_iter().collect();
+    for (label, by_interface) in named.labels {
         let stats = reply.stats.entry(label.clone()).or_default();
         let wire = reply.wire.entry(label).or_default();
-        for (interface, counters) in by_interface {
-            // Two keys can share a name (an interface removed and another made with its
-            // name): their bytes add up under it.
-            let name = names.name_of(&interface);
-            *stats.tx_bytes_by_interface.entry(name.clone()).or_default() +=
-                counters.payload.tx_bytes;
-            *stats.rx_bytes_by_interface.entry(name.clone()).or_default() +=
-                counters.payload.rx_bytes;
-            let counts = wire.entry(name.clone()).or_default();
-            counts.tx_bytes += counters.wire_bytes.tx_bytes;
-            counts.rx_bytes += counters.wire_bytes.rx_bytes;
-            counts.tx_packets += counters.wire_packets.tx_packets;
-            counts.rx_packets += counters.wire_packets.rx_packets;
+        for (name, counters) in by_interface {
+            stats
+                .tx_bytes_by_interface
+                .insert(name.clone(), counters.payload.tx_bytes);
+            stats
+                .rx_bytes_by_interface
+                .insert(name.clone(), counters.payload.rx_bytes);
+            wire.insert(
+                name.clone(),
+                WireCounts {
+                    tx_bytes: counters.wire_bytes.tx_bytes,
+                    rx_bytes: counters.wire_bytes.rx_bytes,
+                    tx_packets: counters.wire_packets.tx_packets,
+                    rx_packets: counters.wire_packets.rx_packets,
+                },
+            );
             interface_names.insert(name);
         }
     }
@@ -252,7 +228,7 @@ fn status(daemon: &Daemon) -> String {
     })
 }
 
-fn counters_by_name(counters: [u64; Counter::COUNT as usize]) -> BTreeMap<String, u64> {
+pub(crate) fn counters_by_name(counters: [u64; Counter::COUNT as usize]) -> BTreeMap<String, u64> {
     Counter::ALL
         .iter()
         .zip(counters)

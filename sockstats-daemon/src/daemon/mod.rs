@@ -1,9 +1,11 @@
 //! The running daemon: shared state, the Unix-socket server and request handling.
 pub mod connection;
 pub mod handler;
+pub mod metrics_server;
 pub mod server;
 pub mod socket_file;
 pub mod state;
+pub mod views;
 
 pub use server::{serve, ServerLimits};
 pub use state::Daemon;

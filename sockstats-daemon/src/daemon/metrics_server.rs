@@ -1,0 +1,116 @@
+//! The opt-in HTTP listener for Prometheus (`--metrics ADDR`): `GET /metrics` only.
+use std::{sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+use super::{state::Daemon, views};
+use crate::metrics::{self, Health};
+
+/// Longest request head read, and how long a client may take to send it.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    daemon: Arc<Daemon>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(answer(stream, Arc::clone(&daemon)));
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
+    let mut head = Vec::new();
+    let read_head = async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(
+        tokio::time::timeout(REQUEST_TIMEOUT, read_head).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let request_line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut parts = request_line.split_whitespace();
+    let response = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/metrics")) => {
+            let daemon = Arc::clone(&daemon);
+            match tokio::task::spawn_blocking(move || exposition(&daemon))
+                .await
+                .unwrap_or_else(|error| Err(error.to_string()))
+            {
+                Ok(body) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body),
+                Err(error) => (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    format!("{error}\n"),
+                ),
+            }
+        }
+        (Some("GET"), _) => (
+            "404 Not Found",
+            "text/plain",
+            "sockstats serves /metrics only\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n".to_owned(),
+        ),
+    };
+    let (status, content_type, body) = response;
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The exposition text, or why it could not be made.
+fn exposition(daemon: &Daemon) -> Result<String, String> {
+    let named = views::named_totals(daemon)?;
+    let (maps, live_sockets) = {
+        let kernel = daemon.kernel.lock().expect("kernel lock");
+        (kernel.fill(), kernel.live_sockets())
+    };
+    let health = Health {
+        counters: super::handler::counters_by_name(named.snapshot.counters),
+        maps,
+        programs_attached: daemon
+            .info
+            .programs
+            .iter()
+            .filter(|p| p.prog_id.is_some())
+            .count(),
+        programs_expected: daemon.info.programs.len(),
+        live_sockets,
+        overflow: named.snapshot.overflow(),
+        wire_overflow: named.snapshot.wire_overflow(),
+    };
+    Ok(metrics::render(&named.labels, &health))
+}

@@ -1,0 +1,80 @@
+//! Kernel snapshots turned into names: label names (from the registry) and interface names
+//! (from rtnetlink). Shared by `get_interfaces`, the metrics endpoint and the stats log.
+use std::collections::BTreeMap;
+
+use sockstats_common::{IfaceCounters, Totals};
+
+use super::state::Daemon;
+use crate::{
+    attribution::{self, KernelSnapshot},
+    labels::LabelRegistry,
+};
+
+/// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
+/// stay visible as "#<id>": '#' is not allowed in label names, so this never clashes with one.
+#[must_use]
+pub fn label_name(registry: &LabelRegistry, id: u32) -> String {
+    registry
+        .name_of(id)
+        .map_or_else(|| format!("#{id}"), str::to_owned)
+}
+
+/// Reads the kernel maps once (consistently, see [`crate::kernel::KernelMaps::snapshot`]).
+pub fn snapshot(daemon: &Daemon) -> Result<KernelSnapshot, String> {
+    daemon
+        .kernel
+        .lock()
+        .expect("kernel lock")
+        .snapshot()
+        .map_err(|error| format!("cannot read the kernel maps: {error}"))
+}
+
+/// Every label (registered ones included, even without traffic) → interface name → counters.
+#[derive(Debug, Default)]
+pub struct NamedTotals {
+    pub labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    /// The snapshot they come from (counters, overflow).
+    pub snapshot: KernelSnapshot,
+}
+
+impl NamedTotals {
+    /// Payload bytes per label over all interfaces.
+    #[must_use]
+    pub fn payload_per_label(&self) -> BTreeMap<String, Totals> {
+        self.labels
+            .iter()
+            .map(|(label, interfaces)| {
+                let mut total = Totals::default();
+                for counters in interfaces.values() {
+                    total.add(counters.payload);
+                }
+                (label.clone(), total)
+            })
+            .collect()
+    }
+}
+
+/// Reads the maps, refreshes interface names over rtnetlink and names everything.
+pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, String> {
+    let snapshot = snapshot(daemon)?;
+    let per_label = attribution::per_label_interface(&snapshot);
+    let mut names = daemon.interfaces.lock().expect("interfaces lock");
+    names.refresh();
+    let registry = daemon.registry.lock().expect("registry lock");
+    let mut labels: BTreeMap<String, BTreeMap<String, IfaceCounters>> = registry
+        .iter()
+        .map(|(_, name)| (name.to_owned(), BTreeMap::new()))
+        .collect();
+    for (id, by_interface) in per_label {
+        let interfaces = labels.entry(label_name(&registry, id)).or_default();
+        for (interface, counters) in by_interface {
+            // Two keys can share a name (an interface removed and another made with its
+            // name): their bytes add up under it.
+            interfaces
+                .entry(names.name_of(&interface))
+                .or_default()
+                .add(&counters);
+        }
+    }
+    Ok(NamedTotals { labels, snapshot })
+}

@@ -1,0 +1,118 @@
+//! The Prometheus endpoint: it parses with a real Prometheus text parser and its counters
+//! equal `get`.
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+};
+
+use sockstats_tests::{
+    traffic::{tcp_pair, tcp_send, udp_pair, udp_send},
+    Harness,
+};
+
+fn free_loopback_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// GETs `path`; the client socket is labeled `scraper` so the scrape is not unlabeled traffic.
+fn http_get(daemon: &sockstats_tests::TestDaemon, port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    daemon
+        .client()
+        .label(&stream, "scraper")
+        .expect("label the scraper");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+fn value(sample: &prometheus_parse::Sample) -> u64 {
+    match sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "byte counts"
+            )]
+            let bytes = v as u64;
+            bytes
+        }
+        _ => panic!("unexpected sample {sample:?}"),
+    }
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn metrics_parse_and_equal_get() {
+    let port = free_loopback_port();
+    let address = format!("127.0.0.1:{port}");
+    let harness = Harness::start_with_args("metrics", &["--metrics", &address]);
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(false);
+    let (a, b) = udp_pair(true);
+    let mut control = daemon.client();
+    control.label(&client, "metric-tcp").expect("label");
+    control.label(&a, "metric-udp").expect("label");
+    tcp_send(&client, &server, 654_321, 4096);
+    tcp_send(&server, &client, 1234, 1234);
+    let datagrams = udp_send(&a, &b, 300);
+    drop((client, server));
+
+    let (status, body) = http_get(daemon, port, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition");
+    let mut tx: BTreeMap<String, u64> = BTreeMap::new();
+    let mut rx: BTreeMap<String, u64> = BTreeMap::new();
+    for sample in &scrape.samples {
+        let label = sample.labels.get("label").unwrap_or_default().to_owned();
+        match sample.metric.as_str() {
+            "sockstats_tx_bytes_total" => *tx.entry(label).or_default() += value(sample),
+            "sockstats_rx_bytes_total" => *rx.entry(label).or_default() += value(sample),
+            _ => {}
+        }
+    }
+    let get = daemon.get().stats;
+    for (label, counts) in get.iter().filter(|(label, _)| *label != "scraper") {
+        assert_eq!(
+            tx.get(label).copied().unwrap_or(0),
+            counts.tx_bytes,
+            "tx of {label}"
+        );
+        assert_eq!(
+            rx.get(label).copied().unwrap_or(0),
+            counts.rx_bytes,
+            "rx of {label}"
+        );
+    }
+    assert_eq!(tx["metric-tcp"], 654_321);
+    assert_eq!(rx["metric-tcp"], 1234);
+    assert_eq!(tx["metric-udp"], datagrams);
+    let attached = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "sockstats_programs_attached")
+        .expect("health");
+    assert_eq!(value(attached), 6);
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "sockstats_kernel_events_total"
+            && s.labels.get("event") == Some("sockets_map_full")));
+    assert!(scrape.docs.contains_key("sockstats_tx_bytes_total"));
+
+    let (status, _) = http_get(daemon, port, "/other");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
