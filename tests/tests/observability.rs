@@ -116,3 +116,66 @@ fn metrics_parse_and_equal_get() {
     let (status, _) = http_get(daemon, port, "/other");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn the_stats_log_deltas_sum_to_the_totals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("stats.log");
+    let log_arg = log.display().to_string();
+    let mut harness = Harness::start_with_args(
+        "stats-log",
+        &["--stats-log", &log_arg, "--stats-log-interval", "1"],
+    );
+    let (client, server) = tcp_pair(true);
+    harness
+        .daemon
+        .client()
+        .label(&client, "logged")
+        .expect("label");
+    for bytes in [100_000, 200_000, 50_000] {
+        tcp_send(&client, &server, bytes, 4096);
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+    }
+    let totals = harness.daemon.get().stats;
+    harness.daemon.stop(); // writes the last line
+
+    let text = std::fs::read_to_string(&log).expect("read the stats log");
+    let mut sums: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut lines_with_logged = 0;
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        assert!(
+            value["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+        assert!(
+            value["duration_seconds"].as_f64().is_some_and(|d| d > 0.0),
+            "{line}"
+        );
+        for (label, pair) in value["stats"].as_object().expect("stats") {
+            let sum = sums.entry(label.clone()).or_default();
+            sum.0 += pair[0].as_i64().expect("tx delta");
+            sum.1 += pair[1].as_i64().expect("rx delta");
+            if label == "logged" {
+                lines_with_logged += 1;
+            }
+        }
+    }
+    assert!(
+        lines_with_logged >= 3,
+        "one line per burst at least:\n{text}"
+    );
+    assert_eq!(sums["logged"], (350_000, 0), "{text}");
+    for (label, counts) in &totals {
+        let (tx, rx) = sums.get(label).copied().unwrap_or_default();
+        assert_eq!(
+            (tx, rx),
+            (
+                i64::try_from(counts.tx_bytes).unwrap(),
+                i64::try_from(counts.rx_bytes).unwrap()
+            ),
+            "{label}: {text}"
+        );
+    }
+}

@@ -11,9 +11,11 @@ use clap::Parser;
 use sockstats_common::protocol::DEFAULT_SOCKET_PATH;
 use sockstats_daemon::{
     cgroup,
-    daemon::{self, socket_file, state::DaemonInfo, Daemon, ServerLimits},
+    daemon::{
+        self, socket_file, state::DaemonInfo, stats_log::StatsLogConfig, Daemon, ServerLimits,
+    },
     interfaces::InterfaceNames,
-    kernel::{self, LoadOptions},
+    kernel::{self, AttachedKernel, LoadOptions},
     labels::LabelRegistry,
 };
 use tokio::{
@@ -56,6 +58,19 @@ struct Args {
     /// Off by default; anyone who can reach ADDR can read every label's totals.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Every --stats-log-interval, append one JSON line of the per-label payload bytes moved
+    /// since the previous line (labels that changed only) to this file. Off by default.
+    #[arg(long, value_name = "FILE")]
+    stats_log: Option<PathBuf>,
+    /// Seconds between stats log lines.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    stats_log_interval: u64,
+    /// Rotate the stats log before it grows past this many bytes (to FILE.1, FILE.2, ...).
+    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    stats_log_max_bytes: u64,
+    /// Rotated stats log files kept.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    stats_log_keep: usize,
     /// Most clients served at once.
     #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_clients)]
     max_clients: usize,
@@ -96,6 +111,37 @@ fn run(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
+    let (attached, daemon, listener) = start(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_until_signal(
+        args,
+        daemon,
+        listener,
+        attached.log_program_id,
+    ))?;
+    drop(runtime);
+    if let Err(error) = std::fs::remove_file(&args.socket) {
+        log::warn!("cannot remove {}: {error}", args.socket.display());
+    }
+    log::info!(
+        "stopped; the programs stay attached and keep counting (`sockstatsd --uninstall` detaches them)"
+    );
+    drop(attached);
+    Ok(())
+}
+
+/// Loads and attaches the programs, opens the state and binds the socket.
+fn start(
+    args: &Args,
+) -> Result<(
+    AttachedKernel,
+    Arc<Daemon>,
+    std::os::unix::net::UnixListener,
+)> {
     raise_fd_limit();
     if !nix::unistd::geteuid().is_root() {
         log::warn!("not running as root: loading eBPF programs will most likely be refused");
@@ -133,58 +179,72 @@ fn run(args: &Args) -> Result<()> {
             started: Instant::now(),
         },
     });
+    Ok((attached, daemon, listener))
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::UnixListener::from_std(listener)
-            .context("cannot register the listening socket")?;
-        // Signal handlers first: a SIGTERM right after the socket answers must shut down cleanly.
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        if let Some(program_id) = attached.log_program_id {
-            tokio::spawn(forward_kernel_logs(program_id));
-        }
-        tokio::spawn(follow_interfaces(Arc::clone(&daemon)));
-        if let Some(address) = args.metrics {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen for metrics on {address}"))?;
-            log::info!(
-                "serving Prometheus metrics at http://{}/metrics",
-                listener.local_addr()?
-            );
-            tokio::spawn(daemon::metrics_server::serve(
-                listener,
-                Arc::clone(&daemon),
-                shutdown_rx.clone(),
-            ));
-        }
-        let limits = ServerLimits {
-            max_clients: args.max_clients,
-        };
-        let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
-        log::info!("serving on {}", args.socket.display());
-        tokio::select! {
-            _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
-            _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
-        }
-        let _ = shutdown_tx.send(true);
-        let _ = server.await;
-        anyhow::Ok(())
-    })?;
-    drop(runtime);
-    if let Err(error) = std::fs::remove_file(&args.socket) {
-        log::warn!("cannot remove {}: {error}", args.socket.display());
+/// Serves clients (and the optional stats log and metrics) until SIGTERM or SIGINT.
+async fn serve_until_signal(
+    args: &Args,
+    daemon: Arc<Daemon>,
+    listener: std::os::unix::net::UnixListener,
+    log_program_id: Option<u32>,
+) -> Result<()> {
+    let listener = tokio::net::UnixListener::from_std(listener)
+        .context("cannot register the listening socket")?;
+    // Signal handlers first: a SIGTERM right after the socket answers must shut down cleanly.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(program_id) = log_program_id {
+        tokio::spawn(forward_kernel_logs(program_id));
     }
-    log::info!(
-        "stopped; the programs stay attached and keep counting (`sockstatsd --uninstall` detaches them)"
-    );
-    drop(attached);
+    tokio::spawn(follow_interfaces(Arc::clone(&daemon)));
+    let stats_log = args.stats_log.clone().map(|path| {
+        let config = StatsLogConfig {
+            path,
+            interval: std::time::Duration::from_secs(args.stats_log_interval),
+            max_bytes: args.stats_log_max_bytes,
+            keep: args.stats_log_keep,
+        };
+        log::info!(
+            "writing per-label deltas to {} every {:?}",
+            config.path.display(),
+            config.interval
+        );
+        tokio::spawn(daemon::stats_log::run(
+            Arc::clone(&daemon),
+            config,
+            shutdown_rx.clone(),
+        ))
+    });
+    if let Some(address) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {address}"))?;
+        log::info!(
+            "serving Prometheus metrics at http://{}/metrics",
+            listener.local_addr()?
+        );
+        tokio::spawn(daemon::metrics_server::serve(
+            listener,
+            Arc::clone(&daemon),
+            shutdown_rx.clone(),
+        ));
+    }
+    let limits = ServerLimits {
+        max_clients: args.max_clients,
+    };
+    let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
+    log::info!("serving on {}", args.socket.display());
+    tokio::select! {
+        _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    if let Some(stats_log) = stats_log {
+        let _ = stats_log.await; // its last line
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod metrics_server;
 pub mod server;
 pub mod socket_file;
 pub mod state;
+pub mod stats_log;
 pub mod views;
 
 pub use server::{serve, ServerLimits};
