@@ -179,3 +179,57 @@ fn the_stats_log_deltas_sum_to_the_totals() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn watch_prints_plain_blocks_off_a_terminal_and_quits_on_q_on_one() {
+    let harness = Harness::start("watch");
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(false);
+    daemon.client().label(&client, "watched").expect("label");
+    tcp_send(&client, &server, 77_777, 7777);
+
+    let out = daemon.cli(&["watch", "--count", "2", "--interval", "0.2", "--bytes"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("TX RATE").count(), 2, "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("watched") && l.contains("77777"))
+            .count(),
+        2,
+        "{text}"
+    );
+
+    // On a terminal (script(1) gives it one), q quits and the terminal is restored.
+    let command = format!(
+        "{} --socket {} watch --interval 0.2",
+        sockstats_tests::daemon::binary("sockstats").display(),
+        daemon.socket.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1)");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"q")
+        .expect("press q");
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().expect("watch ends");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "q did not quit"
+    );
+    assert!(output.status.success(), "{output:?}");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        screen.contains("watched") && screen.contains("\u{1b}[?1049l"),
+        "{screen:?}"
+    );
+}

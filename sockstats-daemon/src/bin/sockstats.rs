@@ -4,7 +4,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use sockstats_common::client::{default_socket_path, Client, ClientError};
-use sockstats_daemon::cli::format;
+use sockstats_daemon::cli::{format, watch};
 
 /// Per-label network bytes of this host's sockets, from sockstatsd.
 #[derive(Debug, Parser)]
@@ -46,6 +46,22 @@ enum Command {
         #[arg(long, requires = "interfaces")]
         wire: bool,
     },
+    /// A live view of per-label rates and totals, like top: redrawn every interval on a
+    /// terminal (q, Esc or Ctrl-C to quit); plain blocks of lines when stdout is not a terminal.
+    Watch {
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_interval)]
+        interval: f64,
+        /// One row per label and interface.
+        #[arg(long)]
+        interfaces: bool,
+        /// Exact byte counts instead of human units.
+        #[arg(long)]
+        bytes: bool,
+        /// Stop after N refreshes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Registered labels and their stable ids.
     Labels {
         #[arg(long)]
@@ -63,6 +79,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|seconds| (0.05..=3600.0).contains(seconds))
+        .ok_or_else(|| format!("{text:?} is not a number of seconds between 0.05 and 3600"))
 }
 
 fn main() -> ExitCode {
@@ -123,6 +146,20 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
             } else {
                 print(&format::labels_table(&reply));
             }
+        }
+        Command::Watch {
+            interval,
+            interfaces,
+            bytes,
+            count,
+        } => {
+            let options = watch::WatchOptions {
+                interval: std::time::Duration::from_secs_f64(*interval),
+                interfaces: *interfaces,
+                exact: *bytes,
+                count: *count,
+            };
+            watch::watch(&mut client, options)?;
         }
         Command::Debug { json } => {
             let reply = client.debug_info()?;
