@@ -29,8 +29,8 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     decode_reply, encode_request, DebugReply, GetInterfacesReply, GetReply, LabelReply,
-    LabelsReply, ReplyError, Request, StatusReply, UnlabelReply, DEFAULT_SOCKET_PATH,
-    MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    LabelsReply, ReplyError, Request, StatusReply, UnlabelReply, ValidationReply,
+    DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -131,6 +131,12 @@ impl Client {
     /// Registered labels and their stable ids.
     pub fn labels(&mut self) -> Result<LabelsReply, ClientError> {
         self.call(&Request::Labels)
+    }
+
+    /// Per-label bytes from the kernel's own TCP counters (live and closed TCP sockets in the
+    /// daemon's network namespace), to check `get` against. Costs more than `get`.
+    pub fn get_validation(&mut self) -> Result<ValidationReply, ClientError> {
+        self.call(&Request::GetValidation)
     }
 
     /// Everything a maintainer needs in one reply: hooks, run statistics, map fill, counters.

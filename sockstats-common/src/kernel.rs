@@ -17,6 +17,8 @@ pub const SOCKETS_MAP: &str = "SOCKETS";
 pub const SOCKET_LABELS_MAP: &str = "SOCKET_LABELS";
 /// Bytes of closed sockets folded in by `sock_release`: [`LabelIfaceKey`] → [`IfaceCounters`].
 pub const LABEL_TOTALS_MAP: &str = "LABEL_TOTALS";
+/// Tombstones of released sockets: cookie (`u64`) → the label id (`u32`) they were folded under.
+pub const RELEASED_MAP: &str = "RELEASED";
 /// Failure and event counters: an array of `u64` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 

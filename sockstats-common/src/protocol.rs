@@ -22,11 +22,12 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 7] = [
+pub const OPS: [&str; 8] = [
     "label",
     "unlabel",
     "get",
     "get_interfaces",
+    "get_validation",
     "labels",
     "status",
     "debug_info",
@@ -44,6 +45,8 @@ pub enum Request {
     Get,
     /// Per-label payload bytes split by the interface they really used, and IP-layer bytes.
     GetInterfaces,
+    /// Per-label bytes from an independent source: the kernel's own TCP counters.
+    GetValidation,
     /// Registered label names and their stable ids.
     Labels,
     /// Is the daemon up and are its programs attached?
@@ -206,6 +209,23 @@ pub struct GetInterfacesReply {
     /// The interface of the default route, as in `get`.
     #[serde(default)]
     pub current_interface: Option<String>,
+}
+
+/// Reply to `get_validation`: the `sockstats get --validation --json` shape of design.md, plus
+/// what it covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationReply {
+    /// Per label: `tcp_info.bytes_acked` (tx) and `bytes_received` (rx) of its TCP sockets.
+    pub stats: BTreeMap<String, ByteCounts>,
+    /// Live TCP sockets tracked by sockstats that the dump covered.
+    #[serde(default)]
+    pub live_tcp_sockets: u64,
+    /// TCP sockets destroyed since the daemon started whose final counters were received.
+    #[serde(default)]
+    pub closed_tcp_sockets: u64,
+    /// In words, which sockets these numbers cover.
+    #[serde(default)]
+    pub covers: String,
 }
 
 /// Run statistics of one kernel program.

@@ -233,3 +233,86 @@ fn watch_prints_plain_blocks_off_a_terminal_and_quits_on_q_on_one() {
         "{screen:?}"
     );
 }
+
+/// `kernel - payload` is within what the kernel counts for SYN and FIN (one byte each).
+fn assert_within_syn_fin(label: &str, kernel: u64, payload: u64) {
+    assert!(
+        kernel >= payload && kernel - payload <= 2,
+        "{label}: kernel counted {kernel}, sockstats {payload}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn validation_matches_get_for_open_and_closed_tcp_sockets() {
+    let harness = Harness::start("validation");
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(false);
+    let (client6, server6) = tcp_pair(true);
+    let mut control = daemon.client();
+    control.label(&client, "checked-client").expect("label");
+    control.label(&server, "checked-server").expect("label");
+    control.label(&client6, "checked-client").expect("label");
+    tcp_send(&client, &server, 2 * 1024 * 1024, 65536);
+    tcp_send(&server, &client, 4321, 4321);
+    tcp_send(&client6, &server6, 99_999, 1000);
+
+    let get = daemon.get().stats;
+    let open = control.get_validation().expect("get_validation");
+    assert!(open.live_tcp_sockets >= 4, "{open:?}");
+    assert!(open.covers.contains("TCP"), "{open:?}");
+    for label in ["checked-client", "checked-server"] {
+        // Open sockets: at most the SYN on top (one per connecting socket: two clients here).
+        assert!(
+            open.stats[label].tx_bytes >= get[label].tx_bytes
+                && open.stats[label].tx_bytes - get[label].tx_bytes <= 2,
+            "{label}: {open:?} vs {get:?}"
+        );
+        assert_eq!(open.stats[label].rx_bytes, get[label].rx_bytes, "{label}");
+    }
+
+    drop((client, server, client6, server6));
+    // The kernel reports each socket's final counters when it destroys it, just after close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let closed = loop {
+        let reply = control.get_validation().expect("get_validation");
+        if reply.closed_tcp_sockets >= 4 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(closed.closed_tcp_sockets >= 4, "{closed:?}");
+    let get = daemon.get().stats;
+    let server_payload = get["checked-server"];
+    assert_within_syn_fin(
+        "server tx",
+        closed.stats["checked-server"].tx_bytes,
+        server_payload.tx_bytes,
+    );
+    assert_within_syn_fin(
+        "server rx",
+        closed.stats["checked-server"].rx_bytes,
+        server_payload.rx_bytes,
+    );
+    // Two client sockets: up to SYN + FIN each.
+    let client_payload = get["checked-client"];
+    let client_kernel = closed.stats["checked-client"];
+    assert!(
+        client_kernel.tx_bytes >= client_payload.tx_bytes
+            && client_kernel.tx_bytes - client_payload.tx_bytes <= 4,
+        "{closed:?} vs {get:?}"
+    );
+    assert!(
+        client_kernel.rx_bytes >= client_payload.rx_bytes
+            && client_kernel.rx_bytes - client_payload.rx_bytes <= 2,
+        "{closed:?} vs {get:?}"
+    );
+
+    let out = daemon.cli(&["get", "--validation", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("get --validation --json is JSON");
+    assert_eq!(
+        json["stats"]["checked-server"]["tx_bytes"],
+        closed.stats["checked-server"].tx_bytes
+    );
+}

@@ -41,6 +41,12 @@ enum Command {
         /// <name>@<namespace>.
         #[arg(long)]
         interfaces: bool,
+        /// Per label, bytes from the kernel's own TCP counters (tcp_info bytes_acked and
+        /// bytes_received of live and closed TCP sockets) instead, to check the payload counts
+        /// against. Covers TCP only; the kernel counts SYN and FIN as a byte each. Costs more
+        /// than plain get.
+        #[arg(long, conflicts_with = "interfaces")]
+        validation: bool,
         /// With --interfaces: also IP-layer (wire) bytes and packets: headers, ACKs and
         /// retransmits included, what metered links bill.
         #[arg(long, requires = "interfaces")]
@@ -116,8 +122,22 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
         Command::Get {
             json,
             bytes,
+            validation: true,
+            ..
+        } => {
+            let reply = client.get_validation()?;
+            if *json {
+                print_json(&reply);
+            } else {
+                print(&format::validation_table(&reply, *bytes));
+            }
+        }
+        Command::Get {
+            json,
+            bytes,
             interfaces: true,
             wire,
+            ..
         } => {
             let reply = client.get_interfaces()?;
             if *json {

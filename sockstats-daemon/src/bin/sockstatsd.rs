@@ -170,6 +170,7 @@ fn start(
         kernel: Mutex::new(maps),
         registry: Mutex::new(registry),
         interfaces: Mutex::new(interface_names),
+        closed_tcp: Mutex::default(),
         info: DaemonInfo {
             programs: attached.programs.clone(),
             cgroup_root: cgroup_root.path,
@@ -179,6 +180,7 @@ fn start(
             started: Instant::now(),
         },
     });
+    daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon));
     Ok((attached, daemon, listener))
 }
 

@@ -2,7 +2,8 @@
 use std::fmt::Write as _;
 
 use sockstats_common::protocol::{
-    ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelsReply, StatusReply, WireCounts,
+    ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelsReply, StatusReply,
+    ValidationReply, WireCounts,
 };
 
 /// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
@@ -61,15 +62,32 @@ fn bytes_cell(bytes: u64, exact: bool) -> String {
     }
 }
 
-/// The `sockstats get` table: labels by total bytes, largest first.
+/// The `sockstats get --validation` table and what it covers.
 #[must_use]
-pub fn get_table(reply: &GetReply, exact: bool) -> String {
-    let mut labels: Vec<(&String, &ByteCounts)> = reply.stats.iter().collect();
+pub fn validation_table(reply: &ValidationReply, exact: bool) -> String {
+    let mut out = table(
+        &["LABEL", "TX (ACKED)", "RX (RECEIVED)"],
+        1,
+        &label_rows(&reply.stats, exact),
+    );
+    let _ = writeln!(
+        out,
+        "{} live and {} closed TCP sockets; covers {}",
+        reply.live_tcp_sockets, reply.closed_tcp_sockets, reply.covers
+    );
+    out
+}
+
+fn label_rows(
+    stats: &std::collections::BTreeMap<String, ByteCounts>,
+    exact: bool,
+) -> Vec<Vec<String>> {
+    let mut labels: Vec<(&String, &ByteCounts)> = stats.iter().collect();
     labels.sort_by(|a, b| {
         let total = |c: &ByteCounts| c.tx_bytes.saturating_add(c.rx_bytes);
         total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0))
     });
-    let mut rows: Vec<Vec<String>> = labels
+    labels
         .into_iter()
         .map(|(name, c)| {
             vec![
@@ -78,7 +96,13 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
                 bytes_cell(c.rx_bytes, exact),
             ]
         })
-        .collect();
+        .collect()
+}
+
+/// The `sockstats get` table: labels by total bytes, largest first.
+#[must_use]
+pub fn get_table(reply: &GetReply, exact: bool) -> String {
+    let mut rows = label_rows(&reply.stats, exact);
     if reply.overflow != ByteCounts::default() {
         rows.push(vec![
             "(overflow: map full)".to_owned(),

@@ -6,6 +6,7 @@ pub mod server;
 pub mod socket_file;
 pub mod state;
 pub mod stats_log;
+pub mod validation;
 pub mod views;
 
 pub use server::{serve, ServerLimits};

@@ -23,7 +23,7 @@ use aya::{
 use sockstats_common::{
     protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
     GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION,
-    SOCKETS_MAP, SOCKET_LABELS_MAP,
+    RELEASED_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use super::maps::KernelMaps;
@@ -370,6 +370,8 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
         label_totals: HashMap::try_from(take(LABEL_TOTALS_MAP)?)
             .map_err(|e| map_error(LABEL_TOTALS_MAP, &e))?,
         counters: Array::try_from(take(COUNTERS_MAP)?).map_err(|e| map_error(COUNTERS_MAP, &e))?,
+        released: HashMap::try_from(take(RELEASED_MAP)?)
+            .map_err(|e| map_error(RELEASED_MAP, &e))?,
     })
 }
 

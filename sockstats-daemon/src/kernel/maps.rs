@@ -22,6 +22,8 @@ pub struct KernelMaps {
     pub(crate) socket_labels: HashMap<MapData, u64, u32>,
     pub(crate) label_totals: HashMap<MapData, LabelIfaceKey, IfaceCounters>,
     pub(crate) counters: Array<MapData, u64>,
+    /// Tombstones of released sockets (LRU): cookie → label id.
+    pub(crate) released: HashMap<MapData, u64, u32>,
 }
 
 impl KernelMaps {
@@ -86,6 +88,12 @@ impl KernelMaps {
             fill(SOCKET_LABELS_MAP, &self.socket_labels),
             fill(LABEL_TOTALS_MAP, &self.label_totals),
         ]
+    }
+
+    /// The label a released socket was folded under, while its tombstone lasts.
+    #[must_use]
+    pub fn released_label(&self, cookie: u64) -> Option<u32> {
+        self.released.get(&cookie, 0).ok()
     }
 
     /// Number of live socket entries.

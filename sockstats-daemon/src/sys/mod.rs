@@ -3,4 +3,5 @@ pub mod bpffs;
 pub mod fd_passing;
 pub mod netlink;
 pub mod netns;
+pub mod sock_diag;
 pub mod socket_info;
