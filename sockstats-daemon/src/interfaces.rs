@@ -2,8 +2,20 @@
 //! interface is renamed (the new name) or removed (its last name).
 //!
 //! The daemon's own namespace's interfaces go by their plain names (`eth0`, `lo`); those of
-//! namespaces under /run/netns by `name@namespace`; anything unresolved by `if<N>@netns-<cookie>`.
-use std::{collections::HashMap, fs, io, path::PathBuf};
+//! namespaces under /run/netns by `name/namespace`; unresolved ones by `if:<N>` or
+//! `if:<N>/netns:<cookie>`; the two special buckets are `:unknown` and `:other`. Linux forbids
+//! `/` and `:` in interface names, so these never collide with a real interface.
+//!
+//! Names are kept in `<state-dir>/interfaces.json` (for this boot: network namespace cookies
+//! are per boot), so a restarted daemon still names the bytes of interfaces removed while it
+//! was down or before.
+use std::{
+    collections::HashMap,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     attribution::Interface,
@@ -16,9 +28,27 @@ use crate::{
 /// Where `ip netns add` keeps named namespaces.
 const NAMED_NETNS_DIR: &str = "/run/netns";
 
+/// File name of the saved names in the state dir.
+pub const NAMES_FILE: &str = "interfaces.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedNames {
+    boot_id: String,
+    interfaces: Vec<(u64, u32, String)>,
+    namespaces: Vec<(u64, String)>,
+}
+
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Interface names by (namespace cookie, ifindex), and namespace names by cookie.
 #[derive(Debug, Default)]
 pub struct InterfaceNames {
+    /// Where the names are saved (`None`: not saved).
+    saved_at: Option<PathBuf>,
     host_cookie: u64,
     /// Last known name of every interface ever seen.
     names: HashMap<(u64, u32), String>,
@@ -29,12 +59,56 @@ pub struct InterfaceNames {
 }
 
 impl InterfaceNames {
-    /// Reads the daemon's namespace's cookie; call [`InterfaceNames::refresh`] to learn names.
-    pub fn new() -> io::Result<Self> {
-        Ok(Self {
+    /// Reads the daemon's namespace's cookie and the names saved in `state_dir` during this
+    /// boot; call [`InterfaceNames::refresh`] to learn the current ones.
+    pub fn new(state_dir: &Path) -> io::Result<Self> {
+        let mut names = Self {
             host_cookie: netns::current_cookie()?,
             ..Self::default()
-        })
+        };
+        let path = state_dir.join(NAMES_FILE);
+        if let Ok(text) = fs::read_to_string(&path) {
+            match serde_json::from_str::<SavedNames>(&text) {
+                Ok(saved) if saved.boot_id == boot_id() => {
+                    names.names = saved
+                        .interfaces
+                        .into_iter()
+                        .map(|(c, i, n)| ((c, i), n))
+                        .collect();
+                    names.namespaces = saved.namespaces.into_iter().collect();
+                }
+                Ok(_) => log::info!("{} is from an earlier boot; not using it", path.display()),
+                Err(error) => log::warn!("ignoring damaged {}: {error}", path.display()),
+            }
+        }
+        names.saved_at = Some(path);
+        Ok(names)
+    }
+
+    /// Saves the names (write, rename).
+    fn save(&self) {
+        let Some(path) = &self.saved_at else { return };
+        let saved = SavedNames {
+            boot_id: boot_id(),
+            interfaces: self
+                .names
+                .iter()
+                .map(|((c, i), n)| (*c, *i, n.clone()))
+                .collect(),
+            namespaces: self
+                .namespaces
+                .iter()
+                .map(|(c, n)| (*c, n.clone()))
+                .collect(),
+        };
+        let temporary = path.with_extension("json.tmp");
+        let written = serde_json::to_vec(&saved)
+            .map_err(io::Error::other)
+            .and_then(|bytes| fs::write(&temporary, bytes))
+            .and_then(|()| fs::rename(&temporary, path));
+        if let Err(error) = written {
+            log::warn!("cannot save interface names to {}: {error}", path.display());
+        }
     }
 
     /// For tests: names without touching the system.
@@ -45,6 +119,7 @@ impl InterfaceNames {
         namespaces: &[(u64, &str)],
     ) -> Self {
         Self {
+            saved_at: None,
             host_cookie,
             names: names
                 .iter()
@@ -61,6 +136,14 @@ impl InterfaceNames {
     /// Re-reads the interfaces of this namespace and of every named one over rtnetlink. Names
     /// of interfaces that are gone stay as they were last seen.
     pub fn refresh(&mut self) {
+        let before = (self.names.clone(), self.namespaces.clone());
+        self.read_all();
+        if (&self.names, &self.namespaces) != (&before.0, &before.1) {
+            self.save();
+        }
+    }
+
+    fn read_all(&mut self) {
         match netlink::links() {
             Ok(links) => {
                 for link in &links {
@@ -96,26 +179,24 @@ impl InterfaceNames {
     #[must_use]
     pub fn name_of(&self, interface: &Interface) -> String {
         let (netns_cookie, ifindex) = match interface {
-            Interface::Other => return "other".to_owned(),
-            Interface::Unknown => return "unknown".to_owned(),
+            Interface::Other => return ":other".to_owned(),
+            Interface::Unknown => return ":unknown".to_owned(),
             Interface::Known {
                 netns_cookie,
                 ifindex,
             } => (*netns_cookie, *ifindex),
         };
         let name = self.names.get(&(netns_cookie, ifindex)).cloned();
+        let name = name.unwrap_or_else(|| format!("if:{ifindex}"));
         if netns_cookie == self.host_cookie {
-            return name.unwrap_or_else(|| format!("if{ifindex}"));
+            return name;
         }
         let namespace = self
             .namespaces
             .get(&netns_cookie)
             .cloned()
-            .unwrap_or_else(|| format!("netns-{netns_cookie}"));
-        format!(
-            "{}@{namespace}",
-            name.unwrap_or_else(|| format!("if{ifindex}"))
-        )
+            .unwrap_or_else(|| format!("netns:{netns_cookie}"));
+        format!("{name}/{namespace}")
     }
 
     /// The name of the daemon's namespace's interface `index`, if it exists now.
@@ -168,10 +249,31 @@ mod tests {
         };
         assert_eq!(name(1, 2), "eth0");
         assert_eq!(name(1, 1), "lo");
-        assert_eq!(name(7, 2), "veth1@blue");
-        assert_eq!(name(1, 9), "if9");
-        assert_eq!(name(8, 3), "if3@netns-8");
-        assert_eq!(names.name_of(&Interface::Other), "other");
-        assert_eq!(names.name_of(&Interface::Unknown), "unknown");
+        assert_eq!(name(7, 2), "veth1/blue");
+        assert_eq!(name(1, 9), "if:9");
+        assert_eq!(name(8, 3), "if:3/netns:8");
+        assert_eq!(names.name_of(&Interface::Other), ":other");
+        assert_eq!(names.name_of(&Interface::Unknown), ":unknown");
+    }
+
+    #[test]
+    fn names_survive_a_restart_within_a_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut names = InterfaceNames::with_names(1, &[((5, 3), "gone0")], &[(5, "old-ns")]);
+        names.saved_at = Some(dir.path().join(NAMES_FILE));
+        names.save();
+        let reopened = InterfaceNames::new(dir.path()).unwrap();
+        assert_eq!(
+            reopened.names.get(&(5, 3)).map(String::as_str),
+            Some("gone0")
+        );
+        assert_eq!(
+            reopened.namespaces.get(&5).map(String::as_str),
+            Some("old-ns")
+        );
+        // Another boot's names are not used: cookies repeat across boots.
+        let stale = r#"{"boot_id":"x","interfaces":[[5,3,"stale"]],"namespaces":[]}"#;
+        fs::write(dir.path().join(NAMES_FILE), stale).unwrap();
+        assert!(InterfaceNames::new(dir.path()).unwrap().names.is_empty());
     }
 }

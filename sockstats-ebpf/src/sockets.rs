@@ -190,15 +190,19 @@ pub fn on_release(ctx: &SockContext) {
     let label = unsafe { SOCKET_LABELS.get(cookie) }
         .copied()
         .unwrap_or(UNLABELED_ID);
-    // SAFETY: as above. No sendmsg/recvmsg runs on a socket being released (they hold its
-    // file), so no payload is added while we copy; a late packet's wire bytes may be missed.
-    if let Some(entry) = unsafe { SOCKETS.get(cookie) }.copied() {
+    // Tombstone first: from here on a packet that finds no entry goes to the label's totals
+    // instead of making a new entry no release would ever remove.
+    let _ = RELEASED.insert(cookie, label, 0);
+    if let Some(entry) = SOCKETS.get_ptr(cookie) {
         // Delete before folding: a reader that sees neither misses the socket for one reply
         // (and retries, see the daemon's snapshot), but no reader can ever see it twice.
         let _ = SOCKETS.remove(cookie);
-        totals::fold(ctx, label, &entry);
+        // SAFETY: SOCKETS does not preallocate, so a deleted element is freed only after an
+        // RCU grace period, which cannot end while this program runs: reading it in place
+        // (instead of copying 350 bytes to the 512-byte stack) is safe. No sendmsg/recvmsg
+        // runs on a socket being released (they hold its file), so no payload is added now.
+        totals::fold(ctx, label, unsafe { &*entry });
     }
-    let _ = RELEASED.insert(cookie, label, 0);
     let _ = SOCKET_LABELS.remove(cookie);
     counters::bump(Counter::SocketsReleased);
 }

@@ -107,10 +107,10 @@ fn each_interface_gets_exactly_its_sockets_bytes() {
     tcp_send(&local_client, &local_server, 123_456, 4096);
 
     let reply = control.get_interfaces().expect("get_interfaces");
-    let c1 = format!("c1@{}", client_ns.name);
-    let c2 = format!("c2@{}", client_ns.name);
-    let s1 = format!("s1@{}", first_ns.name);
-    let s2 = format!("s2@{}", second_ns.name);
+    let c1 = format!("c1/{}", client_ns.name);
+    let c2 = format!("c2/{}", client_ns.name);
+    let s1 = format!("s1/{}", first_ns.name);
+    let s2 = format!("s2/{}", second_ns.name);
     assert_eq!(
         stats(&reply, "via-1").tx_bytes_by_interface,
         by_interface(&[(&c1, 3 * MIB + 1)])
@@ -142,6 +142,14 @@ fn each_interface_gets_exactly_its_sockets_bytes() {
     assert_eq!(
         stats(&reply, "local").tx_bytes_by_interface,
         by_interface(&[("lo", 123_456)])
+    );
+    assert_eq!(
+        stats(&reply, "local").rx_bytes_by_interface,
+        by_interface(&[("lo", 0)])
+    );
+    assert_eq!(
+        stats(&reply, "srv-2").tx_bytes_by_interface,
+        by_interface(&[(&s2, 70_000)])
     );
     for name in [&c1, &c2, &s1, &s2, &"lo".to_owned()] {
         assert!(
@@ -225,28 +233,37 @@ fn a_route_change_splits_a_socket_between_interfaces() {
     let reply = daemon.client().get_interfaces().expect("get_interfaces");
     let tx = &stats(&reply, "mover").tx_bytes_by_interface;
     let on_first = tx
-        .get(&format!("c1@{}", client_ns.name))
+        .get(&format!("c1/{}", client_ns.name))
         .copied()
         .unwrap_or(0);
     let on_second = tx
-        .get(&format!("c2@{}", client_ns.name))
+        .get(&format!("c2/{}", client_ns.name))
         .copied()
         .unwrap_or(0);
     eprintln!("before the route change {on_first}, after {on_second}: {tx:?}");
-    assert_eq!(on_first + on_second, (3 * MIB + 11) as u64, "{tx:?}");
-    assert_eq!(tx.len(), 2, "{tx:?}");
-    assert!(
-        on_first >= (MIB as u64) && on_second >= (MIB as u64) / 2,
+    // Every byte written before the change left over c1, every byte after over c2.
+    assert_eq!(
+        (on_first, on_second),
+        ((2 * MIB) as u64, (MIB + 11) as u64),
         "{tx:?}"
     );
+    assert_eq!(tx.len(), 2, "{tx:?}");
+    // The server's ACKs kept coming in over c1 (its route back did not change).
+    let wire = &reply.wire["mover"];
+    let c1_wire = wire[&format!("c1/{}", client_ns.name)];
+    let c2_wire = wire[&format!("c2/{}", client_ns.name)];
+    assert!(
+        c1_wire.rx_packets > 0 && c2_wire.rx_packets == 0,
+        "{wire:?}"
+    );
+    assert!(c2_wire.tx_packets > 0, "{wire:?}");
     assert_sums_match_get(daemon, &reply);
 }
 
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn renamed_and_deleted_interfaces_keep_their_history() {
-    let harness = Harness::start("rename");
-    let daemon = &harness.daemon;
+    let mut harness = Harness::start("rename");
     let client_ns = TestNetns::new("c");
     let server_ns = TestNetns::new("s");
     veth(
@@ -259,11 +276,19 @@ fn renamed_and_deleted_interfaces_keep_their_history() {
     );
     {
         let (client, server) = pair(&client_ns, &server_ns, "198.18.1.2:0");
-        daemon.client().label(&client, "history").expect("label");
+        harness
+            .daemon
+            .client()
+            .label(&client, "history")
+            .expect("label");
         tcp_send(&client, &server, 500_000, 5000);
     }
-    let before = daemon.client().get_interfaces().expect("get_interfaces");
-    let old_name = format!("c1@{}", client_ns.name);
+    let before = harness
+        .daemon
+        .client()
+        .get_interfaces()
+        .expect("get_interfaces");
+    let old_name = format!("c1/{}", client_ns.name);
     assert_eq!(
         stats(&before, "history").tx_bytes_by_interface,
         by_interface(&[(&old_name, 500_000)])
@@ -272,14 +297,22 @@ fn renamed_and_deleted_interfaces_keep_their_history() {
     client_ns.ip(&["link", "set", "c1", "down"]);
     client_ns.ip(&["link", "set", "c1", "name", "renamed0"]);
     client_ns.ip(&["link", "set", "renamed0", "up"]);
-    let new_name = format!("renamed0@{}", client_ns.name);
-    let renamed = daemon.client().get_interfaces().expect("get_interfaces");
+    let new_name = format!("renamed0/{}", client_ns.name);
+    let renamed = harness
+        .daemon
+        .client()
+        .get_interfaces()
+        .expect("get_interfaces");
     assert_eq!(
         stats(&renamed, "history").tx_bytes_by_interface,
         by_interface(&[(&new_name, 500_000)])
     );
 
+    // Removed while the daemon is down: a restarted daemon still knows its last name.
+    harness.daemon.stop();
     client_ns.ip(&["link", "del", "renamed0"]);
+    harness.daemon.restart();
+    let daemon = &harness.daemon;
     let deleted = daemon.client().get_interfaces().expect("get_interfaces");
     assert_eq!(
         stats(&deleted, "history").tx_bytes_by_interface,

@@ -163,8 +163,8 @@ fn start(
     };
     let (attached, maps) = kernel::load_and_attach(&options)?;
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode)?;
-    let mut interface_names =
-        InterfaceNames::new().context("cannot read this network namespace's cookie")?;
+    let mut interface_names = InterfaceNames::new(&args.state_dir)
+        .context("cannot read this network namespace's cookie")?;
     interface_names.refresh();
     let daemon = Arc::new(Daemon {
         kernel: Mutex::new(maps),
