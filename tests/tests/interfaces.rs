@@ -65,6 +65,29 @@ fn assert_sums_match_get(daemon: &TestDaemon, reply: &GetInterfacesReply) {
     }
 }
 
+/// Wire counts over one veth link: what the client's end sent is what the server's end received.
+fn assert_wire_of_one_link(reply: &GetInterfacesReply, c1: &str, s1: &str) {
+    // Wire: what c1 sent is what s1 received (veth passes packets unchanged), except the SYN
+    // and the handshake's last ACK, which the listener gets, not the accepted socket; and it is
+    // the payload plus headers.
+    let sent = reply.wire["via-1"][c1];
+    let received = reply.wire["srv-1"][s1];
+    assert_eq!(
+        sent.tx_packets - received.rx_packets,
+        2,
+        "{sent:?} {received:?}"
+    );
+    assert!(
+        sent.tx_bytes - received.rx_bytes <= 2 * 120,
+        "{sent:?} {received:?}"
+    );
+    assert!(
+        sent.tx_bytes > (3 * MIB + 1) as u64 && sent.tx_packets > 0,
+        "{sent:?}"
+    );
+    assert!(sent.tx_bytes < (3 * MIB + 1) as u64 * 11 / 10, "{sent:?}");
+}
+
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn each_interface_gets_exactly_its_sockets_bytes() {
@@ -159,25 +182,7 @@ fn each_interface_gets_exactly_its_sockets_bytes() {
         );
     }
 
-    // Wire: what c1 sent is what s1 received (veth passes packets unchanged), except the SYN
-    // and the handshake's last ACK, which the listener gets, not the accepted socket; and it is
-    // the payload plus headers.
-    let sent = reply.wire["via-1"][&c1];
-    let received = reply.wire["srv-1"][&s1];
-    assert_eq!(
-        sent.tx_packets - received.rx_packets,
-        2,
-        "{sent:?} {received:?}"
-    );
-    assert!(
-        sent.tx_bytes - received.rx_bytes <= 2 * 120,
-        "{sent:?} {received:?}"
-    );
-    assert!(
-        sent.tx_bytes > (3 * MIB + 1) as u64 && sent.tx_packets > 0,
-        "{sent:?}"
-    );
-    assert!(sent.tx_bytes < (3 * MIB + 1) as u64 * 11 / 10, "{sent:?}");
+    assert_wire_of_one_link(&reply, &c1, &s1);
 
     assert_sums_match_get(daemon, &reply);
 }

@@ -21,7 +21,7 @@ pub struct Link {
 }
 
 /// Sends one dump request and collects the replies, retrying dumps the kernel interrupted.
-fn dump(request: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
+fn dump(request: &RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
     let mut attempt = 0;
     loop {
         match dump_once(request.clone()) {
@@ -98,7 +98,7 @@ fn dump_once(request: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage
 
 /// Every interface of the current network namespace.
 pub fn links() -> io::Result<Vec<Link>> {
-    let replies = dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+    let replies = dump(&RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
     Ok(replies
         .into_iter()
         .filter_map(|reply| match reply {
@@ -121,7 +121,7 @@ pub fn links() -> io::Result<Vec<Link>> {
 fn default_route(family: AddressFamily) -> io::Result<Option<u32>> {
     let mut request = RouteMessage::default();
     request.header.address_family = family;
-    let replies = dump(RouteNetlinkMessage::GetRoute(request))?;
+    let replies = dump(&RouteNetlinkMessage::GetRoute(request))?;
     Ok(replies
         .into_iter()
         .filter_map(|reply| match reply {
