@@ -6,7 +6,7 @@
 /// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
 /// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
 /// maps pinned by a build with another layout.
-pub const MAP_LAYOUT_VERSION: u32 = 3;
+pub const MAP_LAYOUT_VERSION: u32 = 4;
 
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
@@ -225,11 +225,15 @@ pub enum Counter {
     /// before their first payload, kernel control sockets (RSTs, `TIME_WAIT` ACKs), and closed
     /// sockets whose tombstone was already evicted.
     UntrackedWireBytes = 11,
+    /// Sockets folded when TCP moved them to `TCP_CLOSE` while they still had an entry: sockets
+    /// the release hook never sees (kernel sockets, connections dropped from a closing
+    /// listener's accept queue) or whose state closed before the application closed them.
+    FoldedAtClose = 12,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -243,6 +247,7 @@ impl Counter {
         Counter::OverflowWireTxBytes,
         Counter::OverflowWireRxBytes,
         Counter::UntrackedWireBytes,
+        Counter::FoldedAtClose,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -261,6 +266,7 @@ impl Counter {
             Counter::OverflowWireTxBytes => "overflow_wire_tx_bytes",
             Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
             Counter::UntrackedWireBytes => "untracked_wire_bytes",
+            Counter::FoldedAtClose => "folded_at_close",
         }
     }
 }

@@ -43,6 +43,20 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// `TCP_CLOSE` (`include/net/tcp_states.h`).
+const TCP_CLOSE: i32 = 7;
+
+/// `trace_inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`: the backstop
+/// that folds sockets reaching `TCP_CLOSE` with an entry still in place.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    if c_int(ctx.arg(2)) == TCP_CLOSE {
+        let sk: *const u8 = ctx.arg(0);
+        sockets::on_tcp_close(&ctx, sk);
+    }
+    0
+}
+
 /// Records the owner of every new inet socket in the accounted cgroup subtree.
 #[cgroup_sock(sock_create)]
 pub fn sock_create(ctx: SockContext) -> i32 {

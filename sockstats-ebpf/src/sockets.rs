@@ -8,6 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap},
     programs::SockContext,
+    EbpfContext,
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
@@ -91,13 +92,9 @@ pub fn entry_or_insert(cookie: u64, new: &SocketEntry) -> Option<*mut SocketEntr
     entry
 }
 
-/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint)
-/// to the interface its packets last used in that direction.
+/// Is the `struct sock *` `sk` an `AF_INET`/`AF_INET6` socket?
 #[inline(always)]
-pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
-    if sk.is_null() || bytes == 0 {
-        return;
-    }
+fn is_inet_sock(sk: *const u8) -> bool {
     #[expect(
         clippy::cast_ptr_alignment,
         reason = "skc_family is a u16 at a 2-aligned offset of an aligned struct sock"
@@ -105,7 +102,17 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     let family_ptr = sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>();
     // SAFETY: `sk` is the tracepoint's `struct sock *`; probe_read copes with any address.
     let family = unsafe { bpf_probe_read_kernel(family_ptr) };
-    if !family.is_ok_and(is_inet) {
+    family.is_ok_and(is_inet)
+}
+
+/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint)
+/// to the interface its packets last used in that direction.
+#[inline(always)]
+pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
+    if sk.is_null() || bytes == 0 {
+        return;
+    }
+    if !is_inet_sock(sk) {
         return;
     }
     // SAFETY: `sk` is a valid socket pointer handed to us by the tracepoint.
@@ -180,11 +187,34 @@ pub fn on_create(ctx: &SockContext) {
     }
 }
 
-/// `cgroup/sock_release`: delete the socket's entry, then fold it into its label's totals.
+/// `cgroup/sock_release`: fold the socket and forget its label.
 pub fn on_release(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
+    retire(ctx, cookie);
+    let _ = SOCKET_LABELS.remove(cookie);
+}
+
+/// `tp_btf/inet_sock_set_state` into `TCP_CLOSE`: the backstop for sockets the release hook
+/// never sees (kernel sockets, accepted connections dropped with their listener). No payload
+/// can move on a closed TCP socket; if an application still reads bytes queued before, the
+/// read makes a fresh entry, which its release folds later. The label stays until then.
+pub fn on_tcp_close<C: EbpfContext>(ctx: &C, sk: *const u8) {
+    if sk.is_null() || !is_inet_sock(sk) {
+        return;
+    }
+    // SAFETY: `sk` is the tracepoint's valid socket pointer.
+    let cookie = unsafe { bpf_get_socket_cookie(sk.cast_mut().cast()) };
+    if SOCKETS.get_ptr(cookie).is_some() {
+        retire(ctx, cookie);
+        counters::bump(Counter::FoldedAtClose);
+    }
+}
+
+/// Tombstones the socket, deletes its entry and folds it into its label's totals, bracketed by
+/// the counters the daemon's snapshots check.
+fn retire<C: EbpfContext>(ctx: &C, cookie: u64) {
     counters::bump(Counter::ReleasesStarted);
     // SAFETY: the value is copied out at once.
     let label = unsafe { SOCKET_LABELS.get(cookie) }
@@ -203,6 +233,5 @@ pub fn on_release(ctx: &SockContext) {
         // runs on a socket being released (they hold its file), so no payload is added now.
         totals::fold(ctx, label, unsafe { &*entry });
     }
-    let _ = SOCKET_LABELS.remove(cookie);
     counters::bump(Counter::SocketsReleased);
 }

@@ -282,3 +282,36 @@ fn whole_host_mode_counts_labeled_sockets_exactly() {
         daemon_status.cgroup_root
     );
 }
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn connections_never_accepted_leave_no_entries_behind() {
+    use std::{io::Write, net::TcpListener};
+    let harness = Harness::start("never-accepted");
+    let daemon = &harness.daemon;
+    let baseline = daemon.client().status().expect("status").live_sockets;
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let mut clients: Vec<TcpStream> = (0..5)
+            .map(|_| TcpStream::connect(address).expect("connect"))
+            .collect();
+        // Data reaches the queued (never accepted) server sockets: their packets make entries
+        // that no sock_release will ever fold, since no process ever holds them.
+        for client in &mut clients {
+            client.write_all(&[7; 1000]).expect("write");
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+        drop(listener); // the kernel resets and destroys the queued connections
+    }
+    thread::sleep(std::time::Duration::from_millis(200));
+    let status = daemon.client().status().expect("status");
+    assert_eq!(status.live_sockets, baseline, "{status:?}");
+    assert!(
+        status.counters["folded_at_close"] >= 5,
+        "{:?}",
+        status.counters
+    );
+    // The clients' bytes stay counted, under unlabeled.
+    assert_eq!(daemon.stats("unlabeled").tx_bytes, 5000);
+}

@@ -105,7 +105,7 @@ fn metrics_parse_and_equal_get() {
         .iter()
         .find(|s| s.metric == "sockstats_programs_attached")
         .expect("health");
-    assert_eq!(value(attached), 6);
+    assert_eq!(value(attached), 7);
     assert!(scrape
         .samples
         .iter()

@@ -55,9 +55,13 @@ impl Hook {
 }
 
 /// Every program of the object, by name, and its hook.
-const PROGRAMS: [(&str, Hook); 6] = [
+const PROGRAMS: [(&str, Hook); 7] = [
     ("sock_send_length", Hook::Tracepoint("sock_send_length")),
     ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
+    (
+        "inet_sock_set_state",
+        Hook::Tracepoint("inet_sock_set_state"),
+    ),
     ("sock_create", Hook::CgroupSock("sock_create")),
     ("sock_release", Hook::CgroupSock("sock_release")),
     (
