@@ -226,6 +226,12 @@ pub struct ValidationReply {
     /// In words, which sockets these numbers cover.
     #[serde(default)]
     pub covers: String,
+    /// Times the kernel dropped destroy notifications: closed sockets then missing here.
+    #[serde(default)]
+    pub notifications_lost: u64,
+    /// Destroyed sockets left out because their tombstone (and so their label) was gone.
+    #[serde(default)]
+    pub closed_without_label: u64,
 }
 
 /// Run statistics of one kernel program.

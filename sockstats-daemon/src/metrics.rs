@@ -61,7 +61,7 @@ pub fn render(
     health: &Health,
 ) -> String {
     let mut out = String::new();
-    per_label_interface(&mut out, labels, "sockstats_tx_bytes_total", "Payload bytes sent (sendmsg return values), by label and the interface the socket's packets used.", |c| c.payload.tx_bytes);
+    per_label_interface(&mut out, labels, "sockstats_tx_bytes_total", "Payload bytes sent (sendmsg return values), by label and the interface the socket's packets used. Relabeling a live socket moves its bytes to the new label (this label's value then drops).", |c| c.payload.tx_bytes);
     per_label_interface(
         &mut out,
         labels,

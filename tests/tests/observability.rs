@@ -74,6 +74,12 @@ fn metrics_parse_and_equal_get() {
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))
         .expect("valid exposition");
+    // The parser skips lines it does not understand: every sample line must have become a sample.
+    let sample_lines = body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(scrape.samples.len(), sample_lines, "{body}");
     let mut tx: BTreeMap<String, u64> = BTreeMap::new();
     let mut rx: BTreeMap<String, u64> = BTreeMap::new();
     for sample in &scrape.samples {
@@ -137,12 +143,13 @@ fn the_stats_log_deltas_sum_to_the_totals() {
         tcp_send(&client, &server, bytes, 4096);
         std::thread::sleep(std::time::Duration::from_millis(1300));
     }
+    tcp_send(&client, &server, 25_000, 4096);
     let totals = harness.daemon.get().stats;
-    harness.daemon.stop(); // writes the last line
+    harness.daemon.stop(); // writes the last line, with the last burst
 
     let text = std::fs::read_to_string(&log).expect("read the stats log");
     let mut sums: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut lines_with_logged = 0;
+    let mut logged_deltas = Vec::new();
     for line in text.lines() {
         let value: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
         assert!(
@@ -158,15 +165,23 @@ fn the_stats_log_deltas_sum_to_the_totals() {
             sum.0 += pair[0].as_i64().expect("tx delta");
             sum.1 += pair[1].as_i64().expect("rx delta");
             if label == "logged" {
-                lines_with_logged += 1;
+                logged_deltas.push(pair[0].as_i64().expect("tx delta"));
             }
         }
     }
+    // Each line holds exactly the bursts of its interval: every running sum of the logged
+    // deltas is a running sum of the bursts (a late tick may merge two), ending at the total.
+    let burst_sums = [100_000, 300_000, 350_000, 375_000];
+    let mut running = 0;
+    for delta in &logged_deltas {
+        running += delta;
+        assert!(burst_sums.contains(&running), "{logged_deltas:?}:\n{text}");
+    }
     assert!(
-        lines_with_logged >= 3,
-        "one line per burst at least:\n{text}"
+        logged_deltas.len() >= 3,
+        "one line per interval with traffic:\n{text}"
     );
-    assert_eq!(sums["logged"], (350_000, 0), "{text}");
+    assert_eq!(sums["logged"], (375_000, 0), "{text}");
     for (label, counts) in &totals {
         let (tx, rx) = sums.get(label).copied().unwrap_or_default();
         assert_eq!(
@@ -276,12 +291,14 @@ fn validation_matches_get_for_open_and_closed_tcp_sockets() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let closed = loop {
         let reply = control.get_validation().expect("get_validation");
-        if reply.closed_tcp_sockets >= 4 || std::time::Instant::now() > deadline {
+        // Four connection sockets and the two listeners (tracked too, with no bytes).
+        if reply.closed_tcp_sockets >= 6 || std::time::Instant::now() > deadline {
             break reply;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(closed.closed_tcp_sockets >= 4, "{closed:?}");
+    assert!(closed.closed_tcp_sockets >= 6, "{closed:?}");
+    assert_eq!(closed.notifications_lost, 0, "{closed:?}");
     let get = daemon.get().stats;
     let server_payload = get["checked-server"];
     assert_within_syn_fin(

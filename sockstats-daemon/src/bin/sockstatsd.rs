@@ -180,7 +180,7 @@ fn start(
             started: Instant::now(),
         },
     });
-    daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon));
+    daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon), &attached.maps_dir);
     Ok((attached, daemon, listener))
 }
 
@@ -207,6 +207,7 @@ async fn serve_until_signal(
             interval: std::time::Duration::from_secs(args.stats_log_interval),
             max_bytes: args.stats_log_max_bytes,
             keep: args.stats_log_keep,
+            state_file: args.state_dir.join("stats-log-totals.json"),
         };
         log::info!(
             "writing per-label deltas to {} every {:?}",

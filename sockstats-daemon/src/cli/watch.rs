@@ -76,7 +76,7 @@ fn render(
             let (tx_before, rx_before) = before
                 .and_then(|b| b.get(&(label.clone(), interface.clone())))
                 .copied()
-                .unwrap_or((*tx, *rx));
+                .unwrap_or(if before.is_some() { (0, 0) } else { (*tx, *rx) });
             let (tx_rate, rx_rate) = (rate(*tx, tx_before), rate(*rx, rx_before));
             let cell = |bytes: u64| {
                 if options.exact {
@@ -119,6 +119,7 @@ pub fn watch(client: &mut Client, options: WatchOptions) -> Result<(), ClientErr
         watch_loop(
             client,
             options,
+            true,
             |text| {
                 let mut out = io::stdout();
                 execute!(
@@ -136,6 +137,7 @@ pub fn watch(client: &mut Client, options: WatchOptions) -> Result<(), ClientErr
         watch_loop(
             client,
             options,
+            false,
             |text| {
                 let mut out = io::stdout();
                 write!(out, "{text}")?;
@@ -152,6 +154,7 @@ pub fn watch(client: &mut Client, options: WatchOptions) -> Result<(), ClientErr
 fn watch_loop(
     client: &mut Client,
     options: WatchOptions,
+    interactive: bool,
     mut show: impl FnMut(&str) -> io::Result<()>,
     mut wait: impl FnMut(Duration) -> io::Result<bool>,
 ) -> Result<(), ClientError> {
@@ -165,8 +168,9 @@ fn watch_loop(
             .map_or(options.interval, |(_, at)| taken - *at);
         let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let text = format!(
-            "sockstats watch — {time}, every {:.1} s (q to quit)\n{}",
+            "sockstats watch — {time}, every {:.1} s{}\n{}",
             options.interval.as_secs_f64(),
+            if interactive { " (q to quit)" } else { "" },
             render(&now, before.as_ref().map(|(s, _)| s), elapsed, options)
         );
         show(&text)?;

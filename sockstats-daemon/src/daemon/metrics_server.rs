@@ -4,15 +4,18 @@ use std::{sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{watch, Semaphore},
 };
 
 use super::{state::Daemon, views};
 use crate::metrics::{self, Health};
 
-/// Longest request head read, and how long a client may take to send it.
+/// Longest request head read, and how long a client may take to send it or read the reply.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scrapes served at once; more wait (each reads every kernel map).
+const CONCURRENT_SCRAPES: usize = 4;
 
 /// Serves `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -20,13 +23,23 @@ pub async fn serve(
     daemon: Arc<Daemon>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let scrapes = Arc::new(Semaphore::new(CONCURRENT_SCRAPES));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    tokio::spawn(answer(stream, Arc::clone(&daemon)));
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let Ok(permit) = Arc::clone(&scrapes).acquire_owned().await else { return };
+                    let daemon = Arc::clone(&daemon);
+                    tokio::spawn(async move {
+                        answer(stream, daemon).await;
+                        drop(permit);
+                    });
                 }
-            }
+                Err(error) => {
+                    log::warn!("metrics: accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
             _ = shutdown.changed() => return,
         }
     }
@@ -44,10 +57,11 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
         }
         true
     };
-    if !matches!(
+    let complete = matches!(
         tokio::time::timeout(REQUEST_TIMEOUT, read_head).await,
         Ok(true)
-    ) {
+    );
+    if !complete || !head.windows(4).any(|w| w == b"\r\n\r\n") {
         return;
     }
     let request_line = String::from_utf8_lossy(&head)
@@ -87,8 +101,11 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(reply.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(REPLY_TIMEOUT, async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// The exposition text, or why it could not be made.

@@ -3,8 +3,11 @@
 //!
 //! `{"time":"2026-11-25T18:00:00.000Z","duration_seconds":10.0,"stats":{"web":[1200,800]}}`
 //!
-//! The first line counts from zero, so the deltas of all lines (rotated files included) sum to
-//! the totals. Deltas can be negative: relabeling a live socket moves its bytes between labels.
+//! The first line ever counts from zero, and the totals of the last line written are kept in
+//! the state dir, so a restarted daemon continues where it left off: the deltas of all lines
+//! (rotated files included) sum to the totals. Deltas can be negative: relabeling a live
+//! socket moves its bytes between labels. Totals are remembered only once their line is
+//! written, so a failed write loses nothing (the next line carries it).
 //! The file is rotated by size (`PATH.1` … `PATH.<keep>`), the oldest dropped.
 use std::{
     collections::BTreeMap,
@@ -30,6 +33,8 @@ pub struct StatsLogConfig {
     pub max_bytes: u64,
     /// Rotated files kept besides the live one.
     pub keep: usize,
+    /// Where the totals of the last line written are kept across restarts.
+    pub state_file: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -51,15 +56,52 @@ fn delta(now: u64, before: u64) -> i64 {
 }
 
 impl Deltas {
-    /// The line for `totals` (`None` when nothing changed), remembering them for the next one.
-    pub fn line(
+    /// Continues from the totals saved in `state_file` (from zero when there are none).
+    #[must_use]
+    pub fn resume(state_file: &Path) -> Self {
+        let previous = fs::read(state_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<BTreeMap<String, [u64; 2]>>(&bytes).ok())
+            .map(|saved| {
+                saved
+                    .into_iter()
+                    .map(|(l, [tx, rx])| (l, Totals::new(tx, rx)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { previous }
+    }
+
+    /// Makes `totals` the base of the next line and saves them to `state_file`.
+    pub fn remember(
         &mut self,
         totals: BTreeMap<String, Totals>,
+        state_file: &Path,
+    ) -> io::Result<()> {
+        let saved: BTreeMap<&String, [u64; 2]> = totals
+            .iter()
+            .map(|(l, t)| (l, [t.tx_bytes, t.rx_bytes]))
+            .collect();
+        let temporary = state_file.with_extension("tmp");
+        fs::write(
+            &temporary,
+            serde_json::to_vec(&saved).map_err(io::Error::other)?,
+        )?;
+        fs::rename(&temporary, state_file)?;
+        self.previous = totals;
+        Ok(())
+    }
+
+    /// The line for `totals` (`None` when nothing changed since the remembered totals).
+    #[must_use]
+    pub fn line(
+        &self,
+        totals: &BTreeMap<String, Totals>,
         time: SystemTime,
         duration: Duration,
     ) -> Option<String> {
         let mut changed = BTreeMap::new();
-        for (label, now) in &totals {
+        for (label, now) in totals {
             let before = self.previous.get(label).copied().unwrap_or_default();
             if *now != before {
                 changed.insert(
@@ -79,7 +121,6 @@ impl Deltas {
                 );
             }
         }
-        self.previous = totals;
         if changed.is_empty() {
             return None;
         }
@@ -129,12 +170,13 @@ fn totals_now(daemon: &Daemon) -> Result<BTreeMap<String, Totals>, String> {
 
 /// Writes a line every interval until shutdown, and a last one then.
 pub async fn run(daemon: Arc<Daemon>, config: StatsLogConfig, mut shutdown: watch::Receiver<bool>) {
-    let mut deltas = Deltas::default();
+    let mut deltas = Deltas::resume(&config.state_file);
     let mut last = Instant::now();
     let mut ticks = tokio::time::interval_at(
         tokio::time::Instant::now() + config.interval,
         config.interval,
     );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
             _ = ticks.tick() => false,
@@ -144,15 +186,18 @@ pub async fn run(daemon: Arc<Daemon>, config: StatsLogConfig, mut shutdown: watc
         let totals = tokio::task::spawn_blocking(move || totals_now(&daemon)).await;
         match totals {
             Ok(Ok(totals)) => {
-                if let Some(line) = deltas.line(totals, SystemTime::now(), last.elapsed()) {
-                    if let Err(error) = append(&config.path, &line, config.max_bytes, config.keep) {
-                        log::warn!(
-                            "cannot write the stats log {}: {error}",
-                            config.path.display()
-                        );
-                    }
+                let now = Instant::now();
+                let written = match deltas.line(&totals, SystemTime::now(), now - last) {
+                    Some(line) => append(&config.path, &line, config.max_bytes, config.keep),
+                    None => Ok(()),
+                };
+                match written.and_then(|()| deltas.remember(totals, &config.state_file)) {
+                    Ok(()) => last = now,
+                    Err(error) => log::warn!(
+                        "cannot write the stats log {}: {error}",
+                        config.path.display()
+                    ),
                 }
-                last = Instant::now();
             }
             Ok(Err(error)) => log::warn!("stats log: {error}"),
             Err(error) => log::warn!("stats log: {error}"),
@@ -180,39 +225,37 @@ mod tests {
 
     #[test]
     fn lines_hold_the_deltas_of_changed_labels() {
-        let mut deltas = Deltas::default();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let mut deltas = Deltas::resume(&state);
         let second = Duration::from_secs(1);
-        let first = deltas
-            .line(
-                totals(&[("a", 10, 5), ("b", 0, 0)]),
-                SystemTime::UNIX_EPOCH,
-                second,
-            )
-            .unwrap();
+        let epoch = SystemTime::UNIX_EPOCH;
+        let first_totals = totals(&[("a", 10, 5), ("b", 0, 0)]);
+        let first = deltas.line(&first_totals, epoch, second).unwrap();
         assert_eq!(stats(&first), serde_json::json!({"a": [10, 5]}));
         assert!(
             first.starts_with(r#"{"time":"1970-01-01T00:00:00.000Z","duration_seconds":1.0,"#),
             "{first}"
         );
-        assert_eq!(
-            deltas.line(
-                totals(&[("a", 10, 5), ("b", 0, 0)]),
-                SystemTime::UNIX_EPOCH,
-                second
-            ),
-            None
-        );
+        deltas.remember(first_totals.clone(), &state).unwrap();
+        assert_eq!(deltas.line(&first_totals, epoch, second), None);
+        // Not remembered (say the write failed): the next line still carries these bytes.
+        let _ = deltas
+            .line(&totals(&[("a", 11, 5)]), epoch, second)
+            .unwrap();
         let third = deltas
-            .line(
-                totals(&[("a", 4, 9), ("b", 6, 0)]),
-                SystemTime::UNIX_EPOCH,
-                second,
-            )
+            .line(&totals(&[("a", 4, 9), ("b", 6, 0)]), epoch, second)
             .unwrap();
         assert_eq!(
             stats(&third),
             serde_json::json!({"a": [-6, 4], "b": [6, 0]})
         );
+        // A restarted daemon continues from the saved totals.
+        let resumed = Deltas::resume(&state);
+        let after_restart = resumed
+            .line(&totals(&[("a", 12, 5), ("b", 0, 0)]), epoch, second)
+            .unwrap();
+        assert_eq!(stats(&after_restart), serde_json::json!({"a": [2, 0]}));
     }
 
     #[test]

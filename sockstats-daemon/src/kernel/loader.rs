@@ -122,6 +122,8 @@ pub struct AttachedKernel {
     pub log_program_id: Option<u32>,
     /// True when the programs of an earlier daemon were found attached and kept.
     pub reused_links: bool,
+    /// Where the maps are pinned.
+    pub maps_dir: PathBuf,
     _ebpf: Ebpf,
     _links: Vec<FdLink>,
 }
@@ -219,6 +221,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         programs,
         log_program_id,
         reused_links,
+        maps_dir: maps_dir.clone(),
         _ebpf: ebpf,
         _links: links,
     };
@@ -377,6 +380,16 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
         released: HashMap::try_from(take(RELEASED_MAP)?)
             .map_err(|e| map_error(RELEASED_MAP, &e))?,
     })
+}
+
+/// A handle of its own on the RELEASED tombstones (cookie → label id), for a thread that must
+/// not wait for the lock around [`KernelMaps`].
+pub fn open_released(
+    maps_dir: &Path,
+) -> Result<HashMap<aya::maps::MapData, u64, u32>, KernelError> {
+    let path = maps_dir.join(RELEASED_MAP);
+    let data = aya::maps::MapData::from_pin(&path).map_err(|e| map_error(RELEASED_MAP, &e))?;
+    HashMap::try_from(aya::maps::Map::LruHashMap(data)).map_err(|e| map_error(RELEASED_MAP, &e))
 }
 
 /// Detaches the programs and deletes every pin (maps too: the totals are gone afterwards).

@@ -73,10 +73,17 @@ impl KernelMaps {
     /// Entries and capacity of the per-socket and totals maps.
     #[must_use]
     pub fn fill(&self) -> Vec<MapFill> {
-        fn fill<K: aya::Pod, V: aya::Pod>(name: &str, map: &HashMap<MapData, K, V>) -> MapFill {
+        fn fill<K: aya::Pod + Eq + std::hash::Hash, V: aya::Pod>(
+            name: &str,
+            map: &HashMap<MapData, K, V>,
+        ) -> MapFill {
             MapFill {
                 name: name.to_owned(),
-                entries: map.keys().flatten().count() as u64,
+                entries: map
+                    .keys()
+                    .flatten()
+                    .collect::<std::collections::HashSet<K>>()
+                    .len() as u64,
                 capacity: map
                     .map()
                     .info()
@@ -99,7 +106,11 @@ impl KernelMaps {
     /// Number of live socket entries.
     #[must_use]
     pub fn live_sockets(&self) -> u64 {
-        self.sockets.keys().flatten().count() as u64
+        self.sockets
+            .keys()
+            .flatten()
+            .collect::<std::collections::HashSet<u64>>()
+            .len() as u64
     }
 
     /// The failure and event counters, indexed by [`Counter`].

@@ -91,7 +91,7 @@ fn dump_once(request: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage
             if length == 0 {
                 break;
             }
-            offset += length;
+            offset += (length + 3) & !3; // NLMSG_ALIGN
         }
     }
 }

@@ -66,7 +66,7 @@ fn parse(datagram: &[u8], out: &mut Vec<TcpCounters>) -> io::Result<bool> {
         if length == 0 {
             break;
         }
-        offset += length;
+        offset += (length + 3) & !3; // NLMSG_ALIGN
     }
     Ok(false)
 }
@@ -113,6 +113,24 @@ impl DestroyListener {
         let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
         let groups = (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1));
         socket.bind(&SocketAddr::new(0, groups))?;
+        // Room for bursts of closes (each notification is a few hundred bytes).
+        let size: libc::c_int = 8 * 1024 * 1024;
+        // SAFETY: `size` is a valid c_int and the length is its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const size).cast(),
+                libc::socklen_t::try_from(size_of::<libc::c_int>()).expect("small"),
+            )
+        };
+        if rc != 0 {
+            log::warn!(
+                "cannot enlarge the sock_diag receive buffer: {}",
+                io::Error::last_os_error()
+            );
+        }
         Ok(Self { socket })
     }
 
