@@ -315,3 +315,50 @@ fn connections_never_accepted_leave_no_entries_behind() {
     // The clients' bytes stay counted, under unlabeled.
     assert_eq!(daemon.stats("unlabeled").tx_bytes, 5000);
 }
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn socket_churn_leaves_the_maps_at_baseline_and_every_byte_counted() {
+    use std::io::{Read, Write};
+    const CONNECTIONS: usize = 2000;
+    let harness = Harness::start("churn");
+    let daemon = &harness.daemon;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let baseline = daemon.client().status().expect("status").live_sockets;
+    let server = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..CONNECTIONS {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream.read_exact(&mut buf[..37]).expect("read");
+            stream.write_all(&buf[..11]).expect("write");
+        }
+    });
+    let mut control = daemon.client();
+    for n in 0..CONNECTIONS {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        if n % 2 == 0 {
+            control.label(&stream, "churn").expect("label");
+        }
+        stream.write_all(&[1; 37]).expect("write");
+        let mut reply = [0u8; 11];
+        stream.read_exact(&mut reply).expect("read");
+    }
+    server.join().expect("server");
+    thread::sleep(std::time::Duration::from_millis(200));
+    let status = daemon.client().status().expect("status");
+    // The listener is gone too; closed sockets left no entries behind.
+    assert!(
+        status.live_sockets <= baseline,
+        "{} live after churn, {baseline} before",
+        status.live_sockets
+    );
+    let totals = daemon.get().stats;
+    let half = CONNECTIONS / 2;
+    assert_eq!(totals["churn"], counts(37 * half, 11 * half));
+    assert_eq!(
+        totals["unlabeled"],
+        counts(37 * half + 11 * CONNECTIONS, 11 * half + 37 * CONNECTIONS)
+    );
+    assert_eq!(status.counters["sockets_map_full"], 0);
+}
