@@ -112,6 +112,15 @@ fn print_json<T: Serialize>(value: &T) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
+/// Prints `reply` as JSON with `json`, else as the text `human` makes of it.
+fn show<T: Serialize>(json: bool, reply: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        print_json(reply);
+    } else {
+        print(&human(reply));
+    }
+}
+
 fn print(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
@@ -126,11 +135,9 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
             ..
         } => {
             let reply = client.get_validation()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::validation_table(&reply, *bytes));
-            }
+            show(*json, &reply, |reply| {
+                format::validation_table(reply, *bytes)
+            });
         }
         Command::Get {
             json,
@@ -140,11 +147,9 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
             ..
         } => {
             let reply = client.get_interfaces()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::interfaces_table(&reply, *bytes, *wire));
-            }
+            show(*json, &reply, |reply| {
+                format::interfaces_table(reply, *bytes, *wire)
+            });
         }
         Command::Get {
             json,
@@ -153,19 +158,11 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
             ..
         } => {
             let reply = client.get()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::get_table(&reply, *bytes));
-            }
+            show(*json, &reply, |reply| format::get_table(reply, *bytes));
         }
         Command::Labels { json } => {
             let reply = client.labels()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::labels_table(&reply));
-            }
+            show(*json, &reply, format::labels_table);
         }
         Command::Watch {
             interval,
@@ -183,19 +180,11 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
         }
         Command::Debug { json } => {
             let reply = client.debug_info()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::debug_text(&reply));
-            }
+            show(*json, &reply, format::debug_text);
         }
         Command::Status { json } => {
             let reply = client.status()?;
-            if *json {
-                print_json(&reply);
-            } else {
-                print(&format::status_text(&reply));
-            }
+            show(*json, &reply, format::status_text);
             if !reply.attached {
                 return Ok(ExitCode::FAILURE);
             }

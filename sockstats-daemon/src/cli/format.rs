@@ -99,6 +99,23 @@ fn label_rows(
         .collect()
 }
 
+/// The last line of the `get` tables.
+fn current_interface_line(current_interface: Option<&str>) -> String {
+    format!(
+        "current interface: {}\n",
+        current_interface.unwrap_or("none (no default route)")
+    )
+}
+
+/// The kernel's counters, by name.
+fn counters_table(counters: &std::collections::BTreeMap<String, u64>) -> String {
+    let rows: Vec<Vec<String>> = counters
+        .iter()
+        .map(|(name, value)| vec![name.clone(), value.to_string()])
+        .collect();
+    table(&["KERNEL COUNTER", "VALUE"], 1, &rows)
+}
+
 /// The `sockstats get` table: labels by total bytes, largest first.
 #[must_use]
 pub fn get_table(reply: &GetReply, exact: bool) -> String {
@@ -111,14 +128,7 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
         ]);
     }
     let mut out = table(&["LABEL", "TX", "RX"], 1, &rows);
-    let _ = writeln!(
-        out,
-        "current interface: {}",
-        reply
-            .current_interface
-            .as_deref()
-            .unwrap_or("none (no default route)")
-    );
+    out.push_str(&current_interface_line(reply.current_interface.as_deref()));
     out
 }
 
@@ -183,14 +193,7 @@ pub fn interfaces_table(reply: &GetInterfacesReply, exact: bool, wire: bool) -> 
         header.extend(["WIRE TX", "WIRE RX", "PKTS TX", "PKTS RX"]);
     }
     let mut out = table(&header, 2, &rows);
-    let _ = writeln!(
-        out,
-        "current interface: {}",
-        reply
-            .current_interface
-            .as_deref()
-            .unwrap_or("none (no default route)")
-    );
+    out.push_str(&current_interface_line(reply.current_interface.as_deref()));
     out
 }
 
@@ -251,12 +254,7 @@ pub fn debug_text(reply: &DebugReply) -> String {
         })
         .collect();
     out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
-    let rows: Vec<Vec<String>> = reply
-        .counters
-        .iter()
-        .map(|(name, value)| vec![name.clone(), value.to_string()])
-        .collect();
-    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], 1, &rows));
+    out.push_str(&counters_table(&reply.counters));
     out
 }
 
@@ -299,12 +297,7 @@ pub fn status_text(reply: &StatusReply) -> String {
         })
         .collect();
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
-    let counters: Vec<Vec<String>> = reply
-        .counters
-        .iter()
-        .map(|(name, value)| vec![name.clone(), value.to_string()])
-        .collect();
-    out.push_str(&table(&["KERNEL COUNTER", "VALUE"], 1, &counters));
+    out.push_str(&counters_table(&reply.counters));
     out
 }
 

@@ -9,7 +9,9 @@ use sockstats_common::protocol::{
     LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply, UnlabelReply,
     WireCounts,
 };
-use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
+use sockstats_common::{
+    label_name::UNLABELED_NAME, protocol::MapFill, Counter, SOCKETS_MAP, UNLABELED_ID,
+};
 
 use super::{state::Daemon, views};
 use crate::{
@@ -230,6 +232,13 @@ fn status(daemon: &Daemon) -> String {
     })
 }
 
+/// The entries of the SOCKETS map in a fill report: the live sockets.
+pub(crate) fn live_sockets_of(maps: &[MapFill]) -> u64 {
+    maps.iter()
+        .find(|m| m.name == SOCKETS_MAP)
+        .map_or(0, |m| m.entries)
+}
+
 pub(crate) fn counters_by_name(counters: [u64; Counter::COUNT as usize]) -> BTreeMap<String, u64> {
     Counter::ALL
         .iter()
@@ -245,14 +254,11 @@ fn read_trimmed(path: &str) -> Option<String> {
 }
 
 fn debug_info(daemon: &Daemon) -> String {
-    let (live_sockets, counters, maps) = {
+    let (counters, maps) = {
         let kernel = daemon.kernel.lock().expect("kernel lock");
-        (
-            kernel.live_sockets(),
-            kernel.counters().unwrap_or_default(),
-            kernel.fill(),
-        )
+        (kernel.counters().unwrap_or_default(), kernel.fill())
     };
+    let live_sockets = live_sockets_of(&maps);
     let loaded: Vec<_> = aya::programs::loaded_programs().flatten().collect();
     let programs = daemon
         .info

@@ -111,10 +111,8 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
 /// The exposition text, or why it could not be made.
 fn exposition(daemon: &Daemon) -> Result<String, String> {
     let named = views::named_totals(daemon)?;
-    let (maps, live_sockets) = {
-        let kernel = daemon.kernel.lock().expect("kernel lock");
-        (kernel.fill(), kernel.live_sockets())
-    };
+    let maps = daemon.kernel.lock().expect("kernel lock").fill();
+    let live_sockets = super::handler::live_sockets_of(&maps);
     let health = Health {
         counters: super::handler::counters_by_name(named.snapshot.counters),
         maps,

@@ -60,12 +60,7 @@ impl KernelMaps {
     pub fn remove_label(&mut self, cookie: u64) -> Result<bool, MapError> {
         match self.socket_labels.remove(&cookie) {
             Ok(()) => Ok(true),
-            Err(MapError::KeyNotFound) => Ok(false),
-            Err(MapError::SyscallError(error))
-                if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(false)
-            }
+            Err(error) if is_not_found(&error) => Ok(false),
             Err(error) => Err(error),
         }
     }
@@ -175,12 +170,16 @@ impl KernelMaps {
 /// An entry deleted between "next key" and "lookup" is not an error, just gone.
 fn skip_vanished<K, V>(item: Result<(K, V), MapError>) -> Option<Result<(K, V), MapError>> {
     match item {
-        Err(MapError::KeyNotFound) => None,
-        Err(MapError::SyscallError(ref error))
-            if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            None
-        }
+        Err(ref error) if is_not_found(error) => None,
         other => Some(other),
+    }
+}
+
+/// Does `error` say the key is not (or no longer) in the map?
+fn is_not_found(error: &MapError) -> bool {
+    match error {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(error) => error.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
     }
 }

@@ -2,6 +2,7 @@
 pub mod bpffs;
 pub mod fd_passing;
 pub mod netlink;
+pub mod netlink_io;
 pub mod netns;
 pub mod sock_diag;
 pub mod socket_info;

@@ -3,15 +3,14 @@
 //! [`crate::sys::netns`]'s job.
 use std::io;
 
-use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
-};
 use netlink_packet_route::{
     link::{LinkAttribute, LinkMessage},
     route::{RouteAttribute, RouteHeader, RouteMessage, RouteType},
     AddressFamily, RouteNetlinkMessage,
 };
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use netlink_sys::protocols::NETLINK_ROUTE;
+
+use super::netlink_io;
 
 /// One network interface of a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,80 +19,9 @@ pub struct Link {
     pub name: String,
 }
 
-/// Sends one dump request and collects the replies, retrying dumps the kernel interrupted.
+/// Sends one rtnetlink dump request and collects the replies.
 fn dump(request: &RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut attempt = 0;
-    loop {
-        match dump_once(request.clone()) {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted && attempt < 5 => attempt += 1,
-            result => return result,
-        }
-    }
-}
-
-fn dump_once(request: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    let mut message = NetlinkMessage::from(request);
-    message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    message.header.sequence_number = 1;
-    message.finalize();
-    let mut buffer = vec![0; message.buffer_len()];
-    message.serialize(&mut buffer);
-    socket.send(&buffer, 0)?;
-
-    // A reply never comes from a wedged kernel, but bound the wait anyway: the caller holds a lock.
-    let timeout = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
-    // SAFETY: `timeout` is a valid timeval and the length is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&socket),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            libc::socklen_t::try_from(size_of::<libc::timeval>()).expect("small"),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-
-    let mut replies = Vec::new();
-    loop {
-        let (datagram, _) = socket.recv_from_full()?;
-        let mut offset = 0;
-        while offset < datagram.len() {
-            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[offset..])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            let length = reply.header.length as usize;
-            if reply.header.flags & NLM_F_DUMP_INTR != 0 {
-                // The table changed during the dump: the caller retries.
-                return Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "rtnetlink dump interrupted",
-                ));
-            }
-            match reply.payload {
-                NetlinkPayload::InnerMessage(inner) => replies.push(inner),
-                NetlinkPayload::Done(_) => return Ok(replies),
-                NetlinkPayload::Error(error) => {
-                    return Err(error.code.map_or_else(
-                        || io::Error::other("netlink error without a code"),
-                        |code| io::Error::from_raw_os_error(-code.get()),
-                    ))
-                }
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += (length + 3) & !3; // NLMSG_ALIGN
-        }
-    }
+    netlink_io::dump(NETLINK_ROUTE, request)
 }
 
 /// Every interface of the current network namespace.

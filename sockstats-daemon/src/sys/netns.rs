@@ -1,14 +1,10 @@
 //! Network namespaces: their cookies, and running a closure inside one (on a thread of its
 //! own, since `setns` changes the calling thread).
-use std::{
-    fs::File,
-    io,
-    os::fd::{AsFd, AsRawFd},
-    path::Path,
-    thread,
-};
+use std::{fs::File, io, os::fd::AsFd, path::Path, thread};
 
 use nix::sched::{setns, CloneFlags};
+
+use super::socket_info;
 
 /// `SO_NETNS_COOKIE` (include/uapi/asm-generic/socket.h), Linux 5.14+.
 const SO_NETNS_COOKIE: libc::c_int = 71;
@@ -18,23 +14,7 @@ const SO_NETNS_COOKIE: libc::c_int = 71;
 /// loopback down, and the accounting programs ignore non-inet sockets.
 pub fn current_cookie() -> io::Result<u64> {
     let (socket, _peer) = std::os::unix::net::UnixDatagram::pair()?;
-    let mut cookie: u64 = 0;
-    let mut len = libc::socklen_t::try_from(size_of::<u64>()).expect("small");
-    // SAFETY: `cookie` is a writable u64 and `len` its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&raw mut cookie).cast(),
-            &raw mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cookie)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    socket_info::getsockopt(socket.as_fd(), SO_NETNS_COOKIE)
 }
 
 /// Runs `work` inside the network namespace of `namespace_file` (e.g. /run/netns/NAME or

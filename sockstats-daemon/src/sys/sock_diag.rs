@@ -4,12 +4,13 @@
 //! Both cover the calling thread's network namespace only.
 use std::io;
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_sock_diag::{
     inet::{nlas::Nla, ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags},
     SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP,
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
+
+use super::netlink_io;
 
 /// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY` (`include/uapi/linux/sock_diag.h`).
 const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
@@ -43,32 +44,12 @@ fn counters_of(response: &InetResponse) -> Option<TcpCounters> {
     })
 }
 
-/// Parses the `sock_diag` messages of one datagram. `Ok(true)` when the dump is done.
-fn parse(datagram: &[u8], out: &mut Vec<TcpCounters>) -> io::Result<bool> {
-    let mut offset = 0;
-    while offset < datagram.len() {
-        let message = NetlinkMessage::<SockDiagMessage>::deserialize(&datagram[offset..])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let length = message.header.length as usize;
-        match message.payload {
-            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                out.extend(counters_of(&response));
-            }
-            NetlinkPayload::Done(_) => return Ok(true),
-            NetlinkPayload::Error(error) => {
-                return Err(error.code.map_or_else(
-                    || io::Error::other("sock_diag error without a code"),
-                    |code| io::Error::from_raw_os_error(-code.get()),
-                ))
-            }
-            _ => {}
-        }
-        if length == 0 {
-            break;
-        }
-        offset += (length + 3) & !3; // NLMSG_ALIGN
-    }
-    Ok(false)
+/// The TCP counters among the `sock_diag` messages of `replies`.
+fn tcp_counters(replies: Vec<SockDiagMessage>) -> impl Iterator<Item = TcpCounters> {
+    replies.into_iter().filter_map(|reply| match reply {
+        SockDiagMessage::InetResponse(response) => counters_of(&response),
+        _ => None,
+    })
 }
 
 /// The counters of every TCP socket (IPv4 and IPv6, all states) of this network namespace.
@@ -78,27 +59,14 @@ pub fn dump_tcp() -> io::Result<Vec<TcpCounters>> {
         (AF_INET, SocketId::new_v4()),
         (AF_INET6, SocketId::new_v6()),
     ] {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
-        let mut message = NetlinkMessage::from(SockDiagMessage::InetRequest(InetRequest {
+        let request = SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol: IPPROTO_TCP,
             extensions: ExtensionFlags::INFO,
             states: StateFlags::all(),
             socket_id,
-        }));
-        message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        message.finalize();
-        let mut buffer = vec![0; message.buffer_len()];
-        message.serialize(&mut buffer);
-        socket.send(&buffer, 0)?;
-        loop {
-            let (datagram, _) = socket.recv_from_full()?;
-            if parse(&datagram, &mut all)? {
-                break;
-            }
-        }
+        });
+        all.extend(tcp_counters(netlink_io::dump(NETLINK_SOCK_DIAG, &request)?));
     }
     Ok(all)
 }
@@ -115,21 +83,8 @@ impl DestroyListener {
         socket.bind(&SocketAddr::new(0, groups))?;
         // Room for bursts of closes (each notification is a few hundred bytes).
         let size: libc::c_int = 8 * 1024 * 1024;
-        // SAFETY: `size` is a valid c_int and the length is its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&raw const size).cast(),
-                libc::socklen_t::try_from(size_of::<libc::c_int>()).expect("small"),
-            )
-        };
-        if rc != 0 {
-            log::warn!(
-                "cannot enlarge the sock_diag receive buffer: {}",
-                io::Error::last_os_error()
-            );
+        if let Err(error) = netlink_io::set_socket_option(&socket, libc::SO_RCVBUFFORCE, &size) {
+            log::warn!("cannot enlarge the sock_diag receive buffer: {error}");
         }
         Ok(Self { socket })
     }
@@ -137,9 +92,9 @@ impl DestroyListener {
     /// Blocks for the next notifications.
     pub fn next(&self) -> io::Result<Vec<TcpCounters>> {
         let (datagram, _) = self.socket.recv_from_full()?;
-        let mut destroyed = Vec::new();
-        parse(&datagram, &mut destroyed)?;
-        Ok(destroyed)
+        let mut messages = Vec::new();
+        netlink_io::parse_datagram(&datagram, &mut messages)?;
+        Ok(tcp_counters(messages).collect())
     }
 }
 

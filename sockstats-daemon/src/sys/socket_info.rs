@@ -48,7 +48,8 @@ pub enum NotInetSocket {
     Io(#[from] io::Error),
 }
 
-fn getsockopt<T: Default>(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<T> {
+/// `getsockopt(SOL_SOCKET, option)` into a `T`.
+pub(crate) fn getsockopt<T: Default>(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<T> {
     let mut value = T::default();
     let mut len = libc::socklen_t::try_from(size_of::<T>()).expect("small");
     // SAFETY: `value` is a valid, writable `T` of `len` bytes; the kernel writes at most `len`.
