@@ -28,9 +28,9 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    decode_reply, encode_request, DebugReply, GetInterfacesReply, GetReply, LabelReply,
-    LabelsReply, ReplyError, Request, StatusReply, UnlabelReply, ValidationReply,
-    DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    decode_reply, encode_request, DebugReply, GetByReply, GetInterfacesReply, GetReply, Grouping,
+    LabelReply, LabelsReply, ReplyError, Request, RuleSelector, RulesReply, StatusReply,
+    UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -42,7 +42,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach sockstatsd at {}: {source}; is the daemon running? (start it with `sockstatsd`, or set {SOCKET_ENV})", path.display())]
+    #[error("{}", connect_advice(path, source))]
     Connect {
         path: PathBuf,
         #[source]
@@ -58,6 +58,31 @@ pub enum ClientError {
     Reply(#[from] ReplyError),
     #[error("a request takes 1 to {MAX_FDS_PER_REQUEST} sockets, got {count}")]
     FdCount { count: usize },
+}
+
+impl ClientError {
+    /// The daemon's code when it refused the request; `None` for every other failure.
+    #[must_use]
+    pub fn code(&self) -> Option<crate::protocol::ErrorCode> {
+        match self {
+            ClientError::Reply(error) => error.code(),
+            _ => None,
+        }
+    }
+}
+
+/// One line saying why connecting failed and what to do about it.
+fn connect_advice(path: &Path, error: &io::Error) -> String {
+    let path = path.display();
+    match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => format!(
+            "daemon not running at {path}: start it with `systemctl start sockstatsd` (or `sudo sockstatsd`), or point --socket / {SOCKET_ENV} at its socket"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "no permission to connect to {path}: run as root or as a member of the socket's group (sockstatsd --socket-mode sets who may connect)"
+        ),
+        _ => format!("cannot reach sockstatsd at {path}: {error}"),
+    }
 }
 
 /// A connection to `sockstatsd`. Requests are answered in order, one at a time.
@@ -142,6 +167,36 @@ impl Client {
     /// Everything a maintainer needs in one reply: hooks, run statistics, map fill, counters.
     pub fn debug_info(&mut self) -> Result<DebugReply, ClientError> {
         self.call(&Request::DebugInfo)
+    }
+
+    /// Payload bytes grouped by owner (uid, cgroup, process) or label.
+    pub fn get_by(&mut self, by: Grouping) -> Result<GetByReply, ClientError> {
+        self.call(&Request::GetBy { by })
+    }
+
+    /// Labels every socket made from now on by the uid, user or cgroup subtree `selector`
+    /// names (root only). A temporary rule goes when this client disconnects.
+    pub fn add_rule(
+        &mut self,
+        selector: RuleSelector,
+        label: &str,
+        temporary: bool,
+    ) -> Result<RulesReply, ClientError> {
+        self.call(&Request::AddRule {
+            selector,
+            label: label.to_owned(),
+            temporary,
+        })
+    }
+
+    /// Removes the rule of `selector` (root only).
+    pub fn remove_rule(&mut self, selector: RuleSelector) -> Result<RulesReply, ClientError> {
+        self.call(&Request::RemoveRule { selector })
+    }
+
+    /// The rules in force.
+    pub fn rules(&mut self) -> Result<RulesReply, ClientError> {
+        self.call(&Request::Rules)
     }
 
     /// The daemon's status: version, attached programs, paths.

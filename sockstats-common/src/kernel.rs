@@ -6,7 +6,7 @@
 /// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
 /// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
 /// maps pinned by a build with another layout.
-pub const MAP_LAYOUT_VERSION: u32 = 4;
+pub const MAP_LAYOUT_VERSION: u32 = 5;
 
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
@@ -21,6 +21,15 @@ pub const LABEL_TOTALS_MAP: &str = "LABEL_TOTALS";
 pub const RELEASED_MAP: &str = "RELEASED";
 /// Failure and event counters: an array of `u64` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Labeling rules the kernel applies to new sockets: [`OwnerKey`] → label id (`u32`). Written
+/// by the daemon.
+pub const RULES_MAP: &str = "RULES";
+/// Which kinds of rules exist: an array of one `u32`, a bit per [`OwnerKind`] (`1 << kind`), so
+/// new sockets skip the lookups of kinds without rules. Written by the daemon.
+pub const RULE_KINDS_MAP: &str = "RULE_KINDS";
+/// Payload bytes of closed sockets per owner (uid, cgroup), folded in by `sock_release`:
+/// [`OwnerKey`] → [`Totals`].
+pub const OWNER_TOTALS_MAP: &str = "OWNER_TOTALS";
 
 /// Default capacity of [`SOCKETS_MAP`] and [`SOCKET_LABELS_MAP`]: live inet sockets tracked at
 /// once. Entries are allocated on demand (`BPF_F_NO_PREALLOC`), so memory follows the live
@@ -32,6 +41,16 @@ pub const MAX_LABELS: u32 = 16_384;
 pub const MAX_LABEL_INTERFACES: u32 = 65_536;
 /// Tombstones of released sockets kept for their last packets (an LRU map).
 pub const RELEASED_TOMBSTONES: u32 = 65_536;
+/// Capacity of [`RULES_MAP`].
+pub const MAX_RULES: u32 = 4096;
+/// Capacity of [`OWNER_TOTALS_MAP`]: uids plus cgroups that ever closed a socket.
+pub const MAX_OWNERS: u32 = 65_536;
+/// Deepest cgroup level whose rules are looked at (the cgroup v2 default `cgroup.max.depth` is
+/// unlimited, but real hierarchies are a handful of levels deep).
+pub const MAX_CGROUP_DEPTH: u32 = 32;
+/// The uid of [`OwnerKey`]s of sockets whose owner was never seen (made from a packet and
+/// closed before any task used them).
+pub const UNKNOWN_UID: u32 = u32::MAX;
 /// `BPF_F_NO_PREALLOC`.
 pub const MAP_NO_PREALLOC: u32 = 1;
 
@@ -192,6 +211,56 @@ pub struct LabelIfaceKey {
 }
 const _: () = assert!(size_of::<LabelIfaceKey>() == 16);
 
+/// What an [`OwnerKey`] names.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnerKind {
+    /// A user id: the task that created the socket ran as it.
+    Uid = 1,
+    /// A cgroup v2 id. For rules: the cgroup and its descendants; for totals: exactly the
+    /// cgroup the creating task was in.
+    Cgroup = 2,
+}
+
+impl OwnerKind {
+    /// This kind's bit in [`RULE_KINDS_MAP`].
+    #[must_use]
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// Key of [`RULES_MAP`] and [`OWNER_TOTALS_MAP`]: a uid or a cgroup id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerKey {
+    /// An [`OwnerKind`] as `u32`.
+    pub kind: u32,
+    pub pad: u32,
+    pub id: u64,
+}
+const _: () = assert!(size_of::<OwnerKey>() == 16);
+
+impl OwnerKey {
+    #[must_use]
+    pub const fn uid(uid: u32) -> Self {
+        Self {
+            kind: OwnerKind::Uid as u32,
+            pad: 0,
+            id: uid as u64,
+        }
+    }
+
+    #[must_use]
+    pub const fn cgroup(cgroup_id: u64) -> Self {
+        Self {
+            kind: OwnerKind::Cgroup as u32,
+            pad: 0,
+            id: cgroup_id,
+        }
+    }
+}
+
 /// Slots of [`COUNTERS_MAP`]. Every way the kernel side can fail to account a byte has one.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,11 +298,20 @@ pub enum Counter {
     /// the release hook never sees (kernel sockets, connections dropped from a closing
     /// listener's accept queue) or whose state closed before the application closed them.
     FoldedAtClose = 12,
+    /// Times a closing socket found [`OWNER_TOTALS_MAP`] full: its bytes are missing from the
+    /// per-uid and per-cgroup views (never from the per-label one).
+    OwnerTotalsFull = 13,
+    /// Payload bytes sent by those sockets.
+    OwnerOverflowTxBytes = 14,
+    /// Payload bytes received by those sockets.
+    OwnerOverflowRxBytes = 15,
+    /// Sockets a rule (uid or cgroup) labeled when they were made.
+    SocketsLabeledByRule = 16,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 17;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -248,6 +326,10 @@ impl Counter {
         Counter::OverflowWireRxBytes,
         Counter::UntrackedWireBytes,
         Counter::FoldedAtClose,
+        Counter::OwnerTotalsFull,
+        Counter::OwnerOverflowTxBytes,
+        Counter::OwnerOverflowRxBytes,
+        Counter::SocketsLabeledByRule,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -267,6 +349,10 @@ impl Counter {
             Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
             Counter::UntrackedWireBytes => "untracked_wire_bytes",
             Counter::FoldedAtClose => "folded_at_close",
+            Counter::OwnerTotalsFull => "owner_totals_full",
+            Counter::OwnerOverflowTxBytes => "owner_overflow_tx_bytes",
+            Counter::OwnerOverflowRxBytes => "owner_overflow_rx_bytes",
+            Counter::SocketsLabeledByRule => "sockets_labeled_by_rule",
         }
     }
 }
@@ -279,4 +365,5 @@ mod pod {
     unsafe impl aya::Pod for super::Totals {}
     unsafe impl aya::Pod for super::IfaceCounters {}
     unsafe impl aya::Pod for super::LabelIfaceKey {}
+    unsafe impl aya::Pod for super::OwnerKey {}
 }

@@ -15,5 +15,9 @@ pub mod client;
 pub mod label_name;
 #[cfg(feature = "user")]
 pub mod protocol;
+#[cfg(feature = "user")]
+pub mod sockstats;
+#[cfg(feature = "user")]
+pub mod text;
 
 pub use kernel::*;

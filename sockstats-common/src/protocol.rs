@@ -22,15 +22,19 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 8] = [
+pub const OPS: [&str; 12] = [
     "label",
     "unlabel",
     "get",
     "get_interfaces",
     "get_validation",
+    "get_by",
     "labels",
     "status",
     "debug_info",
+    "add_rule",
+    "remove_rule",
+    "rules",
 ];
 
 /// A request, as the daemon decodes it.
@@ -53,6 +57,87 @@ pub enum Request {
     Status,
     /// Everything a maintainer needs: hooks, program run statistics, map fill, counters.
     DebugInfo,
+    /// Payload bytes grouped by owner instead of label: uid, cgroup or process.
+    GetBy { by: Grouping },
+    /// Label every socket made from now on by a uid or by tasks in a cgroup subtree. Root only.
+    AddRule {
+        #[serde(flatten)]
+        selector: RuleSelector,
+        label: String,
+        /// Remove the rule when this connection closes (what `sockstats run` uses).
+        #[serde(default)]
+        temporary: bool,
+    },
+    /// Remove the rule of a uid or cgroup. Root only.
+    RemoveRule {
+        #[serde(flatten)]
+        selector: RuleSelector,
+    },
+    /// The rules in force.
+    Rules,
+}
+
+/// What `get_by` groups bytes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    Label,
+    Uid,
+    Cgroup,
+    Process,
+}
+
+impl Grouping {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Grouping::Label => "label",
+            Grouping::Uid => "uid",
+            Grouping::Cgroup => "cgroup",
+            Grouping::Process => "process",
+        }
+    }
+}
+
+/// Which sockets a rule labels: exactly one of `uid`, `user` or `cgroup`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RuleSelector {
+    /// Sockets made by tasks running as this uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Sockets made by tasks running as this user (a name the daemon resolves to its uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Sockets made by tasks in this cgroup v2 or below it: a path relative to the cgroup2
+    /// mount, like `/system.slice/nginx.service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+}
+
+impl RuleSelector {
+    #[must_use]
+    pub fn uid(uid: u32) -> Self {
+        Self {
+            uid: Some(uid),
+            ..Self::default()
+        }
+    }
+
+    #[must_use]
+    pub fn user(name: &str) -> Self {
+        Self {
+            user: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    #[must_use]
+    pub fn cgroup(path: &str) -> Self {
+        Self {
+            cgroup: Some(path.to_owned()),
+            ..Self::default()
+        }
+    }
 }
 
 impl Request {
@@ -60,6 +145,25 @@ impl Request {
     #[must_use]
     pub fn takes_fds(&self) -> bool {
         matches!(self, Request::Label { .. } | Request::Unlabel)
+    }
+
+    /// The op as written on the wire.
+    #[must_use]
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Label { .. } => "label",
+            Request::Unlabel => "unlabel",
+            Request::Get => "get",
+            Request::GetInterfaces => "get_interfaces",
+            Request::GetValidation => "get_validation",
+            Request::GetBy { .. } => "get_by",
+            Request::Labels => "labels",
+            Request::Status => "status",
+            Request::DebugInfo => "debug_info",
+            Request::AddRule { .. } => "add_rule",
+            Request::RemoveRule { .. } => "remove_rule",
+            Request::Rules => "rules",
+        }
     }
 }
 
@@ -121,21 +225,61 @@ pub fn encode_ok<T: Serialize>(body: &T) -> String {
     line
 }
 
-/// Encodes a failure reply, newline included.
+/// Why the daemon refused a request, for programs to act on (the `"code"` of an error reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request line is not a request: bad JSON, unknown op, missing or wrong fields.
+    BadRequest,
+    /// The label name is not a valid label name.
+    BadLabel,
+    /// A passed fd is not a TCP or UDP socket, or no fd came with a request that needs one.
+    NotASocket,
+    /// Only root may do this (rules).
+    NotPermitted,
+    /// What the request names does not exist (a rule, a user, a cgroup).
+    NotFound,
+    /// It exists already (a rule for the same uid or cgroup).
+    Conflict,
+    /// A limit was reached: clients, labels, rules, map capacity.
+    LimitReached,
+    /// Anything else; the message says what.
+    #[serde(other)]
+    Failed,
+}
+
+/// Encodes a failure reply with its code, newline included.
 #[must_use]
-pub fn encode_error(error: &str) -> String {
-    let mut line = serde_json::json!({ "ok": false, "error": error }).to_string();
+pub fn encode_refusal(code: ErrorCode, error: &str) -> String {
+    let mut line = serde_json::json!({ "ok": false, "code": code, "error": error }).to_string();
     line.push('\n');
     line
+}
+
+/// Encodes a failure reply of code [`ErrorCode::Failed`], newline included.
+#[must_use]
+pub fn encode_error(error: &str) -> String {
+    encode_refusal(ErrorCode::Failed, error)
 }
 
 /// A reply line as the client sees it: the body on success, the daemon's reason on failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
-    #[error("the daemon refused the request: {0}")]
-    Refused(String),
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
     #[error("the daemon sent a reply this client cannot read: {0}")]
     Malformed(String),
+}
+
+impl ReplyError {
+    /// The daemon's code for a refusal; `None` for a malformed reply.
+    #[must_use]
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ReplyError::Refused { code, .. } => Some(*code),
+            ReplyError::Malformed(_) => None,
+        }
+    }
 }
 
 /// Decodes a reply line (without its newline) into `T`.
@@ -146,13 +290,18 @@ pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<T, ReplyError> {
         Some(Value::Bool(true)) => {
             serde_json::from_value(value).map_err(|error| ReplyError::Malformed(error.to_string()))
         }
-        Some(Value::Bool(false)) => Err(ReplyError::Refused(
-            value
+        Some(Value::Bool(false)) => Err(ReplyError::Refused {
+            code: value
+                .get("code")
+                .cloned()
+                .and_then(|code| serde_json::from_value(code).ok())
+                .unwrap_or(ErrorCode::Failed),
+            message: value
                 .get("error")
                 .and_then(Value::as_str)
                 .unwrap_or("no reason given")
                 .to_owned(),
-        )),
+        }),
         _ => Err(ReplyError::Malformed(
             "reply has no boolean \"ok\" field".to_owned(),
         )),
@@ -327,6 +476,50 @@ pub struct ProgramStatus {
     pub prog_id: Option<u32>,
 }
 
+/// One rule in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    /// The uid, or the cgroup path, the rule is for.
+    #[serde(flatten)]
+    pub selector: RuleSelector,
+    pub label: String,
+    /// `config` (the rules file), `client` (added over the socket, kept in the state dir) or
+    /// `temporary` (removed when the connection that added it closes).
+    pub source: String,
+    /// Whether the kernel applies it now (a cgroup rule is inactive while its cgroup does not
+    /// exist).
+    pub active: bool,
+    /// The cgroup's id while it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_id: Option<u64>,
+}
+
+/// Reply to `rules`, and to `add_rule`/`remove_rule` (the rule added or removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesReply {
+    pub rules: Vec<RuleInfo>,
+}
+
+/// One group's bytes in a `get_by` reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCounts {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    /// Live sockets of the group now.
+    pub live_sockets: u64,
+}
+
+/// Reply to `get_by`: payload bytes per uid, cgroup or process (or label).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetByReply {
+    pub by: Grouping,
+    /// Bytes per group name: a user name, a cgroup path, `<pid> (<command>)` or a label, plus
+    /// rows in parentheses for bytes no group can own (see `covers`).
+    pub stats: BTreeMap<String, GroupCounts>,
+    /// In words, which sockets the groups cover.
+    pub covers: String,
+}
+
 /// Reply to `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
@@ -363,6 +556,43 @@ mod tests {
         assert_eq!(
             decode_request(br#"{"op":"status","extra":1}"#),
             Ok(Request::Status)
+        );
+    }
+
+    #[test]
+    fn decodes_rule_and_grouping_ops() {
+        assert_eq!(
+            decode_request(br#"{"op":"add_rule","cgroup":"/a.slice","label":"web"}"#),
+            Ok(Request::AddRule {
+                selector: RuleSelector::cgroup("/a.slice"),
+                label: "web".to_owned(),
+                temporary: false
+            })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"remove_rule","uid":33}"#),
+            Ok(Request::RemoveRule {
+                selector: RuleSelector::uid(33)
+            })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"get_by","by":"cgroup"}"#),
+            Ok(Request::GetBy {
+                by: Grouping::Cgroup
+            })
+        );
+        assert!(matches!(
+            decode_request(br#"{"op":"get_by","by":"planet"}"#),
+            Err(DecodeError::BadFields { .. })
+        ));
+        let request = Request::AddRule {
+            selector: RuleSelector::user("nobody"),
+            label: "n".to_owned(),
+            temporary: true,
+        };
+        assert_eq!(
+            decode_request(encode_request(&request).trim_end().as_bytes()),
+            Ok(request)
         );
     }
 
@@ -447,7 +677,25 @@ mod tests {
         let line = encode_error("bad label name");
         assert_eq!(
             decode_reply::<GetReply>(line.trim_end().as_bytes()),
-            Err(ReplyError::Refused("bad label name".to_owned()))
+            Err(ReplyError::Refused {
+                code: ErrorCode::Failed,
+                message: "bad label name".to_owned()
+            })
+        );
+        let coded = encode_refusal(ErrorCode::NotPermitted, "root only");
+        assert_eq!(
+            decode_reply::<GetReply>(coded.trim_end().as_bytes())
+                .unwrap_err()
+                .code(),
+            Some(ErrorCode::NotPermitted)
+        );
+        // A code from a newer daemon decodes as `failed`, keeping its message.
+        assert_eq!(
+            decode_reply::<GetReply>(br#"{"ok":false,"code":"brand_new","error":"x"}"#),
+            Err(ReplyError::Refused {
+                code: ErrorCode::Failed,
+                message: "x".to_owned()
+            })
         );
         assert!(matches!(
             decode_reply::<GetReply>(b"{}"),

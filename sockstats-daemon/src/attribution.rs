@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sockstats_common::{
-    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, Totals, INTERFACE_SLOTS, OTHER_IFINDEX,
-    OTHER_SLOT, UNKNOWN_IFINDEX, UNLABELED_ID,
+    Counter, IfaceCounters, LabelIfaceKey, OwnerKey, SocketEntry, Totals, INTERFACE_SLOTS,
+    OTHER_IFINDEX, OTHER_SLOT, UNKNOWN_IFINDEX, UNLABELED_ID,
 };
 
 /// What the kernel maps held at one moment (see [`crate::kernel::KernelMaps::snapshot`]).
@@ -19,6 +19,8 @@ pub struct KernelSnapshot {
     pub socket_labels: HashMap<u64, u32>,
     /// Bytes of closed sockets per (label id, interface).
     pub label_totals: HashMap<LabelIfaceKey, IfaceCounters>,
+    /// Payload of closed sockets per uid and per cgroup.
+    pub owner_totals: HashMap<OwnerKey, Totals>,
     /// The COUNTERS array.
     pub counters: [u64; Counter::COUNT as usize],
 }

@@ -2,9 +2,10 @@
 //!
 //! - `sock_send_length` / `sock_recv_length` (`tp_btf`, kernel 6.3+): add each successful
 //!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its [`SocketEntry`].
-//! - `sock_create` (`cgroup/sock_create`): make the entry with its owner.
+//! - `sock_create` (`cgroup/sock_create`): make the entry with its owner, and label it by the
+//!   rules (uid, cgroup) the daemon wrote.
 //! - `sock_release` (`cgroup/sock_release`): delete the entry and fold it into its label's
-//!   per-interface totals.
+//!   per-interface totals and its owner's (uid, cgroup) totals.
 //! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface each socket's
 //!   packets use and their IP-layer bytes and packets.
 //!
@@ -38,9 +39,13 @@
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod owners;
+#[cfg(target_arch = "bpf")]
 mod packets;
 #[cfg(target_arch = "bpf")]
 mod programs;
+#[cfg(target_arch = "bpf")]
+mod rules;
 #[cfg(target_arch = "bpf")]
 mod scope;
 #[cfg(target_arch = "bpf")]

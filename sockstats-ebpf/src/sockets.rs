@@ -15,7 +15,7 @@ use sockstats_common::{
     Counter, SocketEntry, DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC, RELEASED_TOMBSTONES, UNLABELED_ID,
 };
 
-use crate::{counters, scope, slots, totals};
+use crate::{counters, owners, rules, scope, slots, totals};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -30,7 +30,7 @@ pub static SOCKETS: HashMap<u64, SocketEntry> =
     HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
 
 #[map(name = "SOCKET_LABELS")]
-static SOCKET_LABELS: HashMap<u64, u32> = HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
+pub static SOCKET_LABELS: HashMap<u64, u32> = HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
 
 /// Recently released sockets: cookie → the label they were folded under. Their last packets
 /// (FIN, ACKs, retransmits after `close`) go to that label's totals instead of making a new
@@ -121,7 +121,8 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     let entry = match SOCKETS.get_ptr_mut(cookie) {
         Some(entry) => entry,
         None if scope::current_task_in_scope() => {
-            let Some(entry) = entry_or_insert(cookie, &entry_for_current_task()) else {
+            let new = entry_for_current_task();
+            let Some(entry) = entry_or_insert(cookie, &new) else {
                 let overflow = match direction {
                     Direction::Tx => Counter::OverflowTxBytes,
                     Direction::Rx => Counter::OverflowRxBytes,
@@ -129,6 +130,7 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
                 counters::add(overflow, bytes);
                 return;
             };
+            rules::label_new_socket(cookie, new.uid);
             entry
         }
         None => return,
@@ -142,6 +144,7 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
             (*entry).cgroup_id = cgroup_id;
             (*entry).uid = uid;
             (*entry).tgid = tgid;
+            rules::label_new_socket(cookie, uid);
         }
         match direction {
             Direction::Tx => {
@@ -171,11 +174,13 @@ pub fn on_create(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
+    let entry = entry_for_current_task();
     if SOCKETS
-        .insert(cookie, entry_for_current_task(), u64::from(BPF_NOEXIST))
+        .insert(cookie, entry, u64::from(BPF_NOEXIST))
         .is_ok()
     {
         counters::bump(Counter::SocketsCreated);
+        rules::label_new_socket(cookie, entry.uid);
     } else {
         // A fresh cookie cannot exist yet: the map is full. The socket's bytes will go to the
         // overflow bucket.
@@ -231,7 +236,9 @@ fn retire<C: EbpfContext>(ctx: &C, cookie: u64) {
         // RCU grace period, which cannot end while this program runs: reading it in place
         // (instead of copying 350 bytes to the 512-byte stack) is safe. No sendmsg/recvmsg
         // runs on a socket being released (they hold its file), so no payload is added now.
-        totals::fold(ctx, label, unsafe { &*entry });
+        let entry = unsafe { &*entry };
+        let in_overflow = totals::fold(ctx, label, entry);
+        owners::fold(entry, in_overflow);
     }
     counters::bump(Counter::SocketsReleased);
 }

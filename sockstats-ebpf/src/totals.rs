@@ -2,8 +2,8 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::map, maps::HashMap, EbpfContext};
 use aya_log_ebpf::warn;
 use sockstats_common::{
-    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, MAX_LABEL_INTERFACES, OTHER_IFINDEX,
-    OTHER_SLOT, UNKNOWN_IFINDEX, UNKNOWN_SLOT,
+    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, Totals, MAX_LABEL_INTERFACES,
+    OTHER_IFINDEX, OTHER_SLOT, UNKNOWN_IFINDEX, UNKNOWN_SLOT,
 };
 
 use crate::counters::{self, atomic_add};
@@ -21,7 +21,7 @@ pub fn add_late_packet<C: EbpfContext>(
     ifindex: u32,
     wire: &IfaceCounters,
 ) {
-    add(
+    let _ = add(
         ctx,
         &LabelIfaceKey {
             label,
@@ -32,8 +32,10 @@ pub fn add_late_packet<C: EbpfContext>(
     );
 }
 
-/// Adds every slot of `entry` to the totals of (`label`, the slot's interface).
-pub fn fold<C: EbpfContext>(ctx: &C, label: u32, entry: &SocketEntry) {
+/// Adds every slot of `entry` to the totals of (`label`, the slot's interface). Returns the
+/// payload that went to the overflow bucket instead (the map was full).
+pub fn fold<C: EbpfContext>(ctx: &C, label: u32, entry: &SocketEntry) -> Totals {
+    let mut overflowed = Totals::default();
     for (index, slot) in (0_u32..).zip(entry.slots.iter()) {
         if slot.counters.is_zero() {
             continue;
@@ -55,11 +57,15 @@ pub fn fold<C: EbpfContext>(ctx: &C, label: u32, entry: &SocketEntry) {
                 netns_cookie: slot.netns_cookie,
             },
         };
-        add(ctx, &key, &slot.counters);
+        if !add(ctx, &key, &slot.counters) {
+            overflowed.add(slot.counters.payload);
+        }
     }
+    overflowed
 }
 
-fn add<C: EbpfContext>(ctx: &C, key: &LabelIfaceKey, counters: &IfaceCounters) {
+/// Adds `counters` to the totals of `key`; false if they went to the overflow bucket.
+fn add<C: EbpfContext>(ctx: &C, key: &LabelIfaceKey, counters: &IfaceCounters) -> bool {
     let totals = if let Some(totals) = LABEL_TOTALS.get_ptr_mut(key) {
         totals
     } else {
@@ -75,7 +81,7 @@ fn add<C: EbpfContext>(ctx: &C, key: &LabelIfaceKey, counters: &IfaceCounters) {
                     ctx,
                     "sockstats: LABEL_TOTALS map full, label {} goes to overflow", key.label
                 );
-                return;
+                return false;
             };
             totals
         }
@@ -107,4 +113,5 @@ fn add<C: EbpfContext>(ctx: &C, key: &LabelIfaceKey, counters: &IfaceCounters) {
             counters.wire_packets.rx_packets,
         );
     }
+    true
 }

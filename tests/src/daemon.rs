@@ -127,6 +127,12 @@ impl TestDaemon {
         if let Some(root) = &self.cgroup_root {
             command.arg("--cgroup-root").arg(root);
         }
+        if !self.extra_args.iter().any(|arg| arg == "--rules-file") {
+            // Never the host's /etc/sockstats/rules.conf: an empty file of the test's own.
+            let rules = self.state_dir.with_file_name("rules.conf");
+            fs::write(&rules, "").expect("write an empty rules file");
+            command.arg("--rules-file").arg(rules);
+        }
         if let Some(netns) = &self.netns {
             let namespace = fs::File::open(format!("/run/netns/{netns}")).expect("open namespace");
             // SAFETY: between fork and exec only setns runs, which is async-signal-safe.

@@ -1,18 +1,45 @@
 //! `sockstats`: query the sockstats daemon. See `sockstats --help`.
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{
+    ffi::OsString,
+    io::{IsTerminal as _, Write as _},
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use clap::{Parser, Subcommand};
+use clap::{Args as ClapArgs, CommandFactory as _, Parser, Subcommand};
 use serde::Serialize;
-use sockstats_common::client::{default_socket_path, Client, ClientError};
-use sockstats_daemon::cli::{format, watch};
+use sockstats_common::{
+    client::{default_socket_path, Client, ClientError},
+    protocol::{Grouping, RuleSelector},
+};
+use sockstats_daemon::cli::{format, run, watch};
 
-/// Per-label network bytes of this host's sockets, from sockstatsd.
+const EXAMPLES: &str = "\
+Examples:
+  sockstats get                      bytes per label, largest first
+  sockstats get --by uid             bytes per user, no labeling needed
+  sockstats get --interfaces --wire  per interface, with IP-layer bytes and packets
+  sockstats watch                    live rates, like top
+  sudo sockstats run --label backup -- rsync -a /data host:/backup
+  sudo sockstats rules add --cgroup /system.slice/nginx.service --label web
+  sockstats completions bash > /etc/bash_completion.d/sockstats
+
+Environment:
+  SOCKSTATS_SOCKET  the daemon's socket (default /run/sockstats/sockstats.sock)
+  NO_COLOR          no bold headers even on a terminal
+
+Exit status: 0 on success, 1 on any error (one line on stderr saying what to do);
+`status` exits 1 when the programs are not attached; `run` exits with the command's status.";
+
+/// Which part of your software spends the network: per-label (and per-user, per-cgroup,
+/// per-process) bytes of this host's TCP and UDP sockets, counted exactly in the kernel by
+/// sockstatsd.
 #[derive(Debug, Parser)]
+#[command(version, about, long_about, after_long_help = EXAMPLES)]
 #[expect(
     clippy::doc_markdown,
     reason = "doc comments are the plain-text --help"
 )]
-#[command(version, about, long_about = None)]
 struct Args {
     /// The daemon's socket [default: $SOCKSTATS_SOCKET, else /run/sockstats/sockstats.sock].
     #[arg(long, global = true, value_name = "PATH")]
@@ -27,7 +54,10 @@ struct Args {
     reason = "doc comments are the plain-text --help"
 )]
 enum Command {
-    /// Payload bytes sent (tx) and received (rx) per label, since the daemon's state was created.
+    /// Payload bytes sent (tx) and received (rx) per label, since the daemon's state was made.
+    ///
+    /// Payload is what applications passed to send and got from recv, exactly; sockets nobody
+    /// labeled count as "unlabeled". Rows are sorted by total bytes, largest first.
     Get {
         /// Print JSON: {"stats": {"<label>": {"tx_bytes": N, "rx_bytes": N}}, "current_interface": …}.
         #[arg(long)]
@@ -35,10 +65,16 @@ enum Command {
         /// Exact byte counts instead of human units.
         #[arg(long)]
         bytes: bool,
+        /// Group by something other than labels: uid (user), cgroup (path below the cgroup2
+        /// mount) or process ("pid (command)"). uid and cgroup cover live and closed sockets;
+        /// process covers live sockets, closed ones are one row "(closed sockets)". With
+        /// --json: {"by": …, "stats": {"<group>": {"tx_bytes", "rx_bytes", "live_sockets"}}, "covers": …}.
+        #[arg(long, value_name = "GROUPING", value_enum, conflicts_with_all = ["interfaces", "validation"])]
+        by: Option<GroupingArg>,
         /// Split each label's bytes by the interface its packets really used. With --json:
         /// {"stats": {"<label>": {"tx_bytes_by_interface": {"<iface>": N}, "rx_bytes_by_interface": {…}}},
         /// "interfaces": […], "wire": {…}}. Interfaces of other network namespaces are named
-        /// <name>@<namespace>.
+        /// <name>/<namespace>.
         #[arg(long)]
         interfaces: bool,
         /// Per label, bytes from the kernel's own TCP counters (tcp_info bytes_acked and
@@ -68,6 +104,32 @@ enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Run a command with every socket it (and its children) make labeled LABEL (root).
+    ///
+    /// The command runs in a cgroup of its own with a temporary rule; its exit status is
+    /// passed through (128+N when killed by signal N, 127 when it is not found). Processes it
+    /// leaves behind are killed when it exits, and the cgroup is removed.
+    Run {
+        /// The label for the command's sockets.
+        #[arg(long, short)]
+        label: String,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, last = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// The labeling rules in force; `rules add` and `rules remove` change them (root).
+    ///
+    /// A rule labels every socket made from then on by a uid, or by a task in a cgroup or
+    /// below it, in the kernel, when the socket is made. The deepest cgroup rule wins over a
+    /// uid rule; a label set by a program over the socket wins over both. Rules added here
+    /// are kept across daemon restarts; rules from the rules file (sockstatsd --rules-file)
+    /// can only be changed in the file.
+    Rules {
+        #[command(subcommand)]
+        action: Option<RulesAction>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Registered labels and their stable ids.
     Labels {
         #[arg(long)]
@@ -85,6 +147,72 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GroupingArg {
+    Label,
+    Uid,
+    Cgroup,
+    Process,
+}
+
+impl From<GroupingArg> for Grouping {
+    fn from(arg: GroupingArg) -> Self {
+        match arg {
+            GroupingArg::Label => Grouping::Label,
+            GroupingArg::Uid => Grouping::Uid,
+            GroupingArg::Cgroup => Grouping::Cgroup,
+            GroupingArg::Process => Grouping::Process,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesAction {
+    /// Label every socket made from now on by a uid/user or in a cgroup subtree.
+    Add {
+        #[command(flatten)]
+        selector: SelectorArgs,
+        /// The label.
+        #[arg(long, short)]
+        label: String,
+    },
+    /// Remove the rule of a uid/user or cgroup.
+    Remove {
+        #[command(flatten)]
+        selector: SelectorArgs,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+#[group(required = true, multiple = false)]
+struct SelectorArgs {
+    /// Sockets made by tasks running as this uid.
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Sockets made by tasks running as this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Sockets made by tasks in this cgroup or below it: a path below the cgroup2 mount,
+    /// like /system.slice/nginx.service.
+    #[arg(long)]
+    cgroup: Option<String>,
+}
+
+impl SelectorArgs {
+    fn selector(&self) -> RuleSelector {
+        RuleSelector {
+            uid: self.uid,
+            user: self.user.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {
@@ -96,14 +224,27 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    format::set_colour(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let socket = args.socket.clone().unwrap_or_else(default_socket_path);
-    match run(&args.command, &socket) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("sockstats: {error}");
-            ExitCode::FAILURE
+    let result = match &args.command {
+        Command::Run { label, command } => {
+            run::run_labeled(&socket, label, command).map_err(|e| e.to_string())
         }
-    }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Args::command(),
+                "sockstats",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        command => query(command, &socket).map_err(|e| e.to_string()),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("sockstats: {error}");
+        ExitCode::FAILURE
+    })
 }
 
 fn print_json<T: Serialize>(value: &T) {
@@ -117,17 +258,22 @@ fn show<T: Serialize>(json: bool, reply: &T, human: impl FnOnce(&T) -> String) {
     if json {
         print_json(reply);
     } else {
-        print(&human(reply));
+        let _ = std::io::stdout().write_all(human(reply).as_bytes());
     }
 }
 
-fn print(text: &str) {
-    let _ = std::io::stdout().write_all(text.as_bytes());
-}
-
-fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
+fn query(command: &Command, socket: &Path) -> Result<ExitCode, ClientError> {
     let mut client = Client::connect(socket)?;
     match command {
+        Command::Get {
+            json,
+            bytes,
+            by: Some(by),
+            ..
+        } => {
+            let reply = client.get_by((*by).into())?;
+            show(*json, &reply, |reply| format::groups_table(reply, *bytes));
+        }
         Command::Get {
             json,
             bytes,
@@ -151,14 +297,21 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
                 format::interfaces_table(reply, *bytes, *wire)
             });
         }
-        Command::Get {
-            json,
-            bytes,
-            interfaces: false,
-            ..
-        } => {
+        Command::Get { json, bytes, .. } => {
             let reply = client.get()?;
             show(*json, &reply, |reply| format::get_table(reply, *bytes));
+        }
+        Command::Rules { action, json } => {
+            let reply = match action {
+                None => client.rules()?,
+                Some(RulesAction::Add { selector, label }) => {
+                    client.add_rule(selector.selector(), label, false)?
+                }
+                Some(RulesAction::Remove { selector }) => {
+                    client.remove_rule(selector.selector())?
+                }
+            };
+            show(*json, &reply, format::rules_table);
         }
         Command::Labels { json } => {
             let reply = client.labels()?;
@@ -189,6 +342,7 @@ fn run(command: &Command, socket: &PathBuf) -> Result<ExitCode, ClientError> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Run { .. } | Command::Completions { .. } => unreachable!("handled in main"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! `sockstatsd`: the sockstats daemon. See `sockstatsd --help`.
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{Arc, Mutex},
     time::Instant,
@@ -17,6 +17,8 @@ use sockstats_daemon::{
     interfaces::InterfaceNames,
     kernel::{self, AttachedKernel, LoadOptions},
     labels::LabelRegistry,
+    rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
+    sys::owners::{self, CgroupTree},
 };
 use tokio::{
     io::unix::AsyncFd,
@@ -71,6 +73,11 @@ struct Args {
     /// Rotated stats log files kept.
     #[arg(long, value_name = "N", default_value_t = 5)]
     stats_log_keep: usize,
+    /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
+    /// `cgroup <path below the cgroup2 mount> <label>`; `#` starts a comment. The default file
+    /// may be missing; a file named here must exist.
+    #[arg(long, value_name = "FILE")]
+    rules_file: Option<PathBuf>,
     /// Most clients served at once.
     #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_clients)]
     max_clients: usize,
@@ -149,6 +156,10 @@ fn start(
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
     let registry = LabelRegistry::open(&args.state_dir)?;
+    let rules = RuleSet::open(
+        &args.state_dir,
+        read_rules_file(args.rules_file.as_deref())?,
+    )?;
     let mount = cgroup::cgroup2_mount()?;
     let cgroup_root = cgroup::resolve_root(&mount, args.cgroup_root.as_deref())?;
     log::info!(
@@ -171,6 +182,8 @@ fn start(
         registry: Mutex::new(registry),
         interfaces: Mutex::new(interface_names),
         closed_tcp: Mutex::default(),
+        rules: Mutex::new(rules),
+        cgroups: CgroupTree::new(mount),
         info: DaemonInfo {
             programs: attached.programs.clone(),
             cgroup_root: cgroup_root.path,
@@ -180,8 +193,37 @@ fn start(
             started: Instant::now(),
         },
     });
+    daemon::rule_ops::apply(&daemon).map_err(anyhow::Error::msg)?;
+    let rule_count = daemon.rules.lock().expect("rules lock").rules().len();
+    if rule_count > 0 {
+        log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
+    }
     daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon), &attached.maps_dir);
     Ok((attached, daemon, listener))
+}
+
+/// The rules of `--rules-file`, or of the default file if it exists.
+fn read_rules_file(path: Option<&Path>) -> Result<Vec<(Selector, String)>> {
+    let (path, must_exist) = match path {
+        Some(path) => (path, true),
+        None => (Path::new(DEFAULT_RULES_FILE), false),
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            return Ok(Vec::new())
+        }
+        Err(source) => {
+            return Err(RuleError::ReadConfig {
+                path: path.to_owned(),
+                source,
+            }
+            .into())
+        }
+    };
+    let rules = sockstats_daemon::rules::parse_config(&text, path, owners::uid_of_user)?;
+    log::info!("read {} rule(s) from {}", rules.len(), path.display());
+    Ok(rules)
 }
 
 /// Serves clients (and the optional stats log and metrics) until SIGTERM or SIGINT.
@@ -251,8 +293,8 @@ async fn serve_until_signal(
     Ok(())
 }
 
-/// Re-reads interface names every second, so that an interface that exists only briefly between
-/// two queries still gets its name.
+/// Every second: re-reads interface names, so that an interface that exists only briefly
+/// between two queries still gets its name, and re-resolves the cgroups of rules.
 async fn follow_interfaces(daemon: Arc<Daemon>) {
     let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
@@ -260,6 +302,10 @@ async fn follow_interfaces(daemon: Arc<Daemon>) {
         let daemon = Arc::clone(&daemon);
         let _ = tokio::task::spawn_blocking(move || {
             daemon.interfaces.lock().expect("interfaces lock").refresh();
+            // A cgroup made again (a restarted service) has a new id: follow it.
+            if let Err(error) = daemon::rule_ops::apply(&daemon) {
+                log::warn!("{error}");
+            }
         })
         .await;
     }

@@ -1,3 +1,5 @@
-//! Presentation for the `sockstats` CLI: human tables and byte units. No I/O here.
-pub mod format;
+//! The `sockstats` CLI: presentation ([`format`], shared with the client library), the live
+//! view ([`watch`]) and `sockstats run` ([`run`]).
+pub use sockstats_common::text as format;
+pub mod run;
 pub mod watch;

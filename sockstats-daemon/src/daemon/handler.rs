@@ -5,67 +5,76 @@ use std::{
 };
 
 use sockstats_common::protocol::{
-    encode_error, encode_ok, ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelInfo,
-    LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply, UnlabelReply,
-    WireCounts,
+    encode_ok, ByteCounts, DebugReply, ErrorCode, GetInterfacesReply, GetReply, Grouping,
+    LabelInfo, LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply,
+    UnlabelReply, WireCounts,
 };
 use sockstats_common::{
     label_name::UNLABELED_NAME, protocol::MapFill, Counter, SOCKETS_MAP, UNLABELED_ID,
 };
 
-use super::{state::Daemon, views};
+use super::{
+    refusal::{Peer, Refusal},
+    rule_ops,
+    state::Daemon,
+    views,
+};
 use crate::{
     attribution, interfaces,
+    labels::RegistryError,
     sys::socket_info::{self, InetSocket},
 };
 
-/// Handles `request` with the `fds` that came with it, and closes them. Returns the reply line.
+/// Handles `request` from `peer` with the `fds` that came with it, and closes them. Returns
+/// the reply line.
 #[must_use]
-pub fn handle(daemon: &Daemon, request: Request, fds: Vec<OwnedFd>) -> String {
-    let result = match request {
+pub fn handle(daemon: &Daemon, peer: Peer, request: Request, fds: Vec<OwnedFd>) -> String {
+    let result: Result<String, Refusal> = match request {
         Request::Label { label } => label_sockets(daemon, &label, &fds),
         Request::Unlabel => unlabel_sockets(daemon, &fds),
-        other if !fds.is_empty() => Err(format!(
-            "op {:?} does not take fds; the {} passed fd(s) were closed",
-            op_name(&other),
-            fds.len()
+        other if !fds.is_empty() => Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!(
+                "op {:?} does not take fds; the {} passed fd(s) were closed",
+                other.op(),
+                fds.len()
+            ),
         )),
-        Request::Get => get(daemon),
-        Request::GetInterfaces => get_interfaces(daemon),
-        Request::GetValidation => super::validation::get_validation(daemon),
+        Request::Get => get(daemon).map_err(Refusal::from),
+        Request::GetInterfaces => get_interfaces(daemon).map_err(Refusal::from),
+        Request::GetValidation => super::validation::get_validation(daemon).map_err(Refusal::from),
+        Request::GetBy { by } => get_by(daemon, by).map_err(Refusal::from),
         Request::Labels => Ok(labels(daemon)),
         Request::Status => Ok(status(daemon)),
         Request::DebugInfo => Ok(debug_info(daemon)),
+        Request::AddRule {
+            selector,
+            label,
+            temporary,
+        } => rule_ops::add_rule(daemon, peer, &selector, &label, temporary),
+        Request::RemoveRule { selector } => rule_ops::remove_rule(daemon, peer, &selector),
+        Request::Rules => Ok(rule_ops::list_rules(daemon)),
     };
     drop(fds);
-    result.unwrap_or_else(|error| encode_error(&error))
-}
-
-fn op_name(request: &Request) -> &'static str {
-    match request {
-        Request::Label { .. } => "label",
-        Request::Unlabel => "unlabel",
-        Request::Get => "get",
-        Request::GetInterfaces => "get_interfaces",
-        Request::GetValidation => "get_validation",
-        Request::Labels => "labels",
-        Request::Status => "status",
-        Request::DebugInfo => "debug_info",
-    }
+    result.unwrap_or_else(|refusal| refusal.encode())
 }
 
 /// Inspects every passed fd; all must be inet sockets, or nothing is done.
-fn inspect_all(fds: &[OwnedFd], op: &str) -> Result<Vec<InetSocket>, String> {
+fn inspect_all(fds: &[OwnedFd], op: &str) -> Result<Vec<InetSocket>, Refusal> {
     if fds.is_empty() {
-        return Err(format!(
+        return Err(Refusal::new(ErrorCode::NotASocket, format!(
             "{op} needs the socket fds passed with the request (SCM_RIGHTS in the same sendmsg); none arrived"
-        ));
+        )));
     }
     fds.iter()
         .enumerate()
         .map(|(index, fd)| {
-            socket_info::inspect(fd.as_fd())
-                .map_err(|error| format!("fd {} of {} passed: {error}", index + 1, fds.len()))
+            socket_info::inspect(fd.as_fd()).map_err(|error| {
+                Refusal::new(
+                    ErrorCode::NotASocket,
+                    format!("fd {} of {} passed: {error}", index + 1, fds.len()),
+                )
+            })
         })
         .collect()
 }
@@ -78,7 +87,7 @@ fn socket_info_of(socket: &InetSocket) -> SocketInfo {
     }
 }
 
-fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String, String> {
+fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String, Refusal> {
     let sockets = inspect_all(fds, "label")?;
     if label == UNLABELED_NAME {
         // Putting a socket under `unlabeled` is taking its label off.
@@ -94,13 +103,17 @@ fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String
         .lock()
         .expect("registry lock")
         .get_or_create(label)
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| match error {
+            RegistryError::BadName(_) => Refusal::new(ErrorCode::BadLabel, error.to_string()),
+            RegistryError::Full { .. } => Refusal::new(ErrorCode::LimitReached, error.to_string()),
+            other => Refusal::from(other.to_string()),
+        })?;
     let mut kernel = daemon.kernel.lock().expect("kernel lock");
     // The passed fds keep the sockets open until we return, so none can be released (and its
     // label entry leaked) between these writes and the daemon closing the fds.
     let cookies: Vec<u64> = sockets.iter().map(|s| s.cookie).collect();
     kernel.set_labels_all_or_nothing(&cookies, label_id).map_err(|error| {
-        format!("cannot label the sockets: {error} (too many live labeled sockets?); none was labeled")
+        Refusal::new(ErrorCode::LimitReached, format!("cannot label the sockets: {error} (too many live labeled sockets?); none was labeled"))
     })?;
     log::debug!(
         "labeled {} socket(s) {label:?} (id {label_id})",
@@ -123,7 +136,7 @@ fn remove_labels(daemon: &Daemon, sockets: &[InetSocket]) -> Result<(), String> 
     Ok(())
 }
 
-fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, String> {
+fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, Refusal> {
     let sockets = inspect_all(fds, "unlabel")?;
     remove_labels(daemon, &sockets)?;
     Ok(encode_ok(&UnlabelReply {
@@ -157,6 +170,17 @@ fn get(daemon: &Daemon) -> Result<String, String> {
             .insert(views::label_name(&registry, id), to_counts(totals));
     }
     Ok(encode_ok(&reply))
+}
+
+fn get_by(daemon: &Daemon, by: Grouping) -> Result<String, String> {
+    let snapshot = views::snapshot(daemon)?;
+    let groups = crate::grouping::group(&snapshot, by);
+    let stats = views::group_names(daemon, groups);
+    Ok(encode_ok(&sockstats_common::protocol::GetByReply {
+        by,
+        stats,
+        covers: crate::grouping::covers(by).to_owned(),
+    }))
 }
 
 fn get_interfaces(daemon: &Daemon) -> Result<String, String> {

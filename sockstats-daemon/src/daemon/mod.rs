@@ -2,6 +2,8 @@
 pub mod connection;
 pub mod handler;
 pub mod metrics_server;
+pub mod refusal;
+pub mod rule_ops;
 pub mod server;
 pub mod socket_file;
 pub mod state;

@@ -1,8 +1,16 @@
 //! The Unix-socket server: accepts clients (at most `max_clients` at once), frames their
 //! requests and answers them, until shutdown.
-use std::{io, os::fd::AsFd, sync::Arc, time::Duration};
+use std::{
+    io,
+    os::fd::AsFd,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use sockstats_common::protocol::{decode_request, encode_error};
+use sockstats_common::protocol::{decode_request, encode_error, encode_refusal, ErrorCode};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _, Interest},
     net::{UnixListener, UnixStream},
@@ -10,8 +18,11 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{connection::LineFramer, handler, state::Daemon};
+use super::{connection::LineFramer, handler, refusal::Peer, rule_ops, state::Daemon};
 use crate::sys::fd_passing::recv_with_fds;
+
+/// Numbers connections, for the temporary rules that belong to one.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// How long shutdown waits for connections to finish their current request.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -77,9 +88,10 @@ pub async fn serve(
 }
 
 async fn refuse(mut stream: UnixStream, max_clients: usize) {
-    let reply = encode_error(&format!(
-        "sockstatsd is serving its maximum of {max_clients} clients; try again shortly"
-    ));
+    let reply = encode_refusal(
+        ErrorCode::LimitReached,
+        &format!("sockstatsd is serving its maximum of {max_clients} clients; try again shortly"),
+    );
     let _ = stream.write_all(reply.as_bytes()).await;
 }
 
@@ -88,11 +100,20 @@ async fn serve_connection(
     daemon: Arc<Daemon>,
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    let peer = Peer {
+        uid: stream.peer_cred()?.uid(),
+        connection: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+    };
     let mut framer = LineFramer::new();
-    let refusal = serve_requests(&mut stream, &mut framer, &daemon, shutdown).await?;
+    let served = serve_requests(&mut stream, &mut framer, &daemon, peer, shutdown).await;
     // Passed fds still waiting in the framer are closed now, not after the drain.
     drop(framer);
-    match refusal {
+    let closing = Arc::clone(&daemon);
+    let _ = tokio::task::spawn_blocking(move || {
+        rule_ops::connection_closed(&closing, peer.connection);
+    })
+    .await;
+    match served? {
         Some(error) => refuse_and_close(stream, &error).await,
         None => Ok(()),
     }
@@ -103,6 +124,7 @@ async fn serve_requests(
     stream: &mut UnixStream,
     framer: &mut LineFramer,
     daemon: &Arc<Daemon>,
+    peer: Peer,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<Option<String>> {
     let mut buf = vec![0u8; 16 * 1024];
@@ -115,11 +137,13 @@ async fn serve_requests(
             let reply = match decode_request(&line) {
                 Ok(request) => {
                     let daemon = Arc::clone(daemon);
-                    tokio::task::spawn_blocking(move || handler::handle(&daemon, request, fds))
-                        .await
-                        .unwrap_or_else(|error| encode_error(&format!("internal error: {error}")))
+                    tokio::task::spawn_blocking(move || {
+                        handler::handle(&daemon, peer, request, fds)
+                    })
+                    .await
+                    .unwrap_or_else(|error| encode_error(&format!("internal error: {error}")))
                 }
-                Err(error) => encode_error(&error.to_string()),
+                Err(error) => encode_refusal(ErrorCode::BadRequest, &error.to_string()),
             };
             stream.write_all(reply.as_bytes()).await?;
         }

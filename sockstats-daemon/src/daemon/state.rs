@@ -10,7 +10,10 @@ use sockstats_common::Totals;
 
 use sockstats_common::protocol::ProgramStatus;
 
-use crate::{interfaces::InterfaceNames, kernel::KernelMaps, labels::LabelRegistry};
+use crate::{
+    interfaces::InterfaceNames, kernel::KernelMaps, labels::LabelRegistry, rules::RuleSet,
+    sys::owners::CgroupTree,
+};
 
 /// The kernel's final `tcp_info` counters of closed sockets, per label id (validation).
 #[derive(Debug, Default)]
@@ -57,8 +60,8 @@ pub struct DaemonInfo {
     pub started: Instant,
 }
 
-/// Shared daemon state. No code holds `kernel` while taking another lock; `interfaces` is
-/// taken before `registry`.
+/// Shared daemon state. No code holds `kernel` while taking another lock; `rules` and
+/// `interfaces` are taken before `registry`.
 pub struct Daemon {
     pub kernel: Mutex<KernelMaps>,
     pub registry: Mutex<LabelRegistry>,
@@ -66,5 +69,9 @@ pub struct Daemon {
     pub interfaces: Mutex<InterfaceNames>,
     /// Final TCP counters of tracked sockets destroyed since the daemon started.
     pub closed_tcp: Mutex<ClosedTcp>,
+    /// The labeling rules in force.
+    pub rules: Mutex<RuleSet>,
+    /// The cgroup v2 tree: rule paths to ids, ids to names.
+    pub cgroups: CgroupTree,
     pub info: DaemonInfo,
 }

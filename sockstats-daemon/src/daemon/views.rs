@@ -2,12 +2,14 @@
 //! (from rtnetlink). Shared by `get_interfaces`, the metrics endpoint and the stats log.
 use std::collections::BTreeMap;
 
-use sockstats_common::{IfaceCounters, Totals};
+use sockstats_common::{protocol::GroupCounts, IfaceCounters, Totals};
 
 use super::state::Daemon;
 use crate::{
     attribution::{self, KernelSnapshot},
+    grouping::{Group, GroupTotals},
     labels::LabelRegistry,
+    sys::owners,
 };
 
 /// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
@@ -77,4 +79,40 @@ pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, String> {
         }
     }
     Ok(NamedTotals { labels, snapshot })
+}
+
+/// Names the groups of a grouping: label names, user names, cgroup paths, `<pid> (<comm>)`,
+/// and names in parentheses for the groups no owner has. Groups that end up with one name
+/// (two removed cgroups, say) add up under it.
+#[must_use]
+pub fn group_names(
+    daemon: &Daemon,
+    groups: BTreeMap<Group, GroupTotals>,
+) -> BTreeMap<String, GroupCounts> {
+    let cgroup_paths = groups
+        .keys()
+        .any(|group| matches!(group, Group::Cgroup(_)))
+        .then(|| daemon.cgroups.paths_by_id());
+    let registry = daemon.registry.lock().expect("registry lock");
+    let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
+    for (group, totals) in groups {
+        let name = match group {
+            Group::Label(id) => label_name(&registry, id),
+            Group::Uid(uid) => owners::user_name(uid),
+            Group::Cgroup(id) => cgroup_paths
+                .as_ref()
+                .and_then(|paths| paths.get(&id).cloned())
+                .unwrap_or_else(|| format!("(removed cgroup {id})")),
+            Group::Process(tgid) => owners::process_name(tgid),
+            Group::ClosedSockets => "(closed sockets)".to_owned(),
+            Group::UnknownOwner => "(unknown owner)".to_owned(),
+            Group::Overflow => "(overflow)".to_owned(),
+            Group::OwnerOverflow => "(owner totals full)".to_owned(),
+        };
+        let counts = named.entry(name).or_default();
+        counts.tx_bytes = counts.tx_bytes.saturating_add(totals.payload.tx_bytes);
+        counts.rx_bytes = counts.rx_bytes.saturating_add(totals.payload.rx_bytes);
+        counts.live_sockets += totals.live_sockets;
+    }
+    named
 }

@@ -23,7 +23,7 @@ use aya::{
 use sockstats_common::{
     protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
     GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION,
-    RELEASED_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+    OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP, RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use super::maps::KernelMaps;
@@ -379,6 +379,11 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
         counters: Array::try_from(take(COUNTERS_MAP)?).map_err(|e| map_error(COUNTERS_MAP, &e))?,
         released: HashMap::try_from(take(RELEASED_MAP)?)
             .map_err(|e| map_error(RELEASED_MAP, &e))?,
+        rules: HashMap::try_from(take(RULES_MAP)?).map_err(|e| map_error(RULES_MAP, &e))?,
+        rule_kinds: Array::try_from(take(RULE_KINDS_MAP)?)
+            .map_err(|e| map_error(RULE_KINDS_MAP, &e))?,
+        owner_totals: HashMap::try_from(take(OWNER_TOTALS_MAP)?)
+            .map_err(|e| map_error(OWNER_TOTALS_MAP, &e))?,
     })
 }
 

@@ -7,8 +7,8 @@ use std::collections::HashMap as StdHashMap;
 
 use aya::maps::{Array, HashMap, IterableMap as _, MapData, MapError};
 use sockstats_common::{
-    protocol::MapFill, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, LABEL_TOTALS_MAP,
-    SOCKETS_MAP, SOCKET_LABELS_MAP,
+    protocol::MapFill, Counter, IfaceCounters, LabelIfaceKey, OwnerKey, SocketEntry, Totals,
+    LABEL_TOTALS_MAP, OWNER_TOTALS_MAP, RULES_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use crate::attribution::KernelSnapshot;
@@ -24,6 +24,12 @@ pub struct KernelMaps {
     pub(crate) counters: Array<MapData, u64>,
     /// Tombstones of released sockets (LRU): cookie → label id.
     pub(crate) released: HashMap<MapData, u64, u32>,
+    /// Labeling rules: uid or cgroup → label id. Written only by the daemon.
+    pub(crate) rules: HashMap<MapData, OwnerKey, u32>,
+    /// Which kinds of rules exist (one `u32` of bits). Written only by the daemon.
+    pub(crate) rule_kinds: Array<MapData, u32>,
+    /// Payload of closed sockets per uid and per cgroup.
+    pub(crate) owner_totals: HashMap<MapData, OwnerKey, Totals>,
 }
 
 impl KernelMaps {
@@ -65,6 +71,37 @@ impl KernelMaps {
         }
     }
 
+    /// Makes the kernel's rules exactly `rules` (uid or cgroup → label id): rules that went away
+    /// are removed, new and changed ones written, then the kinds in use published.
+    pub fn sync_rules(
+        &mut self,
+        rules: &std::collections::BTreeMap<OwnerKey, u32>,
+    ) -> Result<(), MapError> {
+        let present: Vec<OwnerKey> = self.rules.keys().collect::<Result<_, _>>()?;
+        let mut kinds = 0;
+        for key in rules.keys() {
+            kinds |= 1 << key.kind;
+        }
+        // Publish new kinds before their rules and drop old kinds after theirs are gone: a
+        // socket made meanwhile does one lookup too many, never one too few.
+        let before = self.rule_kinds.get(&0, 0)?;
+        self.rule_kinds.set(0, before | kinds, 0)?;
+        for key in present {
+            if !rules.contains_key(&key) {
+                match self.rules.remove(&key) {
+                    Err(error) if !is_not_found(&error) => return Err(error),
+                    _ => {}
+                }
+            }
+        }
+        for (key, label) in rules {
+            if self.rules.get(key, 0).ok() != Some(*label) {
+                self.rules.insert(key, label, 0)?;
+            }
+        }
+        self.rule_kinds.set(0, kinds, 0)
+    }
+
     /// Entries and capacity of the per-socket and totals maps.
     #[must_use]
     pub fn fill(&self) -> Vec<MapFill> {
@@ -89,6 +126,8 @@ impl KernelMaps {
             fill(SOCKETS_MAP, &self.sockets),
             fill(SOCKET_LABELS_MAP, &self.socket_labels),
             fill(LABEL_TOTALS_MAP, &self.label_totals),
+            fill(OWNER_TOTALS_MAP, &self.owner_totals),
+            fill(RULES_MAP, &self.rules),
         ]
     }
 
@@ -126,6 +165,8 @@ impl KernelMaps {
         let finished_before = self.counters()?[Counter::SocketsReleased as usize];
         let label_totals: StdHashMap<LabelIfaceKey, IfaceCounters> =
             self.label_totals.iter().collect::<Result<_, _>>()?;
+        let owner_totals: StdHashMap<OwnerKey, Totals> =
+            self.owner_totals.iter().collect::<Result<_, _>>()?;
         let socket_labels: StdHashMap<u64, u32> = self
             .socket_labels
             .iter()
@@ -145,6 +186,7 @@ impl KernelMaps {
                 sockets,
                 socket_labels,
                 label_totals,
+                owner_totals,
                 counters,
             },
             consistent,

@@ -4,5 +4,6 @@ pub mod fd_passing;
 pub mod netlink;
 pub mod netlink_io;
 pub mod netns;
+pub mod owners;
 pub mod sock_diag;
 pub mod socket_info;

@@ -1,10 +1,22 @@
-//! Human output: byte units and aligned tables.
-use std::fmt::Write as _;
-
-use sockstats_common::protocol::{
-    ByteCounts, DebugReply, GetInterfacesReply, GetReply, LabelsReply, StatusReply,
-    ValidationReply, WireCounts,
+//! Human output: byte units and aligned tables (what `sockstats` prints, and what
+//! [`crate::sockstats::debug_info`] returns).
+use std::{
+    fmt::Write as _,
+    sync::atomic::{AtomicBool, Ordering},
 };
+
+use crate::protocol::{
+    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, GroupCounts, LabelsReply,
+    RulesReply, StatusReply, ValidationReply, WireCounts,
+};
+
+static COLOUR: AtomicBool = AtomicBool::new(false);
+
+/// Turns bold table headers on or off (off by default). The CLI turns them on when stdout is a
+/// terminal and `NO_COLOR` is unset.
+pub fn set_colour(enabled: bool) {
+    COLOUR.store(enabled, Ordering::Relaxed);
+}
 
 /// `1536` → `1.5 KiB`; below 1 KiB the exact count, e.g. `512 B`.
 #[must_use]
@@ -35,7 +47,7 @@ pub fn table(header: &[&str], text_columns: usize, rows: &[Vec<String>]) -> Stri
     }
     let mut out = String::new();
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
+    for (index, row) in std::iter::once(&header).chain(rows).enumerate() {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -48,7 +60,12 @@ pub fn table(header: &[&str], text_columns: usize, rows: &[Vec<String>]) -> Stri
                 }
             })
             .collect();
-        out.push_str(cells.join("  ").trim_end());
+        let line = cells.join("  ");
+        if index == 0 && COLOUR.load(Ordering::Relaxed) {
+            let _ = write!(out, "\x1b[1m{}\x1b[0m", line.trim_end());
+        } else {
+            out.push_str(line.trim_end());
+        }
         out.push('\n');
     }
     out
@@ -256,6 +273,63 @@ pub fn debug_text(reply: &DebugReply) -> String {
     out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
     out.push_str(&counters_table(&reply.counters));
     out
+}
+
+/// The `sockstats get --by …` table: groups by total bytes, largest first.
+#[must_use]
+pub fn groups_table(reply: &GetByReply, exact: bool) -> String {
+    let mut groups: Vec<(&String, &GroupCounts)> = reply.stats.iter().collect();
+    groups.sort_by(|a, b| {
+        let total = |c: &GroupCounts| c.tx_bytes.saturating_add(c.rx_bytes);
+        total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0))
+    });
+    let rows: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|(name, c)| {
+            vec![
+                name.clone(),
+                bytes_cell(c.tx_bytes, exact),
+                bytes_cell(c.rx_bytes, exact),
+                c.live_sockets.to_string(),
+            ]
+        })
+        .collect();
+    let header = reply.by.name().to_uppercase();
+    let mut out = table(&[&header, "TX", "RX", "LIVE SOCKETS"], 1, &rows);
+    let _ = writeln!(out, "covers {}", reply.covers);
+    out
+}
+
+/// The `sockstats rules` table.
+#[must_use]
+pub fn rules_table(reply: &RulesReply) -> String {
+    if reply.rules.is_empty() {
+        return "no rules (add one with `sockstats rules add`, or in the rules file)\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = reply
+        .rules
+        .iter()
+        .map(|rule| {
+            let (kind, what) = match (&rule.selector.uid, &rule.selector.cgroup) {
+                (Some(uid), _) => ("uid", uid.to_string()),
+                (None, Some(path)) => ("cgroup", path.clone()),
+                (None, None) => ("user", rule.selector.user.clone().unwrap_or_default()),
+            };
+            let state = if rule.active {
+                "active"
+            } else {
+                "inactive (no such cgroup now)"
+            };
+            vec![
+                kind.to_owned(),
+                what,
+                rule.label.clone(),
+                rule.source.clone(),
+                state.to_owned(),
+            ]
+        })
+        .collect();
+    table(&["KIND", "MATCHES", "LABEL", "SOURCE", "STATE"], 5, &rows)
 }
 
 /// The `sockstats labels` table.

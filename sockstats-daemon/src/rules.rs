@@ -1,0 +1,542 @@
+//! Labeling rules: every socket made by a uid, or by a task in a cgroup subtree, gets a label.
+//!
+//! Rules come from the rules file (read at start), from root clients (kept in the state dir, so
+//! they survive restarts) and from `sockstats run` (temporary: gone when the connection that
+//! added them closes). The kernel applies them when a socket is made (the `RULES` map); this
+//! module owns what they are, checks them, and turns them into the kernel's keys.
+use std::{
+    collections::BTreeMap,
+    fmt, fs,
+    io::{self, Write as _},
+    path::{Component, Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use sockstats_common::{
+    label_name::{self, LabelNameError},
+    protocol::{RuleInfo, RuleSelector},
+    OwnerKey, MAX_RULES,
+};
+
+/// File name of the client rules inside the state dir.
+pub const RULES_STATE_FILE: &str = "rules.json";
+/// Where `sockstatsd` reads rules at start unless told otherwise (a missing file is no rules).
+pub const DEFAULT_RULES_FILE: &str = "/etc/sockstats/rules.conf";
+
+/// Which sockets a rule labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    /// Sockets made by tasks running as this uid.
+    Uid(u32),
+    /// Sockets made by tasks in this cgroup or below it: a normalized path relative to the
+    /// cgroup2 mount (`/` or `/a/b`).
+    Cgroup(String),
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Uid(uid) => write!(f, "uid {uid}"),
+            Selector::Cgroup(path) => write!(f, "cgroup {path}"),
+        }
+    }
+}
+
+/// Where a rule came from; it decides who may remove it and whether it is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The rules file: changed by editing it and restarting the daemon.
+    Config,
+    /// A root client; saved in the state dir.
+    Client,
+    /// A root client that asked for it to last only as long as its connection.
+    Temporary { connection: u64 },
+}
+
+impl Source {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Client => "client",
+            Source::Temporary { .. } => "temporary",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub selector: Selector,
+    pub label: String,
+    pub source: Source,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{}:{line}: {reason}", path.display())]
+    Config {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot read rules file {}: {source}", path.display())]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read saved rules {}: {reason}; fix or remove the file", path.display())]
+    ReadState { path: PathBuf, reason: String },
+    #[error("cannot save rules to {}: {source}", path.display())]
+    WriteState {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a rule for {selector} exists already (label {label:?}); remove it first")]
+    Conflict { selector: Selector, label: String },
+    #[error("no rule for {0}; `sockstats rules` lists them")]
+    NotFound(Selector),
+    #[error("the rule for {0} comes from the rules file: edit the file and restart sockstatsd")]
+    FromConfig(Selector),
+    #[error("bad cgroup path {path:?}: {reason}")]
+    BadCgroup { path: String, reason: &'static str },
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    #[error("a rule names exactly one of uid, user or cgroup")]
+    BadSelector,
+    #[error("there are {MAX_RULES} rules already, the most the kernel map holds")]
+    TooMany,
+    #[error(transparent)]
+    BadLabel(#[from] LabelNameError),
+}
+
+/// Checks a cgroup path and writes it one way: `/`, or `/a/b` without `.`, `..` or a
+/// trailing slash.
+pub fn normalize_cgroup(path: &str) -> Result<String, RuleError> {
+    let bad = |reason| RuleError::BadCgroup {
+        path: path.to_owned(),
+        reason,
+    };
+    if !path.starts_with('/') {
+        return Err(bad(
+            "it must start with / (it is relative to the cgroup2 mount)",
+        ));
+    }
+    let mut normalized = String::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::RootDir => {}
+            Component::Normal(part) => {
+                normalized.push('/');
+                normalized.push_str(part.to_str().ok_or_else(|| bad("it is not UTF-8"))?);
+            }
+            _ => return Err(bad("it may not contain . or ..")),
+        }
+    }
+    if normalized.is_empty() {
+        normalized.push('/');
+    }
+    Ok(normalized)
+}
+
+/// The selector a client's [`RuleSelector`] names; `user` names go through `resolve_user`.
+pub fn selector_of(
+    selector: &RuleSelector,
+    resolve_user: impl Fn(&str) -> Option<u32>,
+) -> Result<Selector, RuleError> {
+    match (&selector.uid, &selector.user, &selector.cgroup) {
+        (Some(uid), None, None) => Ok(Selector::Uid(*uid)),
+        (None, Some(name), None) => resolve_user(name)
+            .map(Selector::Uid)
+            .ok_or_else(|| RuleError::NoSuchUser(name.clone())),
+        (None, None, Some(path)) => Ok(Selector::Cgroup(normalize_cgroup(path)?)),
+        _ => Err(RuleError::BadSelector),
+    }
+}
+
+/// Parses a rules file: one rule per line, `uid <N> <label>`, `user <name> <label>` or
+/// `cgroup <path> <label>`; `#` starts a comment.
+pub fn parse_config(
+    text: &str,
+    path: &Path,
+    resolve_user: impl Fn(&str) -> Option<u32>,
+) -> Result<Vec<(Selector, String)>, RuleError> {
+    let mut rules: Vec<(Selector, String)> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let error = |reason: String| RuleError::Config {
+            path: path.to_owned(),
+            line: index + 1,
+            reason,
+        };
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [kind, value, label] = words[..] else {
+            return Err(error(format!(
+                "expected `uid <N> <label>`, `user <name> <label>` or `cgroup <path> <label>`, got {line:?}"
+            )));
+        };
+        let selector = match kind {
+            "uid" => Selector::Uid(
+                value
+                    .parse()
+                    .map_err(|_| error(format!("{value:?} is not a uid")))?,
+            ),
+            "user" => Selector::Uid(
+                resolve_user(value).ok_or_else(|| error(format!("no user named {value:?}")))?,
+            ),
+            "cgroup" => {
+                Selector::Cgroup(normalize_cgroup(value).map_err(|e| error(e.to_string()))?)
+            }
+            other => {
+                return Err(error(format!(
+                    "unknown rule kind {other:?}: use uid, user or cgroup"
+                )))
+            }
+        };
+        label_name::validate(label).map_err(|e| error(e.to_string()))?;
+        if let Some((_, first)) = rules.iter().find(|(s, _)| *s == selector) {
+            return Err(error(format!(
+                "a second rule for {selector} (the first gives label {first:?})"
+            )));
+        }
+        rules.push((selector, label.to_owned()));
+    }
+    Ok(rules)
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    rules: Vec<(Selector, String)>,
+}
+
+/// The rules in force.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    state_path: PathBuf,
+}
+
+impl RuleSet {
+    /// The rules of `config` plus the client rules saved in `state_dir`. A saved rule for a
+    /// selector the file also names is dropped: the file wins.
+    pub fn open(state_dir: &Path, config: Vec<(Selector, String)>) -> Result<Self, RuleError> {
+        let state_path = state_dir.join(RULES_STATE_FILE);
+        let saved = match fs::read(&state_path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<StateFile>(&bytes)
+                    .map_err(|e| RuleError::ReadState {
+                        path: state_path.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .rules
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => {
+                return Err(RuleError::ReadState {
+                    path: state_path,
+                    reason: error.to_string(),
+                })
+            }
+        };
+        let mut rules: Vec<Rule> = config
+            .into_iter()
+            .map(|(selector, label)| Rule {
+                selector,
+                label,
+                source: Source::Config,
+            })
+            .collect();
+        for (selector, label) in saved {
+            if rules.iter().any(|rule| rule.selector == selector) {
+                log::warn!("the rules file overrides the saved rule for {selector}");
+                continue;
+            }
+            rules.push(Rule {
+                selector,
+                label,
+                source: Source::Client,
+            });
+        }
+        Ok(Self { rules, state_path })
+    }
+
+    #[must_use]
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Adds `rule`; refuses a second rule for the same selector.
+    pub fn add(&mut self, rule: Rule) -> Result<(), RuleError> {
+        label_name::validate(&rule.label)?;
+        if let Some(existing) = self.rules.iter().find(|r| r.selector == rule.selector) {
+            return Err(RuleError::Conflict {
+                selector: rule.selector,
+                label: existing.label.clone(),
+            });
+        }
+        if self.rules.len() >= MAX_RULES as usize {
+            return Err(RuleError::TooMany);
+        }
+        let saved = rule.source == Source::Client;
+        self.rules.push(rule);
+        if saved {
+            if let Err(error) = self.save() {
+                self.rules.pop();
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the rule for `selector`, unless it comes from the rules file.
+    pub fn remove(&mut self, selector: &Selector) -> Result<Rule, RuleError> {
+        let index = self
+            .rules
+            .iter()
+            .position(|r| r.selector == *selector)
+            .ok_or_else(|| RuleError::NotFound(selector.clone()))?;
+        if self.rules[index].source == Source::Config {
+            return Err(RuleError::FromConfig(selector.clone()));
+        }
+        let rule = self.rules.remove(index);
+        if rule.source == Source::Client {
+            if let Err(error) = self.save() {
+                self.rules.insert(index, rule);
+                return Err(error);
+            }
+        }
+        Ok(rule)
+    }
+
+    /// Removes the temporary rules of `connection` (it closed). Returns them.
+    pub fn remove_temporary(&mut self, connection: u64) -> Vec<Rule> {
+        let (gone, kept) = std::mem::take(&mut self.rules)
+            .into_iter()
+            .partition(|r| r.source == Source::Temporary { connection });
+        self.rules = kept;
+        gone
+    }
+
+    fn save(&self) -> Result<(), RuleError> {
+        let file = StateFile {
+            version: 1,
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| r.source == Source::Client)
+                .map(|r| (r.selector.clone(), r.label.clone()))
+                .collect(),
+        };
+        let write_error = |source| RuleError::WriteState {
+            path: self.state_path.clone(),
+            source,
+        };
+        let temporary = self.state_path.with_extension("json.tmp");
+        let mut out = fs::File::create(&temporary).map_err(write_error)?;
+        out.write_all(&serde_json::to_vec_pretty(&file).expect("rules serialize"))
+            .map_err(write_error)?;
+        out.sync_all().map_err(write_error)?;
+        fs::rename(&temporary, &self.state_path).map_err(write_error)
+    }
+}
+
+/// The kernel's rules: key → label id, for every rule whose cgroup exists now
+/// (`cgroup_id` resolves a path; `label_id` a label name).
+pub fn kernel_rules<E>(
+    rules: &[Rule],
+    mut label_id: impl FnMut(&str) -> Result<u32, E>,
+    cgroup_id: impl Fn(&str) -> Option<u64>,
+) -> Result<BTreeMap<OwnerKey, u32>, E> {
+    let mut keys = BTreeMap::new();
+    for rule in rules {
+        let key = match &rule.selector {
+            Selector::Uid(uid) => OwnerKey::uid(*uid),
+            Selector::Cgroup(path) => match cgroup_id(path) {
+                Some(id) => OwnerKey::cgroup(id),
+                None => continue,
+            },
+        };
+        keys.insert(key, label_id(&rule.label)?);
+    }
+    Ok(keys)
+}
+
+/// How a rule is shown to clients.
+#[must_use]
+pub fn rule_info(rule: &Rule, cgroup_id: impl Fn(&str) -> Option<u64>) -> RuleInfo {
+    let (selector, active, id) = match &rule.selector {
+        Selector::Uid(uid) => (RuleSelector::uid(*uid), true, None),
+        Selector::Cgroup(path) => {
+            let id = cgroup_id(path);
+            (RuleSelector::cgroup(path), id.is_some(), id)
+        }
+    };
+    RuleInfo {
+        selector,
+        label: rule.label.clone(),
+        source: rule.source.name().to_owned(),
+        active,
+        cgroup_id: id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(name: &str) -> Option<u32> {
+        (name == "www-data").then_some(33)
+    }
+
+    #[test]
+    fn parses_the_rules_file_and_points_at_bad_lines() {
+        let text = "# web traffic\ncgroup /system.slice/nginx.service/ web\n\nuser www-data www # by user\nuid 0 root-things\n";
+        let rules = parse_config(text, Path::new("rules.conf"), users).unwrap();
+        assert_eq!(
+            rules,
+            [
+                (
+                    Selector::Cgroup("/system.slice/nginx.service".to_owned()),
+                    "web".to_owned()
+                ),
+                (Selector::Uid(33), "www".to_owned()),
+                (Selector::Uid(0), "root-things".to_owned()),
+            ]
+        );
+        for (text, needle) in [
+            ("uid x web\n", "rules.conf:1: \"x\" is not a uid"),
+            ("\nuser nobody-here a\n", "rules.conf:2: no user named"),
+            ("cgroup relative/x a\n", "must start with /"),
+            ("cgroup /a/../b a\n", ". or .."),
+            ("pid 7 a\n", "unknown rule kind"),
+            ("uid 7\n", "expected `uid <N> <label>`"),
+            ("uid 7 bad*label\n", "rules.conf:1:"),
+            (
+                "uid 7 a\nuid 7 b\n",
+                "rules.conf:2: a second rule for uid 7",
+            ),
+        ] {
+            let error = parse_config(text, Path::new("rules.conf"), users)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(needle), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn normalizes_cgroup_paths() {
+        assert_eq!(normalize_cgroup("/").unwrap(), "/");
+        assert_eq!(normalize_cgroup("//a//b/").unwrap(), "/a/b");
+        assert!(normalize_cgroup("a").is_err());
+        assert!(normalize_cgroup("/a/./b").is_ok_and(|p| p == "/a/b"));
+        assert!(normalize_cgroup("/a/..").is_err());
+    }
+
+    #[test]
+    fn selectors_name_exactly_one_thing() {
+        assert_eq!(
+            selector_of(&RuleSelector::user("www-data"), users).unwrap(),
+            Selector::Uid(33)
+        );
+        assert!(matches!(
+            selector_of(&RuleSelector::user("nope"), users),
+            Err(RuleError::NoSuchUser(_))
+        ));
+        let both = RuleSelector {
+            uid: Some(1),
+            cgroup: Some("/a".to_owned()),
+            ..RuleSelector::default()
+        };
+        assert!(matches!(
+            selector_of(&both, users),
+            Err(RuleError::BadSelector)
+        ));
+        assert!(matches!(
+            selector_of(&RuleSelector::default(), users),
+            Err(RuleError::BadSelector)
+        ));
+    }
+
+    #[test]
+    fn client_rules_persist_config_rules_cannot_be_removed_temporary_ones_go_with_their_connection()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let config = vec![(Selector::Uid(33), "www".to_owned())];
+        let mut set = RuleSet::open(dir.path(), config.clone()).unwrap();
+        let client = |selector, label: &str, source| Rule {
+            selector,
+            label: label.to_owned(),
+            source,
+        };
+        set.add(client(Selector::Uid(1000), "alice", Source::Client))
+            .unwrap();
+        set.add(client(
+            Selector::Cgroup("/run-1".to_owned()),
+            "job",
+            Source::Temporary { connection: 7 },
+        ))
+        .unwrap();
+        assert!(matches!(
+            set.add(client(Selector::Uid(33), "other", Source::Client)),
+            Err(RuleError::Conflict { .. })
+        ));
+        assert!(matches!(
+            set.add(client(Selector::Uid(5), "bad label", Source::Client)),
+            Err(RuleError::BadLabel(_))
+        ));
+        assert!(matches!(
+            set.remove(&Selector::Uid(33)),
+            Err(RuleError::FromConfig(_))
+        ));
+        assert!(matches!(
+            set.remove(&Selector::Uid(4)),
+            Err(RuleError::NotFound(_))
+        ));
+        assert!(set.remove_temporary(8).is_empty());
+        assert_eq!(set.remove_temporary(7).len(), 1);
+        assert_eq!(set.rules().len(), 2);
+
+        // A restart keeps the client rule, not the temporary one.
+        let reopened = RuleSet::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(reopened.rules(), set.rules());
+        set.remove(&Selector::Uid(1000)).unwrap();
+        let reopened = RuleSet::open(dir.path(), config).unwrap();
+        assert_eq!(reopened.rules().len(), 1);
+    }
+
+    #[test]
+    fn kernel_rules_skip_cgroups_that_do_not_exist() {
+        let rules = [
+            Rule {
+                selector: Selector::Uid(33),
+                label: "www".to_owned(),
+                source: Source::Config,
+            },
+            Rule {
+                selector: Selector::Cgroup("/there".to_owned()),
+                label: "job".to_owned(),
+                source: Source::Client,
+            },
+            Rule {
+                selector: Selector::Cgroup("/gone".to_owned()),
+                label: "old".to_owned(),
+                source: Source::Client,
+            },
+        ];
+        let ids = |name: &str| u32::try_from(name.len());
+        let keys = kernel_rules(&rules, ids, |path| (path == "/there").then_some(99)).unwrap();
+        assert_eq!(
+            keys.into_iter().collect::<Vec<_>>(),
+            [(OwnerKey::uid(33), 3), (OwnerKey::cgroup(99), 3)]
+        );
+        let info = rule_info(&rules[2], |_| None);
+        assert!(!info.active);
+        assert_eq!(info.selector, RuleSelector::cgroup("/gone"));
+    }
+}

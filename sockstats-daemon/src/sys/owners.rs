@@ -1,0 +1,118 @@
+//! Names of socket owners: users (NSS, like `ls -l`), cgroups (by walking the cgroup2 tree:
+//! a cgroup's id is its directory's inode number) and processes (`/proc/<pid>/comm`).
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use nix::unistd::{Uid, User};
+use sockstats_common::MAX_CGROUP_DEPTH;
+
+/// The name of `uid`, or `uid <N>` when no user has it.
+#[must_use]
+pub fn user_name(uid: u32) -> String {
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// The uid of the user `name`.
+#[must_use]
+pub fn uid_of_user(name: &str) -> Option<u32> {
+    User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|user| user.uid.as_raw())
+}
+
+/// `<pid> (<command>)`, or `<pid> (exited)` once the process is gone.
+#[must_use]
+pub fn process_name(tgid: u32) -> String {
+    match fs::read_to_string(format!("/proc/{tgid}/comm")) {
+        Ok(comm) => format!("{tgid} ({})", comm.trim_end()),
+        Err(_) => format!("{tgid} (exited)"),
+    }
+}
+
+/// The cgroup v2 tree, to name cgroups by path.
+pub struct CgroupTree {
+    mount: PathBuf,
+}
+
+impl CgroupTree {
+    #[must_use]
+    pub fn new(mount: PathBuf) -> Self {
+        Self { mount }
+    }
+
+    /// The directory of `path` (`/` or `/a/b`, relative to the mount).
+    #[must_use]
+    pub fn directory(&self, path: &str) -> PathBuf {
+        self.mount.join(path.trim_start_matches('/'))
+    }
+
+    /// The id of the cgroup at `path`, if it exists.
+    #[must_use]
+    pub fn id_of(&self, path: &str) -> Option<u64> {
+        let metadata = fs::metadata(self.directory(path)).ok()?;
+        metadata.is_dir().then(|| metadata.ino())
+    }
+
+    /// The path (relative to the mount) of every cgroup, by id.
+    #[must_use]
+    pub fn paths_by_id(&self) -> HashMap<u64, String> {
+        let mut paths = HashMap::new();
+        walk(&self.mount, "", 0, &mut paths);
+        paths
+    }
+}
+
+fn walk(directory: &Path, relative: &str, depth: u32, paths: &mut HashMap<u64, String>) {
+    let Ok(metadata) = fs::metadata(directory) else {
+        return;
+    };
+    let name = if relative.is_empty() { "/" } else { relative };
+    paths.insert(metadata.ino(), name.to_owned());
+    if depth >= MAX_CGROUP_DEPTH {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let child = format!("{relative}/{}", entry.file_name().to_string_lossy());
+            walk(&entry.path(), &child, depth + 1, paths);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cgroups_by_the_inode_of_their_directory() {
+        let mount = tempfile::tempdir().unwrap();
+        fs::create_dir_all(mount.path().join("a/b")).unwrap();
+        let tree = CgroupTree::new(mount.path().to_owned());
+        let id = tree.id_of("/a/b").unwrap();
+        let paths = tree.paths_by_id();
+        assert_eq!(paths[&id], "/a/b");
+        assert_eq!(paths[&tree.id_of("/").unwrap()], "/");
+        assert_eq!(tree.id_of("/missing"), None);
+    }
+
+    #[test]
+    fn names_users_and_processes() {
+        assert_eq!(user_name(0), "root");
+        assert_eq!(uid_of_user("root"), Some(0));
+        assert_eq!(uid_of_user("no-such-user-here"), None);
+        assert_eq!(user_name(3_999_999_999), "uid 3999999999");
+        let me = std::process::id();
+        assert!(process_name(me).starts_with(&format!("{me} (")));
+    }
+}

@@ -1,0 +1,67 @@
+//! Labeling rules: a new socket of a task in a cgroup (or below it), or of a uid, gets the
+//! rule's label. The daemon writes the rules; they are applied here, when the socket's entry is
+//! made, so not one byte of a ruled socket goes unlabeled.
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_get_current_ancestor_cgroup_id,
+    macros::map,
+    maps::{Array, HashMap},
+};
+use sockstats_common::{Counter, OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES};
+
+use crate::{counters, sockets::SOCKET_LABELS};
+
+#[map(name = "RULES")]
+static RULES: HashMap<OwnerKey, u32> = HashMap::pinned(MAX_RULES, 0);
+
+/// One `u32`: a bit per [`OwnerKind`] that has at least one rule.
+#[map(name = "RULE_KINDS")]
+static RULE_KINDS: Array<u32> = Array::pinned(1, 0);
+
+/// Labels the new socket `cookie`, made by the current task running as `uid`, by the rule of
+/// the deepest cgroup that holds the task, else by the rule of `uid`. A label set before (by
+/// the daemon) is kept.
+#[inline(always)]
+pub fn label_new_socket(cookie: u64, uid: u32) {
+    let kinds = RULE_KINDS.get(0).copied().unwrap_or(0);
+    if kinds == 0 {
+        return;
+    }
+    let mut label = None;
+    if kinds & OwnerKind::Cgroup.bit() != 0 {
+        label = deepest_cgroup_rule();
+    }
+    if label.is_none() && kinds & OwnerKind::Uid.bit() != 0 {
+        // SAFETY: the value is copied out at once.
+        label = unsafe { RULES.get(OwnerKey::uid(uid)) }.copied();
+    }
+    if let Some(label) = label {
+        if SOCKET_LABELS
+            .insert(cookie, label, u64::from(BPF_NOEXIST))
+            .is_ok()
+        {
+            counters::bump(Counter::SocketsLabeledByRule);
+        }
+    }
+}
+
+/// The label of the rule of the deepest cgroup that holds the current task, walking from the
+/// root down (bounded by [`MAX_CGROUP_DEPTH`]).
+#[inline(always)]
+fn deepest_cgroup_rule() -> Option<u32> {
+    let mut found = None;
+    for level in 0..MAX_CGROUP_DEPTH {
+        #[expect(clippy::cast_possible_wrap, reason = "levels stay below MAX_CGROUP_DEPTH")]
+        let level = level as i32;
+        // SAFETY: a plain helper call; it returns 0 below the task's own cgroup.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if ancestor == 0 {
+            break;
+        }
+        // SAFETY: the value is copied out at once.
+        if let Some(label) = unsafe { RULES.get(OwnerKey::cgroup(ancestor)) } {
+            found = Some(*label);
+        }
+    }
+    found
+}
