@@ -51,7 +51,10 @@ pub fn label_new_socket(cookie: u64, uid: u32) {
 fn deepest_cgroup_rule() -> Option<u32> {
     let mut found = None;
     for level in 0..MAX_CGROUP_DEPTH {
-        #[expect(clippy::cast_possible_wrap, reason = "levels stay below MAX_CGROUP_DEPTH")]
+        #[expect(
+            clippy::cast_possible_wrap,
+            reason = "levels stay below MAX_CGROUP_DEPTH"
+        )]
         let level = level as i32;
         // SAFETY: a plain helper call; it returns 0 below the task's own cgroup.
         let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
