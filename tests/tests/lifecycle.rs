@@ -147,7 +147,10 @@ fn cli_prints_the_documented_json_and_tables() {
         .expect("run sockstats");
     assert_eq!(missing.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("is the daemon running"), "{stderr}");
+    assert!(
+        stderr.contains("daemon not running at /nonexistent/sockstats.sock: start it with"),
+        "{stderr}"
+    );
 }
 
 /// Sets a sysctl for the life of the guard, restoring the old value on drop.

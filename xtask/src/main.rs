@@ -3,6 +3,7 @@
 //! - `cargo xtask setup`: install what is missing (LLVM 22, libzstd, bpf-linker, nightly rust-src).
 //! - `cargo xtask run [-- DAEMON ARGS]`: set up, build (release) and start `sockstatsd`.
 //! - `cargo xtask test`: set up, build, run the unit tests and then the root integration tests.
+mod install;
 mod setup;
 
 use std::{
@@ -41,6 +42,9 @@ enum Task {
         #[arg(long)]
         unit_only: bool,
     },
+    /// Set up, build in release mode and install the binaries, the systemd unit, a sample
+    /// rules file (/etc/sockstats/rules.conf, never overwritten) and shell completions.
+    Install(install::InstallArgs),
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -107,6 +111,10 @@ fn run_task(task: Task) -> Result<()> {
             setup::ensure_toolchain()?;
             test(unit_only)
         }
+        Task::Install(args) => install::install(&args, || {
+            setup::ensure_toolchain()?;
+            build(true)
+        }),
     }
 }
 
@@ -168,6 +176,42 @@ fn test(unit_only: bool) -> Result<()> {
             "--test-threads=1",
         ])
         .env("SOCKSTATSD", daemon))?;
+    check_install()?;
     eprintln!("xtask: all tests passed");
     Ok(())
+}
+
+/// Stages an installation of the debug build and checks what it put in place.
+fn check_install() -> Result<()> {
+    eprintln!("xtask: staged install and systemd unit check");
+    let binaries = workspace_root().join("target/debug");
+    let destdir = workspace_root().join("target/install-check");
+    let _ = std::fs::remove_dir_all(&destdir);
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "install",
+            "--destdir",
+        ])
+        .arg(&destdir)
+        .arg("--binaries")
+        .arg(&binaries))?;
+    for path in [
+        "usr/local/bin/sockstatsd",
+        "usr/local/bin/sockstats",
+        "usr/local/lib/systemd/system/sockstatsd.service",
+        "etc/sockstats/rules.conf",
+        "usr/local/share/bash-completion/completions/sockstats",
+        "usr/local/share/zsh/site-functions/_sockstats",
+        "usr/local/share/fish/vendor_completions.d/sockstats.fish",
+    ] {
+        if !destdir.join(path).is_file() {
+            bail!("`cargo xtask install` did not install {path}");
+        }
+    }
+    install::verify_unit(&binaries)
 }
