@@ -298,20 +298,27 @@ pub enum Counter {
     /// the release hook never sees (kernel sockets, connections dropped from a closing
     /// listener's accept queue) or whose state closed before the application closed them.
     FoldedAtClose = 12,
-    /// Times a closing socket found [`OWNER_TOTALS_MAP`] full: its bytes are missing from the
-    /// per-uid and per-cgroup views (never from the per-label one).
+    /// Times a closing socket found [`OWNER_TOTALS_MAP`] full (for its uid or its cgroup):
+    /// its bytes are missing from that view's owner and in its overflow instead.
     OwnerTotalsFull = 13,
-    /// Payload bytes sent by those sockets.
-    OwnerOverflowTxBytes = 14,
-    /// Payload bytes received by those sockets.
-    OwnerOverflowRxBytes = 15,
+    /// Payload bytes sent by closed sockets whose uid found no room in [`OWNER_TOTALS_MAP`].
+    UidOverflowTxBytes = 14,
+    /// Payload bytes received by closed sockets whose uid found no room.
+    UidOverflowRxBytes = 15,
+    /// Payload bytes sent by closed sockets whose cgroup found no room.
+    CgroupOverflowTxBytes = 16,
+    /// Payload bytes received by closed sockets whose cgroup found no room.
+    CgroupOverflowRxBytes = 17,
     /// Sockets a rule (uid or cgroup) labeled when they were made.
-    SocketsLabeledByRule = 16,
+    SocketsLabeledByRule = 18,
+    /// Times a rule's label could not be written (the label map was full): the socket stays
+    /// unlabeled.
+    RuleLabelsFailed = 19,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 20;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -327,9 +334,12 @@ impl Counter {
         Counter::UntrackedWireBytes,
         Counter::FoldedAtClose,
         Counter::OwnerTotalsFull,
-        Counter::OwnerOverflowTxBytes,
-        Counter::OwnerOverflowRxBytes,
+        Counter::UidOverflowTxBytes,
+        Counter::UidOverflowRxBytes,
+        Counter::CgroupOverflowTxBytes,
+        Counter::CgroupOverflowRxBytes,
         Counter::SocketsLabeledByRule,
+        Counter::RuleLabelsFailed,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -350,9 +360,12 @@ impl Counter {
             Counter::UntrackedWireBytes => "untracked_wire_bytes",
             Counter::FoldedAtClose => "folded_at_close",
             Counter::OwnerTotalsFull => "owner_totals_full",
-            Counter::OwnerOverflowTxBytes => "owner_overflow_tx_bytes",
-            Counter::OwnerOverflowRxBytes => "owner_overflow_rx_bytes",
+            Counter::UidOverflowTxBytes => "uid_overflow_tx_bytes",
+            Counter::UidOverflowRxBytes => "uid_overflow_rx_bytes",
+            Counter::CgroupOverflowTxBytes => "cgroup_overflow_tx_bytes",
+            Counter::CgroupOverflowRxBytes => "cgroup_overflow_rx_bytes",
             Counter::SocketsLabeledByRule => "sockets_labeled_by_rule",
+            Counter::RuleLabelsFailed => "rule_labels_failed",
         }
     }
 }

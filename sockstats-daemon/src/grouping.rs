@@ -41,22 +41,6 @@ pub struct GroupTotals {
 #[must_use]
 pub fn group(snapshot: &KernelSnapshot, by: Grouping) -> BTreeMap<Group, GroupTotals> {
     let mut out: BTreeMap<Group, GroupTotals> = BTreeMap::new();
-    if by == Grouping::Label {
-        for (label, payload) in per_label(snapshot) {
-            out.entry(Group::Label(label)).or_default().payload = payload;
-        }
-    } else {
-        for entry in snapshot.sockets.values() {
-            let group = match by {
-                _ if entry.tgid == 0 => Group::UnknownOwner,
-                Grouping::Uid => Group::Uid(entry.uid),
-                Grouping::Cgroup => Group::Cgroup(entry.cgroup_id),
-                Grouping::Process | Grouping::Label => Group::Process(entry.tgid),
-            };
-            out.entry(group).or_default().payload.add(entry.payload());
-        }
-        closed_by_owner(snapshot, by, &mut out);
-    }
     for (cookie, entry) in &snapshot.sockets {
         let group = match by {
             Grouping::Label => Group::Label(
@@ -71,7 +55,19 @@ pub fn group(snapshot: &KernelSnapshot, by: Grouping) -> BTreeMap<Group, GroupTo
             Grouping::Cgroup => Group::Cgroup(entry.cgroup_id),
             Grouping::Process => Group::Process(entry.tgid),
         };
-        out.entry(group).or_default().live_sockets += 1;
+        let totals = out.entry(group).or_default();
+        totals.live_sockets += 1;
+        if by != Grouping::Label {
+            totals.payload.add(entry.payload());
+        }
+    }
+    if by == Grouping::Label {
+        // Closed and live bytes per label, by the same arithmetic as `get`.
+        for (label, payload) in per_label(snapshot) {
+            out.entry(Group::Label(label)).or_default().payload = payload;
+        }
+    } else {
+        closed_by_owner(snapshot, by, &mut out);
     }
     let overflow = snapshot.overflow();
     if overflow != Totals::default() {
@@ -115,10 +111,17 @@ fn closed_by_owner(
         };
         out.entry(group).or_default().payload.add(*payload);
     }
-    let owner_overflow = Totals::new(
-        snapshot.counter(Counter::OwnerOverflowTxBytes),
-        snapshot.counter(Counter::OwnerOverflowRxBytes),
-    );
+    let owner_overflow = if kind == OwnerKind::Uid {
+        Totals::new(
+            snapshot.counter(Counter::UidOverflowTxBytes),
+            snapshot.counter(Counter::UidOverflowRxBytes),
+        )
+    } else {
+        Totals::new(
+            snapshot.counter(Counter::CgroupOverflowTxBytes),
+            snapshot.counter(Counter::CgroupOverflowRxBytes),
+        )
+    };
     if owner_overflow != Totals::default() {
         out.entry(Group::OwnerOverflow).or_default().payload = owner_overflow;
     }
@@ -185,7 +188,8 @@ mod tests {
             ..KernelSnapshot::default()
         };
         snapshot.counters[Counter::OverflowTxBytes as usize] = 4;
-        snapshot.counters[Counter::OwnerOverflowTxBytes as usize] = 100;
+        snapshot.counters[Counter::UidOverflowTxBytes as usize] = 100;
+        snapshot.counters[Counter::CgroupOverflowTxBytes as usize] = 100;
         snapshot
     }
 

@@ -39,6 +39,8 @@ pub enum RegistryError {
     BadName(#[from] LabelNameError),
     #[error("the label registry is full ({max} labels); remove unused labels from {} while the daemon is stopped", path.display())]
     Full { max: u32, path: PathBuf },
+    #[error("uid {uid} has made {max} labels, its limit (sockstatsd --max-labels-per-uid); reuse a label it has")]
+    UidQuota { uid: u32, max: usize },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +48,9 @@ struct RegistryFile {
     version: u32,
     next_id: u32,
     labels: BTreeMap<String, u32>,
+    /// Label id → the uid that made it (for the per-uid limit); absent for root's.
+    #[serde(default)]
+    made_by: BTreeMap<u32, u32>,
 }
 
 /// Label names and their ids.
@@ -56,6 +61,10 @@ pub struct LabelRegistry {
     by_id: BTreeMap<u32, String>,
     next_id: u32,
     max_id: u32,
+    /// Label id → the non-root uid that made it.
+    made_by: BTreeMap<u32, u32>,
+    /// Most labels one non-root uid may make.
+    uid_quota: usize,
 }
 
 impl LabelRegistry {
@@ -73,6 +82,8 @@ impl LabelRegistry {
             by_id: BTreeMap::new(),
             next_id: UNLABELED_ID + 1,
             max_id,
+            made_by: BTreeMap::new(),
+            uid_quota: usize::MAX,
         };
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -101,14 +112,33 @@ impl LabelRegistry {
             registry.by_name.insert(name, id);
         }
         registry.next_id = file.next_id;
+        registry.made_by = file.made_by;
         Ok(registry)
+    }
+
+    /// Limits how many labels each non-root uid may make (Android-style: one app cannot use
+    /// up the ids of all). Labels that exist can be used by anyone.
+    pub fn set_uid_quota(&mut self, quota: usize) {
+        self.uid_quota = quota;
     }
 
     /// The id of `name`, registering (and persisting) it first if it is new.
     pub fn get_or_create(&mut self, name: &str) -> Result<u32, RegistryError> {
+        self.get_or_create_for(name, 0)
+    }
+
+    /// As [`LabelRegistry::get_or_create`], for a request of `uid`: a new label counts
+    /// against that uid's quota (root has none).
+    pub fn get_or_create_for(&mut self, name: &str, uid: u32) -> Result<u32, RegistryError> {
         label_name::validate(name)?;
         if let Some(id) = self.by_name.get(name) {
             return Ok(*id);
+        }
+        if uid != 0 && self.made_by.values().filter(|u| **u == uid).count() >= self.uid_quota {
+            return Err(RegistryError::UidQuota {
+                uid,
+                max: self.uid_quota,
+            });
         }
         if self.next_id > self.max_id {
             return Err(RegistryError::Full {
@@ -120,9 +150,13 @@ impl LabelRegistry {
         self.by_name.insert(name.to_owned(), id);
         self.by_id.insert(id, name.to_owned());
         self.next_id += 1;
+        if uid != 0 {
+            self.made_by.insert(id, uid);
+        }
         if let Err(error) = self.save() {
             self.by_name.remove(name);
             self.by_id.remove(&id);
+            self.made_by.remove(&id);
             self.next_id -= 1;
             return Err(error);
         }
@@ -162,6 +196,7 @@ impl LabelRegistry {
             version: 1,
             next_id: self.next_id,
             labels: self.by_name.clone(),
+            made_by: self.made_by.clone(),
         };
         let mut text = serde_json::to_string_pretty(&file).expect("registry serializes");
         text.push('\n');
@@ -182,6 +217,30 @@ impl LabelRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_non_root_uid_makes_at_most_its_quota_of_labels_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = LabelRegistry::open(dir.path()).unwrap();
+        registry.set_uid_quota(2);
+        registry.get_or_create_for("a1", 1000).unwrap();
+        registry.get_or_create_for("a2", 1000).unwrap();
+        assert!(matches!(
+            registry.get_or_create_for("a3", 1000),
+            Err(RegistryError::UidQuota { uid: 1000, max: 2 })
+        ));
+        // Existing labels stay usable; other uids and root have their own room.
+        assert_eq!(registry.get_or_create_for("a1", 1000).unwrap(), 1);
+        registry.get_or_create_for("b1", 1001).unwrap();
+        for n in 0..5 {
+            registry.get_or_create_for(&format!("r{n}"), 0).unwrap();
+        }
+        drop(registry);
+        let mut reopened = LabelRegistry::open(dir.path()).unwrap();
+        reopened.set_uid_quota(2);
+        assert!(reopened.get_or_create_for("a3", 1000).is_err());
+        assert!(reopened.get_or_create_for("b2", 1001).is_ok());
+    }
 
     #[test]
     fn ids_are_stable_across_reopen_and_never_reused() {

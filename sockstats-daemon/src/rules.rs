@@ -50,8 +50,10 @@ pub enum Source {
     Config,
     /// A root client; saved in the state dir.
     Client,
-    /// A root client that asked for it to last only as long as its connection.
-    Temporary { connection: u64 },
+    /// A root client that asked for a cgroup rule to last only as long as its connection
+    /// (`sockstats run`). Also saved: a daemon restart breaks the connection but not the run,
+    /// so a restarted daemon keeps the rule (`connection: None`) until its cgroup is gone.
+    Temporary { connection: Option<u64> },
 }
 
 impl Source {
@@ -106,6 +108,8 @@ pub enum RuleError {
     NoSuchUser(String),
     #[error("a rule names exactly one of uid, user or cgroup")]
     BadSelector,
+    #[error("only cgroup rules can be temporary (a uid outlives any connection)")]
+    TemporaryUid,
     #[error("there are {MAX_RULES} rules already, the most the kernel map holds")]
     TooMany,
     #[error(transparent)]
@@ -213,6 +217,9 @@ pub fn parse_config(
 struct StateFile {
     version: u32,
     rules: Vec<(Selector, String)>,
+    /// Temporary rules of runs that were going on when the file was written.
+    #[serde(default)]
+    temporary: Vec<(Selector, String)>,
 }
 
 /// The rules in force.
@@ -229,14 +236,12 @@ impl RuleSet {
         let state_path = state_dir.join(RULES_STATE_FILE);
         let saved = match fs::read(&state_path) {
             Ok(bytes) => {
-                serde_json::from_slice::<StateFile>(&bytes)
-                    .map_err(|e| RuleError::ReadState {
-                        path: state_path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .rules
+                serde_json::from_slice::<StateFile>(&bytes).map_err(|e| RuleError::ReadState {
+                    path: state_path.clone(),
+                    reason: e.to_string(),
+                })?
             }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => StateFile::default(),
             Err(error) => {
                 return Err(RuleError::ReadState {
                     path: state_path,
@@ -252,7 +257,12 @@ impl RuleSet {
                 source: Source::Config,
             })
             .collect();
-        for (selector, label) in saved {
+        let saved_rules = saved.rules.into_iter().map(|r| (r, Source::Client));
+        let temporary = saved
+            .temporary
+            .into_iter()
+            .map(|r| (r, Source::Temporary { connection: None }));
+        for ((selector, label), source) in saved_rules.chain(temporary) {
             if rules.iter().any(|rule| rule.selector == selector) {
                 log::warn!("the rules file overrides the saved rule for {selector}");
                 continue;
@@ -260,7 +270,7 @@ impl RuleSet {
             rules.push(Rule {
                 selector,
                 label,
-                source: Source::Client,
+                source,
             });
         }
         Ok(Self { rules, state_path })
@@ -283,13 +293,10 @@ impl RuleSet {
         if self.rules.len() >= MAX_RULES as usize {
             return Err(RuleError::TooMany);
         }
-        let saved = rule.source == Source::Client;
         self.rules.push(rule);
-        if saved {
-            if let Err(error) = self.save() {
-                self.rules.pop();
-                return Err(error);
-            }
+        if let Err(error) = self.save() {
+            self.rules.pop();
+            return Err(error);
         }
         Ok(())
     }
@@ -305,33 +312,57 @@ impl RuleSet {
             return Err(RuleError::FromConfig(selector.clone()));
         }
         let rule = self.rules.remove(index);
-        if rule.source == Source::Client {
-            if let Err(error) = self.save() {
-                self.rules.insert(index, rule);
-                return Err(error);
-            }
+        if let Err(error) = self.save() {
+            self.rules.insert(index, rule);
+            return Err(error);
         }
         Ok(rule)
     }
 
     /// Removes the temporary rules of `connection` (it closed). Returns them.
-    pub fn remove_temporary(&mut self, connection: u64) -> Vec<Rule> {
-        let (gone, kept) = std::mem::take(&mut self.rules)
-            .into_iter()
-            .partition(|r| r.source == Source::Temporary { connection });
+    pub fn remove_temporary(&mut self, connection: u64) -> Result<Vec<Rule>, RuleError> {
+        self.remove_where(|r| {
+            r.source
+                == Source::Temporary {
+                    connection: Some(connection),
+                }
+        })
+    }
+
+    /// Removes the temporary rules whose cgroup no longer exists (`exists` says). Returns them.
+    pub fn remove_vanished_temporary(
+        &mut self,
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<Rule>, RuleError> {
+        self.remove_where(|r| {
+            matches!(r.source, Source::Temporary { .. })
+                && matches!(&r.selector, Selector::Cgroup(path) if !exists(path))
+        })
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&Rule) -> bool) -> Result<Vec<Rule>, RuleError> {
+        if !self.rules.iter().any(&gone) {
+            return Ok(Vec::new());
+        }
+        let (removed, kept): (Vec<Rule>, Vec<Rule>) =
+            std::mem::take(&mut self.rules).into_iter().partition(&gone);
         self.rules = kept;
-        gone
+        self.save()?;
+        Ok(removed)
     }
 
     fn save(&self) -> Result<(), RuleError> {
+        let of = |keep: fn(Source) -> bool| {
+            self.rules
+                .iter()
+                .filter(|r| keep(r.source))
+                .map(|r| (r.selector.clone(), r.label.clone()))
+                .collect()
+        };
         let file = StateFile {
             version: 1,
-            rules: self
-                .rules
-                .iter()
-                .filter(|r| r.source == Source::Client)
-                .map(|r| (r.selector.clone(), r.label.clone()))
-                .collect(),
+            rules: of(|s| s == Source::Client),
+            temporary: of(|s| matches!(s, Source::Temporary { .. })),
         };
         let write_error = |source| RuleError::WriteState {
             path: self.state_path.clone(),
@@ -479,7 +510,9 @@ mod tests {
         set.add(client(
             Selector::Cgroup("/run-1".to_owned()),
             "job",
-            Source::Temporary { connection: 7 },
+            Source::Temporary {
+                connection: Some(7),
+            },
         ))
         .unwrap();
         assert!(matches!(
@@ -498,11 +531,25 @@ mod tests {
             set.remove(&Selector::Uid(4)),
             Err(RuleError::NotFound(_))
         ));
-        assert!(set.remove_temporary(8).is_empty());
-        assert_eq!(set.remove_temporary(7).len(), 1);
-        assert_eq!(set.rules().len(), 2);
+        // A restart keeps client rules, and temporary ones until their cgroup is gone.
+        let mut reopened = RuleSet::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(reopened.rules().len(), 3);
+        assert_eq!(
+            reopened.rules()[2].source,
+            Source::Temporary { connection: None }
+        );
+        assert!(reopened
+            .remove_vanished_temporary(|_| true)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            reopened.remove_vanished_temporary(|_| false).unwrap().len(),
+            1
+        );
 
-        // A restart keeps the client rule, not the temporary one.
+        assert!(set.remove_temporary(8).unwrap().is_empty());
+        assert_eq!(set.remove_temporary(7).unwrap().len(), 1);
+        assert_eq!(set.rules().len(), 2);
         let reopened = RuleSet::open(dir.path(), config.clone()).unwrap();
         assert_eq!(reopened.rules(), set.rules());
         set.remove(&Selector::Uid(1000)).unwrap();
@@ -520,7 +567,7 @@ mod tests {
             },
             Rule {
                 selector: Selector::Cgroup("/there".to_owned()),
-                label: "job".to_owned(),
+                label: "jobs".to_owned(),
                 source: Source::Client,
             },
             Rule {
@@ -529,11 +576,12 @@ mod tests {
                 source: Source::Client,
             },
         ];
+        // Ids that tell the labels apart: their lengths differ.
         let ids = |name: &str| u32::try_from(name.len());
         let keys = kernel_rules(&rules, ids, |path| (path == "/there").then_some(99)).unwrap();
         assert_eq!(
             keys.into_iter().collect::<Vec<_>>(),
-            [(OwnerKey::uid(33), 3), (OwnerKey::cgroup(99), 3)]
+            [(OwnerKey::uid(33), 3), (OwnerKey::cgroup(99), 4)]
         );
         let info = rule_info(&rules[2], |_| None);
         assert!(!info.active);

@@ -27,20 +27,32 @@ pub fn fold(entry: &SocketEntry, in_overflow: Totals) {
     } else {
         (entry.uid, entry.cgroup_id)
     };
-    add(&OwnerKey::uid(uid), payload);
-    add(&OwnerKey::cgroup(cgroup_id), payload);
+    add(
+        &OwnerKey::uid(uid),
+        payload,
+        (Counter::UidOverflowTxBytes, Counter::UidOverflowRxBytes),
+    );
+    add(
+        &OwnerKey::cgroup(cgroup_id),
+        payload,
+        (
+            Counter::CgroupOverflowTxBytes,
+            Counter::CgroupOverflowRxBytes,
+        ),
+    );
 }
 
+/// Adds `payload` to the totals of `key`, or to that kind's `overflow` counters (tx, rx).
 #[inline(always)]
-fn add(key: &OwnerKey, payload: Totals) {
+fn add(key: &OwnerKey, payload: Totals, overflow: (Counter, Counter)) {
     let totals = if let Some(totals) = OWNER_TOTALS.get_ptr_mut(key) {
         totals
     } else {
         let _ = OWNER_TOTALS.insert(key, Totals::default(), u64::from(BPF_NOEXIST));
         let Some(totals) = OWNER_TOTALS.get_ptr_mut(key) else {
             counters::bump(Counter::OwnerTotalsFull);
-            counters::add(Counter::OwnerOverflowTxBytes, payload.tx_bytes);
-            counters::add(Counter::OwnerOverflowRxBytes, payload.rx_bytes);
+            counters::add(overflow.0, payload.tx_bytes);
+            counters::add(overflow.1, payload.rx_bytes);
             return;
         };
         totals

@@ -41,6 +41,9 @@ pub fn label_new_socket(cookie: u64, uid: u32) {
             .is_ok()
         {
             counters::bump(Counter::SocketsLabeledByRule);
+        } else if SOCKET_LABELS.get_ptr(cookie).is_none() {
+            // Not "labeled already" (the daemon's label wins): the map is full.
+            counters::bump(Counter::RuleLabelsFailed);
         }
     }
 }

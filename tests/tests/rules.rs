@@ -377,8 +377,14 @@ fn completions_and_help_cover_every_command() {
         let output = harness.daemon.cli(&["completions", shell]);
         assert!(output.status.success());
         let script = stdout_of(&output);
-        for command in ["get", "run", "rules", "watch", "status", "debug"] {
-            assert!(script.contains(command), "{shell}: {command}");
+        for command in ["get", "run", "rules", "watch", "status", "debug", "labels"] {
+            // How each shell's script names a subcommand.
+            let entry = match shell {
+                "bash" => format!("sockstats,{command})"),
+                "zsh" => format!("'{command}:"),
+                _ => format!("-a \"{command}\""),
+            };
+            assert!(script.contains(&entry), "{shell}: no {entry}");
         }
     }
     let help = stdout_of(&harness.daemon.cli(&["--help"]));

@@ -42,6 +42,13 @@ enum Task {
         #[arg(long)]
         unit_only: bool,
     },
+    /// Root: the socket-churn test at full size (a million short-lived connections, half of
+    /// them labeled): the per-socket maps end at their baseline and every byte is counted.
+    Soak {
+        /// Connections to open and close.
+        #[arg(long, default_value_t = 1_000_000)]
+        sockets: u64,
+    },
     /// Set up, build in release mode and install the binaries, the systemd unit, a sample
     /// rules file (/etc/sockstats/rules.conf, never overwritten) and shell completions.
     Install(install::InstallArgs),
@@ -110,6 +117,28 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { unit_only } => {
             setup::ensure_toolchain()?;
             test(unit_only)
+        }
+        Task::Soak { sockets } => {
+            setup::ensure_toolchain()?;
+            build(false)?;
+            if !is_root() {
+                bail!("the soak test loads eBPF programs and needs root: `sudo cargo xtask soak`");
+            }
+            run(cargo()
+                .args([
+                    "test",
+                    "--package",
+                    "sockstats-tests",
+                    "--test",
+                    "accounting",
+                ])
+                .args(["--", "--ignored", "--exact"])
+                .arg("socket_churn_leaves_the_maps_at_baseline_and_every_byte_counted")
+                .env("SOCKSTATS_CHURN", sockets.to_string())
+                .env(
+                    "SOCKSTATSD",
+                    workspace_root().join("target/debug/sockstatsd"),
+                ))
         }
         Task::Install(args) => install::install(&args, || {
             setup::ensure_toolchain()?;

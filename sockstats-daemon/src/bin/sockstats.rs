@@ -108,11 +108,15 @@ enum Command {
     ///
     /// The command runs in a cgroup of its own with a temporary rule; its exit status is
     /// passed through (128+N when killed by signal N, 127 when it is not found). Processes it
-    /// leaves behind are killed when it exits, and the cgroup is removed.
+    /// leaves behind are killed when it exits, and the cgroup is removed. It runs as root
+    /// unless --user says otherwise.
     Run {
         /// The label for the command's sockets.
         #[arg(long, short)]
         label: String,
+        /// Run the command as this user (a name or a uid) with its groups, not as root.
+        #[arg(long, short, value_name = "USER")]
+        user: Option<String>,
         /// The command and its arguments, after `--`.
         #[arg(required = true, last = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -127,7 +131,8 @@ enum Command {
     Rules {
         #[command(subcommand)]
         action: Option<RulesAction>,
-        #[arg(long)]
+        /// Print JSON: {"rules": [{"uid"|"cgroup": …, "label", "source", "active"}]}.
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Registered labels and their stable ids.
@@ -227,9 +232,16 @@ fn main() -> ExitCode {
     format::set_colour(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let socket = args.socket.clone().unwrap_or_else(default_socket_path);
     let result = match &args.command {
-        Command::Run { label, command } => {
-            run::run_labeled(&socket, label, command).map_err(|e| e.to_string())
-        }
+        Command::Run {
+            label,
+            user,
+            command,
+        } => user
+            .as_deref()
+            .map(run::RunAs::user)
+            .transpose()
+            .and_then(|run_as| run::run_labeled(&socket, label, run_as.as_ref(), command))
+            .map_err(|e| e.to_string()),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use sockstats_common::protocol::DEFAULT_SOCKET_PATH;
+use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_SOCKETS};
 use sockstats_daemon::{
     cgroup,
     daemon::{
@@ -45,6 +45,10 @@ struct Args {
     /// they hold and read all stats.
     #[arg(long, value_name = "MODE", default_value = "0666", value_parser = parse_mode)]
     socket_mode: u32,
+    /// Group of the socket file (a name or a number), set with the mode before `listen`: with
+    /// --socket-mode 0660 only root and that group may connect.
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    socket_group: Option<u32>,
     /// Directory on a BPF file system for pinned maps and links (bpffs at /sys/fs/bpf is
     /// mounted if needed).
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/sockstats")]
@@ -79,8 +83,22 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     rules_file: Option<PathBuf>,
     /// Most clients served at once.
-    #[arg(long, value_name = "N", default_value_t = ServerLimits::default().max_clients)]
-    max_clients: usize,
+    #[arg(long, value_name = "N", default_value_t = daemon::server::DEFAULT_MAX_CLIENTS, value_parser = clap::value_parser!(u64).range(1..))]
+    max_clients: u64,
+    /// Most connections one non-root uid may hold at once.
+    #[arg(long, value_name = "N", default_value_t = daemon::server::DEFAULT_MAX_CLIENTS_PER_UID, value_parser = clap::value_parser!(u64).range(1..))]
+    max_clients_per_uid: u64,
+    /// Seconds a started request line may take to arrive, and a reply to be read, before the
+    /// connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
+    /// Most labels one non-root uid may make (labels that exist can be used by anyone).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_labels_per_uid: usize,
+    /// Capacity of the per-socket maps: live sockets tracked at once. Sockets beyond it are
+    /// counted in the overflow bucket. Changing it needs fresh maps (`--uninstall` first).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOCKETS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sockets: u32,
     /// Detach the programs and delete every pin under --bpffs-dir (the kernel-side totals go
     /// with them), then exit.
     #[arg(long)]
@@ -92,6 +110,16 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|mode| *mode <= 0o777)
         .ok_or_else(|| format!("{text:?} is not an octal file mode like 0660"))
+}
+
+fn parse_group(text: &str) -> Result<u32, String> {
+    if let Ok(gid) = text.parse() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(text) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        _ => Err(format!("no group named {text:?}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -155,7 +183,9 @@ fn start(
     }
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
-    let registry = LabelRegistry::open(&args.state_dir)?;
+    socket_file::check_not_in_use(&args.socket)?;
+    let mut registry = LabelRegistry::open(&args.state_dir)?;
+    registry.set_uid_quota(args.max_labels_per_uid);
     let rules = RuleSet::open(
         &args.state_dir,
         read_rules_file(args.rules_file.as_deref())?,
@@ -171,9 +201,10 @@ fn start(
     let options = LoadOptions {
         bpffs_dir: args.bpffs_dir.clone(),
         cgroup_root: cgroup_root.clone(),
+        max_sockets: args.max_sockets,
     };
     let (attached, maps) = kernel::load_and_attach(&options)?;
-    let listener = socket_file::bind_listener(&args.socket, args.socket_mode)?;
+    let listener = socket_file::bind_listener(&args.socket, args.socket_mode, args.socket_group)?;
     let mut interface_names = InterfaceNames::new(&args.state_dir)
         .context("cannot read this network namespace's cookie")?;
     interface_names.refresh();
@@ -277,7 +308,9 @@ async fn serve_until_signal(
         ));
     }
     let limits = ServerLimits {
-        max_clients: args.max_clients,
+        max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
+        max_clients_per_uid: usize::try_from(args.max_clients_per_uid).unwrap_or(usize::MAX),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
     };
     let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
     log::info!("serving on {}", args.socket.display());

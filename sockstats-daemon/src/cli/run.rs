@@ -42,6 +42,8 @@ pub enum RunError {
     },
     #[error("this process's cgroup v2 is unknown: {0}")]
     OwnCgroup(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
 }
 
 /// The exit code a shell would give for `status`: its code, or 128 + the signal.
@@ -73,7 +75,11 @@ struct RunCgroup {
 
 impl RunCgroup {
     fn make(parent: &Path) -> Result<Self, RunError> {
-        let path = parent.join(format!("sockstats-run-{}", std::process::id()));
+        // The pid alone could name a cgroup an earlier, crashed run left behind.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = parent.join(format!("sockstats-run-{}-{nanos}", std::process::id()));
         fs::create_dir(&path).map_err(|source| RunError::MakeCgroup {
             path: path.clone(),
             source,
@@ -120,8 +126,45 @@ impl Drop for RunCgroup {
     }
 }
 
-/// Runs `command` with every socket it makes labeled `label`; returns its exit code.
-pub fn run_labeled(socket: &Path, label: &str, command: &[OsString]) -> Result<ExitCode, RunError> {
+/// Who the command runs as: a uid, its primary gid and its supplementary groups.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl RunAs {
+    /// The user `name` (or a numeric uid), with the groups the system gives it.
+    pub fn user(name: &str) -> Result<Self, RunError> {
+        use nix::unistd::{getgrouplist, Uid, User};
+        let user = match name.parse::<u32>() {
+            Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+            Err(_) => User::from_name(name),
+        }
+        .ok()
+        .flatten()
+        .ok_or_else(|| RunError::NoSuchUser(name.to_owned()))?;
+        let c_name = std::ffi::CString::new(user.name.clone())
+            .map_err(|_| RunError::NoSuchUser(name.to_owned()))?;
+        let groups = getgrouplist(&c_name, user.gid)
+            .map_err(|e| RunError::NoSuchUser(format!("{name} (its groups: {e})")))?;
+        Ok(Self {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups: groups.into_iter().map(nix::unistd::Gid::as_raw).collect(),
+        })
+    }
+}
+
+/// Runs `command` (as `run_as`, else as root) with every socket it makes labeled `label`;
+/// returns its exit code.
+pub fn run_labeled(
+    socket: &Path,
+    label: &str,
+    run_as: Option<&RunAs>,
+    command: &[OsString],
+) -> Result<ExitCode, RunError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(RunError::NotRoot);
     }
@@ -149,11 +192,13 @@ pub fn run_labeled(socket: &Path, label: &str, command: &[OsString]) -> Result<E
         })?;
     client.add_rule(RuleSelector::cgroup(&relative), label, true)?;
 
-    let status = spawn_in(&cgroup.path, command);
-    // Rule first, then the cgroup: no socket of the command is made unlabeled meanwhile.
-    let removed = client.remove_rule(RuleSelector::cgroup(&relative));
+    let status = spawn_in(&cgroup.path, run_as, command);
+    // Rule first, then the cgroup: no socket of the command is made unlabeled meanwhile. If
+    // the daemon restarted meanwhile, it drops the rule itself once the cgroup is gone.
+    if let Err(error) = client.remove_rule(RuleSelector::cgroup(&relative)) {
+        let _ = writeln!(io::stderr(), "sockstats run: warning: {error}");
+    }
     drop(cgroup);
-    removed?;
     match status {
         Ok(status) => Ok(ExitCode::from(exit_code_of(status))),
         Err((code, message)) => {
@@ -165,7 +210,11 @@ pub fn run_labeled(socket: &Path, label: &str, command: &[OsString]) -> Result<E
 
 /// Starts `command` inside `cgroup` and waits for it. Errors carry the shell's exit code for
 /// them (127 not found, 126 not runnable).
-fn spawn_in(cgroup: &Path, command: &[OsString]) -> Result<ExitStatus, (u8, String)> {
+fn spawn_in(
+    cgroup: &Path,
+    run_as: Option<&RunAs>,
+    command: &[OsString],
+) -> Result<ExitStatus, (u8, String)> {
     let (program, args) = command
         .split_first()
         .ok_or((2, "no command given".to_owned()))?;
@@ -176,15 +225,25 @@ fn spawn_in(cgroup: &Path, command: &[OsString]) -> Result<ExitStatus, (u8, Stri
     let procs_fd = procs.as_raw_fd();
     let mut child = Command::new(program);
     child.args(args);
-    // SAFETY: the closure only calls write(2), which is async-signal-safe; "0" moves the
-    // calling (child) process into the cgroup before it runs the command.
+
+    let run_as = run_as.cloned();
+    // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups, setgid,
+    // setuid) on memory allocated before the fork. "0" moves the calling (child) process into
+    // the cgroup, which needs root: the identity changes after it.
     unsafe {
         child.pre_exec(move || {
-            if libc::write(procs_fd, b"0".as_ptr().cast(), 1) == 1 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
+            if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(io::Error::last_os_error());
             }
+            if let Some(run_as) = &run_as {
+                if libc::setgroups(run_as.groups.len(), run_as.groups.as_ptr()) != 0
+                    || libc::setgid(run_as.gid) != 0
+                    || libc::setuid(run_as.uid) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
         });
     }
     let mut child = child.spawn().map_err(|error| {

@@ -64,6 +64,12 @@ impl LineFramer {
         Ok(())
     }
 
+    /// Has part of a request line arrived (bytes without their newline yet)?
+    #[must_use]
+    pub fn has_partial_line(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
     /// The next complete line (without its newline) and the fds passed with it.
     pub fn next_line(&mut self) -> Option<Result<Line, FrameError>> {
         let newline = self.buffer.iter().position(|b| *b == b'\n')?;
@@ -169,5 +175,33 @@ mod tests {
         let mut framer = LineFramer::new();
         let flood = (0..=MAX_FDS_PER_REQUEST).map(|_| fd()).collect();
         assert_eq!(framer.push(b"{}", flood), Err(FrameError::TooManyFds));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 1_000, ..Default::default() })]
+
+        /// However a stream of lines is cut into reads, the framer gives back the same lines
+        /// (a bounded fuzz run of the framing).
+        #[test]
+        fn lines_survive_any_split_into_reads(
+            lines in proptest::collection::vec("[^\n]{0,200}", 0..20),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..30),
+        ) {
+            let stream: Vec<u8> = lines.iter().flat_map(|l| l.bytes().chain([b'\n'])).collect();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            points.push(0);
+            points.push(stream.len());
+            points.sort_unstable();
+            let mut framer = LineFramer::new();
+            let mut got = Vec::new();
+            for pair in points.windows(2) {
+                framer.push(&stream[pair[0]..pair[1]], Vec::new()).unwrap();
+                while let Some(line) = framer.next_line() {
+                    got.push(String::from_utf8(line.unwrap().0).unwrap());
+                }
+            }
+            proptest::prop_assert_eq!(got, lines);
+            proptest::prop_assert!(!framer.has_partial_line());
+        }
     }
 }

@@ -21,7 +21,6 @@ use super::{
 };
 use crate::{
     attribution, interfaces,
-    labels::RegistryError,
     sys::socket_info::{self, InetSocket},
 };
 
@@ -30,7 +29,7 @@ use crate::{
 #[must_use]
 pub fn handle(daemon: &Daemon, peer: Peer, request: Request, fds: Vec<OwnedFd>) -> String {
     let result: Result<String, Refusal> = match request {
-        Request::Label { label } => label_sockets(daemon, &label, &fds),
+        Request::Label { label } => label_sockets(daemon, peer, &label, &fds),
         Request::Unlabel => unlabel_sockets(daemon, &fds),
         other if !fds.is_empty() => Err(Refusal::new(
             ErrorCode::BadRequest,
@@ -87,7 +86,12 @@ fn socket_info_of(socket: &InetSocket) -> SocketInfo {
     }
 }
 
-fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String, Refusal> {
+fn label_sockets(
+    daemon: &Daemon,
+    peer: Peer,
+    label: &str,
+    fds: &[OwnedFd],
+) -> Result<String, Refusal> {
     let sockets = inspect_all(fds, "label")?;
     if label == UNLABELED_NAME {
         // Putting a socket under `unlabeled` is taking its label off.
@@ -102,12 +106,8 @@ fn label_sockets(daemon: &Daemon, label: &str, fds: &[OwnedFd]) -> Result<String
         .registry
         .lock()
         .expect("registry lock")
-        .get_or_create(label)
-        .map_err(|error| match error {
-            RegistryError::BadName(_) => Refusal::new(ErrorCode::BadLabel, error.to_string()),
-            RegistryError::Full { .. } => Refusal::new(ErrorCode::LimitReached, error.to_string()),
-            other => Refusal::from(other.to_string()),
-        })?;
+        .get_or_create_for(label, peer.uid)
+        .map_err(Refusal::from)?;
     let mut kernel = daemon.kernel.lock().expect("kernel lock");
     // The passed fds keep the sockets open until we return, so none can be released (and its
     // label entry leaked) between these writes and the daemon closing the fds.

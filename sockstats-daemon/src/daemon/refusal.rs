@@ -29,6 +29,18 @@ impl From<String> for Refusal {
     }
 }
 
+impl From<crate::labels::RegistryError> for Refusal {
+    fn from(error: crate::labels::RegistryError) -> Self {
+        use crate::labels::RegistryError;
+        let code = match &error {
+            RegistryError::BadName(_) => ErrorCode::BadLabel,
+            RegistryError::Full { .. } | RegistryError::UidQuota { .. } => ErrorCode::LimitReached,
+            _ => ErrorCode::Failed,
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
 /// Who sent a request: its uid (`SO_PEERCRED`) and its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {

@@ -1,21 +1,42 @@
 //! The rule requests (`add_rule`, `remove_rule`, `rules`) and keeping the kernel's rules equal
 //! to the daemon's: after every change, and every second, since a cgroup that is removed and
 //! made again (a restarted service) comes back with a new id.
-use sockstats_common::protocol::{encode_ok, ErrorCode, RuleSelector, RulesReply};
+use std::sync::MutexGuard;
+
+use sockstats_common::{
+    protocol::{encode_ok, ErrorCode, RuleSelector, RulesReply},
+    MAX_CGROUP_DEPTH,
+};
 
 use super::{
     refusal::{Peer, Refusal},
     state::Daemon,
 };
 use crate::{
-    labels::RegistryError,
-    rules::{self, Rule, RuleError, Source},
+    rules::{self, Rule, RuleError, RuleSet, Selector, Source},
     sys::owners,
 };
 
-/// Writes the rules in force to the kernel (cgroup paths resolved now).
+/// Writes the rules in force to the kernel (cgroup paths resolved now), after dropping
+/// temporary rules whose cgroup is gone.
 pub fn apply(daemon: &Daemon) -> Result<(), String> {
-    let set = daemon.rules.lock().expect("rules lock");
+    let mut set = daemon.rules.lock().expect("rules lock");
+    let gone = set
+        .remove_vanished_temporary(|path| daemon.cgroups.id_of(path).is_some())
+        .map_err(|error| error.to_string())?;
+    for rule in gone {
+        log::info!(
+            "temporary rule removed with its cgroup: {} (label {:?})",
+            rule.selector,
+            rule.label
+        );
+    }
+    apply_locked(daemon, &set)
+}
+
+/// Writes `set` to the kernel. The caller holds the rules lock until the kernel has them, so
+/// two syncs never interleave (an older set written last would undo a newer rule).
+fn apply_locked(daemon: &Daemon, set: &MutexGuard<'_, RuleSet>) -> Result<(), String> {
     let keys = {
         let mut registry = daemon.registry.lock().expect("registry lock");
         rules::kernel_rules(
@@ -25,7 +46,6 @@ pub fn apply(daemon: &Daemon) -> Result<(), String> {
         )
         .map_err(|error| format!("cannot register a rule's label: {error}"))?
     };
-    drop(set);
     daemon
         .kernel
         .lock()
@@ -41,7 +61,9 @@ fn refusal(error: &RuleError) -> Refusal {
         RuleError::FromConfig(_) => ErrorCode::NotPermitted,
         RuleError::BadLabel(_) => ErrorCode::BadLabel,
         RuleError::TooMany => ErrorCode::LimitReached,
-        RuleError::BadCgroup { .. } | RuleError::BadSelector => ErrorCode::BadRequest,
+        RuleError::BadCgroup { .. } | RuleError::BadSelector | RuleError::TemporaryUid => {
+            ErrorCode::BadRequest
+        }
         _ => ErrorCode::Failed,
     };
     Refusal::new(code, error.to_string())
@@ -65,8 +87,12 @@ pub fn add_rule(
 ) -> Result<String, Refusal> {
     peer.require_root("add rules")?;
     let selector = rules::selector_of(selector, owners::uid_of_user).map_err(|e| refusal(&e))?;
-    if let rules::Selector::Cgroup(path) = &selector {
-        check_cgroup(daemon, path)?;
+    match &selector {
+        Selector::Cgroup(path) => check_cgroup(daemon, path)?,
+        // A uid outlives any connection: a temporary one would stay in the kernel if the
+        // daemon crashed.
+        Selector::Uid(_) if temporary => return Err(refusal(&RuleError::TemporaryUid)),
+        Selector::Uid(_) => {}
     }
     // Register the label first: a bad name or a full registry refuses the rule, not the sync.
     daemon
@@ -74,37 +100,26 @@ pub fn add_rule(
         .lock()
         .expect("registry lock")
         .get_or_create(label)
-        .map_err(|error| match error {
-            RegistryError::BadName(_) => Refusal::new(ErrorCode::BadLabel, error.to_string()),
-            RegistryError::Full { .. } => Refusal::new(ErrorCode::LimitReached, error.to_string()),
-            other => Refusal::from(other.to_string()),
-        })?;
+        .map_err(Refusal::from)?;
     let rule = Rule {
         selector,
         label: label.to_owned(),
         source: if temporary {
             Source::Temporary {
-                connection: peer.connection,
+                connection: Some(peer.connection),
             }
         } else {
             Source::Client
         },
     };
-    daemon
-        .rules
-        .lock()
-        .expect("rules lock")
-        .add(rule.clone())
-        .map_err(|e| refusal(&e))?;
-    if let Err(error) = apply(daemon) {
-        let _ = daemon
-            .rules
-            .lock()
-            .expect("rules lock")
-            .remove(&rule.selector);
-        let _ = apply(daemon);
+    let mut set = daemon.rules.lock().expect("rules lock");
+    set.add(rule.clone()).map_err(|e| refusal(&e))?;
+    if let Err(error) = apply_locked(daemon, &set) {
+        let _ = set.remove(&rule.selector);
+        let _ = apply_locked(daemon, &set);
         return Err(Refusal::from(error));
     }
+    drop(set);
     log::info!(
         "rule added: sockets of {} get label {:?} ({})",
         rule.selector,
@@ -114,7 +129,8 @@ pub fn add_rule(
     Ok(reply(daemon, &[&rule]))
 }
 
-/// A cgroup rule must name an existing cgroup inside the accounted subtree.
+/// A cgroup rule must name an existing cgroup inside the accounted subtree, no deeper than the
+/// kernel looks.
 fn check_cgroup(daemon: &Daemon, path: &str) -> Result<(), Refusal> {
     let directory = daemon.cgroups.directory(path);
     if daemon.cgroups.id_of(path).is_none() {
@@ -137,6 +153,12 @@ fn check_cgroup(daemon: &Daemon, path: &str) -> Result<(), Refusal> {
             ),
         ));
     }
+    if path.split('/').filter(|part| !part.is_empty()).count() >= MAX_CGROUP_DEPTH as usize {
+        return Err(Refusal::new(
+            ErrorCode::BadRequest,
+            format!("cgroup {path} is deeper than the {MAX_CGROUP_DEPTH} levels the kernel programs look at"),
+        ));
+    }
     Ok(())
 }
 
@@ -147,13 +169,14 @@ pub fn remove_rule(
 ) -> Result<String, Refusal> {
     peer.require_root("remove rules")?;
     let selector = rules::selector_of(selector, owners::uid_of_user).map_err(|e| refusal(&e))?;
-    let rule = daemon
-        .rules
-        .lock()
-        .expect("rules lock")
-        .remove(&selector)
-        .map_err(|e| refusal(&e))?;
-    apply(daemon)?;
+    let mut set = daemon.rules.lock().expect("rules lock");
+    let rule = set.remove(&selector).map_err(|e| refusal(&e))?;
+    // The rule is gone from the daemon's set; if the kernel write fails now, the next
+    // second's sync retries it.
+    if let Err(error) = apply_locked(daemon, &set) {
+        log::warn!("{error}; retrying within a second");
+    }
+    drop(set);
     log::info!("rule removed: {} (label {:?})", rule.selector, rule.label);
     Ok(reply(daemon, &[&rule]))
 }
@@ -164,13 +187,16 @@ pub fn list_rules(daemon: &Daemon) -> String {
     reply(daemon, &rules)
 }
 
-/// The connection `connection` closed: its temporary rules go.
+/// The connection `connection` closed (not the daemon stopping): its temporary rules go.
 pub fn connection_closed(daemon: &Daemon, connection: u64) {
-    let gone = daemon
-        .rules
-        .lock()
-        .expect("rules lock")
-        .remove_temporary(connection);
+    let mut set = daemon.rules.lock().expect("rules lock");
+    let gone = match set.remove_temporary(connection) {
+        Ok(gone) => gone,
+        Err(error) => {
+            log::warn!("{error}");
+            return;
+        }
+    };
     if gone.is_empty() {
         return;
     }
@@ -181,7 +207,7 @@ pub fn connection_closed(daemon: &Daemon, connection: u64) {
             rule.label
         );
     }
-    if let Err(error) = apply(daemon) {
+    if let Err(error) = apply_locked(daemon, &set) {
         log::warn!("{error}");
     }
 }

@@ -27,8 +27,22 @@ pub enum SocketFileError {
     },
 }
 
-/// Binds a listening socket at `path` with permissions `mode`.
-pub fn bind_listener(path: &Path, mode: u32) -> Result<UnixListener, SocketFileError> {
+/// Refuses early (before the programs load) when another daemon answers on `path`.
+pub fn check_not_in_use(path: &Path) -> Result<(), SocketFileError> {
+    if UnixStream::connect(path).is_ok() {
+        return Err(SocketFileError::InUse {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Binds a listening socket at `path` with permissions `mode` and, if given, group `gid`.
+pub fn bind_listener(
+    path: &Path,
+    mode: u32,
+    gid: Option<u32>,
+) -> Result<UnixListener, SocketFileError> {
     let io_error = |source: io::Error| SocketFileError::Io {
         path: path.to_owned(),
         source,
@@ -64,6 +78,9 @@ pub fn bind_listener(path: &Path, mode: u32) -> Result<UnixListener, SocketFileE
     .map_err(nix_error)?;
     let address = UnixAddr::new(path).map_err(nix_error)?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).map_err(nix_error)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_error)?;
+    }
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_error)?;
     listen(&fd, Backlog::new(1024).map_err(nix_error)?).map_err(nix_error)?;
     Ok(UnixListener::from(fd))

@@ -60,8 +60,8 @@ pub struct DaemonInfo {
     pub started: Instant,
 }
 
-/// Shared daemon state. No code holds `kernel` while taking another lock; `rules` and
-/// `interfaces` are taken before `registry`.
+/// Shared daemon state. Lock order: `rules`, then `interfaces`, then `registry`, then
+/// `kernel`; no code holds `kernel` while taking another lock.
 pub struct Daemon {
     pub kernel: Mutex<KernelMaps>,
     pub registry: Mutex<LabelRegistry>,

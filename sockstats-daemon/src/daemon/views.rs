@@ -93,11 +93,16 @@ pub fn group_names(
         .keys()
         .any(|group| matches!(group, Group::Cgroup(_)))
         .then(|| daemon.cgroups.paths_by_id());
-    let registry = daemon.registry.lock().expect("registry lock");
+    // Only label groups need the registry; user and process names (NSS, /proc) are looked up
+    // without holding it.
+    let registry = groups
+        .keys()
+        .any(|group| matches!(group, Group::Label(_)))
+        .then(|| daemon.registry.lock().expect("registry lock"));
     let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
     for (group, totals) in groups {
         let name = match group {
-            Group::Label(id) => label_name(&registry, id),
+            Group::Label(id) => label_name(registry.as_ref().expect("locked for labels"), id),
             Group::Uid(uid) => owners::user_name(uid),
             Group::Cgroup(id) => cgroup_paths
                 .as_ref()

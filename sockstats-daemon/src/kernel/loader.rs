@@ -106,6 +106,12 @@ pub enum KernelError {
     Pin { path: PathBuf, reason: String },
     #[error("map {name} is missing or of the wrong type: {reason}")]
     Map { name: &'static str, reason: String },
+    #[error("the maps pinned under {} track {pinned} sockets, not the {requested} asked for; `sockstatsd --uninstall --bpffs-dir {}` first (it drops the kernel-side totals), or keep --max-sockets {pinned}", bpffs_dir.display(), bpffs_dir.display())]
+    Capacity {
+        bpffs_dir: PathBuf,
+        pinned: u32,
+        requested: u32,
+    },
 }
 
 /// Where to pin and what to account.
@@ -113,6 +119,8 @@ pub enum KernelError {
 pub struct LoadOptions {
     pub bpffs_dir: PathBuf,
     pub cgroup_root: CgroupRoot,
+    /// Capacity of the per-socket maps (live sockets tracked at once).
+    pub max_sockets: u32,
 }
 
 /// The attached programs. Dropping it leaves them attached (their links are pinned).
@@ -126,6 +134,8 @@ pub struct AttachedKernel {
     pub maps_dir: PathBuf,
     _ebpf: Ebpf,
     _links: Vec<FdLink>,
+    /// Held while the daemon runs: one daemon per pin directory.
+    _pin_lock: nix::fcntl::Flock<File>,
 }
 
 /// The directory of the maps of this layout: `maps-v<version>-<value sizes>`.
@@ -181,6 +191,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         return Err(KernelError::NoObject);
     }
     bpffs::prepare_pin_dir(&options.bpffs_dir)?;
+    let pin_lock = bpffs::lock_pin_dir(&options.bpffs_dir)?;
     let maps_dir = options.bpffs_dir.join(maps_dir_name());
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
@@ -190,12 +201,27 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
+        .map_max_entries(SOCKETS_MAP, options.max_sockets)
+        .map_max_entries(SOCKET_LABELS_MAP, options.max_sockets)
         .load(OBJECT)
         .map_err(|source| KernelError::Load {
             bpffs_dir: options.bpffs_dir.clone(),
             source: Box::new(source),
         })?;
 
+    // The maps' file descriptors are already in the loaded instructions: taking them out of
+    // `ebpf` here (before attaching) only moves who owns them.
+    let maps = take_maps(&mut ebpf)?;
+    let pinned = aya::maps::IterableMap::map(&maps.sockets)
+        .info()
+        .map_or(options.max_sockets, |info| info.max_entries());
+    if pinned != options.max_sockets {
+        return Err(KernelError::Capacity {
+            bpffs_dir: options.bpffs_dir.clone(),
+            pinned,
+            requested: options.max_sockets,
+        });
+    }
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
     let (links, reused_links) = if let Some(links) = reuse_links(&links_dir)? {
         (links, true)
@@ -216,7 +242,6 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         .iter()
         .find(|p| p.name == "sock_create")
         .and_then(|p| p.prog_id);
-    let maps = take_maps(&mut ebpf)?;
     let attached = AttachedKernel {
         programs,
         log_program_id,
@@ -224,6 +249,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         maps_dir: maps_dir.clone(),
         _ebpf: ebpf,
         _links: links,
+        _pin_lock: pin_lock,
     };
     Ok((attached, maps))
 }
@@ -398,7 +424,14 @@ pub fn open_released(
 }
 
 /// Detaches the programs and deletes every pin (maps too: the totals are gone afterwards).
+/// Refused while a daemon owns the pins.
 pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
+    let _lock = match bpffs::lock_pin_dir(bpffs_dir) {
+        Err(bpffs::BpffsError::Stat { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(false)
+        }
+        other => other?,
+    };
     match fs::remove_dir_all(bpffs_dir) {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -167,15 +167,17 @@ impl KernelMaps {
             self.label_totals.iter().collect::<Result<_, _>>()?;
         let owner_totals: StdHashMap<OwnerKey, Totals> =
             self.owner_totals.iter().collect::<Result<_, _>>()?;
-        let socket_labels: StdHashMap<u64, u32> = self
-            .socket_labels
+        // Entries before labels: a new socket's entry is made before a rule labels it, so a
+        // socket read here has its label in the labels read next (a release meanwhile is
+        // caught by the check below). A deletion during the walk restarts the kernel's key
+        // iteration, so keys can repeat: collecting into a map counts each socket once.
+        let sockets: StdHashMap<u64, SocketEntry> = self
+            .sockets
             .iter()
             .filter_map(skip_vanished)
             .collect::<Result<_, _>>()?;
-        // A deletion during the walk restarts the kernel's key iteration, so keys can repeat:
-        // collecting into a map counts each socket once.
-        let sockets: StdHashMap<u64, SocketEntry> = self
-            .sockets
+        let socket_labels: StdHashMap<u64, u32> = self
+            .socket_labels
             .iter()
             .filter_map(skip_vanished)
             .collect::<Result<_, _>>()?;

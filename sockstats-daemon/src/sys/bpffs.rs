@@ -6,6 +6,7 @@ use std::{
 };
 
 use nix::{
+    fcntl::{Flock, FlockArg},
     mount::{mount, MsFlags},
     sys::statfs::{statfs, BPF_FS_MAGIC},
 };
@@ -28,6 +29,8 @@ pub enum BpffsError {
     },
     #[error("{} is not on a BPF file system; choose a --bpffs-dir under {BPFFS_MOUNT} or mount one with `mount -t bpf bpf <dir>`", path.display())]
     NotBpffs { path: PathBuf },
+    #[error("another sockstatsd owns the pins under {}: stop it first, or give this one its own --bpffs-dir", path.display())]
+    Locked { path: PathBuf },
     #[error("cannot create pin directory {}: {source}", path.display())]
     Create {
         path: PathBuf,
@@ -81,5 +84,26 @@ pub fn prepare_pin_dir(dir: &Path) -> Result<(), BpffsError> {
     fs::create_dir_all(dir).map_err(|source| BpffsError::Create {
         path: dir.to_owned(),
         source,
+    })
+}
+
+/// The pin directory, locked for one daemon (`flock`, released when the process exits, also on
+/// a crash): two daemons sharing pins would both write the rules and fight over the links.
+pub fn lock_pin_dir(dir: &Path) -> Result<Flock<fs::File>, BpffsError> {
+    let directory = fs::File::open(dir).map_err(|source| BpffsError::Stat {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Flock::lock(directory, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            BpffsError::Locked {
+                path: dir.to_owned(),
+            }
+        } else {
+            BpffsError::Stat {
+                path: dir.to_owned(),
+                source: io::Error::from(errno),
+            }
+        }
     })
 }
