@@ -204,6 +204,20 @@ impl TestDaemon {
             .count()
     }
 
+    /// Waits (up to 10 s) until the daemon has at most `fds` open, and returns how many it has:
+    /// connections a client just closed take the daemon a moment to notice.
+    #[must_use]
+    pub fn settle_fds(&self, fds: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let open = self.open_fds();
+            if open <= fds || Instant::now() > deadline {
+                return open;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything the daemon logged so far.
     #[must_use]
     pub fn log(&self) -> String {
