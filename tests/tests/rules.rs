@@ -140,6 +140,22 @@ fn run_reports_a_missing_command_and_signals_like_a_shell() {
         .daemon
         .cli(&["run", "-l", "x", "--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(killed.status.code(), Some(128 + 15));
+    let as_nobody = harness
+        .daemon
+        .cli(&["run", "-l", "x", "--user", "nobody", "--", "id", "-u"]);
+    assert!(as_nobody.status.success(), "{}", stderr_of(&as_nobody));
+    assert_eq!(stdout_of(&as_nobody).trim(), NOBODY.to_string());
+    let unknown = harness.daemon.cli(&[
+        "run",
+        "-l",
+        "x",
+        "--user",
+        "no-such-user-here",
+        "--",
+        "true",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr_of(&unknown).contains("no user \"no-such-user-here\""));
     assert!(harness
         .daemon
         .client()
@@ -247,7 +263,7 @@ fn uid_rules_label_sockets_of_that_user_and_only_root_may_change_rules() {
 
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
-fn cgroup_rules_cover_descendants_and_survive_a_restart() {
+fn cgroup_rules_cover_descendants_win_over_uid_rules_and_survive_a_restart() {
     let mut harness = Harness::start("cgroup-rule");
     let child = harness.cgroup.path.join("svc");
     let grandchild = child.join("worker");
@@ -259,6 +275,13 @@ fn cgroup_rules_cover_descendants_and_survive_a_restart() {
         .client()
         .add_rule(RuleSelector::cgroup(&relative), "svc", false)
         .expect("add rule");
+    // Everything here runs as root: the uid rule covers the test's own sockets, the deeper
+    // cgroup rule the command's.
+    harness
+        .daemon
+        .client()
+        .add_rule(RuleSelector::uid(0), "root-rule", false)
+        .expect("add uid rule");
     harness.daemon.stop();
     harness.daemon.restart();
 
@@ -286,7 +309,23 @@ fn cgroup_rules_cover_descendants_and_survive_a_restart() {
         .expect("run traffic in the grandchild cgroup");
     assert!(output.status.success(), "{}", stderr_of(&output));
     handle.join().expect("server");
-    assert_eq!(harness.daemon.stats("svc"), counts(send, reply));
+    let stats = harness.daemon.get().stats;
+    assert_eq!(stats["svc"], counts(send, reply));
+    // The server's accepted socket (made without sock_create, labeled on first use) by uid.
+    assert_eq!(stats["root-rule"], counts(reply, send));
+    assert_eq!(stats["unlabeled"], counts(0, 0));
+
+    // A label a program sets wins over the rule's, with all the socket's bytes.
+    let (client, server) = sockstats_tests::traffic::tcp_pair(false);
+    sockstats_tests::traffic::tcp_send(&client, &server, 1000, 100);
+    harness
+        .daemon
+        .client()
+        .label(&client, "explicit")
+        .expect("label");
+    let stats = harness.daemon.get().stats;
+    assert_eq!(stats["explicit"], counts(1000, 0));
+    assert_eq!(stats["root-rule"], counts(reply, send + 1000));
     let by_cgroup = harness
         .daemon
         .client()
