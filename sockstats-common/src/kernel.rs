@@ -59,6 +59,14 @@ pub const GLOBAL_ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
 /// Global variable (u32) in the kernel object: depth of that cgroup below the cgroup2 mount;
 /// 0 means the whole host and switches the subtree check off.
 pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
+/// Global variable (u32) in the kernel object: 1 when tracing programs may call
+/// `bpf_get_current_ancestor_cgroup_id` (Linux 5.18+), so sockets first seen by the payload
+/// hooks (accepted ones) are matched against cgroup rules too; 0 leaves those to uid rules.
+/// Read-only, so the verifier drops the call on kernels without it.
+pub const GLOBAL_TRACING_ANCESTOR_HELPER: &str = "TRACING_ANCESTOR_HELPER";
+/// The first kernel (major, minor) whose tracing programs may call
+/// `bpf_get_current_ancestor_cgroup_id`.
+pub const TRACING_ANCESTOR_HELPER_SINCE: (u32, u32) = (5, 18);
 
 /// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
 pub const INTERFACE_SLOTS: u32 = 3;

@@ -6,6 +6,7 @@ use aya_ebpf::{
     helpers::bpf_get_current_ancestor_cgroup_id,
     macros::map,
     maps::{Array, HashMap},
+    Global,
 };
 use sockstats_common::{Counter, OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES};
 
@@ -18,17 +19,31 @@ static RULES: HashMap<OwnerKey, u32> = HashMap::pinned(MAX_RULES, 0);
 #[map(name = "RULE_KINDS")]
 static RULE_KINDS: Array<u32> = Array::pinned(1, 0);
 
+/// 1 when tracing programs may call `bpf_get_current_ancestor_cgroup_id` (Linux 5.18+); set
+/// by the daemon at load time. Read-only: on older kernels the verifier never sees the call.
+#[no_mangle]
+static TRACING_ANCESTOR_HELPER: Global<u32> = Global::new(0);
+
+/// Where a new socket is seen: the cgroup program at its creation, or a payload hook (a
+/// tracing program) at its first use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SeenBy {
+    CgroupProgram,
+    TracingProgram,
+}
+
 /// Labels the new socket `cookie`, made by the current task running as `uid`, by the rule of
 /// the deepest cgroup that holds the task, else by the rule of `uid`. A label set before (by
-/// the daemon) is kept.
+/// the daemon) is kept. Tracing programs on kernels before 5.18 only apply uid rules.
 #[inline(always)]
-pub fn label_new_socket(cookie: u64, uid: u32) {
+pub fn label_new_socket(cookie: u64, uid: u32, seen_by: SeenBy) {
     let kinds = RULE_KINDS.get(0).copied().unwrap_or(0);
     if kinds == 0 {
         return;
     }
     let mut label = None;
-    if kinds & OwnerKind::Cgroup.bit() != 0 {
+    let may_walk = seen_by == SeenBy::CgroupProgram || TRACING_ANCESTOR_HELPER.load() == 1;
+    if may_walk && kinds & OwnerKind::Cgroup.bit() != 0 {
         label = deepest_cgroup_rule();
     }
     if label.is_none() && kinds & OwnerKind::Uid.bit() != 0 {

@@ -15,7 +15,11 @@ use sockstats_common::{
     Counter, SocketEntry, DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC, RELEASED_TOMBSTONES, UNLABELED_ID,
 };
 
-use crate::{counters, owners, rules, scope, slots, totals};
+use crate::{
+    counters, owners,
+    rules::{self, SeenBy},
+    scope, slots, totals,
+};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -130,7 +134,7 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
                 counters::add(overflow, bytes);
                 return;
             };
-            rules::label_new_socket(cookie, new.uid);
+            rules::label_new_socket(cookie, new.uid, SeenBy::TracingProgram);
             entry
         }
         None => return,
@@ -144,7 +148,7 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
             (*entry).cgroup_id = cgroup_id;
             (*entry).uid = uid;
             (*entry).tgid = tgid;
-            rules::label_new_socket(cookie, uid);
+            rules::label_new_socket(cookie, uid, SeenBy::TracingProgram);
         }
         match direction {
             Direction::Tx => {
@@ -180,7 +184,7 @@ pub fn on_create(ctx: &SockContext) {
         .is_ok()
     {
         counters::bump(Counter::SocketsCreated);
-        rules::label_new_socket(cookie, entry.uid);
+        rules::label_new_socket(cookie, entry.uid, SeenBy::CgroupProgram);
     } else {
         // A fresh cookie cannot exist yet: the map is full. The socket's bytes will go to the
         // overflow bucket.

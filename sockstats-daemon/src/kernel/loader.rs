@@ -22,8 +22,9 @@ use aya::{
 };
 use sockstats_common::{
     protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
-    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION,
-    OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP, RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_TRACING_ANCESTOR_HELPER,
+    LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP,
+    RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
 };
 
 use super::maps::KernelMaps;
@@ -184,6 +185,22 @@ fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelError {
     }
 }
 
+/// Does the running kernel let tracing programs call `bpf_get_current_ancestor_cgroup_id`?
+fn tracing_has_ancestor_helper() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_at_least(&release, TRACING_ANCESTOR_HELPER_SINCE)
+}
+
+/// Is the kernel `release` (`6.1.0-56-amd64`) at least `(major, minor)`?
+fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    found >= (major, minor)
+}
+
 /// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
 /// Returns the attachments and the maps the daemon reads.
 pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelMaps), KernelError> {
@@ -201,6 +218,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
+        .override_global(
+            GLOBAL_TRACING_ANCESTOR_HELPER,
+            &u32::from(tracing_has_ancestor_helper()),
+            true,
+        )
         .map_max_entries(SOCKETS_MAP, options.max_sockets)
         .map_max_entries(SOCKET_LABELS_MAP, options.max_sockets)
         .load(OBJECT)
@@ -436,5 +458,19 @@ pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(pin_error(bpffs_dir, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_at_least;
+
+    #[test]
+    fn compares_kernel_releases() {
+        assert!(kernel_at_least("6.18.0-1-amd64\n", (5, 18)));
+        assert!(kernel_at_least("5.18.0", (5, 18)));
+        assert!(!kernel_at_least("5.10.0-46-amd64", (5, 18)));
+        assert!(kernel_at_least("6.1.0-56-cloud-amd64", (5, 18)));
+        assert!(!kernel_at_least("garbage", (5, 18)));
     }
 }
