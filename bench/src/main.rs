@@ -80,6 +80,9 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, value_name = "FILE", default_value = "target/bench/bench.json")]
     out: PathBuf,
+    /// Internal: be a socket holder (open N sockets, keep them until stdin closes).
+    #[arg(long, value_name = "N", hide = true)]
+    hold_sockets: Option<usize>,
 }
 
 impl Args {
@@ -99,7 +102,13 @@ impl Args {
 fn main() -> ExitCode {
     let mut args = Args::parse();
     args.apply_quick();
-    match run(&args) {
+    let result = match args.hold_sockets {
+        Some(count) => sys::raise_open_files()
+            .map_err(anyhow::Error::from)
+            .and_then(|_| sockets::hold(count)),
+        None => run(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: error: {error:#}");
@@ -140,9 +149,6 @@ fn run(args: &Args) -> Result<()> {
             "nethogs is not installed (`cargo xtask bench` installs it; or pass --no-nethogs)",
         )?)
     };
-    let most_sockets = args.sockets.iter().copied().max().unwrap_or(0);
-    sys::raise_open_files(u64::try_from(most_sockets)? + 16_384)
-        .context("cannot raise the open-file limit")?;
     let timing = Timing {
         warmup: Duration::from_secs_f64(args.seconds / 5.0),
         measure: Duration::from_secs_f64(args.seconds),

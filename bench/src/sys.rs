@@ -5,9 +5,9 @@ use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
 
-/// Raises `RLIMIT_NOFILE` (soft and hard; root may raise the hard limit up to `fs.nr_open`) to
-/// at least `wanted`.
-pub fn raise_open_files(wanted: u64) -> io::Result<()> {
+/// Raises the soft `RLIMIT_NOFILE` to the hard one (raising the hard limit would need
+/// `CAP_SYS_RESOURCE`).
+pub fn raise_open_files() -> io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -16,16 +16,12 @@ pub fn raise_open_files(wanted: u64) -> io::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    if limit.rlim_cur >= wanted {
-        return Ok(());
-    }
-    limit.rlim_cur = wanted;
-    limit.rlim_max = limit.rlim_max.max(wanted);
+    limit.rlim_cur = limit.rlim_max;
     // SAFETY: `limit` is a valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(limit.rlim_cur)
 }
 
 /// A new, unbound `AF_INET` UDP socket: a live inet socket that holds no port.
