@@ -57,3 +57,28 @@ pub fn read(ids: &[u32]) -> HashMap<u32, RunStats> {
     }
     found
 }
+
+/// Size of a loaded program: what the verifier walked and what the JIT emitted.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ProgramSize {
+    pub verified_insns: Option<u32>,
+    pub jited_bytes: u32,
+}
+
+/// The sizes of the programs with these ids.
+#[must_use]
+pub fn sizes(ids: &[u32]) -> HashMap<u32, ProgramSize> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter(|info| ids.contains(&info.id()))
+        .map(|info| {
+            (
+                info.id(),
+                ProgramSize {
+                    verified_insns: info.verified_instruction_count(),
+                    jited_bytes: info.size_jitted(),
+                },
+            )
+        })
+        .collect()
+}

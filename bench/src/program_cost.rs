@@ -4,18 +4,23 @@
 //! Statistics add two clock reads and some bookkeeping to every invocation of every program;
 //! an empty program's `run_time_ns / run_cnt` is that overhead alone. What a sockstats program
 //! costs beyond an empty one of its type (`net_ns`) is what the target (40 ns) is about.
+//!
+//! Every round runs the workloads twice: as the scheduler places them (the two ends of a
+//! loopback connection on two CPUs, so the counters of a socket bounce between their caches)
+//! and with the bench pinned to one CPU (no bouncing: the programs' own instructions).
 use std::{collections::HashMap, fs::File, time::Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::{
-    bpf_stats::{self, RunStats},
+    bpf_stats::{self, ProgramSize, RunStats},
     cgroup::BenchCgroup,
     daemon::BenchDaemon,
     empty_programs::{self, EmptyKind, EmptyProgram},
     sockets,
     stats::Spread,
+    sys,
     workload::{self, Timing},
 };
 
@@ -51,6 +56,10 @@ pub struct ProgramCost {
     pub compared_with: Option<String>,
     /// Per round: this program's ns per run minus the empty one's.
     pub net_ns: Option<Spread>,
+    /// The same with the workload pinned to one CPU.
+    pub ns_per_run_one_cpu: Option<Spread>,
+    pub net_ns_one_cpu: Option<Spread>,
+    pub size: ProgramSize,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +68,7 @@ pub struct EmptyCost {
     pub hook: String,
     pub runs: u64,
     pub ns_per_run: Option<Spread>,
+    pub ns_per_run_one_cpu: Option<Spread>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,27 +126,12 @@ pub fn run(
         .collect();
 
     let _stats = bpf_stats::enable()?;
-    let mut per_round: Vec<HashMap<u32, RunStats>> = Vec::new();
+    let mut free = Vec::new();
+    let mut pinned = Vec::new();
     let mut cpu_percent = Vec::new();
     for round in 0..rounds {
         eprintln!("bench: program cost round {}/{rounds}", round + 1);
-        let before = bpf_stats::read(&ids);
-        let start = Instant::now();
-        workload::tcp_throughput(1024, timing)?;
-        workload::tcp_throughput(1024 * 1024, timing)?;
-        workload::udp_rate(64, timing)?;
-        sockets::churn_tcp(CHURN_PER_ROUND, 500)?;
-        let seconds = start.elapsed().as_secs_f64();
-        let after = bpf_stats::read(&ids);
-        let delta: HashMap<u32, RunStats> = after
-            .iter()
-            .map(|(id, stats)| {
-                (
-                    *id,
-                    stats.since(before.get(id).copied().unwrap_or_default()),
-                )
-            })
-            .collect();
+        let (delta, seconds) = measure_round(&ids, timing)?;
         #[expect(clippy::cast_precision_loss, reason = "a share")]
         let ours_ns: f64 = ours
             .iter()
@@ -144,66 +139,105 @@ pub fn run(
             .map(|s| s.run_time_ns as f64)
             .sum();
         cpu_percent.push(100.0 * ours_ns / 1e9 / seconds);
-        per_round.push(delta);
+        free.push(delta);
+        pinned.push(sys::on_one_cpu(0, || measure_round(&ids, timing))??.0);
     }
+    let sizes = bpf_stats::sizes(&ids);
+    Ok(summarize(
+        &ours,
+        &empties,
+        &[free, pinned],
+        &sizes,
+        &cpu_percent,
+    ))
+}
 
-    Ok(summarize(&ours, &empties, &per_round, &cpu_percent))
+/// Runs the workloads once; returns what each program ran meanwhile, and the seconds taken.
+fn measure_round(ids: &[u32], timing: Timing) -> Result<(HashMap<u32, RunStats>, f64)> {
+    let before = bpf_stats::read(ids);
+    let start = Instant::now();
+    workload::tcp_throughput(1024, timing)?;
+    workload::tcp_throughput(1024 * 1024, timing)?;
+    workload::udp_rate(64, timing)?;
+    sockets::churn_tcp(CHURN_PER_ROUND, 500)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let delta = bpf_stats::read(ids)
+        .iter()
+        .map(|(id, stats)| {
+            (
+                *id,
+                stats.since(before.get(id).copied().unwrap_or_default()),
+            )
+        })
+        .collect();
+    Ok((delta, seconds))
+}
+
+/// Per placement (free, one CPU), per round: what each program ran.
+type Rounds = [Vec<HashMap<u32, RunStats>>; 2];
+
+/// Invocations over all rounds, and ns per run of each round.
+fn series(rounds: &[HashMap<u32, RunStats>], id: u32) -> (u64, Vec<f64>) {
+    let runs = rounds
+        .iter()
+        .filter_map(|r| r.get(&id))
+        .map(|s| s.run_count)
+        .sum();
+    let ns = rounds
+        .iter()
+        .filter_map(|r| r.get(&id).and_then(|s| s.ns_per_run()))
+        .collect();
+    (runs, ns)
+}
+
+/// Per round: ns per run of `id` minus that of `empty`.
+fn net(rounds: &[HashMap<u32, RunStats>], id: u32, empty: u32) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|r| Some(r.get(&id)?.ns_per_run()? - r.get(&empty)?.ns_per_run()?))
+        .collect()
 }
 
 /// Medians and spreads over the rounds.
 fn summarize(
     ours: &[(String, String, u32)],
     empties: &[EmptyProgram],
-    per_round: &[HashMap<u32, RunStats>],
+    rounds: &Rounds,
+    sizes: &HashMap<u32, ProgramSize>,
     cpu_percent: &[f64],
 ) -> ProgramCosts {
-    let series = |id: u32| -> (u64, Vec<f64>) {
-        let runs = per_round
-            .iter()
-            .filter_map(|r| r.get(&id))
-            .map(|s| s.run_count)
-            .sum();
-        let ns = per_round
-            .iter()
-            .filter_map(|r| r.get(&id).and_then(|s| s.ns_per_run()))
-            .collect();
-        (runs, ns)
-    };
+    let [free, pinned] = rounds;
     let sockstats = ours
         .iter()
         .map(|(name, hook, id)| {
-            let (runs, ns) = series(*id);
+            let (free_runs, free_ns) = series(free, *id);
+            let (pinned_runs, pinned_ns) = series(pinned, *id);
             let empty = empty_for(hook, empties).map(|i| &empties[i]);
-            let net: Vec<f64> = empty
-                .map(|e| {
-                    per_round
-                        .iter()
-                        .filter_map(|r| {
-                            Some(r.get(id)?.ns_per_run()? - r.get(&e.id)?.ns_per_run()?)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
             ProgramCost {
                 program: name.clone(),
                 hook: hook.clone(),
                 hot_path: HOT_PATH.contains(&name.as_str()),
-                runs,
-                ns_per_run: Spread::of(&ns),
+                runs: free_runs + pinned_runs,
+                ns_per_run: Spread::of(&free_ns),
                 compared_with: empty.map(|e| e.kind.name().to_owned()),
-                net_ns: Spread::of(&net),
+                net_ns: empty.and_then(|e| Spread::of(&net(free, *id, e.id))),
+                ns_per_run_one_cpu: Spread::of(&pinned_ns),
+                net_ns_one_cpu: empty.and_then(|e| Spread::of(&net(pinned, *id, e.id))),
+                size: sizes.get(id).copied().unwrap_or_default(),
             }
         })
         .collect();
     let empty = empties
         .iter()
         .map(|e| {
-            let (runs, ns) = series(e.id);
+            let (free_runs, free_ns) = series(free, e.id);
+            let (pinned_runs, pinned_ns) = series(pinned, e.id);
             EmptyCost {
                 program: e.kind.name(),
                 hook: e.kind.hook(),
-                runs,
-                ns_per_run: Spread::of(&ns),
+                runs: free_runs + pinned_runs,
+                ns_per_run: Spread::of(&free_ns),
+                ns_per_run_one_cpu: Spread::of(&pinned_ns),
             }
         })
         .collect();

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::{
     daemon_load::{Churn, GetLatency, Idle},
     program_cost::ProgramCosts,
+    stats::Spread,
     throughput::ThroughputResults,
 };
 
@@ -234,35 +235,45 @@ fn print_throughput(report: &Report) {
     );
 }
 
+fn show(spread: Option<&Spread>, digits: usize) -> String {
+    spread.map_or_else(|| "-".to_owned(), |s| s.show(1.0, digits))
+}
+
 fn print_programs(report: &Report) {
     println!(
-        "{:<20} {:<28} {:>12} {:>24} {:>16} {:>24}",
-        "program", "hook", "runs", "ns/run", "vs", "net ns/run"
+        "ns per invocation, median [min–max]; net = minus the empty program of the same type \
+         (stats overhead); \"1 CPU\" = the workload pinned to one CPU"
+    );
+    println!(
+        "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  vs",
+        "program", "runs", "insns", "ns/run", "net", "ns/run 1 CPU", "net 1 CPU"
     );
     for p in &report.program_cost.sockstats {
         println!(
-            "{:<20} {:<28} {:>12} {:>24} {:>16} {:>24}",
+            "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  {}",
             p.program,
-            p.hook,
             p.runs,
-            p.ns_per_run
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 1)),
+            p.size
+                .verified_insns
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            show(p.ns_per_run.as_ref(), 1),
+            show(p.net_ns.as_ref(), 1),
+            show(p.ns_per_run_one_cpu.as_ref(), 1),
+            show(p.net_ns_one_cpu.as_ref(), 1),
             p.compared_with.as_deref().unwrap_or("-"),
-            p.net_ns
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 1)),
         );
     }
     for e in &report.program_cost.empty {
         println!(
-            "{:<20} {:<28} {:>12} {:>24}",
+            "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  ({})",
             e.program,
-            e.hook,
             e.runs,
-            e.ns_per_run
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 1)),
+            2,
+            show(e.ns_per_run.as_ref(), 1),
+            "",
+            show(e.ns_per_run_one_cpu.as_ref(), 1),
+            "",
+            e.hook
         );
     }
 }

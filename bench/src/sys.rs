@@ -57,3 +57,29 @@ pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs `work` with this thread (and the threads it starts) on CPU `cpu` only, then restores
+/// the affinity it had.
+pub fn on_one_cpu<T>(cpu: usize, work: impl FnOnce() -> T) -> io::Result<T> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut previous: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `previous` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut previous) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET bounds-checks `cpu` against the set's size.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: `one` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const one) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let result = work();
+    // SAFETY: `previous` is the valid set read above.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const previous) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(result)
+}
