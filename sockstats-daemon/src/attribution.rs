@@ -3,7 +3,11 @@
 //! A label's bytes on an interface = what `sock_release` folded in for its closed sockets +
 //! the slots of its live sockets on that interface. Pure functions over a [`KernelSnapshot`],
 //! so tests need no kernel.
-use std::collections::{BTreeMap, HashMap};
+//!
+//! Live sockets are folded into per-(label, interface) sums as the snapshot is read
+//! ([`KernelSnapshot::add_socket`]): a copy of every 352-byte entry would cost the daemon
+//! 35 MB and most of a `get`'s time at 100,000 sockets (docs/benchmarks.md).
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sockstats_common::{
     Counter, IfaceCounters, LabelIfaceKey, OwnerKey, SocketEntry, Totals, INTERFACE_SLOTS,
@@ -13,19 +17,56 @@ use sockstats_common::{
 /// What the kernel maps held at one moment (see [`crate::kernel::KernelMaps::snapshot`]).
 #[derive(Debug, Clone, Default)]
 pub struct KernelSnapshot {
-    /// Live sockets: cookie → entry.
-    pub sockets: HashMap<u64, SocketEntry>,
-    /// Labels of live sockets: cookie → label id.
+    /// Cookies of the live sockets added with [`KernelSnapshot::add_socket`].
+    pub live_cookies: HashSet<u64>,
+    /// Their bytes per label id, per interface.
+    pub live: BTreeMap<u32, BTreeMap<Interface, IfaceCounters>>,
+    /// Labels of live sockets: cookie → label id. Read before the sockets are added.
     pub socket_labels: HashMap<u64, u32>,
     /// Bytes of closed sockets per (label id, interface).
     pub label_totals: HashMap<LabelIfaceKey, IfaceCounters>,
     /// Payload of closed sockets per uid and per cgroup.
     pub owner_totals: HashMap<OwnerKey, Totals>,
+    /// Payload and count of the live sockets per owner, for `get_by`.
+    pub live_owners: HashMap<Owner, LiveTotals>,
+    /// Live sockets per label id.
+    pub live_sockets_by_label: BTreeMap<u32, u64>,
     /// The COUNTERS array.
     pub counters: [u64; Counter::COUNT as usize],
 }
 
 impl KernelSnapshot {
+    /// Adds the live socket `cookie` under its label (from `socket_labels`, which must be
+    /// filled first). A cookie seen before is skipped: a key-by-key map walk can repeat keys.
+    pub fn add_socket(&mut self, cookie: u64, entry: &SocketEntry) {
+        if !self.live_cookies.insert(cookie) {
+            return;
+        }
+        let label = self
+            .socket_labels
+            .get(&cookie)
+            .copied()
+            .unwrap_or(UNLABELED_ID);
+        let interfaces = self.live.entry(label).or_default();
+        for (index, slot) in (0..).zip(&entry.slots) {
+            if slot.counters.is_zero() {
+                continue;
+            }
+            let interface = Interface::of_slot(index, slot.netns_cookie, slot.ifindex);
+            interfaces.entry(interface).or_default().add(&slot.counters);
+        }
+        *self.live_sockets_by_label.entry(label).or_default() += 1;
+        let owner = self.live_owners.entry(Owner::of(entry)).or_default();
+        owner.payload.add(entry.payload());
+        owner.sockets += 1;
+    }
+
+    /// Is `cookie` one of the live sockets read?
+    #[must_use]
+    pub fn is_live(&self, cookie: u64) -> bool {
+        self.live_cookies.contains(&cookie)
+    }
+
     #[must_use]
     pub fn counter(&self, counter: Counter) -> u64 {
         self.counters[counter as usize]
@@ -48,6 +89,33 @@ impl KernelSnapshot {
             self.counter(Counter::OverflowWireRxBytes),
         )
     }
+}
+
+/// Who made a live socket: uid, cgroup id and process id (`tgid` 0: no task has used a socket
+/// made from a packet yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub uid: u32,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+}
+
+impl Owner {
+    #[must_use]
+    pub fn of(entry: &SocketEntry) -> Self {
+        Self {
+            uid: entry.uid,
+            cgroup_id: entry.cgroup_id,
+            tgid: entry.tgid,
+        }
+    }
+}
+
+/// Payload and number of live sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveTotals {
+    pub payload: Totals,
+    pub sockets: u64,
 }
 
 /// Where a socket's bytes went.
@@ -102,19 +170,10 @@ pub fn per_label_interface(
             .or_default()
             .add(closed);
     }
-    for (cookie, entry) in &snapshot.sockets {
-        let label = snapshot
-            .socket_labels
-            .get(cookie)
-            .copied()
-            .unwrap_or(UNLABELED_ID);
-        let interfaces = out.entry(label).or_default();
-        for (index, slot) in (0..).zip(&entry.slots) {
-            if slot.counters.is_zero() {
-                continue;
-            }
-            let interface = Interface::of_slot(index, slot.netns_cookie, slot.ifindex);
-            interfaces.entry(interface).or_default().add(&slot.counters);
+    for (label, live) in &snapshot.live {
+        let interfaces = out.entry(*label).or_default();
+        for (interface, counters) in live {
+            interfaces.entry(*interface).or_default().add(counters);
         }
     }
     out
@@ -180,15 +239,7 @@ mod tests {
 
     #[test]
     fn closed_and_live_sockets_add_up_per_label_and_interface() {
-        let snapshot = KernelSnapshot {
-            sockets: HashMap::from([
-                (
-                    10,
-                    socket(&[(0, 1, 2, counters(100, 1)), (1, 1, 1, counters(5, 0))]),
-                ),
-                (11, socket(&[(0, 9, 2, counters(7, 70))])),
-                (12, socket(&[(UNKNOWN_SLOT as usize, 0, 0, counters(3, 0))])),
-            ]),
+        let mut snapshot = KernelSnapshot {
             socket_labels: HashMap::from([(10, 1), (11, 1)]),
             label_totals: HashMap::from([
                 (
@@ -210,6 +261,20 @@ mod tests {
             ]),
             ..KernelSnapshot::default()
         };
+        let sockets = [
+            (
+                10,
+                socket(&[(0, 1, 2, counters(100, 1)), (1, 1, 1, counters(5, 0))]),
+            ),
+            (11, socket(&[(0, 9, 2, counters(7, 70))])),
+            (12, socket(&[(UNKNOWN_SLOT as usize, 0, 0, counters(3, 0))])),
+            // A key walk that restarted repeats a key: counted once.
+            (11, socket(&[(0, 9, 2, counters(7, 70))])),
+        ];
+        for (cookie, entry) in &sockets {
+            snapshot.add_socket(*cookie, entry);
+        }
+        assert!(snapshot.is_live(12) && !snapshot.is_live(13));
         let by_interface = per_label_interface(&snapshot);
         assert_eq!(by_interface[&1][&ETH].payload, Totals::new(1100, 2001));
         assert_eq!(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use sockstats_common::{
-    protocol::Grouping, Counter, OwnerKey, OwnerKind, Totals, UNKNOWN_UID, UNLABELED_ID,
+    protocol::Grouping, Counter, OwnerKey, OwnerKind, Totals, UNKNOWN_UID,
 };
 
 use crate::attribution::{per_label, KernelSnapshot};
@@ -41,32 +41,26 @@ pub struct GroupTotals {
 #[must_use]
 pub fn group(snapshot: &KernelSnapshot, by: Grouping) -> BTreeMap<Group, GroupTotals> {
     let mut out: BTreeMap<Group, GroupTotals> = BTreeMap::new();
-    for (cookie, entry) in &snapshot.sockets {
-        let group = match by {
-            Grouping::Label => Group::Label(
-                snapshot
-                    .socket_labels
-                    .get(cookie)
-                    .copied()
-                    .unwrap_or(UNLABELED_ID),
-            ),
-            _ if entry.tgid == 0 => Group::UnknownOwner,
-            Grouping::Uid => Group::Uid(entry.uid),
-            Grouping::Cgroup => Group::Cgroup(entry.cgroup_id),
-            Grouping::Process => Group::Process(entry.tgid),
-        };
-        let totals = out.entry(group).or_default();
-        totals.live_sockets += 1;
-        if by != Grouping::Label {
-            totals.payload.add(entry.payload());
-        }
-    }
     if by == Grouping::Label {
+        for (label, sockets) in &snapshot.live_sockets_by_label {
+            out.entry(Group::Label(*label)).or_default().live_sockets += sockets;
+        }
         // Closed and live bytes per label, by the same arithmetic as `get`.
         for (label, payload) in per_label(snapshot) {
             out.entry(Group::Label(label)).or_default().payload = payload;
         }
     } else {
+        for (owner, live) in &snapshot.live_owners {
+            let group = match by {
+                _ if owner.tgid == 0 => Group::UnknownOwner,
+                Grouping::Uid => Group::Uid(owner.uid),
+                Grouping::Cgroup => Group::Cgroup(owner.cgroup_id),
+                Grouping::Process | Grouping::Label => Group::Process(owner.tgid),
+            };
+            let totals = out.entry(group).or_default();
+            totals.live_sockets += live.sockets;
+            totals.payload.add(live.payload);
+        }
         closed_by_owner(snapshot, by, &mut out);
     }
     let overflow = snapshot.overflow();
@@ -162,12 +156,6 @@ mod tests {
 
     fn snapshot() -> KernelSnapshot {
         let mut snapshot = KernelSnapshot {
-            sockets: HashMap::from([
-                (1, live(0, 50, 100, 10, 1)),
-                (2, live(33, 60, 200, 20, 2)),
-                (3, live(33, 60, 201, 30, 3)),
-                (4, live(0, 0, 0, 0, 7)), // made from a packet, no task yet
-            ]),
             socket_labels: HashMap::from([(2, 5)]),
             label_totals: HashMap::from([(
                 LabelIfaceKey {
@@ -187,6 +175,14 @@ mod tests {
             ]),
             ..KernelSnapshot::default()
         };
+        for (cookie, entry) in [
+            (1, live(0, 50, 100, 10, 1)),
+            (2, live(33, 60, 200, 20, 2)),
+            (3, live(33, 60, 201, 30, 3)),
+            (4, live(0, 0, 0, 0, 7)), // made from a packet, no task yet
+        ] {
+            snapshot.add_socket(cookie, &entry);
+        }
         snapshot.counters[Counter::OverflowTxBytes as usize] = 4;
         snapshot.counters[Counter::UidOverflowTxBytes as usize] = 100;
         snapshot.counters[Counter::CgroupOverflowTxBytes as usize] = 100;

@@ -3,6 +3,7 @@
 //! - `cargo xtask setup`: install what is missing (LLVM 22, libzstd, bpf-linker, nightly rust-src).
 //! - `cargo xtask run [-- DAEMON ARGS]`: set up, build (release) and start `sockstatsd`.
 //! - `cargo xtask test`: set up, build, run the unit tests and then the root integration tests.
+//! - `cargo xtask bench [-- ARGS]`: set up (nethogs too), build (release) and run the benchmarks.
 mod install;
 mod setup;
 
@@ -52,6 +53,13 @@ enum Task {
     /// Set up, build in release mode and install the binaries, the systemd unit, a sample
     /// rules file (/etc/sockstats/rules.conf, never overwritten) and shell completions.
     Install(install::InstallArgs),
+    /// Set up (nethogs included), build in release mode and run the benchmarks (as root):
+    /// `cargo xtask bench [--quick] [--rounds N] ...` (see `--help` of sockstats-bench).
+    Bench {
+        /// Arguments for sockstats-bench, e.g. `--quick` or `--rounds 9`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -144,7 +152,23 @@ fn run_task(task: Task) -> Result<()> {
             setup::ensure_toolchain()?;
             build(true)
         }),
+        Task::Bench { args } => bench(&args),
     }
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    setup::ensure_toolchain()?;
+    let wants_help = args.iter().any(|a| a == "--help" || a == "-h");
+    let skips_nethogs = args.iter().any(|a| a == "--no-nethogs");
+    if !wants_help && !skips_nethogs {
+        setup::ensure_bench_tools()?;
+    }
+    build(true)?;
+    let bench = workspace_root().join("target/release/sockstats-bench");
+    if !wants_help && !is_root() {
+        bail!("the benchmarks load eBPF programs and need root: `sudo cargo xtask bench`");
+    }
+    run(Command::new(bench).current_dir(workspace_root()).args(args))
 }
 
 fn build(release: bool) -> Result<()> {

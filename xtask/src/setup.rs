@@ -8,6 +8,8 @@ use crate::run;
 /// Debian packages: LLVM 22 (bpf-linker links against it; it matches rustc's LLVM), zstd, and
 /// iproute2 (the integration tests make network namespaces and veth pairs with `ip`).
 const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
+/// Debian packages only `cargo xtask bench` needs: nethogs, the pcap-based tool it compares with.
+const BENCH_PACKAGES: [&str; 1] = ["nethogs"];
 /// Components of the nightly toolchain: the core sources to build for bpfel-unknown-none, and
 /// clippy to lint the kernel programs.
 const NIGHTLY_COMPONENTS: [&str; 2] = ["rust-src", "clippy"];
@@ -18,7 +20,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Ensures every toolchain piece is present.
 pub fn ensure_toolchain() -> Result<()> {
-    ensure_packages()?;
+    ensure_packages(&PACKAGES)?;
     ensure_nightly_components()?;
     ensure_bpf_linker()?;
     eprintln!("xtask: toolchain ready");
@@ -32,13 +34,19 @@ fn package_installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .into_iter()
+/// Ensures the tools the benchmarks compare with are present.
+pub fn ensure_bench_tools() -> Result<()> {
+    ensure_packages(&BENCH_PACKAGES)
+}
+
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
         .filter(|p| !package_installed(p))
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask: {} already installed", PACKAGES.join(", "));
+        eprintln!("xtask: {} already installed", packages.join(", "));
         return Ok(());
     }
     eprintln!("xtask: installing {} with apt-get", missing.join(", "));

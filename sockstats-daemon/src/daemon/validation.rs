@@ -52,7 +52,7 @@ pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
     let folded_labels: HashMap<u64, u32> = {
         let kernel = daemon.kernel.lock().expect("kernel lock");
         live.keys()
-            .filter(|cookie| !snapshot.sockets.contains_key(cookie))
+            .filter(|cookie| !snapshot.is_live(**cookie))
             .filter_map(|cookie| kernel.released_label(*cookie).map(|label| (*cookie, label)))
             .collect()
     };
@@ -63,7 +63,7 @@ pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
         if closed.recent.contains(cookie) {
             continue; // destroyed since the dump: counted with the closed ones
         }
-        let label = if snapshot.sockets.contains_key(cookie) {
+        let label = if snapshot.is_live(*cookie) {
             snapshot
                 .socket_labels
                 .get(cookie)

@@ -11,7 +11,7 @@ use sockstats_common::{
     LABEL_TOTALS_MAP, OWNER_TOTALS_MAP, RULES_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
-use crate::attribution::KernelSnapshot;
+use crate::{attribution::KernelSnapshot, sys::bpf_batch};
 
 /// Attempts at a snapshot no `sock_release` fold interleaves with, before settling for one
 /// that may miss the bytes of sockets that closed while it was taken (never count them twice).
@@ -165,34 +165,22 @@ impl KernelMaps {
         let finished_before = self.counters()?[Counter::SocketsReleased as usize];
         let label_totals: StdHashMap<LabelIfaceKey, IfaceCounters> =
             self.label_totals.iter().collect::<Result<_, _>>()?;
-        let owner_totals: StdHashMap<OwnerKey, Totals> =
-            self.owner_totals.iter().collect::<Result<_, _>>()?;
-        // Entries before labels: a new socket's entry is made before a rule labels it, so a
-        // socket read here has its label in the labels read next (a release meanwhile is
-        // caught by the check below). A deletion during the walk restarts the kernel's key
-        // iteration, so keys can repeat: collecting into a map counts each socket once.
-        let sockets: StdHashMap<u64, SocketEntry> = self
-            .sockets
-            .iter()
-            .filter_map(skip_vanished)
-            .collect::<Result<_, _>>()?;
-        let socket_labels: StdHashMap<u64, u32> = self
-            .socket_labels
-            .iter()
-            .filter_map(skip_vanished)
-            .collect::<Result<_, _>>()?;
-        let counters = self.counters()?;
-        let consistent = counters[Counter::ReleasesStarted as usize] == finished_before;
-        Ok((
-            KernelSnapshot {
-                sockets,
-                socket_labels,
-                label_totals,
-                owner_totals,
-                counters,
-            },
-            consistent,
-        ))
+        let mut snapshot = KernelSnapshot {
+            // Labels before entries: live sockets are folded under their label as they are
+            // read. A socket made and labeled by a rule in between shows unlabeled in this
+            // reply only; the next one has it under its label.
+            socket_labels: read_all(&self.socket_labels)?,
+            label_totals,
+            owner_totals: read_all(&self.owner_totals)?,
+            ..KernelSnapshot::default()
+        };
+        // Folded as read: no copy of every entry (see `attribution`).
+        for_each(&self.sockets, |cookie, entry| {
+            snapshot.add_socket(cookie, &entry);
+        })?;
+        snapshot.counters = self.counters()?;
+        let consistent = snapshot.counters[Counter::ReleasesStarted as usize] == finished_before;
+        Ok((snapshot, consistent))
     }
 
     /// Reads all maps, retrying while socket releases overlap the read.
@@ -209,6 +197,43 @@ impl KernelMaps {
             attempt += 1;
         }
     }
+}
+
+/// Calls `visit` with every entry of a hash map: in batches where the kernel can (a few
+/// hundred syscalls for 100,000 sockets), else key by key. A deletion during a key-by-key walk
+/// restarts the kernel's key iteration, so there (only) a key can be visited twice.
+fn for_each<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    mut visit: impl FnMut(K, V),
+) -> Result<(), MapError> {
+    match bpf_batch::for_each(map.map().fd(), &mut visit) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {}
+        Err(io_error) => {
+            return Err(MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error,
+            }))
+        }
+    }
+    for item in map.iter().filter_map(skip_vanished) {
+        let (key, value) = item?;
+        visit(key, value);
+    }
+    Ok(())
+}
+
+/// Every entry of a hash map (collecting into a map counts a repeated key once).
+fn read_all<K, V>(map: &HashMap<MapData, K, V>) -> Result<StdHashMap<K, V>, MapError>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod,
+{
+    let mut entries = StdHashMap::new();
+    for_each(map, |key, value| {
+        entries.insert(key, value);
+    })?;
+    Ok(entries)
 }
 
 /// An entry deleted between "next key" and "lookup" is not an error, just gone.

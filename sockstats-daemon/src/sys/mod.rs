@@ -1,4 +1,5 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
+pub mod bpf_batch;
 pub mod bpffs;
 pub mod fd_passing;
 pub mod netlink;

@@ -1,0 +1,333 @@
+//! The bench's results: the machine, the numbers, the targets, as a table and as JSON.
+use std::{fs, process::Command};
+
+use serde::Serialize;
+
+use crate::{
+    daemon_load::{Churn, GetLatency, Idle},
+    program_cost::ProgramCosts,
+    stats::Spread,
+    throughput::ThroughputResults,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub started_utc: String,
+    /// `/proc/loadavg` before and after: the machine may be shared.
+    pub loadavg_before: String,
+    pub loadavg_after: String,
+}
+
+impl Machine {
+    #[must_use]
+    pub fn read() -> Self {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Self {
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+                .unwrap_or_default(),
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            started_utc: Command::new("date")
+                .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default(),
+            loadavg_before: loadavg(),
+            loadavg_after: String::new(),
+        }
+    }
+}
+
+#[must_use]
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    pub rounds: usize,
+    pub seconds_per_workload: f64,
+    pub socket_counts: Vec<usize>,
+    pub churn_connections: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DaemonResults {
+    pub idle: Idle,
+    pub churn: Option<Churn>,
+    pub idle_after_load: Option<Idle>,
+    /// Highest resident memory over the whole run (`VmHWM`).
+    pub peak_rss_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub wanted: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub throughput: ThroughputResults,
+    pub program_cost: ProgramCosts,
+    pub get_latency: Vec<GetLatency>,
+    pub daemon: DaemonResults,
+    pub targets: Vec<Target>,
+}
+
+fn target(
+    name: &str,
+    wanted: &str,
+    measured: Option<f64>,
+    unit: &str,
+    met: impl Fn(f64) -> bool,
+) -> Target {
+    Target {
+        name: name.to_owned(),
+        wanted: wanted.to_owned(),
+        measured: measured.map_or_else(|| "not measured".to_owned(), |m| format!("{m:.3}{unit}")),
+        met: measured.is_some_and(met),
+    }
+}
+
+/// The issue's targets against the medians.
+#[must_use]
+pub fn targets(report: &Report) -> Vec<Target> {
+    let ratio = |name: &str| {
+        report
+            .throughput
+            .workloads
+            .iter()
+            .find(|w| w.workload == name)
+            .and_then(|w| w.sockstats_ratio.as_ref())
+            .map(|s| s.median)
+    };
+    let mut targets = vec![
+        target(
+            "tcp_1kib throughput ratio",
+            ">= 0.97",
+            ratio("tcp_1kib"),
+            "",
+            |r| r >= 0.97,
+        ),
+        target(
+            "tcp_1mib throughput ratio",
+            ">= 0.995",
+            ratio("tcp_1mib"),
+            "",
+            |r| r >= 0.995,
+        ),
+    ];
+    for program in report.program_cost.sockstats.iter().filter(|p| p.hot_path) {
+        targets.push(target(
+            &format!(
+                "{} beyond an empty {}",
+                program.program,
+                program.compared_with.as_deref().unwrap_or("program")
+            ),
+            "<= 40 ns",
+            program.net_ns.as_ref().map(|s| s.median),
+            " ns",
+            |ns| ns <= 40.0,
+        ));
+    }
+    let at_100k = report
+        .get_latency
+        .iter()
+        .find(|g| g.live_sockets >= 100_000)
+        .and_then(|g| g.cli_ms.as_ref())
+        .map(|s| s.median);
+    targets.push(target(
+        "sockstats get --json at 100,000 live sockets",
+        "< 20 ms",
+        at_100k,
+        " ms",
+        |ms| ms < 20.0,
+    ));
+    targets.push(target(
+        "daemon peak RSS over the run",
+        "< 30 MiB",
+        Some(report.daemon.peak_rss_mib),
+        " MiB",
+        |mib| mib < 30.0,
+    ));
+    targets
+}
+
+const MIB: f64 = 1.0 / (1024.0 * 1024.0);
+
+/// Prints the report as tables.
+pub fn print(report: &Report) {
+    print_throughput(report);
+    print_programs(report);
+    print_daemon(report);
+    print_targets(report);
+}
+
+fn print_throughput(report: &Report) {
+    let m = &report.machine;
+    println!(
+        "\nsockstats bench — {} — {} ({} CPUs), Linux {}",
+        m.started_utc, m.cpu_model, m.cpus, m.kernel
+    );
+    println!(
+        "load average before: {}  after: {}",
+        m.loadavg_before, m.loadavg_after
+    );
+    println!(
+        "{} rounds × {:.1} s per workload; median [min–max] over rounds; ratios are per round, with/without\n",
+        report.settings.rounds, report.settings.seconds_per_workload
+    );
+    println!(
+        "{:<10} {:>28} {:>22} {:>22} {:>22}",
+        "workload", "baseline", "sockstats ratio", "nethogs ratio", "unit"
+    );
+    for w in &report.throughput.workloads {
+        let (scale, unit) = if w.unit == "bytes/s" {
+            (MIB, "MiB/s")
+        } else {
+            (1e-3, "k datagrams/s")
+        };
+        println!(
+            "{:<10} {:>28} {:>22} {:>22} {:>22}",
+            w.workload,
+            w.baseline
+                .as_ref()
+                .map_or_else(String::new, |s| s.show(scale, 0)),
+            w.sockstats_ratio
+                .as_ref()
+                .map_or_else(String::new, |s| s.show(1.0, 3)),
+            w.nethogs_ratio
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 3)),
+            unit
+        );
+    }
+    let cpu = &report.throughput.tool_cpu;
+    println!(
+        "tool CPU while the workloads ran (% of one CPU): sockstatsd {}, nethogs {}",
+        cpu.sockstats_daemon_percent
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
+        cpu.nethogs_percent
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
+    );
+    println!(
+        "sockstats kernel programs' run time during the cost rounds (% of one CPU, stats overhead included): {}\n",
+        report.program_cost.sockstats_cpu_percent.as_ref().map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
+    );
+}
+
+fn show(spread: Option<&Spread>, digits: usize) -> String {
+    spread.map_or_else(|| "-".to_owned(), |s| s.show(1.0, digits))
+}
+
+fn print_programs(report: &Report) {
+    println!(
+        "ns per invocation, median [min–max]; net = minus the empty program of the same type \
+         (stats overhead); \"1 CPU\" = the workload pinned to one CPU"
+    );
+    println!(
+        "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  vs",
+        "program", "runs", "insns", "ns/run", "net", "ns/run 1 CPU", "net 1 CPU"
+    );
+    for p in &report.program_cost.sockstats {
+        println!(
+            "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  {}",
+            p.program,
+            p.runs,
+            p.size
+                .verified_insns
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            show(p.ns_per_run.as_ref(), 1),
+            show(p.net_ns.as_ref(), 1),
+            show(p.ns_per_run_one_cpu.as_ref(), 1),
+            show(p.net_ns_one_cpu.as_ref(), 1),
+            p.compared_with.as_deref().unwrap_or("-"),
+        );
+    }
+    for e in &report.program_cost.empty {
+        println!(
+            "{:<20} {:>9} {:>6} {:>22} {:>22} {:>22} {:>22}  ({})",
+            e.program,
+            e.runs,
+            2,
+            show(e.ns_per_run.as_ref(), 1),
+            "",
+            show(e.ns_per_run_one_cpu.as_ref(), 1),
+            "",
+            e.hook
+        );
+    }
+}
+
+fn print_daemon(report: &Report) {
+    println!(
+        "\n{:>14} {:>28} {:>28} {:>16}",
+        "live sockets", "sockstats get --json (ms)", "client get (ms)", "daemon RSS MiB"
+    );
+    for g in &report.get_latency {
+        println!(
+            "{:>14} {:>28} {:>28} {:>16.1}",
+            g.live_sockets,
+            g.cli_ms
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
+            g.client_ms
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
+            g.daemon_rss_mib
+        );
+    }
+    let d = &report.daemon;
+    println!(
+        "\ndaemon idle: {:.1} MiB RSS, {:.3} CPU s in {:.0} s",
+        d.idle.rss_mib, d.idle.cpu_seconds, d.idle.seconds
+    );
+    if let Some(c) = &d.churn {
+        println!(
+            "daemon during churn of {} TCP connections ({:.1} s, {:.0}/s): {:.2} CPU s ({:.1}% of one CPU), max RSS {:.1} MiB",
+            c.connections, c.seconds, c.connections_per_second, c.daemon_cpu_seconds, c.daemon_cpu_percent, c.daemon_max_rss_mib
+        );
+    }
+    if let Some(i) = &d.idle_after_load {
+        println!(
+            "daemon idle after all that: {:.1} MiB RSS, {:.3} CPU s in {:.0} s",
+            i.rss_mib, i.cpu_seconds, i.seconds
+        );
+    }
+    println!(
+        "daemon peak RSS (VmHWM) over the run: {:.1} MiB\n",
+        d.peak_rss_mib
+    );
+}
+
+fn print_targets(report: &Report) {
+    println!("{:<52} {:>10} {:>16}  met", "target", "wanted", "measured");
+    for t in &report.targets {
+        println!(
+            "{:<52} {:>10} {:>16}  {}",
+            t.name,
+            t.wanted,
+            t.measured,
+            if t.met { "yes" } else { "NO" }
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Alternating A/B(/C) rounds: the same loopback workloads with nothing attached, with
+//! sockstats attached (a private daemon started for the round and uninstalled after it), and
+//! with nethogs capturing `lo`. The order of the configurations rotates every round, so slow
+//! drifts of the machine (other work, thermal) spread over all of them.
+use std::{path::Path, time::Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    cgroup::BenchCgroup,
+    daemon::BenchDaemon,
+    nethogs::Nethogs,
+    procstat,
+    stats::Spread,
+    workload::{self, Timing},
+};
+
+/// A workload of a round.
+#[derive(Debug, Clone, Copy)]
+pub enum Workload {
+    /// One TCP stream, written this many bytes at a time.
+    Tcp(usize),
+    /// Datagrams of this many bytes.
+    Udp(usize),
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::Tcp(1024),
+        Workload::Tcp(16 * 1024),
+        Workload::Tcp(1024 * 1024),
+        Workload::Udp(64),
+    ];
+
+    #[must_use]
+    pub fn name(self) -> String {
+        match self {
+            Workload::Tcp(size) if size >= 1024 * 1024 => format!("tcp_{}mib", size / 1024 / 1024),
+            Workload::Tcp(size) => format!("tcp_{}kib", size / 1024),
+            Workload::Udp(size) => format!("udp_{size}b"),
+        }
+    }
+
+    #[must_use]
+    pub fn unit(self) -> &'static str {
+        match self {
+            Workload::Tcp(_) => "bytes/s",
+            Workload::Udp(_) => "datagrams/s",
+        }
+    }
+
+    pub fn run(self, timing: Timing) -> Result<f64> {
+        match self {
+            Workload::Tcp(size) => workload::tcp_throughput(size, timing),
+            Workload::Udp(size) => workload::udp_rate(size, timing),
+        }
+    }
+}
+
+/// What is attached during a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Config {
+    Baseline,
+    Sockstats,
+    Nethogs,
+}
+
+impl Config {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Baseline => "baseline",
+            Config::Sockstats => "sockstats",
+            Config::Nethogs => "nethogs",
+        }
+    }
+}
+
+/// One workload over all rounds.
+#[derive(Debug, Serialize)]
+pub struct WorkloadResult {
+    pub workload: String,
+    pub unit: &'static str,
+    pub baseline: Option<Spread>,
+    pub sockstats: Option<Spread>,
+    /// Per round: with sockstats / without, in the same round.
+    pub sockstats_ratio: Option<Spread>,
+    pub nethogs: Option<Spread>,
+    pub nethogs_ratio: Option<Spread>,
+}
+
+/// CPU the tool itself used while the workloads ran, in percent of one CPU.
+#[derive(Debug, Serialize)]
+pub struct ToolCpu {
+    /// The sockstats daemon process (the kernel programs run in the workload's own context and
+    /// show up in the throughput ratio and in `program_cost`, not here).
+    pub sockstats_daemon_percent: Option<Spread>,
+    pub nethogs_percent: Option<Spread>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThroughputResults {
+    pub workloads: Vec<WorkloadResult>,
+    pub tool_cpu: ToolCpu,
+}
+
+pub struct Setup<'a> {
+    pub bin_dir: &'a Path,
+    pub cgroup: &'a BenchCgroup,
+    pub nethogs: Option<&'a Path>,
+    pub rounds: usize,
+    pub timing: Timing,
+}
+
+/// Per configuration: per workload the rate of each round, and the tool's CPU per round.
+#[derive(Default)]
+struct Samples {
+    rates: Vec<Vec<f64>>,
+    cpu_percent: Vec<f64>,
+}
+
+/// Runs every workload once; returns the rates and the seconds it took.
+fn run_workloads(timing: Timing) -> Result<(Vec<f64>, f64)> {
+    let start = Instant::now();
+    let rates = Workload::ALL
+        .iter()
+        .map(|w| w.run(timing))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((rates, start.elapsed().as_secs_f64()))
+}
+
+fn run_config(config: Config, setup: &Setup) -> Result<(Vec<f64>, Option<f64>)> {
+    match config {
+        Config::Baseline => Ok((run_workloads(setup.timing)?.0, None)),
+        Config::Sockstats => {
+            let daemon = BenchDaemon::start(setup.bin_dir, setup.cgroup)?;
+            let before = procstat::sample(daemon.pid())?.cpu_seconds;
+            let (rates, seconds) = run_workloads(setup.timing)?;
+            let cpu = procstat::sample(daemon.pid())?.cpu_seconds - before;
+            daemon.stop()?;
+            Ok((rates, Some(100.0 * cpu / seconds)))
+        }
+        Config::Nethogs => {
+            let binary = setup.nethogs.expect("only run when installed").to_owned();
+            let nethogs = Nethogs::start(&binary, setup.cgroup)?;
+            let before = nethogs.cpu_seconds()?;
+            let (rates, seconds) = run_workloads(setup.timing)?;
+            let cpu = nethogs.cpu_seconds()? - before;
+            nethogs.stop()?;
+            Ok((rates, Some(100.0 * cpu / seconds)))
+        }
+    }
+}
+
+fn ratios(with: &[f64], without: &[f64]) -> Vec<f64> {
+    with.iter().zip(without).map(|(a, b)| a / b).collect()
+}
+
+pub fn run(setup: &Setup) -> Result<ThroughputResults> {
+    let mut configs = vec![Config::Baseline, Config::Sockstats];
+    if setup.nethogs.is_some() {
+        configs.push(Config::Nethogs);
+    }
+    let mut samples: Vec<Samples> = configs.iter().map(|_| Samples::default()).collect();
+    for round in 0..setup.rounds {
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        order.rotate_left(round % configs.len());
+        for index in order {
+            let config = configs[index];
+            eprintln!(
+                "bench: throughput round {}/{}: {}",
+                round + 1,
+                setup.rounds,
+                config.name()
+            );
+            let (rates, cpu) = run_config(config, setup)?;
+            let entry = &mut samples[index];
+            entry.rates.push(rates);
+            entry.cpu_percent.extend(cpu);
+        }
+    }
+    let per_workload = |config: Config, workload: usize| -> Vec<f64> {
+        configs
+            .iter()
+            .position(|c| *c == config)
+            .map(|i| samples[i].rates.iter().map(|r| r[workload]).collect())
+            .unwrap_or_default()
+    };
+    let workloads = Workload::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, workload)| {
+            let baseline = per_workload(Config::Baseline, i);
+            let sockstats = per_workload(Config::Sockstats, i);
+            let nethogs = per_workload(Config::Nethogs, i);
+            WorkloadResult {
+                workload: workload.name(),
+                unit: workload.unit(),
+                baseline: Spread::of(&baseline),
+                sockstats: Spread::of(&sockstats),
+                sockstats_ratio: Spread::of(&ratios(&sockstats, &baseline)),
+                nethogs: Spread::of(&nethogs),
+                nethogs_ratio: Spread::of(&ratios(&nethogs, &baseline)),
+            }
+        })
+        .collect();
+    let cpu_of = |config: Config| {
+        configs
+            .iter()
+            .position(|c| *c == config)
+            .and_then(|i| Spread::of(&samples[i].cpu_percent))
+    };
+    Ok(ThroughputResults {
+        workloads,
+        tool_cpu: ToolCpu {
+            sockstats_daemon_percent: cpu_of(Config::Sockstats),
+            nethogs_percent: cpu_of(Config::Nethogs),
+        },
+    })
+}

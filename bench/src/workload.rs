@@ -1,0 +1,102 @@
+//! Loopback workloads: one TCP stream at a fixed write size, and 64-byte UDP datagrams. Each
+//! makes its sockets afresh (so sockstats sees them created) and measures, after a warm-up,
+//! what the receiving side got per second.
+use std::{
+    io::{Read as _, Write as _},
+    net::{Shutdown, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+/// How long each measurement warms up and then counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// Counts what arrives between the end of the warm-up and the end of the measurement; returns
+/// units per second.
+fn measure(counter: &AtomicU64, timing: Timing) -> f64 {
+    thread::sleep(timing.warmup);
+    let (start_count, start) = (counter.load(Ordering::Relaxed), Instant::now());
+    thread::sleep(timing.measure);
+    let (end_count, elapsed) = (counter.load(Ordering::Relaxed), start.elapsed());
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let rate = (end_count - start_count) as f64 / elapsed.as_secs_f64();
+    rate
+}
+
+/// Bytes per second through one loopback TCP connection written `write_size` bytes at a time.
+pub fn tcp_throughput(write_size: usize, timing: Timing) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind")?;
+    let mut writer = TcpStream::connect(listener.local_addr()?).context("connect")?;
+    let (mut reader, _) = listener.accept().context("accept")?;
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let writer_stop = Arc::clone(&stop);
+    let writer_thread = thread::spawn(move || {
+        let buffer = vec![0x5au8; write_size];
+        while !writer_stop.load(Ordering::Relaxed) {
+            if writer.write_all(&buffer).is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let reader_count = Arc::clone(&received);
+    let reader_thread = thread::spawn(move || {
+        let mut buffer = vec![0u8; 256 * 1024];
+        while let Ok(n @ 1..) = reader.read(&mut buffer) {
+            reader_count.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    let rate = measure(&received, timing);
+    stop.store(true, Ordering::Relaxed);
+    writer_thread.join().expect("writer thread");
+    reader_thread.join().expect("reader thread");
+    Ok(rate)
+}
+
+/// Datagrams per second received over a connected loopback UDP pair, `size` bytes each.
+pub fn udp_rate(size: usize, timing: Timing) -> Result<f64> {
+    let receiver = UdpSocket::bind("127.0.0.1:0").context("bind")?;
+    let sender = UdpSocket::bind("127.0.0.1:0").context("bind")?;
+    sender.connect(receiver.local_addr()?)?;
+    receiver.connect(sender.local_addr()?)?;
+    // The receiver wakes up at least this often to see the stop flag.
+    receiver.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let arrivals = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let sender_stop = Arc::clone(&stop);
+    let sender_thread = thread::spawn(move || {
+        let datagram = vec![0xa5u8; size];
+        while !sender_stop.load(Ordering::Relaxed) {
+            // A full receive queue drops datagrams on loopback; only receptions count.
+            let _ = sender.send(&datagram);
+        }
+    });
+    let receiver_stop = Arc::clone(&stop);
+    let receiver_count = Arc::clone(&arrivals);
+    let receiver_thread = thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        while !receiver_stop.load(Ordering::Relaxed) {
+            if receiver.recv(&mut buffer).is_ok() {
+                receiver_count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let rate = measure(&arrivals, timing);
+    stop.store(true, Ordering::Relaxed);
+    sender_thread.join().expect("sender thread");
+    receiver_thread.join().expect("receiver thread");
+    Ok(rate)
+}
