@@ -7,9 +7,7 @@
 //! of their own), and bytes of sockets the kernel could not track are one group too.
 use std::collections::BTreeMap;
 
-use sockstats_common::{
-    protocol::Grouping, Counter, OwnerKey, OwnerKind, Totals, UNKNOWN_UID,
-};
+use sockstats_common::{protocol::Grouping, Counter, OwnerKey, OwnerKind, Totals, UNKNOWN_UID};
 
 use crate::attribution::{per_label, KernelSnapshot};
 
