@@ -64,6 +64,11 @@ pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
 /// hooks (accepted ones) are matched against cgroup rules too; 0 leaves those to uid rules.
 /// Read-only, so the verifier drops the call on kernels without it.
 pub const GLOBAL_TRACING_ANCESTOR_HELPER: &str = "TRACING_ANCESTOR_HELPER";
+/// Global variables (u32) in the kernel object: byte offsets of `struct sock.sk_socket` and
+/// `struct socket.file` in the running kernel (from its BTF; 0 when unknown). The `TCP_CLOSE`
+/// backstop leaves sockets that a process still holds open to `sock_release`.
+pub const GLOBAL_SK_SOCKET_OFFSET: &str = "SK_SOCKET_OFFSET";
+pub const GLOBAL_SOCKET_FILE_OFFSET: &str = "SOCKET_FILE_OFFSET";
 /// The first kernel (major, minor) whose tracing programs may call
 /// `bpf_get_current_ancestor_cgroup_id`.
 pub const TRACING_ANCESTOR_HELPER_SINCE: (u32, u32) = (5, 18);

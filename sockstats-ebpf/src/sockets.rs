@@ -3,12 +3,12 @@ use aya_ebpf::{
     bindings::{bpf_sock, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_get_socket_cookie,
+        bpf_get_socket_cookie, bpf_probe_read_kernel,
     },
     macros::map,
     maps::{HashMap, LruHashMap},
     programs::SockContext,
-    EbpfContext,
+    EbpfContext, Global,
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
@@ -207,12 +207,52 @@ pub fn on_release(ctx: &SockContext) {
     let _ = SOCKET_LABELS.remove(cookie);
 }
 
+/// Offsets of `struct sock.sk_socket` and `struct socket.file` (from the kernel's BTF; set by
+/// the daemon at load time, 0 when unknown).
+#[no_mangle]
+static SK_SOCKET_OFFSET: Global<u32> = Global::new(0);
+#[no_mangle]
+static SOCKET_FILE_OFFSET: Global<u32> = Global::new(0);
+
+/// Does a process hold `sk` open (it has a `struct socket` with a file)? Then `sock_release`
+/// will fold it, and a `sendmsg`/`recvmsg` may still be finishing on it right now.
+#[inline(always)]
+fn held_by_a_process(sk: *const u8) -> bool {
+    let (sk_socket, file) = (SK_SOCKET_OFFSET.load(), SOCKET_FILE_OFFSET.load());
+    if sk_socket == 0 || file == 0 {
+        return false;
+    }
+    // SAFETY: probe reads cope with any address (and alignment); `sk` is the tracepoint's
+    // socket, and both offsets come from the kernel's BTF.
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "pointer fields are 8-aligned in BTF"
+    )]
+    let socket =
+        unsafe { bpf_probe_read_kernel(sk.wrapping_add(sk_socket as usize).cast::<u64>()) };
+    let Ok(socket) = socket else {
+        return false;
+    };
+    if socket == 0 {
+        return false;
+    }
+    let socket = socket as *const u8;
+    // SAFETY: as above.
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "pointer fields are 8-aligned in BTF"
+    )]
+    let file = unsafe { bpf_probe_read_kernel(socket.wrapping_add(file as usize).cast::<u64>()) };
+    file.is_ok_and(|file| file != 0)
+}
+
 /// `tp_btf/inet_sock_set_state` into `TCP_CLOSE`: the backstop for sockets the release hook
-/// never sees (kernel sockets, accepted connections dropped with their listener). No payload
-/// can move on a closed TCP socket; if an application still reads bytes queued before, the
-/// read makes a fresh entry, which its release folds later. The label stays until then.
+/// never sees (kernel sockets, accepted connections dropped with their listener). Sockets a
+/// process still holds are left to `sock_release`: a `sendmsg` finishing on another CPU while
+/// an RST closes the socket would add its bytes to an entry already folded. Kernel sockets
+/// have no file; if one sends while it closes, those last bytes can be missed.
 pub fn on_tcp_close<C: EbpfContext>(ctx: &C, sk: *const u8) {
-    if sk.is_null() || !is_inet_sock(sk) {
+    if sk.is_null() || !is_inet_sock(sk) || held_by_a_process(sk) {
         return;
     }
     // SAFETY: `sk` is the tracepoint's valid socket pointer.

@@ -22,9 +22,10 @@ use aya::{
 };
 use sockstats_common::{
     protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
-    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_TRACING_ANCESTOR_HELPER,
-    LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP,
-    RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
+    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SK_SOCKET_OFFSET,
+    GLOBAL_SOCKET_FILE_OFFSET, GLOBAL_TRACING_ANCESTOR_HELPER, LABEL_TOTALS_MAP,
+    MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP, RULE_KINDS_MAP, SOCKETS_MAP,
+    SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
 };
 
 use super::maps::KernelMaps;
@@ -185,6 +186,23 @@ fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelError {
     }
 }
 
+/// Offsets of `struct sock.sk_socket` and `struct socket.file` in the running kernel, or zeros
+/// (the `TCP_CLOSE` backstop then folds every socket, as before it could tell them apart).
+fn socket_offsets() -> (u32, u32) {
+    let offsets = crate::sys::btf::KernelBtf::from_sys_fs()
+        .ok()
+        .and_then(|btf| {
+            Some((
+                btf.member_offset("sock", "sk_socket")?,
+                btf.member_offset("socket", "file")?,
+            ))
+        });
+    offsets.unwrap_or_else(|| {
+        log::warn!("struct sock/socket offsets not found in the kernel's BTF: the TCP_CLOSE backstop may miss the last bytes of a socket closing while it sends");
+        (0, 0)
+    })
+}
+
 /// Does the running kernel let tracing programs call `bpf_get_current_ancestor_cgroup_id`?
 fn tracing_has_ancestor_helper() -> bool {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -214,10 +232,13 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
     let root = &options.cgroup_root;
+    let (sk_socket, socket_file) = socket_offsets();
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
+        .override_global(GLOBAL_SK_SOCKET_OFFSET, &sk_socket, true)
+        .override_global(GLOBAL_SOCKET_FILE_OFFSET, &socket_file, true)
         .override_global(
             GLOBAL_TRACING_ANCESTOR_HELPER,
             &u32::from(tracing_has_ancestor_helper()),
