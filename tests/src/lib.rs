@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod daemon;
+pub mod http;
 pub mod netns;
 pub mod raw;
 pub mod traffic;

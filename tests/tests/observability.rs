@@ -1,40 +1,12 @@
 //! The Prometheus endpoint: it parses with a real Prometheus text parser and its counters
 //! equal `get`.
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-};
+use std::{collections::BTreeMap, io::Write as _};
 
 use sockstats_tests::{
+    http::{free_loopback_port, http_get},
     traffic::{tcp_pair, tcp_send, udp_pair, udp_send},
     Harness,
 };
-
-fn free_loopback_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// GETs `path`; the client socket is labeled `scraper` so the scrape is not unlabeled traffic.
-fn http_get(daemon: &sockstats_tests::TestDaemon, port: u16, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
-    daemon
-        .client()
-        .label(&stream, "scraper")
-        .expect("label the scraper");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    (
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    )
-}
 
 fn value(sample: &prometheus_parse::Sample) -> u64 {
     match sample.value {

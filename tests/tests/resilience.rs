@@ -21,6 +21,7 @@ use std::{
 use sockstats_common::protocol::{ByteCounts, ErrorCode};
 use sockstats_tests::{
     daemon::binary,
+    http::{free_loopback_port, http_get},
     traffic::{tcp_pair, tcp_send},
     Harness, TestDaemon,
 };
@@ -169,7 +170,10 @@ fn kill_9_during_labeled_traffic_loses_and_doubles_nothing_and_uninstall_detache
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
     const PAIRS: u64 = 30;
-    let harness = Harness::start_with_args("full-maps", &["--max-sockets", "16"]);
+    let port = free_loopback_port().to_string();
+    let metrics = format!("127.0.0.1:{port}");
+    let harness =
+        Harness::start_with_args("full-maps", &["--max-sockets", "16", "--metrics", &metrics]);
     let daemon = &harness.daemon;
     let mut control = daemon.client();
     let mut pairs = Vec::new();
@@ -207,6 +211,23 @@ fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
     assert_eq!(sockets_map.capacity, 16);
     let text = String::from_utf8_lossy(&daemon.cli(&["debug"]).stdout).into_owned();
     assert!(text.contains("sockets_map_full"), "{text}");
+    let (status, body) = http_get(daemon, port.parse().expect("port"), "/metrics");
+    assert!(status.contains("200"), "{status}");
+    // The scrape's own sockets find the map full too: its bytes join the overflow while it
+    // is served, so the metric lies between the overflow before and after it.
+    let metric: u64 = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sockstats_overflow_bytes_total{layer=\"payload\",direction=\"tx\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no payload tx overflow metric in\n{body}"));
+    let after = daemon.get().overflow.tx_bytes;
+    assert!(
+        (reply.overflow.tx_bytes..=after).contains(&metric),
+        "metric {metric}, overflow {} before and {after} after the scrape",
+        reply.overflow.tx_bytes
+    );
 
     // The pinned maps keep their capacity: another one is refused with what to do.
     let other = tempfile::tempdir().expect("tempdir");
