@@ -40,6 +40,10 @@ pub const GLOBAL_ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
 /// Global variable (u32) in the kernel object: depth of that cgroup below the cgroup2 mount;
 /// 0 means the whole host and switches the subtree check off.
 pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
+/// Global variable (u32) in the kernel object: offset of `skc_cookie` in `struct sock`, for
+/// kernels whose tracing programs cannot call `bpf_get_socket_cookie` (before 5.12); 0 makes
+/// the programs use the helper.
+pub const GLOBAL_SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
 
 /// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
 pub const INTERFACE_SLOTS: u32 = 3;
@@ -229,11 +233,15 @@ pub enum Counter {
     /// the release hook never sees (kernel sockets, connections dropped from a closing
     /// listener's accept queue) or whose state closed before the application closed them.
     FoldedAtClose = 12,
+    /// Sends and receives of sockets that had no cookie yet, seen by the fexit fallback on
+    /// kernels before 5.12 (where tracing programs cannot make one); their bytes went to the
+    /// overflow bucket.
+    NoCookie = 13,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 14;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -248,6 +256,7 @@ impl Counter {
         Counter::OverflowWireRxBytes,
         Counter::UntrackedWireBytes,
         Counter::FoldedAtClose,
+        Counter::NoCookie,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -267,6 +276,7 @@ impl Counter {
             Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
             Counter::UntrackedWireBytes => "untracked_wire_bytes",
             Counter::FoldedAtClose => "folded_at_close",
+            Counter::NoCookie => "no_cookie",
         }
     }
 }

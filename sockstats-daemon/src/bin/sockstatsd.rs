@@ -173,6 +173,7 @@ fn start(
         closed_tcp: Mutex::default(),
         info: DaemonInfo {
             programs: attached.programs.clone(),
+            payload_hooks: attached.payload.clone(),
             cgroup_root: cgroup_root.path,
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),

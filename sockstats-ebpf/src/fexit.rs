@@ -1,0 +1,124 @@
+//! The fexit fallback for kernels without the `sock_send_length`/`sock_recv_length` tracepoints
+//! (before 6.3): programs on the protocols' own sendmsg/recvmsg that count the *return value*,
+//! through the same [`payload`] logic as the tracepoints.
+//!
+//! An fexit context is the traced function's arguments as 64-bit slots followed by its return
+//! value, so the return value's slot is the function's parameter count. Where a signature
+//! changed between kernels there is one program per signature, each with fixed slots (the
+//! verifier only allows constant context offsets); the daemon loads the one that matches the
+//! running kernel's BTF and refuses to guess.
+//!
+//! - `tcp_sendmsg(sk, msg, size)`, `udp_sendmsg(sk, msg, len)`, `udpv6_sendmsg(sk, msg, len)`:
+//!   unchanged since 4.x.
+//! - `tcp_recvmsg`, `udp_recvmsg`, `udpv6_recvmsg`: `(sk, msg, len, nonblock, flags, addr_len)`
+//!   until 5.18, `(sk, msg, len, flags, addr_len)` from 5.19 on (the `nonblock` argument was
+//!   folded into `flags`):
+//!   <https://elixir.bootlin.com/linux/v5.19/source/net/ipv4/tcp.c>
+//! - `tcp_sendpage(sk, page, offset, size, flags)`: sendfile/splice to TCP before 6.5, when
+//!   it was removed in favour of `MSG_SPLICE_PAGES` through `tcp_sendmsg`.
+//!
+//! `udpv6_sendmsg` hands datagrams to v4-mapped addresses on to `udp_sendmsg`, so
+//! `udp_sendmsg` counts only `AF_INET` sockets; each send is counted once.
+use aya_ebpf::{macros::fexit, programs::FExitContext};
+
+use crate::{
+    payload::{self, c_int},
+    sockets,
+};
+
+/// Slot `n` of the context: argument `n`, or the return value when `n` is the parameter count.
+#[inline(always)]
+fn slot(ctx: &FExitContext, n: usize) -> u64 {
+    ctx.arg(n)
+}
+
+/// A send function with the socket first and `PARAMS` parameters returned.
+#[inline(always)]
+fn sent<const PARAMS: usize>(ctx: &FExitContext) {
+    payload::on_send(ctx.arg(0), c_int(slot(ctx, PARAMS)));
+}
+
+/// A receive function with the socket first, `flags` at `FLAGS` and `PARAMS` parameters
+/// returned.
+#[inline(always)]
+fn received<const FLAGS: usize, const PARAMS: usize>(ctx: &FExitContext) {
+    payload::on_recv(
+        ctx.arg(0),
+        c_int(slot(ctx, PARAMS)),
+        c_int(slot(ctx, FLAGS)),
+    );
+}
+
+/// `int tcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)`.
+#[fexit(function = "tcp_sendmsg")]
+pub fn fexit_tcp_sendmsg(ctx: FExitContext) -> i32 {
+    sent::<3>(&ctx);
+    0
+}
+
+/// `int tcp_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)`
+/// (before 6.5).
+#[fexit(function = "tcp_sendpage")]
+pub fn fexit_tcp_sendpage(ctx: FExitContext) -> i32 {
+    sent::<5>(&ctx);
+    0
+}
+
+/// `int udp_sendmsg(struct sock *sk, struct msghdr *msg, size_t len)`, `AF_INET` sockets only.
+#[fexit(function = "udp_sendmsg")]
+pub fn fexit_udp_sendmsg(ctx: FExitContext) -> i32 {
+    let sk: *const u8 = ctx.arg(0);
+    if sockets::is_ipv4_sock(sk) {
+        sent::<3>(&ctx);
+    }
+    0
+}
+
+/// `int udpv6_sendmsg(struct sock *sk, struct msghdr *msg, size_t len)`.
+#[fexit(function = "udpv6_sendmsg")]
+pub fn fexit_udpv6_sendmsg(ctx: FExitContext) -> i32 {
+    sent::<3>(&ctx);
+    0
+}
+
+/// `tcp_recvmsg(sk, msg, len, flags, addr_len)`, 5.19+.
+#[fexit(function = "tcp_recvmsg")]
+pub fn fexit_tcp_recvmsg(ctx: FExitContext) -> i32 {
+    received::<3, 5>(&ctx);
+    0
+}
+
+/// `tcp_recvmsg(sk, msg, len, nonblock, flags, addr_len)`, before 5.19.
+#[fexit(function = "tcp_recvmsg")]
+pub fn fexit_tcp_recvmsg_nonblock(ctx: FExitContext) -> i32 {
+    received::<4, 6>(&ctx);
+    0
+}
+
+/// `udp_recvmsg(sk, msg, len, flags, addr_len)`, 5.19+.
+#[fexit(function = "udp_recvmsg")]
+pub fn fexit_udp_recvmsg(ctx: FExitContext) -> i32 {
+    received::<3, 5>(&ctx);
+    0
+}
+
+/// `udp_recvmsg(sk, msg, len, noblock, flags, addr_len)`, before 5.19.
+#[fexit(function = "udp_recvmsg")]
+pub fn fexit_udp_recvmsg_nonblock(ctx: FExitContext) -> i32 {
+    received::<4, 6>(&ctx);
+    0
+}
+
+/// `udpv6_recvmsg(sk, msg, len, flags, addr_len)`, 5.19+.
+#[fexit(function = "udpv6_recvmsg")]
+pub fn fexit_udpv6_recvmsg(ctx: FExitContext) -> i32 {
+    received::<3, 5>(&ctx);
+    0
+}
+
+/// `udpv6_recvmsg(sk, msg, len, noblock, flags, addr_len)`, before 5.19.
+#[fexit(function = "udpv6_recvmsg")]
+pub fn fexit_udpv6_recvmsg_nonblock(ctx: FExitContext) -> i32 {
+    received::<4, 6>(&ctx);
+    0
+}
