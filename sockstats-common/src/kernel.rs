@@ -44,6 +44,10 @@ pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
 /// kernels whose tracing programs cannot call `bpf_get_socket_cookie` (before 5.12); 0 makes
 /// the programs use the helper.
 pub const GLOBAL_SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
+/// Global variable (u64) in the kernel object: the network namespace cookie every packet is
+/// charged to where `cgroup_skb` programs cannot call `bpf_get_netns_cookie`; 0 makes them
+/// call it.
+pub const GLOBAL_PACKET_NETNS_COOKIE: &str = "PACKET_NETNS_COOKIE";
 
 /// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
 pub const INTERFACE_SLOTS: u32 = 3;

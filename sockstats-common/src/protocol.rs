@@ -268,6 +268,9 @@ pub struct DebugReply {
     /// Which hooks count payload bytes, and why.
     #[serde(default)]
     pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can (empty on current kernels).
+    #[serde(default)]
+    pub kernel_limits: Vec<String>,
     pub programs: Vec<ProgramDebug>,
     pub maps: Vec<MapFill>,
     /// The kernel's failure and event counters by name.
@@ -350,6 +353,9 @@ pub struct StatusReply {
     /// Which hooks count payload bytes, and why.
     #[serde(default)]
     pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can (empty on current kernels).
+    #[serde(default)]
+    pub kernel_limits: Vec<String>,
     /// The cgroup v2 directory whose subtree is accounted.
     pub cgroup_root: String,
     pub bpffs_dir: String,

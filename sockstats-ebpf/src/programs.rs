@@ -58,14 +58,28 @@ pub fn sock_release(ctx: SockContext) -> i32 {
 /// Records the interface and IP-layer size of every outgoing packet of accounted sockets.
 #[cgroup_skb(egress)]
 pub fn packet_egress(ctx: SkBuffContext) -> i32 {
-    packets::on_packet(&ctx, Direction::Tx);
+    packets::on_packet::<true>(&ctx, Direction::Tx);
     1 // allow: accounting never drops a packet
 }
 
 /// Records the interface and IP-layer size of every incoming packet of accounted sockets.
 #[cgroup_skb(ingress)]
 pub fn packet_ingress(ctx: SkBuffContext) -> i32 {
-    packets::on_packet(&ctx, Direction::Rx);
+    packets::on_packet::<true>(&ctx, Direction::Rx);
+    1
+}
+
+/// [`packet_egress`] for kernels before 5.12 (no `cmpxchg`).
+#[cgroup_skb(egress)]
+pub fn packet_egress_nocas(ctx: SkBuffContext) -> i32 {
+    packets::on_packet::<false>(&ctx, Direction::Tx);
+    1
+}
+
+/// [`packet_ingress`] for kernels before 5.12 (no `cmpxchg`).
+#[cgroup_skb(ingress)]
+pub fn packet_ingress_nocas(ctx: SkBuffContext) -> i32 {
+    packets::on_packet::<false>(&ctx, Direction::Rx);
     1
 }
 

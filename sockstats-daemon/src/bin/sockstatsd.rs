@@ -174,6 +174,7 @@ fn start(
         info: DaemonInfo {
             programs: attached.programs.clone(),
             payload_hooks: attached.payload.clone(),
+            kernel_limits: attached.kernel_limits.clone(),
             cgroup_root: cgroup_root.path,
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),

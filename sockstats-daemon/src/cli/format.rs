@@ -222,6 +222,9 @@ pub fn debug_text(reply: &DebugReply) -> String {
         "payload hooks: {} ({})",
         reply.payload_hooks.set, reply.payload_hooks.reason
     );
+    for limit in &reply.kernel_limits {
+        let _ = writeln!(out, "kernel limit: {limit}");
+    }
     let rows: Vec<Vec<String>> = reply
         .programs
         .iter()
@@ -303,6 +306,9 @@ pub fn status_text(reply: &StatusReply) -> String {
             ]
         })
         .collect();
+    for limit in &reply.kernel_limits {
+        let _ = writeln!(out, "kernel limit: {limit}");
+    }
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
     out.push_str(&counters_table(&reply.counters));
     out

@@ -52,6 +52,8 @@ pub struct DaemonInfo {
     pub programs: Vec<ProgramStatus>,
     /// The payload hook set chosen at start, and why.
     pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can.
+    pub kernel_limits: Vec<String>,
     pub cgroup_root: PathBuf,
     pub bpffs_dir: PathBuf,
     pub state_dir: PathBuf,

@@ -41,24 +41,31 @@ impl Hook {
 /// A program of the object, by name, and its hook.
 pub type Program = (&'static str, Hook);
 
+/// The first kernel whose verifier accepts BPF atomics beyond add (`cmpxchg`):
+/// <https://elixir.bootlin.com/linux/v5.12/source/kernel/bpf/verifier.c> (`check_atomic`).
+/// Older ones refuse a program that merely contains one.
+pub const CMPXCHG_SINCE: (u32, u32) = (5, 12);
+
 /// The programs attached whatever the payload set: the TCP close backstop, socket creation
-/// and release, and the packet hooks.
-pub const COMMON: [Program; 5] = [
-    (
-        "inet_sock_set_state",
-        Hook::Tracepoint("inet_sock_set_state"),
-    ),
-    ("sock_create", Hook::CgroupSock("sock_create")),
-    ("sock_release", Hook::CgroupSock("sock_release")),
-    (
-        "packet_egress",
-        Hook::CgroupSkb(CgroupSkbAttachType::Egress),
-    ),
-    (
-        "packet_ingress",
-        Hook::CgroupSkb(CgroupSkbAttachType::Ingress),
-    ),
-];
+/// and release, and the packet hooks (their variant without `cmpxchg` unless `cmpxchg`).
+#[must_use]
+pub fn common(cmpxchg: bool) -> [Program; 5] {
+    let (egress, ingress) = if cmpxchg {
+        ("packet_egress", "packet_ingress")
+    } else {
+        ("packet_egress_nocas", "packet_ingress_nocas")
+    };
+    [
+        (
+            "inet_sock_set_state",
+            Hook::Tracepoint("inet_sock_set_state"),
+        ),
+        ("sock_create", Hook::CgroupSock("sock_create")),
+        ("sock_release", Hook::CgroupSock("sock_release")),
+        (egress, Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
+        (ingress, Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
+    ]
+}
 
 /// The payload hook sets, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,14 +140,6 @@ const FEXIT_REQUIRED: [&str; 6] = [
 
 /// `tcp_sendpage`: sendfile/splice to TCP sockets before 6.5; gone (and not needed) after.
 const FEXIT_OPTIONAL: &str = "tcp_sendpage";
-
-/// Every program name of the object that may be attached, for cleaning up and reuse.
-pub fn all_payload_programs() -> impl Iterator<Item = &'static str> {
-    TRACEPOINTS
-        .iter()
-        .map(|(name, _)| *name)
-        .chain(FEXIT_VARIANTS.iter().map(|v| v.program))
-}
 
 /// The tracepoint set, or what the kernel lacks for it.
 pub fn tracepoint_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {

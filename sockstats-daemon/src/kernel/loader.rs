@@ -22,9 +22,9 @@ use aya::{
 };
 use sockstats_common::{
     protocol::{PayloadHooks, ProgramStatus},
-    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP, GLOBAL_ROOT_CGROUP_ID,
-    GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SOCK_COOKIE_OFFSET, LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION,
-    RELEASED_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP, GLOBAL_PACKET_NETNS_COOKIE,
+    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SOCK_COOKIE_OFFSET, LABEL_TOTALS_MAP,
+    MAP_LAYOUT_VERSION, RELEASED_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
 };
 
 use super::{
@@ -35,7 +35,7 @@ use super::{
 };
 use crate::{
     cgroup::CgroupRoot,
-    sys::{bpffs, memlock},
+    sys::{bpffs, memlock, netns},
 };
 
 /// The kernel object built by build.rs from sockstats-ebpf.
@@ -59,6 +59,8 @@ pub enum KernelError {
     KernelBtf(#[source] BtfError),
     #[error("cannot read the kernel release from /proc/sys/kernel/osrelease: {0}")]
     Release(String),
+    #[error("cannot read the daemon's network namespace cookie: {0}")]
+    NetnsCookie(#[source] io::Error),
     #[error("no way to read socket cookies from tracing programs on this kernel: {0}")]
     Cookie(String),
     #[error(
@@ -97,6 +99,8 @@ pub struct AttachedKernel {
     pub programs: Vec<ProgramStatus>,
     /// Which payload hook set is attached, and why.
     pub payload: PayloadHooks,
+    /// What this kernel cannot do that a newer one can.
+    pub kernel_limits: Vec<String>,
     /// Id of a program whose log ring buffer aya-log can read.
     pub log_program_id: Option<u32>,
     /// True when the programs of an earlier daemon were found attached and kept.
@@ -191,12 +195,27 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         );
     }
 
+    let mut kernel_limits = Vec::new();
+    let cmpxchg = version >= hooks::CMPXCHG_SINCE;
+    if !cmpxchg {
+        kernel_limits.push(
+            "no BPF cmpxchg before 5.12: a socket whose first packets on two new interfaces \
+             race on two CPUs may have the payload of one charged to the other"
+                .to_owned(),
+        );
+    }
+    let packet_netns_cookie = packet_netns_cookie(&mut kernel_limits)?;
+    for limit in &kernel_limits {
+        log::warn!("Linux {}.{}: {limit}", version.0, version.1);
+    }
+
     let root = &options.cgroup_root;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
         .override_global(GLOBAL_SOCK_COOKIE_OFFSET, &cookie_offset, true)
+        .override_global(GLOBAL_PACKET_NETNS_COOKIE, &packet_netns_cookie, true)
         .load(OBJECT)
         .map_err(|source| KernelError::Load {
             bpffs_dir: options.bpffs_dir.clone(),
@@ -204,11 +223,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         })?;
 
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
-    let attached = if let Some(reused) = reuse_links(&links_dir, &kernel_btf)? {
+    let attached = if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg)? {
         reused
     } else {
         detach_other_builds(&options.bpffs_dir, &links_dir)?;
-        attach_all(&mut ebpf, root, &links_dir, &kernel_btf)?
+        attach_all(&mut ebpf, root, &links_dir, &kernel_btf, cmpxchg)?
     };
     log::info!(
         "payload hooks: {} ({})",
@@ -232,6 +251,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     let attached = AttachedKernel {
         programs,
         payload: attached.payload,
+        kernel_limits,
         log_program_id,
         reused_links: attached.reused,
         maps_dir: maps_dir.clone(),
@@ -239,6 +259,25 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         _links: attached.links.into_iter().map(|(_, link)| link).collect(),
     };
     Ok((attached, maps))
+}
+
+/// The value of the programs' `PACKET_NETNS_COOKIE`: 0 where `cgroup_skb` programs may call
+/// `bpf_get_netns_cookie` (probed), else the daemon's own namespace's cookie, which then
+/// stands for every packet's namespace.
+fn packet_netns_cookie(kernel_limits: &mut Vec<String>) -> Result<u64, KernelError> {
+    let helper = aya::sys::is_helper_supported(
+        aya::programs::ProgramType::CgroupSkb,
+        aya::sys::BpfHelper::BPF_FUNC_get_netns_cookie,
+    );
+    if matches!(helper, Ok(true)) {
+        return Ok(0);
+    }
+    kernel_limits.push(
+        "cgroup_skb programs cannot read a packet's network namespace: interfaces of other \
+         network namespaces are named as if they were the daemon's"
+            .to_owned(),
+    );
+    netns::own_cookie().map_err(KernelError::NetnsCookie)
 }
 
 /// Attachments made or found, with the payload set they use.
@@ -250,7 +289,11 @@ struct Links {
 
 /// The attachments of this build, if an earlier daemon left all programs of one hook set
 /// pinned.
-fn reuse_links(links_dir: &Path, btf: &KernelBtf) -> Result<Option<Links>, KernelError> {
+fn reuse_links(
+    links_dir: &Path,
+    btf: &KernelBtf,
+    cmpxchg: bool,
+) -> Result<Option<Links>, KernelError> {
     if !links_dir.exists() {
         return Ok(None);
     }
@@ -260,7 +303,7 @@ fn reuse_links(links_dir: &Path, btf: &KernelBtf) -> Result<Option<Links>, Kerne
     ];
     for (set, payload) in candidates {
         let Ok(payload) = payload else { continue };
-        let programs: Vec<Program> = hooks::COMMON.iter().copied().chain(payload).collect();
+        let programs: Vec<Program> = hooks::common(cmpxchg).into_iter().chain(payload).collect();
         if !programs
             .iter()
             .all(|(name, _)| links_dir.join(name).exists())
@@ -328,6 +371,7 @@ fn attach_all(
     root: &CgroupRoot,
     links_dir: &Path,
     kernel_btf: &KernelBtf,
+    cmpxchg: bool,
 ) -> Result<Links, KernelError> {
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
@@ -341,7 +385,7 @@ fn attach_all(
         links_dir,
     };
     let mut links = Vec::new();
-    for program in hooks::COMMON {
+    for program in hooks::common(cmpxchg) {
         links.push((program, attach::attach(ebpf, &target, program)?));
     }
     let tracepoints = match hooks::tracepoint_set(kernel_btf) {
