@@ -2,8 +2,12 @@
 //!
 //! - `cargo xtask setup`: install what is missing (LLVM 22, libzstd, bpf-linker, nightly rust-src).
 //! - `cargo xtask run [-- DAEMON ARGS]`: set up, build (release) and start `sockstatsd`.
-//! - `cargo xtask test`: set up, build, run the unit tests and then the root integration tests.
+//! - `cargo xtask test`: set up, build, run the unit tests, the root integration tests, then
+//!   vm-test on every kernel it knows.
+//! - `cargo xtask vm-test [KERNEL…]`: the exact-count smoke suite inside QEMU guests running
+//!   Debian's 5.10, 6.1, 6.12 and newest kernels.
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -35,16 +39,21 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Set up, build, then run the unit tests and the root integration tests.
+    /// Set up, build, then run the unit tests, the root integration tests and vm-test.
     Test {
         /// Only the unit tests (no root needed).
         #[arg(long)]
         unit_only: bool,
     },
+    /// Boot Debian kernels under QEMU and run the exact-count smoke suite in each (as root).
+    VmTest {
+        /// Kernels to boot: 5.10, 6.1, 6.12, newest (default: all).
+        kernels: Vec<String>,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask is in the workspace")
@@ -63,7 +72,7 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
     command
@@ -106,6 +115,10 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { unit_only } => {
             setup::ensure_toolchain()?;
             test(unit_only)
+        }
+        Task::VmTest { kernels } => {
+            setup::ensure_toolchain()?;
+            vm::vm_test(&kernels)
         }
     }
 }
@@ -168,6 +181,8 @@ fn test(unit_only: bool) -> Result<()> {
             "--test-threads=1",
         ])
         .env("SOCKSTATSD", daemon))?;
+    eprintln!("xtask: the smoke suite on Debian's kernels, in QEMU guests");
+    vm::vm_test(&[])?;
     eprintln!("xtask: all tests passed");
     Ok(())
 }

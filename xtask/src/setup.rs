@@ -18,7 +18,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Ensures every toolchain piece is present.
 pub fn ensure_toolchain() -> Result<()> {
-    ensure_packages()?;
+    ensure_packages(&PACKAGES)?;
     ensure_nightly_components()?;
     ensure_bpf_linker()?;
     eprintln!("xtask: toolchain ready");
@@ -32,13 +32,15 @@ fn package_installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
-        .into_iter()
+/// Installs the Debian `packages` that are missing, with the machine's own apt sources.
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
         .filter(|p| !package_installed(p))
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask: {} already installed", PACKAGES.join(", "));
+        eprintln!("xtask: {} already installed", packages.join(", "));
         return Ok(());
     }
     eprintln!("xtask: installing {} with apt-get", missing.join(", "));

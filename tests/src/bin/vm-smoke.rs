@@ -1,0 +1,208 @@
+//! The exact-count smoke suite that `cargo xtask vm-test` runs inside each QEMU guest, as a
+//! static binary next to a static `sockstatsd` (`$SOCKSTATSD`).
+//!
+//! One daemon accounts the whole guest; every check moves traffic over loopback on sockets
+//! with labels of their own and compares the daemon's per-label bytes with what the check
+//! itself sent and received, to the byte. Output, one line each, for the host to parse:
+//! `VMTEST hooks <set> <reason>`, `VMTEST check <name> ok` or `VMTEST check <name> FAIL
+//! <why>`, then `VMTEST end <failures>`. Exits non-zero on any failure.
+use std::{
+    panic::{self, AssertUnwindSafe},
+    process::ExitCode,
+    thread,
+    time::{Duration, Instant},
+};
+
+use sockstats_common::protocol::ByteCounts;
+use sockstats_tests::{
+    traffic::{tcp_pair, tcp_send, udp_pair, udp_send},
+    TestCgroup, TestDaemon,
+};
+
+const KIB: usize = 1024;
+
+fn counts(tx: u64, rx: u64) -> ByteCounts {
+    ByteCounts {
+        tx_bytes: tx,
+        rx_bytes: rx,
+    }
+}
+
+fn bytes(n: usize) -> u64 {
+    u64::try_from(n).expect("fits")
+}
+
+/// `label`'s bytes must become exactly `want`; closed sockets are folded by the kernel at
+/// release, which may finish a moment after `close` returns.
+fn expect_label(daemon: &TestDaemon, label: &str, want: ByteCounts) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = daemon.stats(label);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{label}: counted tx {} rx {}, moved tx {} rx {}",
+            got.tx_bytes,
+            got.rx_bytes,
+            want.tx_bytes,
+            want.rx_bytes
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn family(ipv6: bool) -> &'static str {
+    if ipv6 {
+        "6"
+    } else {
+        "4"
+    }
+}
+
+/// Both ends labeled before any traffic; the server end is the accepted socket.
+fn tcp_labeled_before(daemon: &TestDaemon, ipv6: bool) {
+    let (client, server) = tcp_pair(ipv6);
+    let (c, s) = (
+        format!("tcp{}-client", family(ipv6)),
+        format!("tcp{}-server", family(ipv6)),
+    );
+    let mut control = daemon.client();
+    control.label(&client, &c).expect("label client");
+    control.label(&server, &s).expect("label server");
+    let (up, down) = (300 * KIB + 17, 70 * KIB + 3);
+    tcp_send(&client, &server, up, 16 * KIB);
+    tcp_send(&server, &client, down, 1000);
+    expect_label(daemon, &c, counts(bytes(up), bytes(down)));
+    expect_label(daemon, &s, counts(bytes(down), bytes(up)));
+}
+
+fn udp_labeled_before(daemon: &TestDaemon, ipv6: bool) {
+    let (a, b) = udp_pair(ipv6);
+    let (la, lb) = (
+        format!("udp{}-a", family(ipv6)),
+        format!("udp{}-b", family(ipv6)),
+    );
+    let mut control = daemon.client();
+    control.label(&a, &la).expect("label a");
+    control.label(&b, &lb).expect("label b");
+    let a_to_b = udp_send(&a, &b, 300);
+    let b_to_a = udp_send(&b, &a, 200);
+    expect_label(daemon, &la, counts(a_to_b, b_to_a));
+    expect_label(daemon, &lb, counts(b_to_a, a_to_b));
+}
+
+/// Traffic first, labels afterwards: the labels get every byte since the sockets' creation.
+fn labeled_after(daemon: &TestDaemon, ipv6: bool) {
+    let (client, server) = tcp_pair(ipv6);
+    let (a, b) = udp_pair(ipv6);
+    let (up, down) = (200 * KIB + 5, 9 * KIB + 1);
+    tcp_send(&client, &server, up, 8 * KIB);
+    tcp_send(&server, &client, down, 512);
+    let a_to_b = udp_send(&a, &b, 100);
+    let tcp_label = format!("after{}-tcp", family(ipv6));
+    let udp_label = format!("after{}-udp", family(ipv6));
+    let mut control = daemon.client();
+    control.label(&client, &tcp_label).expect("label tcp");
+    control.label(&b, &udp_label).expect("label udp");
+    expect_label(daemon, &tcp_label, counts(bytes(up), bytes(down)));
+    expect_label(daemon, &udp_label, counts(0, a_to_b));
+}
+
+/// An accepted socket that sends before it ever received anything.
+fn accepted_sends_first(daemon: &TestDaemon, ipv6: bool) {
+    let (client, server) = tcp_pair(ipv6);
+    let label = format!("accepted{}", family(ipv6));
+    daemon
+        .client()
+        .label(&server, &label)
+        .expect("label accepted");
+    let (first, then) = (50 * KIB + 9, 20 * KIB + 1);
+    tcp_send(&server, &client, first, 4 * KIB);
+    tcp_send(&client, &server, then, 4 * KIB);
+    expect_label(daemon, &label, counts(bytes(first), bytes(then)));
+}
+
+/// Sockets closed after their traffic: their bytes stay under their labels.
+fn closed(daemon: &TestDaemon, ipv6: bool) {
+    let (client, server) = tcp_pair(ipv6);
+    let (a, b) = udp_pair(ipv6);
+    let tcp_label = format!("closed{}-tcp", family(ipv6));
+    let udp_label = format!("closed{}-udp", family(ipv6));
+    let mut control = daemon.client();
+    control.label(&client, &tcp_label).expect("label tcp");
+    control.label(&a, &udp_label).expect("label udp");
+    let (up, down) = (100 * KIB + 11, 30 * KIB + 13);
+    tcp_send(&client, &server, up, 8 * KIB);
+    tcp_send(&server, &client, down, 2 * KIB);
+    let a_to_b = udp_send(&a, &b, 150);
+    let b_to_a = udp_send(&b, &a, 50);
+    drop((client, server, a, b));
+    expect_label(daemon, &tcp_label, counts(bytes(up), bytes(down)));
+    expect_label(daemon, &udp_label, counts(a_to_b, b_to_a));
+}
+
+/// Nothing went to the overflow bucket or missed its cookie.
+fn nothing_overflowed(daemon: &TestDaemon) {
+    let status = daemon.client().status().expect("status");
+    for name in ["overflow_tx_bytes", "overflow_rx_bytes", "no_cookie"] {
+        let value = status.counters.get(name).copied();
+        assert_eq!(value, Some(0), "counter {name} is {value:?}");
+    }
+}
+
+type Check = (&'static str, Box<dyn Fn(&TestDaemon)>);
+
+fn checks() -> Vec<Check> {
+    let mut checks: Vec<Check> = Vec::new();
+    for ipv6 in [false, true] {
+        let v = if ipv6 { "ipv6" } else { "ipv4" };
+        let name = |what: &str| -> &'static str { Box::leak(format!("{what}/{v}").into()) };
+        checks.push((name("tcp"), Box::new(move |d| tcp_labeled_before(d, ipv6))));
+        checks.push((name("udp"), Box::new(move |d| udp_labeled_before(d, ipv6))));
+        checks.push((
+            name("labeled-after"),
+            Box::new(move |d| labeled_after(d, ipv6)),
+        ));
+        checks.push((
+            name("accepted"),
+            Box::new(move |d| accepted_sends_first(d, ipv6)),
+        ));
+        checks.push((name("closed"), Box::new(move |d| closed(d, ipv6))));
+    }
+    checks.push(("no-overflow", Box::new(nothing_overflowed)));
+    checks
+}
+
+fn main() -> ExitCode {
+    let cgroup = TestCgroup::enter("vm");
+    let daemon = TestDaemon::start_whole_host("vm", &cgroup);
+    let status = daemon.client().status().expect("status");
+    println!(
+        "VMTEST hooks {} {}",
+        status.payload_hooks.set, status.payload_hooks.reason
+    );
+    let mut failures = 0;
+    for (name, check) in checks() {
+        match panic::catch_unwind(AssertUnwindSafe(|| check(&daemon))) {
+            Ok(()) => println!("VMTEST check {name} ok"),
+            Err(payload) => {
+                failures += 1;
+                let why = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                println!("VMTEST check {name} FAIL {}", why.replace('\n', " "));
+            }
+        }
+    }
+    println!("VMTEST end {failures}");
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("--- sockstatsd log ---\n{}", daemon.log());
+        ExitCode::FAILURE
+    }
+}
