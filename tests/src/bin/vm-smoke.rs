@@ -7,6 +7,7 @@
 //! `VMTEST hooks <set> <reason>`, `VMTEST check <name> ok` or `VMTEST check <name> FAIL
 //! <why>`, then `VMTEST end <failures>`. Exits non-zero on any failure.
 use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
     panic::{self, AssertUnwindSafe},
     process::ExitCode,
     thread,
@@ -143,6 +144,28 @@ fn closed(daemon: &TestDaemon, ipv6: bool) {
     expect_label(daemon, &udp_label, counts(a_to_b, b_to_a));
 }
 
+/// An IPv6 socket talking to an IPv4 one through a v4-mapped address: `udpv6_sendmsg` hands
+/// such datagrams to `udp_sendmsg`, and each must still be counted once.
+fn udp_v4_mapped(daemon: &TestDaemon) {
+    let v4 = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind v4");
+    let v6 = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).expect("bind v6");
+    let mapped = SocketAddr::from((
+        Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
+        v4.local_addr().expect("addr").port(),
+    ));
+    v6.connect(mapped).expect("connect v4-mapped");
+    let v6_port = v6.local_addr().expect("addr").port();
+    v4.connect((Ipv4Addr::LOCALHOST, v6_port))
+        .expect("connect v4");
+    let mut control = daemon.client();
+    control.label(&v6, "mapped-v6").expect("label v6");
+    control.label(&v4, "mapped-v4").expect("label v4");
+    let v6_to_v4 = udp_send(&v6, &v4, 120);
+    let v4_to_v6 = udp_send(&v4, &v6, 80);
+    expect_label(daemon, "mapped-v6", counts(v6_to_v4, v4_to_v6));
+    expect_label(daemon, "mapped-v4", counts(v4_to_v6, v6_to_v4));
+}
+
 /// Nothing went to the overflow bucket or missed its cookie.
 fn nothing_overflowed(daemon: &TestDaemon) {
     let status = daemon.client().status().expect("status");
@@ -171,6 +194,7 @@ fn checks() -> Vec<Check> {
         ));
         checks.push((name("closed"), Box::new(move |d| closed(d, ipv6))));
     }
+    checks.push(("udp/v4-mapped", Box::new(udp_v4_mapped)));
     checks.push(("no-overflow", Box::new(nothing_overflowed)));
     checks
 }
@@ -183,6 +207,9 @@ fn main() -> ExitCode {
         "VMTEST hooks {} {}",
         status.payload_hooks.set, status.payload_hooks.reason
     );
+    for limit in &status.kernel_limits {
+        println!("VMTEST limit {limit}");
+    }
     let mut failures = 0;
     for (name, check) in checks() {
         match panic::catch_unwind(AssertUnwindSafe(|| check(&daemon))) {

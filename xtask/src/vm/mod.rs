@@ -80,6 +80,11 @@ pub fn vm_test(names: &[String]) -> Result<()> {
     }
     println!("{}", table(&kernels, &reports));
     for (kernel, report) in kernels.iter().zip(&reports) {
+        for limit in &report.limits {
+            println!("{}: kernel limit: {limit}", kernel.release);
+        }
+    }
+    for (kernel, report) in kernels.iter().zip(&reports) {
         for (check, result) in &report.checks {
             if result != "ok" {
                 eprintln!("xtask: vm-test: {} {check}: {result}", kernel.release);
@@ -220,6 +225,10 @@ fn table(kernels: &[Kernel], reports: &[GuestReport]) -> String {
             .and_then(|h| h.split_whitespace().next())
             .unwrap_or("none");
         let _ = write!(out, " {set} |");
+    }
+    out.push_str("\n| kernel limits |");
+    for report in reports {
+        let _ = write!(out, " {} |", report.limits.len());
     }
     for check in &checks {
         let _ = write!(out, "\n| {check} |");

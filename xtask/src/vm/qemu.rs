@@ -20,6 +20,8 @@ pub struct GuestReport {
     pub kernel: Option<String>,
     /// The payload hook set and the reason.
     pub hooks: Option<String>,
+    /// What the daemon said the kernel cannot do.
+    pub limits: Vec<String>,
     /// (check, `ok` or `FAIL <why>`), in order.
     pub checks: Vec<(String, String)>,
     /// The suite's failure count, if it ran to the end.
@@ -72,6 +74,7 @@ fn parse(console: &str) -> GuestReport {
         match key {
             "kernel" => report.kernel = Some(value.to_owned()),
             "hooks" => report.hooks = Some(value.to_owned()),
+            "limit" => report.limits.push(value.to_owned()),
             "check" => {
                 let (name, result) = value.split_once(' ').unwrap_or((value, ""));
                 report.checks.push((name.to_owned(), result.to_owned()));
