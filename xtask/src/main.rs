@@ -53,6 +53,7 @@ enum Task {
 }
 
 /// The workspace root (xtask lives one level below it).
+#[must_use]
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -72,6 +73,7 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+#[must_use]
 pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());

@@ -28,7 +28,7 @@ use tokio::{
 ///
 /// Loads eBPF programs that count payload bytes per socket, pins them so counting continues
 /// while the daemon is down, and answers `sockstats` (and the client library) on a Unix socket.
-/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 6.3+ with BTF.
+/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 5.10+ with BTF.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 #[expect(

@@ -34,7 +34,7 @@ struct Type {
     kind_flag: bool,
     name: String,
     /// `size` or `type`, depending on the kind.
-    size_or_type: u32,
+    size_or_ref: u32,
     /// Members (struct/union: name, type, offset) or parameters (proto: name, type, 0).
     members: Vec<(String, u32, u32)>,
 }
@@ -104,14 +104,14 @@ impl KernelBtf {
             kind: 0,
             kind_flag: false,
             name: String::new(),
-            size_or_type: 0,
+            size_or_ref: 0,
             members: Vec::new(),
         }];
         let mut at = 0;
         while at < type_data.len() {
             let name = string_at(strings, u32_at(type_data, at)?);
             let info = u32_at(type_data, at + 4)?;
-            let size_or_type = u32_at(type_data, at + 8)?;
+            let size_or_ref = u32_at(type_data, at + 8)?;
             at += 12;
             let kind = (info >> 24) & 0x1f;
             let vlen = usize::try_from(info & 0xffff).unwrap_or(0);
@@ -150,7 +150,7 @@ impl KernelBtf {
                 kind,
                 kind_flag: info >> 31 == 1,
                 name,
-                size_or_type,
+                size_or_ref,
                 members,
             });
         }
@@ -179,7 +179,7 @@ impl KernelBtf {
     #[must_use]
     pub fn function_params(&self, name: &str) -> Option<Vec<String>> {
         let func = self.get(*self.by_name.get(&(KIND_FUNC, name.to_owned()))?)?;
-        let proto = self.get(func.size_or_type)?;
+        let proto = self.get(func.size_or_ref)?;
         (proto.kind == KIND_FUNC_PROTO)
             .then(|| proto.members.iter().map(|(n, _, _)| n.clone()).collect())
     }

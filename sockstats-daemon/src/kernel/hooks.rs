@@ -27,6 +27,7 @@ pub enum Hook {
 }
 
 impl Hook {
+    #[must_use]
     pub fn describe(self) -> String {
         match self {
             Hook::Tracepoint(name) => format!("tp_btf/{name}"),

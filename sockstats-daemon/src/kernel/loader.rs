@@ -281,7 +281,7 @@ fn packet_netns_cookie(kernel_limits: &mut Vec<String>) -> Result<u64, KernelErr
 }
 
 /// Attachments made or found, with the payload set they use.
-struct Links {
+struct Attachments {
     links: Vec<(Program, FdLink)>,
     payload: PayloadHooks,
     reused: bool,
@@ -293,7 +293,7 @@ fn reuse_links(
     links_dir: &Path,
     btf: &KernelBtf,
     cmpxchg: bool,
-) -> Result<Option<Links>, KernelError> {
+) -> Result<Option<Attachments>, KernelError> {
     if !links_dir.exists() {
         return Ok(None);
     }
@@ -333,7 +333,7 @@ fn reuse_links(
             set: set.name().to_owned(),
             reason: "kept from an earlier sockstatsd of this build".to_owned(),
         };
-        return Ok(Some(Links {
+        return Ok(Some(Attachments {
             links,
             payload,
             reused: true,
@@ -372,7 +372,7 @@ fn attach_all(
     links_dir: &Path,
     kernel_btf: &KernelBtf,
     cmpxchg: bool,
-) -> Result<Links, KernelError> {
+) -> Result<Attachments, KernelError> {
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
         path: root.path.clone(),
@@ -397,7 +397,7 @@ fn attach_all(
                     reason: "the kernel has the sock_send_length/sock_recv_length tracepoints"
                         .to_owned(),
                 };
-                return Ok(Links {
+                return Ok(Attachments {
                     links,
                     payload,
                     reused: false,
@@ -416,7 +416,7 @@ fn attach_all(
                     set: PayloadSet::FExit.name().to_owned(),
                     reason: format!("tp_btf: {tracepoints}"),
                 };
-                return Ok(Links {
+                return Ok(Attachments {
                     links,
                     payload,
                     reused: false,

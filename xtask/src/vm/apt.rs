@@ -81,6 +81,16 @@ impl PrivateApt {
         command
     }
 
+    /// The private apt in `slot`, set up under `root` and its lists read on first use.
+    pub fn get_or_init<'a>(slot: &'a mut Option<Self>, root: &Path) -> Result<&'a Self> {
+        if slot.is_none() {
+            let apt = Self::new(root)?;
+            apt.update()?;
+            *slot = Some(apt);
+        }
+        Ok(slot.as_ref().expect("set above"))
+    }
+
     /// Fetches the package lists unless they are fresh.
     pub fn update(&self) -> Result<()> {
         // apt wants a status file, even an empty one.
@@ -133,7 +143,10 @@ impl PrivateApt {
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && name.ends_with(".deb") {
+            let is_deb = Path::new(&name)
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("deb"));
+            if name.starts_with(&prefix) && is_deb {
                 return Ok(entry.path());
             }
         }

@@ -108,18 +108,11 @@ pub fn fetch(spec: KernelSpec, vm_dir: &Path, apt: &mut Option<PrivateApt>) -> R
     let dir = vm_dir.join("kernels").join(spec.name);
     let stamp = dir.join("package");
     if is_fresh(&stamp) {
-        if let Some(kernel) = cached(spec, &dir)? {
+        if let Some(kernel) = cached(spec, &dir) {
             return Ok(kernel);
         }
     }
-    let apt = match apt {
-        Some(apt) => apt,
-        None => {
-            let private = PrivateApt::new(&vm_dir.join("apt"))?;
-            private.update()?;
-            apt.insert(private)
-        }
-    };
+    let apt = PrivateApt::get_or_init(apt, &vm_dir.join("apt"))?;
     let names = apt.names_with_prefix(spec.prefix)?;
     let Some(package) = newest(&names, &spec) else {
         bail!(
@@ -129,7 +122,7 @@ pub fn fetch(spec: KernelSpec, vm_dir: &Path, apt: &mut Option<PrivateApt>) -> R
         );
     };
     if fs::read_to_string(&stamp).is_ok_and(|p| p.trim() == package) {
-        if let Some(kernel) = cached(spec, &dir)? {
+        if let Some(kernel) = cached(spec, &dir) {
             fs::write(&stamp, &package)?; // still the newest: fresh again
             return Ok(kernel);
         }
@@ -141,26 +134,22 @@ pub fn fetch(spec: KernelSpec, vm_dir: &Path, apt: &mut Option<PrivateApt>) -> R
     unpack(&deb, &dir)?;
     fs::remove_file(&deb).context("removing the downloaded .deb")?;
     fs::write(&stamp, &package)?;
-    cached(spec, &dir)?.with_context(|| format!("{package} holds no kernel image"))
+    cached(spec, &dir).with_context(|| format!("{package} holds no kernel image"))
 }
 
 /// The kernel unpacked in `dir`, if it is complete.
-fn cached(spec: KernelSpec, dir: &Path) -> Result<Option<Kernel>> {
-    let Ok(package) = fs::read_to_string(dir.join("package")) else {
-        return Ok(None);
-    };
-    let Ok(release) = fs::read_to_string(dir.join("release")) else {
-        return Ok(None);
-    };
+fn cached(spec: KernelSpec, dir: &Path) -> Option<Kernel> {
+    let package = fs::read_to_string(dir.join("package")).ok()?;
+    let release = fs::read_to_string(dir.join("release")).ok()?;
     let image = [dir.join("vmlinux"), dir.join("vmlinuz")]
         .into_iter()
-        .find(|p| p.exists());
-    Ok(image.map(|image| Kernel {
+        .find(|p| p.exists())?;
+    Some(Kernel {
         spec,
         package: package.trim().to_owned(),
         release: release.trim().to_owned(),
         image,
-    }))
+    })
 }
 
 /// Takes the kernel image out of `deb` into `dir` (`vmlinuz`, `release`, and `vmlinux` where

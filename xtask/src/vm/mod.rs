@@ -159,14 +159,7 @@ fn fetch_busybox(vm_dir: &Path, apt: &mut Option<PrivateApt>) -> Result<PathBuf>
     if busybox.exists() {
         return Ok(busybox);
     }
-    let apt = match apt {
-        Some(apt) => apt,
-        None => {
-            let private = PrivateApt::new(&vm_dir.join("apt"))?;
-            private.update()?;
-            apt.insert(private)
-        }
-    };
+    let apt = PrivateApt::get_or_init(apt, &vm_dir.join("apt"))?;
     let deb = apt.download("busybox-static", &vm_dir.join("debs"))?;
     let tree = vm_dir.join("busybox-tree");
     fs::create_dir_all(&tree)?;
