@@ -14,17 +14,36 @@
 //!   until 5.18, `(sk, msg, len, flags, addr_len)` from 5.19 on (the `nonblock` argument was
 //!   folded into `flags`):
 //!   <https://elixir.bootlin.com/linux/v5.19/source/net/ipv4/tcp.c>
-//! - `tcp_sendpage(sk, page, offset, size, flags)`: sendfile/splice to TCP before 6.5, when
-//!   it was removed in favour of `MSG_SPLICE_PAGES` through `tcp_sendmsg`.
+//! - `tcp_sendpage(sk, page, offset, size, flags)`, `udp_sendpage(…)`: sendfile/splice to TCP
+//!   and IPv4 UDP before 6.5, when they were removed in favour of `MSG_SPLICE_PAGES` through
+//!   sendmsg. `udp_sendpage` calls `udp_sendmsg` itself: with a zero length on 5.10, with the
+//!   data on Debian's 6.1 (measured: counting both counted sendfile twice). So a task inside
+//!   `udp_sendpage` is marked (fentry) and its nested `udp_sendmsg` is not counted; the
+//!   sendpage's return value is. IPv6 UDP has no sendpage and goes through `udpv6_sendmsg`.
 //!
 //! `udpv6_sendmsg` hands datagrams to v4-mapped addresses on to `udp_sendmsg`, so
 //! `udp_sendmsg` counts only `AF_INET` sockets; each send is counted once.
-use aya_ebpf::{macros::fexit, programs::FExitContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{fentry, fexit, map},
+    maps::HashMap,
+    programs::{FEntryContext, FExitContext},
+};
 
 use crate::{
     payload::{self, c_int},
     sockets,
 };
+
+/// Tasks inside `udp_sendpage`, by pid/tgid: their nested `udp_sendmsg` is not counted. Tasks
+/// beyond its capacity (concurrent sendfiles to UDP) are counted at `udp_sendmsg` and their
+/// sendpage is not: never twice.
+#[map(name = "IN_UDP_SENDPAGE")]
+static IN_UDP_SENDPAGE: HashMap<u64, u8> = HashMap::with_max_entries(16_384, 0);
+
+fn current_task() -> u64 {
+    bpf_get_current_pid_tgid()
+}
 
 /// Slot `n` of the context: argument `n`, or the return value when `n` is the parameter count.
 #[inline(always)]
@@ -64,11 +83,30 @@ pub fn fexit_tcp_sendpage(ctx: FExitContext) -> i32 {
     0
 }
 
+/// Marks the task as inside `udp_sendpage`.
+#[fentry(function = "udp_sendpage")]
+pub fn fentry_udp_sendpage(_ctx: FEntryContext) -> i32 {
+    let _ = IN_UDP_SENDPAGE.insert(current_task(), 1, 0);
+    0
+}
+
+/// `int udp_sendpage(struct sock *sk, struct page *page, int offset, size_t size, int flags)`
+/// (before 6.5), if its entry marked the task.
+#[fexit(function = "udp_sendpage")]
+pub fn fexit_udp_sendpage(ctx: FExitContext) -> i32 {
+    if IN_UDP_SENDPAGE.remove(current_task()).is_ok() {
+        sent::<5>(&ctx);
+    }
+    0
+}
+
 /// `int udp_sendmsg(struct sock *sk, struct msghdr *msg, size_t len)`, `AF_INET` sockets only.
 #[fexit(function = "udp_sendmsg")]
 pub fn fexit_udp_sendmsg(ctx: FExitContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
-    if sockets::is_ipv4_sock(sk) {
+    // SAFETY: the value is only tested for presence.
+    let in_sendpage = unsafe { IN_UDP_SENDPAGE.get(current_task()) }.is_some();
+    if sockets::is_ipv4_sock(sk) && !in_sendpage {
         sent::<3>(&ctx);
     }
     0

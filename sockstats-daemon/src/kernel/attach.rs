@@ -3,7 +3,8 @@ use std::{fs::File, path::Path};
 
 use aya::{
     programs::{
-        links::FdLink, BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, FExit, ProgramError,
+        links::FdLink, BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, FEntry, FExit,
+        ProgramError,
     },
     Btf, Ebpf,
 };
@@ -24,7 +25,7 @@ pub struct Target<'a> {
 fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> KernelError {
     let hint = match hook {
         Hook::Tracepoint(_) => " (the sock_send_length/sock_recv_length tracepoints need Linux 6.3 or newer with BTF; inet_sock_set_state 5.5)",
-        Hook::FExit(_) => " (fexit needs Linux 5.5 or newer with BTF and a kernel that allows BPF trampolines)",
+        Hook::FExit(_) | Hook::FEntry(_) => " (fentry/fexit need Linux 5.5 or newer with BTF and a kernel that allows BPF trampolines)",
         Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
         Hook::CgroupSkb(_) => " (cgroup_skb needs cgroup v2 and Linux 5.8 or newer)",
     };
@@ -56,6 +57,12 @@ pub fn attach(
         }
         Hook::FExit(function) => {
             let program: &mut FExit = program.try_into().map_err(error)?;
+            program.load(function, target.btf).map_err(error)?;
+            let id = program.attach().map_err(error)?;
+            FdLink::from(program.take_link(id).map_err(error)?)
+        }
+        Hook::FEntry(function) => {
+            let program: &mut FEntry = program.try_into().map_err(error)?;
             program.load(function, target.btf).map_err(error)?;
             let id = program.attach().map_err(error)?;
             FdLink::from(program.take_link(id).map_err(error)?)

@@ -4,7 +4,8 @@
 //! - `tp_btf`: the `sock_send_length`/`sock_recv_length` tracepoints (Linux 6.3+), a stable
 //!   ABI that sees every send and receive of every socket family;
 //! - `fexit`: fexit programs on `tcp_sendmsg`, `tcp_recvmsg`, `udp_sendmsg`, `udp_recvmsg`,
-//!   `udpv6_sendmsg`, `udpv6_recvmsg` (and `tcp_sendpage` before 6.5), for older kernels.
+//!   `udpv6_sendmsg`, `udpv6_recvmsg` (and `tcp_sendpage`/`udp_sendpage` before 6.5), for
+//!   older kernels.
 //!   Their signatures are checked against the kernel's BTF: a program is only attached to a
 //!   function whose parameters are those it was written for.
 //!
@@ -20,6 +21,8 @@ pub enum Hook {
     Tracepoint(&'static str),
     /// An fexit program on a kernel function, by name.
     FExit(&'static str),
+    /// An fentry program on a kernel function, by name.
+    FEntry(&'static str),
     /// A cgroup/sock hook on the accounted cgroup.
     CgroupSock(&'static str),
     /// A `cgroup_skb` hook on the accounted cgroup.
@@ -32,6 +35,7 @@ impl Hook {
         match self {
             Hook::Tracepoint(name) => format!("tp_btf/{name}"),
             Hook::FExit(name) => format!("fexit/{name}"),
+            Hook::FEntry(name) => format!("fentry/{name}"),
             Hook::CgroupSock(name) => format!("cgroup/{name}"),
             Hook::CgroupSkb(CgroupSkbAttachType::Ingress) => "cgroup_skb/ingress".to_owned(),
             Hook::CgroupSkb(CgroupSkbAttachType::Egress) => "cgroup_skb/egress".to_owned(),
@@ -116,7 +120,7 @@ const fn variant(
 }
 
 /// Every fexit program: per function, its signatures (see sockstats-ebpf's fexit.rs).
-const FEXIT_VARIANTS: [FExitVariant; 10] = [
+const FEXIT_VARIANTS: [FExitVariant; 11] = [
     variant("fexit_tcp_sendmsg", "tcp_sendmsg", 3, None),
     variant("fexit_tcp_recvmsg", "tcp_recvmsg", 5, Some(3)),
     variant("fexit_tcp_recvmsg_nonblock", "tcp_recvmsg", 6, Some(4)),
@@ -127,6 +131,7 @@ const FEXIT_VARIANTS: [FExitVariant; 10] = [
     variant("fexit_udpv6_recvmsg", "udpv6_recvmsg", 5, Some(3)),
     variant("fexit_udpv6_recvmsg_nonblock", "udpv6_recvmsg", 6, Some(4)),
     variant("fexit_tcp_sendpage", "tcp_sendpage", 5, None),
+    variant("fexit_udp_sendpage", "udp_sendpage", 5, None),
 ];
 
 /// Functions the fexit set cannot do without.
@@ -139,8 +144,8 @@ const FEXIT_REQUIRED: [&str; 6] = [
     "udpv6_recvmsg",
 ];
 
-/// `tcp_sendpage`: sendfile/splice to TCP sockets before 6.5; gone (and not needed) after.
-const FEXIT_OPTIONAL: &str = "tcp_sendpage";
+/// sendfile/splice to TCP and IPv4 UDP sockets before 6.5; gone (and not needed) after.
+const FEXIT_OPTIONAL: [&str; 2] = ["tcp_sendpage", "udp_sendpage"];
 
 /// The tracepoint set, or what the kernel lacks for it.
 pub fn tracepoint_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
@@ -171,9 +176,9 @@ fn matches(variant: &FExitVariant, params: &[String]) -> bool {
 pub fn fexit_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
     let mut programs = Vec::new();
     let mut problems = Vec::new();
-    for function in FEXIT_REQUIRED.iter().chain([&FEXIT_OPTIONAL]) {
+    for function in FEXIT_REQUIRED.iter().chain(&FEXIT_OPTIONAL) {
         let Some(params) = btf.function_params(function) else {
-            if *function != FEXIT_OPTIONAL {
+            if !FEXIT_OPTIONAL.contains(function) {
                 problems.push(format!("{function} is not in the kernel's BTF"));
             }
             continue;
@@ -182,7 +187,13 @@ pub fn fexit_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
             .iter()
             .find(|v| v.function == *function && matches(v, &params))
         {
-            Some(v) => programs.push((v.program, Hook::FExit(v.function))),
+            Some(v) => {
+                if v.function == "udp_sendpage" {
+                    // Marks the task so that the nested udp_sendmsg is not counted too.
+                    programs.push(("fentry_udp_sendpage", Hook::FEntry("udp_sendpage")));
+                }
+                programs.push((v.program, Hook::FExit(v.function)));
+            }
             None => problems.push(format!(
                 "{function}({}) has a signature no fexit program is written for",
                 params.join(", ")

@@ -7,7 +7,9 @@
 //! `VMTEST hooks <set> <reason>`, `VMTEST check <name> ok` or `VMTEST check <name> FAIL
 //! <why>`, then `VMTEST end <failures>`. Exits non-zero on any failure.
 use std::{
+    io::{Read as _, Write as _},
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
+    os::fd::AsRawFd,
     panic::{self, AssertUnwindSafe},
     process::ExitCode,
     thread,
@@ -166,6 +168,47 @@ fn udp_v4_mapped(daemon: &TestDaemon) {
     expect_label(daemon, "mapped-v4", counts(v4_to_v6, v6_to_v4));
 }
 
+/// Sends `len` bytes of a fresh file to the socket `to` with `sendfile(2)`.
+fn sendfile_to(to: &impl AsRawFd, len: usize) {
+    let mut file = tempfile::tempfile().expect("temp file");
+    let data: Vec<u8> = (0..len)
+        .map(|i| u8::try_from(i % 253).expect("below 253"))
+        .collect();
+    file.write_all(&data).expect("write temp file");
+    let mut offset: libc::off_t = 0;
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: both fds are open for the call; `offset` is a valid out-pointer.
+        let sent =
+            unsafe { libc::sendfile(to.as_raw_fd(), file.as_raw_fd(), &raw mut offset, left) };
+        let sent = usize::try_from(sent).expect("sendfile failed");
+        assert!(sent > 0, "sendfile sent nothing");
+        left -= sent;
+    }
+}
+
+/// sendfile(2) to a TCP and to a UDP socket (through `sendpage` before 6.5, `sendmsg` after).
+fn sendfile(daemon: &TestDaemon) {
+    let (client, mut server) = tcp_pair(false);
+    let (a, b) = udp_pair(false);
+    let mut control = daemon.client();
+    control.label(&client, "sendfile-tcp").expect("label tcp");
+    control.label(&a, "sendfile-udp").expect("label udp");
+    let tcp_bytes = 200 * KIB + 21;
+    let reader = thread::spawn(move || {
+        let mut buf = vec![0u8; tcp_bytes];
+        server.read_exact(&mut buf).expect("read");
+    });
+    sendfile_to(&client, tcp_bytes);
+    reader.join().expect("reader");
+    let udp_bytes = 1000;
+    sendfile_to(&a, udp_bytes);
+    let mut buf = [0u8; 2048];
+    assert_eq!(b.recv(&mut buf).expect("recv"), udp_bytes);
+    expect_label(daemon, "sendfile-tcp", counts(bytes(tcp_bytes), 0));
+    expect_label(daemon, "sendfile-udp", counts(bytes(udp_bytes), 0));
+}
+
 /// Nothing went to the overflow bucket or missed its cookie.
 fn nothing_overflowed(daemon: &TestDaemon) {
     let status = daemon.client().status().expect("status");
@@ -195,6 +238,7 @@ fn checks() -> Vec<Check> {
         checks.push((name("closed"), Box::new(move |d| closed(d, ipv6))));
     }
     checks.push(("udp/v4-mapped", Box::new(udp_v4_mapped)));
+    checks.push(("sendfile/ipv4", Box::new(sendfile)));
     checks.push(("no-overflow", Box::new(nothing_overflowed)));
     checks
 }
