@@ -12,8 +12,9 @@
 //!   unchanged since 4.x.
 //! - `tcp_recvmsg`, `udp_recvmsg`, `udpv6_recvmsg`: `(sk, msg, len, nonblock, flags, addr_len)`
 //!   until 5.18, `(sk, msg, len, flags, addr_len)` from 5.19 on (the `nonblock` argument was
-//!   folded into `flags`):
-//!   <https://elixir.bootlin.com/linux/v5.19/source/net/ipv4/tcp.c>
+//!   folded into `flags`: <https://elixir.bootlin.com/linux/v5.19/source/net/ipv4/tcp.c>),
+//!   and `(sk, msg, len, flags)` after 6.12 (`addr_len` gone: so in the BTF of 6.18 and of
+//!   Debian's 7.2, which the daemon refused until these programs existed).
 //! - `tcp_sendpage(sk, page, offset, size, flags)`, `udp_sendpage(…)`: sendfile/splice to TCP
 //!   and IPv4 UDP before 6.5, when they were removed in favour of `MSG_SPLICE_PAGES` through
 //!   sendmsg. `udp_sendpage` calls `udp_sendmsg` itself: with a zero length on 5.10, with the
@@ -119,6 +120,13 @@ pub fn fexit_udpv6_sendmsg(ctx: FExitContext) -> i32 {
     0
 }
 
+/// `tcp_recvmsg(sk, msg, len, flags)`, without `addr_len` (after 6.12).
+#[fexit(function = "tcp_recvmsg")]
+pub fn fexit_tcp_recvmsg_noaddrlen(ctx: FExitContext) -> i32 {
+    received::<3, 4>(&ctx);
+    0
+}
+
 /// `tcp_recvmsg(sk, msg, len, flags, addr_len)`, 5.19+.
 #[fexit(function = "tcp_recvmsg")]
 pub fn fexit_tcp_recvmsg(ctx: FExitContext) -> i32 {
@@ -133,6 +141,13 @@ pub fn fexit_tcp_recvmsg_nonblock(ctx: FExitContext) -> i32 {
     0
 }
 
+/// `udp_recvmsg(sk, msg, len, flags)`, without `addr_len` (after 6.12).
+#[fexit(function = "udp_recvmsg")]
+pub fn fexit_udp_recvmsg_noaddrlen(ctx: FExitContext) -> i32 {
+    received::<3, 4>(&ctx);
+    0
+}
+
 /// `udp_recvmsg(sk, msg, len, flags, addr_len)`, 5.19+.
 #[fexit(function = "udp_recvmsg")]
 pub fn fexit_udp_recvmsg(ctx: FExitContext) -> i32 {
@@ -144,6 +159,13 @@ pub fn fexit_udp_recvmsg(ctx: FExitContext) -> i32 {
 #[fexit(function = "udp_recvmsg")]
 pub fn fexit_udp_recvmsg_nonblock(ctx: FExitContext) -> i32 {
     received::<4, 6>(&ctx);
+    0
+}
+
+/// `udpv6_recvmsg(sk, msg, len, flags)`, without `addr_len` (after 6.12).
+#[fexit(function = "udpv6_recvmsg")]
+pub fn fexit_udpv6_recvmsg_noaddrlen(ctx: FExitContext) -> i32 {
+    received::<3, 4>(&ctx);
     0
 }
 

@@ -87,6 +87,16 @@ impl TestDaemon {
         Self::start_scoped(name, cgroup, None, None, &[])
     }
 
+    /// As [`TestDaemon::start_whole_host`], with more sockstatsd arguments.
+    #[must_use]
+    pub fn start_whole_host_with_args(
+        name: &str,
+        cgroup: &TestCgroup,
+        extra_args: &[&str],
+    ) -> Self {
+        Self::start_scoped(name, cgroup, None, None, extra_args)
+    }
+
     fn start_scoped(
         name: &str,
         cgroup: &TestCgroup,

@@ -15,7 +15,11 @@ use sockstats_daemon::{
         self, socket_file, state::DaemonInfo, stats_log::StatsLogConfig, Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
-    kernel::{self, AttachedKernel, LoadOptions},
+    kernel::{
+        self,
+        hooks::{PayloadChoice, PayloadSet},
+        AttachedKernel, LoadOptions,
+    },
     labels::LabelRegistry,
 };
 use tokio::{
@@ -54,6 +58,11 @@ struct Args {
     /// cgroup2 mount found in /proc/self/mountinfo].
     #[arg(long, value_name = "DIR")]
     cgroup_root: Option<PathBuf>,
+    /// Which hooks count payload bytes: `auto` (the sock_send_length/sock_recv_length
+    /// tracepoints where the kernel has them, else fexit on tcp_sendmsg, udp_sendmsg, ...),
+    /// `tp_btf` or `fexit` (only that set, or fail).
+    #[arg(long, value_name = "SET", default_value = "auto", value_parser = ["auto", "tp_btf", "fexit"])]
+    payload_hooks: String,
     /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464.
     /// Off by default; anyone who can reach ADDR can read every label's totals.
     #[arg(long, value_name = "ADDR")]
@@ -157,7 +166,13 @@ fn start(
         cgroup_root.id,
         cgroup_root.level
     );
+    let payload = match args.payload_hooks.as_str() {
+        "tp_btf" => PayloadChoice::Only(PayloadSet::Tracepoints),
+        "fexit" => PayloadChoice::Only(PayloadSet::FExit),
+        _ => PayloadChoice::Auto,
+    };
     let options = LoadOptions {
+        payload,
         bpffs_dir: args.bpffs_dir.clone(),
         cgroup_root: cgroup_root.clone(),
     };

@@ -7,7 +7,8 @@
 //!   `udpv6_sendmsg`, `udpv6_recvmsg` (and `tcp_sendpage`/`udp_sendpage` before 6.5), for
 //!   older kernels.
 //!   Their signatures are checked against the kernel's BTF: a program is only attached to a
-//!   function whose parameters are those it was written for.
+//!   function whose parameters are those it was written for (the receive functions have had
+//!   three: with `nonblock` before 5.19, then `flags` and `addr_len`, then no `addr_len`).
 //!
 //! The daemon tries the tracepoints first and falls back to fexit (see the loader).
 use aya::programs::CgroupSkbAttachType;
@@ -72,6 +73,27 @@ pub fn common(cmpxchg: bool) -> [Program; 5] {
     ]
 }
 
+/// Which payload hook sets the daemon may try (`sockstatsd --payload-hooks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PayloadChoice {
+    /// The tracepoints where they work, else fexit.
+    #[default]
+    Auto,
+    /// Only this set: for testing the fallback on new kernels, or refusing it on old ones.
+    Only(PayloadSet),
+}
+
+impl PayloadChoice {
+    /// May the daemon use `set`?
+    #[must_use]
+    pub fn allows(self, set: PayloadSet) -> bool {
+        match self {
+            PayloadChoice::Auto => true,
+            PayloadChoice::Only(only) => only == set,
+        }
+    }
+}
+
 /// The payload hook sets, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadSet {
@@ -120,15 +142,18 @@ const fn variant(
 }
 
 /// Every fexit program: per function, its signatures (see sockstats-ebpf's fexit.rs).
-const FEXIT_VARIANTS: [FExitVariant; 11] = [
+const FEXIT_VARIANTS: [FExitVariant; 14] = [
     variant("fexit_tcp_sendmsg", "tcp_sendmsg", 3, None),
     variant("fexit_tcp_recvmsg", "tcp_recvmsg", 5, Some(3)),
+    variant("fexit_tcp_recvmsg_noaddrlen", "tcp_recvmsg", 4, Some(3)),
     variant("fexit_tcp_recvmsg_nonblock", "tcp_recvmsg", 6, Some(4)),
     variant("fexit_udp_sendmsg", "udp_sendmsg", 3, None),
     variant("fexit_udp_recvmsg", "udp_recvmsg", 5, Some(3)),
+    variant("fexit_udp_recvmsg_noaddrlen", "udp_recvmsg", 4, Some(3)),
     variant("fexit_udp_recvmsg_nonblock", "udp_recvmsg", 6, Some(4)),
     variant("fexit_udpv6_sendmsg", "udpv6_sendmsg", 3, None),
     variant("fexit_udpv6_recvmsg", "udpv6_recvmsg", 5, Some(3)),
+    variant("fexit_udpv6_recvmsg_noaddrlen", "udpv6_recvmsg", 4, Some(3)),
     variant("fexit_udpv6_recvmsg_nonblock", "udpv6_recvmsg", 6, Some(4)),
     variant("fexit_tcp_sendpage", "tcp_sendpage", 5, None),
     variant("fexit_udp_sendpage", "udp_sendpage", 5, None),
@@ -256,6 +281,10 @@ mod tests {
         };
         assert_eq!(pick(&old), Some("fexit_tcp_recvmsg_nonblock"));
         assert_eq!(pick(&new), Some("fexit_tcp_recvmsg"));
+        assert_eq!(
+            pick(&names(&["sk", "msg", "len", "flags"])),
+            Some("fexit_tcp_recvmsg_noaddrlen")
+        );
         assert_eq!(pick(&names(&["sk", "msg", "len", "x", "addr_len"])), None);
     }
 

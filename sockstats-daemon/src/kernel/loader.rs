@@ -30,7 +30,7 @@ use sockstats_common::{
 use super::{
     attach::{self, Target},
     btf::{BtfError, KernelBtf},
-    hooks::{self, PayloadSet, Program},
+    hooks::{self, PayloadChoice, PayloadSet, Program},
     maps::KernelMaps,
 };
 use crate::{
@@ -92,6 +92,8 @@ pub enum KernelError {
 pub struct LoadOptions {
     pub bpffs_dir: PathBuf,
     pub cgroup_root: CgroupRoot,
+    /// Which payload hook sets may be used.
+    pub payload: PayloadChoice,
 }
 
 /// The attached programs. Dropping it leaves them attached (their links are pinned).
@@ -157,17 +159,21 @@ pub(super) fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelEr
     }
 }
 
-/// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
-/// Returns the attachments and the maps the daemon reads.
-pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelMaps), KernelError> {
-    if OBJECT.is_empty() {
-        return Err(KernelError::NoObject);
-    }
-    bpffs::prepare_pin_dir(&options.bpffs_dir)?;
-    let maps_dir = options.bpffs_dir.join(maps_dir_name());
-    fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
-    warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
+/// What the loader adapts to in the running kernel.
+struct KernelFacts {
+    btf: KernelBtf,
+    /// Does the verifier accept `cmpxchg`?
+    cmpxchg: bool,
+    /// The programs' `SOCK_COOKIE_OFFSET`.
+    cookie_offset: u32,
+    /// The programs' `PACKET_NETNS_COOKIE`.
+    packet_netns_cookie: u64,
+    /// What this kernel cannot do that a newer one can.
+    limits: Vec<String>,
+}
 
+/// Reads the kernel's BTF and release, lifts `RLIMIT_MEMLOCK` and decides the globals.
+fn kernel_facts() -> Result<KernelFacts, KernelError> {
     let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
     let release = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| KernelError::Release(e.to_string()))?;
@@ -195,19 +201,47 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         );
     }
 
-    let mut kernel_limits = Vec::new();
+    let mut limits = Vec::new();
     let cmpxchg = version >= hooks::CMPXCHG_SINCE;
     if !cmpxchg {
-        kernel_limits.push(
+        limits.push(
             "no BPF cmpxchg before 5.12: a socket whose first packets on two new interfaces \
              race on two CPUs may have the payload of one charged to the other"
                 .to_owned(),
         );
     }
-    let packet_netns_cookie = packet_netns_cookie(&mut kernel_limits)?;
-    for limit in &kernel_limits {
+    let packet_netns_cookie = packet_netns_cookie(&mut limits)?;
+    for limit in &limits {
         log::warn!("Linux {}.{}: {limit}", version.0, version.1);
     }
+
+    Ok(KernelFacts {
+        btf: kernel_btf,
+        cmpxchg,
+        cookie_offset,
+        packet_netns_cookie,
+        limits,
+    })
+}
+
+/// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
+/// Returns the attachments and the maps the daemon reads.
+pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelMaps), KernelError> {
+    if OBJECT.is_empty() {
+        return Err(KernelError::NoObject);
+    }
+    bpffs::prepare_pin_dir(&options.bpffs_dir)?;
+    let maps_dir = options.bpffs_dir.join(maps_dir_name());
+    fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
+    warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
+
+    let KernelFacts {
+        btf: kernel_btf,
+        cmpxchg,
+        cookie_offset,
+        packet_netns_cookie,
+        limits: kernel_limits,
+    } = kernel_facts()?;
 
     let root = &options.cgroup_root;
     let mut ebpf = EbpfLoader::new()
@@ -223,12 +257,20 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         })?;
 
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
-    let attached = if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg)? {
-        reused
-    } else {
-        detach_other_builds(&options.bpffs_dir, &links_dir)?;
-        attach_all(&mut ebpf, root, &links_dir, &kernel_btf, cmpxchg)?
-    };
+    let attached =
+        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg, options.payload)? {
+            reused
+        } else {
+            detach_other_builds(&options.bpffs_dir, &links_dir)?;
+            attach_all(
+                &mut ebpf,
+                root,
+                &links_dir,
+                &kernel_btf,
+                cmpxchg,
+                options.payload,
+            )?
+        };
     log::info!(
         "payload hooks: {} ({})",
         attached.payload.set,
@@ -293,6 +335,7 @@ fn reuse_links(
     links_dir: &Path,
     btf: &KernelBtf,
     cmpxchg: bool,
+    choice: PayloadChoice,
 ) -> Result<Option<Attachments>, KernelError> {
     if !links_dir.exists() {
         return Ok(None);
@@ -303,6 +346,9 @@ fn reuse_links(
     ];
     for (set, payload) in candidates {
         let Ok(payload) = payload else { continue };
+        if !choice.allows(set) {
+            continue;
+        }
         let programs: Vec<Program> = hooks::common(cmpxchg).into_iter().chain(payload).collect();
         if !programs
             .iter()
@@ -372,6 +418,7 @@ fn attach_all(
     links_dir: &Path,
     kernel_btf: &KernelBtf,
     cmpxchg: bool,
+    choice: PayloadChoice,
 ) -> Result<Attachments, KernelError> {
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
@@ -389,6 +436,7 @@ fn attach_all(
         links.push((program, attach::attach(ebpf, &target, program)?));
     }
     let tracepoints = match hooks::tracepoint_set(kernel_btf) {
+        _ if !choice.allows(PayloadSet::Tracepoints) => "not allowed by --payload-hooks".to_owned(),
         Ok(set) => match attach_set(ebpf, &target, &set) {
             Ok(mut attached) => {
                 links.append(&mut attached);
@@ -409,6 +457,7 @@ fn attach_all(
     };
     log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
     let fexit = match hooks::fexit_set(kernel_btf) {
+        _ if !choice.allows(PayloadSet::FExit) => "not allowed by --payload-hooks".to_owned(),
         Ok(set) => match attach_set(ebpf, &target, &set) {
             Ok(mut attached) => {
                 links.append(&mut attached);

@@ -1,7 +1,8 @@
 //! The exact-count smoke suite that `cargo xtask vm-test` runs inside each QEMU guest, as a
 //! static binary next to a static `sockstatsd` (`$SOCKSTATSD`).
 //!
-//! One daemon accounts the whole guest; every check moves traffic over loopback on sockets
+//! One daemon accounts the whole guest (`--payload-hooks $SOCKSTATS_PAYLOAD_HOOKS`, default
+//! `auto`); every check moves traffic over loopback on sockets
 //! with labels of their own and compares the daemon's per-label bytes with what the check
 //! itself sent and received, to the byte. Output, one line each, for the host to parse:
 //! `VMTEST hooks <set> <reason>`, `VMTEST check <name> ok` or `VMTEST check <name> FAIL
@@ -245,7 +246,11 @@ fn checks() -> Vec<Check> {
 
 fn main() -> ExitCode {
     let cgroup = TestCgroup::enter("vm");
-    let daemon = TestDaemon::start_whole_host("vm", &cgroup);
+    // vm-test passes `SOCKSTATS_PAYLOAD_HOOKS=fexit` on the kernel command line (the kernel
+    // hands it to /init as an environment variable) to test the fallback on new kernels.
+    let hooks = std::env::var("SOCKSTATS_PAYLOAD_HOOKS").unwrap_or_else(|_| "auto".to_owned());
+    let daemon =
+        TestDaemon::start_whole_host_with_args("vm", &cgroup, &["--payload-hooks", &hooks]);
     let status = daemon.client().status().expect("status");
     println!(
         "VMTEST hooks {} {}",

@@ -30,10 +30,23 @@ const PACKAGES: [&str; 2] = ["qemu-system-x86", "zstd"];
 /// The target of the static binaries (glibc, statically linked).
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Runs the suite on `names` (all of [`KERNELS`] when empty).
+/// One guest to boot: a kernel, and the payload hooks its daemon may use.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    spec: KernelSpec,
+    /// `auto`, or `fexit` to test the fallback where the tracepoints exist.
+    hooks: &'static str,
+}
+
+/// The default matrix: every kernel as the daemon would run there, and the fexit fallback
+/// forced on the kernels that have the tracepoints.
+const FORCED_FEXIT: [&str; 2] = ["6.12", "newest"];
+
+/// Runs the suite on `names` (`5.10`, `6.1`, `6.12`, `newest`, each optionally `:fexit`;
+/// the whole default matrix when empty).
 pub fn vm_test(names: &[String]) -> Result<()> {
     let started = Instant::now();
-    let specs = select(names)?;
+    let runs = select(names)?;
     setup::ensure_packages(&PACKAGES)?;
     let vm_dir = workspace_root().join("target/vm");
     fs::create_dir_all(&vm_dir)?;
@@ -42,23 +55,27 @@ pub fn vm_test(names: &[String]) -> Result<()> {
     let busybox = fetch_busybox(&vm_dir, &mut apt)?;
     let initramfs = vm_dir.join("initramfs.cpio");
     initramfs::write(&initramfs, &busybox, &bins)?;
-    let mut kernels = Vec::new();
-    for spec in specs {
-        kernels.push(kernel::fetch(spec, &vm_dir, &mut apt)?);
+    let mut kernels: Vec<(Kernel, &str)> = Vec::new();
+    for run in &runs {
+        let kernel = match kernels.iter().find(|(k, _)| k.spec.name == run.spec.name) {
+            Some((kernel, _)) => kernel.clone(),
+            None => kernel::fetch(run.spec, &vm_dir, &mut apt)?,
+        };
+        kernels.push((kernel, run.hooks));
     }
     eprintln!(
         "xtask: vm-test: built and fetched in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     let mut reports = Vec::new();
-    for kernel in &kernels {
+    for (kernel, hooks) in &kernels {
         eprintln!(
-            "xtask: vm-test: booting {} (Debian's {}, {})",
+            "xtask: vm-test: booting {} (Debian's {}, {}), payload hooks {hooks}",
             kernel.release,
             kernel.package,
             kernel.image.display()
         );
-        let report = qemu::boot(&kernel.image, &initramfs)?;
+        let report = qemu::boot(&kernel.image, &initramfs, hooks)?;
         let passed = report.failures == Some(0);
         eprintln!(
             "xtask: vm-test: {} {} in {:.1} s",
@@ -67,7 +84,7 @@ pub fn vm_test(names: &[String]) -> Result<()> {
             report.elapsed.as_secs_f64()
         );
         if !passed {
-            let log = vm_dir.join(format!("console-{}.log", kernel.spec.name));
+            let log = vm_dir.join(format!("console-{}-{hooks}.log", kernel.spec.name));
             fs::write(&log, &report.console)?;
             eprintln!(
                 "xtask: vm-test: console of {} in {}",
@@ -79,12 +96,12 @@ pub fn vm_test(names: &[String]) -> Result<()> {
         reports.push(report);
     }
     println!("{}", table(&kernels, &reports));
-    for (kernel, report) in kernels.iter().zip(&reports) {
+    for ((kernel, _), report) in kernels.iter().zip(&reports) {
         for limit in &report.limits {
             println!("{}: kernel limit: {limit}", kernel.release);
         }
     }
-    for (kernel, report) in kernels.iter().zip(&reports) {
+    for ((kernel, _), report) in kernels.iter().zip(&reports) {
         for (check, result) in &report.checks {
             if result != "ok" {
                 eprintln!("xtask: vm-test: {} {check}: {result}", kernel.release);
@@ -100,7 +117,7 @@ pub fn vm_test(names: &[String]) -> Result<()> {
         .iter()
         .zip(&reports)
         .filter(|(_, r)| r.failures != Some(0))
-        .map(|(k, _)| k.release.as_str())
+        .map(|((k, _), _)| k.release.as_str())
         .collect();
     if !failed.is_empty() {
         bail!("vm-test failed on {}", failed.join(", "));
@@ -108,21 +125,43 @@ pub fn vm_test(names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn select(names: &[String]) -> Result<Vec<KernelSpec>> {
+fn select(names: &[String]) -> Result<Vec<Run>> {
+    let spec = |name: &str| {
+        KERNELS
+            .iter()
+            .find(|k| k.name == name)
+            .copied()
+            .with_context(|| {
+                let known: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
+                format!(
+                    "unknown kernel {name}; vm-test knows {} (each also as NAME:fexit)",
+                    known.join(", ")
+                )
+            })
+    };
     if names.is_empty() {
-        return Ok(KERNELS.to_vec());
+        let auto = KERNELS.iter().map(|&spec| Run {
+            spec,
+            hooks: "auto",
+        });
+        let forced = FORCED_FEXIT.iter().map(|name| Run {
+            spec: spec(name).expect("a known kernel"),
+            hooks: "fexit",
+        });
+        return Ok(auto.chain(forced).collect());
     }
     names
         .iter()
-        .map(|name| {
-            KERNELS
-                .iter()
-                .find(|k| k.name == name)
-                .copied()
-                .with_context(|| {
-                    let known: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
-                    format!("unknown kernel {name}; vm-test knows {}", known.join(", "))
-                })
+        .map(|name| match name.split_once(':') {
+            Some((base, "fexit")) => Ok(Run {
+                spec: spec(base)?,
+                hooks: "fexit",
+            }),
+            Some((_, other)) => bail!("unknown variant :{other}; only :fexit is known"),
+            None => Ok(Run {
+                spec: spec(name)?,
+                hooks: "auto",
+            }),
         })
         .collect()
 }
@@ -194,7 +233,7 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// The check × kernel table, in Markdown (the README carries a copy).
-fn table(kernels: &[Kernel], reports: &[GuestReport]) -> String {
+fn table(kernels: &[(Kernel, &str)], reports: &[GuestReport]) -> String {
     let mut checks: Vec<String> = Vec::new();
     for report in reports {
         for (name, _) in &report.checks {
@@ -204,9 +243,10 @@ fn table(kernels: &[Kernel], reports: &[GuestReport]) -> String {
         }
     }
     let mut out = String::from("| check |");
-    for (kernel, report) in kernels.iter().zip(reports) {
+    for ((kernel, hooks), report) in kernels.iter().zip(reports) {
         let release = report.kernel.as_deref().unwrap_or(&kernel.release);
-        let _ = write!(out, " {release} |");
+        let forced = if *hooks == "auto" { "" } else { " (forced)" };
+        let _ = write!(out, " {release}{forced} |");
     }
     out.push_str("\n|---|");
     out.push_str(&"---|".repeat(kernels.len()));

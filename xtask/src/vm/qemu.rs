@@ -31,8 +31,9 @@ pub struct GuestReport {
     pub console: String,
 }
 
-/// Boots `image` with `initramfs` and collects the report.
-pub fn boot(image: &Path, initramfs: &Path) -> Result<GuestReport> {
+/// Boots `image` with `initramfs` and collects the report. `hooks`: the daemon's
+/// `--payload-hooks` in the guest.
+pub fn boot(image: &Path, initramfs: &Path, hooks: &str) -> Result<GuestReport> {
     let started = Instant::now();
     let output = Command::new("timeout")
         .args(["--kill-after=10", &GUEST_TIMEOUT.as_secs().to_string()])
@@ -50,10 +51,10 @@ pub fn boot(image: &Path, initramfs: &Path) -> Result<GuestReport> {
         .arg(image)
         .arg("-initrd")
         .arg(initramfs)
-        .args([
-            "-append",
-            "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init",
-        ])
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init SOCKSTATS_PAYLOAD_HOOKS={hooks}"
+        ))
         .output()
         .context("running qemu-system-x86_64 under timeout")?;
     let console = String::from_utf8_lossy(&output.stdout).replace('\r', "");
