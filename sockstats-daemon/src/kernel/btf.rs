@@ -216,6 +216,57 @@ impl KernelBtf {
     }
 }
 
+/// Builds BTF blobs for the tests of this module and of [`super::hooks`].
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{KIND_FUNC, KIND_FUNC_PROTO, KIND_TYPEDEF, MAGIC};
+
+    /// BTF with an `int`, the typedefs `typedefs` and the functions `funcs` (name, parameter
+    /// names; every type `int`).
+    pub fn blob(typedefs: &[&str], funcs: &[(&str, &[&str])]) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut name = |s: &str| {
+            let offset = u32::try_from(strings.len()).unwrap();
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+            offset
+        };
+        let mut words: Vec<u32> = vec![name("int"), 1 << 24, 4, 32]; // id 1
+        let mut next_id = 2;
+        for typedef in typedefs {
+            words.extend([name(typedef), KIND_TYPEDEF << 24, 1]);
+            next_id += 1;
+        }
+        for (func, params) in funcs {
+            let count = u32::try_from(params.len()).unwrap();
+            words.extend([0, (KIND_FUNC_PROTO << 24) | count, 1]);
+            for param in *params {
+                words.extend([name(param), 1]);
+            }
+            let proto = next_id;
+            words.extend([name(func), KIND_FUNC << 24, proto]);
+            next_id += 2;
+        }
+        let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&[1, 0]);
+        let len = |n: usize| u32::try_from(n).unwrap();
+        for word in [
+            24,
+            0,
+            len(types.len()),
+            len(types.len()),
+            len(strings.len()),
+        ] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&types);
+        out.extend_from_slice(&strings);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,6 +265,73 @@ pub fn sock_cookie_offset(btf: &KernelBtf, release: (u32, u32)) -> Result<u32, S
 mod tests {
     use super::*;
 
+    fn kernel(typedefs: &[&str], funcs: &[(&str, &[&str])]) -> KernelBtf {
+        KernelBtf::parse(&crate::kernel::btf::testing::blob(typedefs, funcs)).unwrap()
+    }
+
+    const SEND: &[&str] = &["sk", "msg", "len"];
+    const RECV_5_10: &[&str] = &["sk", "msg", "len", "nonblock", "flags", "addr_len"];
+    const SENDPAGE: &[&str] = &["sk", "page", "offset", "size", "flags"];
+
+    #[test]
+    fn a_kernel_without_the_tracepoints_is_told_so() {
+        let btf = kernel(&["btf_trace_sock_send_length"], &[]);
+        let error = tracepoint_set(&btf).unwrap_err();
+        assert!(error.contains("tp_btf/sock_recv_length"), "{error}");
+        assert!(!error.contains("tp_btf/sock_send_length"), "{error}");
+        let btf = kernel(
+            &["btf_trace_sock_send_length", "btf_trace_sock_recv_length"],
+            &[],
+        );
+        assert_eq!(tracepoint_set(&btf).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_fexit_set_of_a_5_10_kernel() {
+        let btf = kernel(
+            &[],
+            &[
+                ("tcp_sendmsg", SEND),
+                ("tcp_recvmsg", RECV_5_10),
+                ("udp_sendmsg", SEND),
+                ("udp_recvmsg", RECV_5_10),
+                ("udpv6_sendmsg", SEND),
+                ("udpv6_recvmsg", RECV_5_10),
+                ("tcp_sendpage", SENDPAGE),
+                ("udp_sendpage", SENDPAGE),
+            ],
+        );
+        let programs: Vec<&str> = fexit_set(&btf).unwrap().iter().map(|p| p.0).collect();
+        assert!(programs.contains(&"fexit_tcp_recvmsg_nonblock"));
+        assert!(programs.contains(&"fentry_udp_sendpage"));
+        assert!(programs.contains(&"fexit_udp_sendpage"));
+        assert_eq!(programs.len(), 9);
+    }
+
+    #[test]
+    fn a_missing_function_or_signature_is_named() {
+        let btf = kernel(
+            &[],
+            &[
+                ("tcp_sendmsg", SEND),
+                ("tcp_recvmsg", &["sk", "msg", "len", "nonblock"]),
+                ("udp_sendmsg", SEND),
+                ("udp_recvmsg", RECV_5_10),
+                ("udpv6_recvmsg", RECV_5_10),
+            ],
+        );
+        let error = fexit_set(&btf).unwrap_err();
+        assert!(
+            error.contains("udpv6_sendmsg is not in the kernel's BTF"),
+            "{error}"
+        );
+        assert!(
+            error.contains("tcp_recvmsg(sk, msg, len, nonblock)"),
+            "{error}"
+        );
+        assert!(!error.contains("sendpage"), "{error}");
+    }
+
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
