@@ -68,9 +68,11 @@ pub fn boot(image: &Path, initramfs: &Path, hooks: &str) -> Result<GuestReport> 
 fn parse(console: &str) -> GuestReport {
     let mut report = GuestReport::default();
     for line in console.lines() {
-        let Some(rest) = line.trim().strip_prefix("VMTEST ") else {
+        // The firmware's terminal escapes may precede the first line on the same line.
+        let Some(at) = line.find("VMTEST ") else {
             continue;
         };
+        let rest = line[at + "VMTEST ".len()..].trim();
         let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
         match key {
             "kernel" => report.kernel = Some(value.to_owned()),
@@ -93,7 +95,8 @@ mod tests {
 
     #[test]
     fn reads_the_suites_lines_among_kernel_noise() {
-        let console = "[    1.0] random: crng\nVMTEST kernel 5.10.0-46-cloud-amd64\r\n\
+        let console =
+            "[    1.0] random: crng\n\x1bc\x1b[?7lVMTEST kernel 5.10.0-46-cloud-amd64\r\n\
                        VMTEST hooks fexit tp_btf: none\nVMTEST check tcp/ipv4 ok\n\
                        VMTEST check udp/ipv6 FAIL counted 1 moved 2\nVMTEST end 1\n";
         let report = parse(console);
