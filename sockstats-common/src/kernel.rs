@@ -72,6 +72,14 @@ pub const GLOBAL_SOCKET_FILE_OFFSET: &str = "SOCKET_FILE_OFFSET";
 /// The first kernel (major, minor) whose tracing programs may call
 /// `bpf_get_current_ancestor_cgroup_id`.
 pub const TRACING_ANCESTOR_HELPER_SINCE: (u32, u32) = (5, 18);
+/// Global variable (u32) in the kernel object: offset of `skc_cookie` in `struct sock`, for
+/// kernels whose tracing programs cannot call `bpf_get_socket_cookie` (before 5.12); 0 makes
+/// the programs use the helper.
+pub const GLOBAL_SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
+/// Global variable (u64) in the kernel object: the network namespace cookie every packet is
+/// charged to where `cgroup_skb` programs cannot call `bpf_get_netns_cookie`; 0 makes them
+/// call it.
+pub const GLOBAL_PACKET_NETNS_COOKIE: &str = "PACKET_NETNS_COOKIE";
 
 /// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
 pub const INTERFACE_SLOTS: u32 = 3;
@@ -327,11 +335,15 @@ pub enum Counter {
     /// Times a rule's label could not be written (the label map was full): the socket stays
     /// unlabeled.
     RuleLabelsFailed = 19,
+    /// Sends and receives of sockets that had no cookie yet, seen by the fexit fallback on
+    /// kernels before 5.12 (where tracing programs cannot make one); their bytes went to the
+    /// overflow bucket.
+    NoCookie = 20,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 20;
+    pub const COUNT: u32 = 21;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
@@ -353,6 +365,7 @@ impl Counter {
         Counter::CgroupOverflowRxBytes,
         Counter::SocketsLabeledByRule,
         Counter::RuleLabelsFailed,
+        Counter::NoCookie,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -379,6 +392,7 @@ impl Counter {
             Counter::CgroupOverflowRxBytes => "cgroup_overflow_rx_bytes",
             Counter::SocketsLabeledByRule => "sockets_labeled_by_rule",
             Counter::RuleLabelsFailed => "rule_labels_failed",
+            Counter::NoCookie => "no_cookie",
         }
     }
 }

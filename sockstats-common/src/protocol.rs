@@ -414,6 +414,12 @@ pub struct DebugReply {
     pub uptime_seconds: f64,
     /// `kernel.bpf_stats_enabled`: program run counts and times are only kept while it is on.
     pub bpf_stats_enabled: bool,
+    /// Which hooks count payload bytes, and why.
+    #[serde(default)]
+    pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can (empty on current kernels).
+    #[serde(default)]
+    pub kernel_limits: Vec<String>,
     pub programs: Vec<ProgramDebug>,
     pub maps: Vec<MapFill>,
     /// The kernel's failure and event counters by name.
@@ -520,6 +526,16 @@ pub struct GetByReply {
     pub covers: String,
 }
 
+/// The hooks that count payload bytes, chosen by the daemon at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadHooks {
+    /// `tp_btf` (the `sock_send_length`/`sock_recv_length` tracepoints, Linux 6.3+) or
+    /// `fexit` (on `tcp_sendmsg`, `udp_sendmsg`, … and their receive twins).
+    pub set: String,
+    /// Why this set: what the kernel has, or what the better set lacked.
+    pub reason: String,
+}
+
 /// Reply to `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
@@ -527,6 +543,12 @@ pub struct StatusReply {
     /// True when every program is attached.
     pub attached: bool,
     pub programs: Vec<ProgramStatus>,
+    /// Which hooks count payload bytes, and why.
+    #[serde(default)]
+    pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can (empty on current kernels).
+    #[serde(default)]
+    pub kernel_limits: Vec<String>,
     /// The cgroup v2 directory whose subtree is accounted.
     pub cgroup_root: String,
     pub bpffs_dir: String,

@@ -234,6 +234,14 @@ pub fn debug_text(reply: &DebugReply) -> String {
         "kernel.bpf_stats_enabled=0: run counts and times are not kept (sysctl -w kernel.bpf_stats_enabled=1)"
     };
     let _ = writeln!(out, "{stats_note}");
+    let _ = writeln!(
+        out,
+        "payload hooks: {} ({})",
+        reply.payload_hooks.set, reply.payload_hooks.reason
+    );
+    for limit in &reply.kernel_limits {
+        let _ = writeln!(out, "kernel limit: {limit}");
+    }
     let rows: Vec<Vec<String>> = reply
         .programs
         .iter()
@@ -347,13 +355,15 @@ pub fn labels_table(reply: &LabelsReply) -> String {
 #[must_use]
 pub fn status_text(reply: &StatusReply) -> String {
     let mut out = format!(
-        "sockstatsd {}: {}\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
+        "sockstatsd {}: {}\npayload hooks: {} ({})\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
         reply.version,
         if reply.attached {
             "attached"
         } else {
             "NOT attached"
         },
+        reply.payload_hooks.set,
+        reply.payload_hooks.reason,
         reply.cgroup_root,
         reply.bpffs_dir,
         reply.state_dir,
@@ -370,6 +380,9 @@ pub fn status_text(reply: &StatusReply) -> String {
             ]
         })
         .collect();
+    for limit in &reply.kernel_limits {
+        let _ = writeln!(out, "kernel limit: {limit}");
+    }
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
     out.push_str(&counters_table(&reply.counters));
     out

@@ -63,7 +63,7 @@ impl InterfaceNames {
     /// boot; call [`InterfaceNames::refresh`] to learn the current ones.
     pub fn new(state_dir: &Path) -> io::Result<Self> {
         let mut names = Self {
-            host_cookie: netns::current_cookie()?,
+            host_cookie: netns::own_cookie()?,
             ..Self::default()
         };
         let path = state_dir.join(NAMES_FILE);

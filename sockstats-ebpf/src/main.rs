@@ -2,6 +2,8 @@
 //!
 //! - `sock_send_length` / `sock_recv_length` (`tp_btf`, kernel 6.3+): add each successful
 //!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its [`SocketEntry`].
+//! - `fexit_*` (fexit on `tcp_sendmsg`, `tcp_recvmsg`, `udp_sendmsg`, …): the same counting for
+//!   kernels without those tracepoints; the daemon attaches one set or the other.
 //! - `sock_create` (`cgroup/sock_create`): make the entry with its owner, and label it by the
 //!   rules (uid, cgroup) the daemon wrote.
 //! - `sock_release` (`cgroup/sock_release`): delete the entry and fold it into its label's
@@ -39,9 +41,13 @@
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod fexit;
+#[cfg(target_arch = "bpf")]
 mod owners;
 #[cfg(target_arch = "bpf")]
 mod packets;
+#[cfg(target_arch = "bpf")]
+mod payload;
 #[cfg(target_arch = "bpf")]
 mod programs;
 #[cfg(target_arch = "bpf")]

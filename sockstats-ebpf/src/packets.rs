@@ -4,6 +4,7 @@ use aya_ebpf::{
     bindings::__sk_buff,
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_sk_fullsock},
     programs::SkBuffContext,
+    Global,
 };
 use sockstats_common::{Counter, IfaceCounters, SocketEntry};
 
@@ -75,17 +76,33 @@ fn may_create_entry(skb: *const __sk_buff) -> bool {
     protocol == u32::from(IPPROTO_TCP) && state == TCP_ESTABLISHED
 }
 
-/// Records the interface and the IP-layer size of one packet of a socket.
-pub fn on_packet(ctx: &SkBuffContext, direction: Direction) {
+/// The network namespace cookie every packet is charged to where `cgroup_skb` programs may
+/// not call `bpf_get_netns_cookie` (it came to them after 6.12): the daemon's own namespace's
+/// cookie, set at load time; 0 where they may, and the helper tells each packet's namespace.
+/// A read-only global: the verifier never checks the branch not taken.
+#[no_mangle]
+static PACKET_NETNS_COOKIE: Global<u64> = Global::new(0);
+
+/// The namespace cookie of the packet `skb`.
+#[inline(always)]
+fn netns_cookie_of(skb: *const __sk_buff) -> u64 {
+    let fixed = PACKET_NETNS_COOKIE.load();
+    if fixed != 0 {
+        return fixed;
+    }
+    // SAFETY: a helper on the program's own context.
+    unsafe { bpf_get_netns_cookie(skb.cast_mut().cast()) }
+}
+
+/// Records the interface and the IP-layer size of one packet of a socket. `CAS`: claim
+/// interface slots with `cmpxchg` (BPF atomics beyond add need Linux 5.12; see
+/// [`slots::slot_for`]).
+#[inline(always)]
+pub fn on_packet<const CAS: bool>(ctx: &SkBuffContext, direction: Direction) {
     let skb = ctx.skb.skb;
     // SAFETY: helpers on the program's own context.
-    let (cookie, netns_cookie, ifindex) = unsafe {
-        (
-            bpf_get_socket_cookie(skb.cast()),
-            bpf_get_netns_cookie(skb.cast()),
-            (*skb).ifindex,
-        )
-    };
+    let (cookie, ifindex) = unsafe { (bpf_get_socket_cookie(skb.cast()), (*skb).ifindex) };
+    let netns_cookie = netns_cookie_of(skb);
     let (bytes, packets) = wire_size(ctx, skb);
     let entry = match sockets::SOCKETS.get_ptr_mut(cookie) {
         Some(entry) => entry,
@@ -126,7 +143,7 @@ pub fn on_packet(ctx: &SkBuffContext, direction: Direction) {
     // SAFETY: `entry` points at a value of SOCKETS; slot indices are bounds-checked and the
     // adds atomic.
     unsafe {
-        let slot = slots::slot_for(entry, netns_cookie, ifindex);
+        let slot = slots::slot_for::<CAS>(entry, netns_cookie, ifindex);
         let counters = slots::counters_of(entry, slot);
         match direction {
             Direction::Tx => {

@@ -1,4 +1,5 @@
-//! The program entry points: thin wrappers over [`crate::sockets`].
+//! The program entry points: thin wrappers over [`crate::payload`], [`crate::sockets`] and
+//! [`crate::packets`]. The fexit fallback for kernels before 6.3 is in [`crate::fexit`].
 use aya_ebpf::{
     macros::{btf_tracepoint, cgroup_skb, cgroup_sock},
     programs::{BtfTracePointContext, SkBuffContext, SockContext},
@@ -6,40 +7,23 @@ use aya_ebpf::{
 
 use crate::{
     packets,
+    payload::{self, c_int},
     sockets::{self, Direction},
 };
-
-/// The low 32 bits of a tracepoint argument register: the kernel's `int`.
-#[expect(clippy::cast_possible_truncation, reason = "the argument is a C int")]
-fn c_int(register: i64) -> i32 {
-    register as i32
-}
-
-/// `MSG_PEEK`: a peek reads bytes without consuming them; they are counted when really read.
-const MSG_PEEK: i32 = 2;
 
 /// `trace_sock_send_length(struct sock *sk, int ret, int flags)`, fired by `sock_sendmsg` and
 /// friends for every socket family:
 /// <https://elixir.bootlin.com/linux/v6.18/source/include/trace/events/sock.h>
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
-    let sk: *const u8 = ctx.arg(0);
-    if let Ok(bytes) = u64::try_from(c_int(ctx.arg(1))) {
-        sockets::count_payload(sk, Direction::Tx, bytes);
-    }
+    payload::on_send(ctx.arg(0), c_int(ctx.arg(1)));
     0
 }
 
 /// `trace_sock_recv_length(struct sock *sk, int ret, int flags)`, fired by `sock_recvmsg`.
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    let sk: *const u8 = ctx.arg(0);
-    if c_int(ctx.arg(2)) & MSG_PEEK != 0 {
-        return 0;
-    }
-    if let Ok(bytes) = u64::try_from(c_int(ctx.arg(1))) {
-        sockets::count_payload(sk, Direction::Rx, bytes);
-    }
+    payload::on_recv(ctx.arg(0), c_int(ctx.arg(1)), c_int(ctx.arg(2)));
     0
 }
 
@@ -74,14 +58,28 @@ pub fn sock_release(ctx: SockContext) -> i32 {
 /// Records the interface and IP-layer size of every outgoing packet of accounted sockets.
 #[cgroup_skb(egress)]
 pub fn packet_egress(ctx: SkBuffContext) -> i32 {
-    packets::on_packet(&ctx, Direction::Tx);
+    packets::on_packet::<true>(&ctx, Direction::Tx);
     1 // allow: accounting never drops a packet
 }
 
 /// Records the interface and IP-layer size of every incoming packet of accounted sockets.
 #[cgroup_skb(ingress)]
 pub fn packet_ingress(ctx: SkBuffContext) -> i32 {
-    packets::on_packet(&ctx, Direction::Rx);
+    packets::on_packet::<true>(&ctx, Direction::Rx);
+    1
+}
+
+/// [`packet_egress`] for kernels before 5.12 (no `cmpxchg`).
+#[cgroup_skb(egress)]
+pub fn packet_egress_nocas(ctx: SkBuffContext) -> i32 {
+    packets::on_packet::<false>(&ctx, Direction::Tx);
+    1
+}
+
+/// [`packet_ingress`] for kernels before 5.12 (no `cmpxchg`).
+#[cgroup_skb(ingress)]
+pub fn packet_ingress_nocas(ctx: SkBuffContext) -> i32 {
+    packets::on_packet::<false>(&ctx, Direction::Rx);
     1
 }
 

@@ -13,10 +13,19 @@ use crate::counters;
 /// for its interface before the claimer stored the ifindex takes another slot for it: the
 /// daemon merges slots of the same interface.
 ///
+/// Without `CAS` (kernels before 5.12, whose verifier refuses `cmpxchg` anywhere in a
+/// program) the claim is a plain store: two CPUs claiming the same free slot for two new
+/// interfaces at the same instant both take it, and the payload of the loser's interface is
+/// charged to the winner's. No byte is lost; only the split between those interfaces errs.
+///
 /// # Safety
 /// `entry` must point at a value of the SOCKETS map.
 #[inline(always)]
-pub unsafe fn slot_for(entry: *mut SocketEntry, netns_cookie: u64, ifindex: u32) -> u32 {
+pub unsafe fn slot_for<const CAS: bool>(
+    entry: *mut SocketEntry,
+    netns_cookie: u64,
+    ifindex: u32,
+) -> u32 {
     for index in 0..INTERFACE_SLOTS {
         // SAFETY: index < INTERFACE_SLOTS < SLOTS, inside the entry.
         let slot = unsafe {
@@ -34,10 +43,18 @@ pub unsafe fn slot_for(entry: *mut SocketEntry, netns_cookie: u64, ifindex: u32)
         if slot_ifindex == ifindex && slot_netns == netns_cookie {
             return index;
         }
-        // SAFETY: as above; `claim` is an atomic compare-and-swap.
-        if slot_netns == 0
-            && unsafe { counters::claim(&raw mut (*slot).netns_cookie, netns_cookie) }
-        {
+        if slot_netns != 0 {
+            continue;
+        }
+        let claimed = if CAS {
+            // SAFETY: as above; `claim` is an atomic compare-and-swap.
+            unsafe { counters::claim(&raw mut (*slot).netns_cookie, netns_cookie) }
+        } else {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(&raw mut (*slot).netns_cookie, netns_cookie) };
+            true
+        };
+        if claimed {
             // SAFETY: as above; only the claimer writes the ifindex.
             unsafe { core::ptr::write_volatile(&raw mut (*slot).ifindex, ifindex) };
             return index;

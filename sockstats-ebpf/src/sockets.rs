@@ -96,9 +96,9 @@ pub fn entry_or_insert(cookie: u64, new: &SocketEntry) -> Option<*mut SocketEntr
     entry
 }
 
-/// Is the `struct sock *` `sk` an `AF_INET`/`AF_INET6` socket?
+/// The address family of the `struct sock *` `sk`.
 #[inline(always)]
-fn is_inet_sock(sk: *const u8) -> bool {
+fn family_of(sk: *const u8) -> u16 {
     #[expect(
         clippy::cast_ptr_alignment,
         reason = "skc_family is a u16 at a 2-aligned offset of an aligned struct sock"
@@ -107,8 +107,55 @@ fn is_inet_sock(sk: *const u8) -> bool {
     // SAFETY: `sk` is a BTF-typed `struct sock *` argument (tp_btf/fexit): the verifier checks
     // this read against the kernel's BTF and makes it a fault-safe load (`BPF_PROBE_MEM`),
     // without the cost of a bpf_probe_read_kernel helper call.
-    let family = unsafe { core::ptr::read_volatile(family_ptr) };
-    is_inet(family)
+    unsafe { core::ptr::read_volatile(family_ptr) }
+}
+
+/// Is the `struct sock *` `sk` an `AF_INET`/`AF_INET6` socket?
+#[inline(always)]
+fn is_inet_sock(sk: *const u8) -> bool {
+    is_inet(family_of(sk))
+}
+
+/// Is the `struct sock *` `sk` an `AF_INET` socket?
+#[inline(always)]
+pub fn is_ipv4_sock(sk: *const u8) -> bool {
+    family_of(sk) == AF_INET
+}
+
+/// Offset of `sk_cookie` (`__sk_common.skc_cookie`) in `struct sock`, read from the kernel's
+/// BTF by the daemon when tracing programs may not call `bpf_get_socket_cookie` (before 5.12);
+/// 0 when they may. A read-only global: the verifier sees it as a constant and never checks
+/// the branch not taken, so the helper call does not stop the program loading on 5.10.
+#[no_mangle]
+static SOCK_COOKIE_OFFSET: Global<u32> = Global::new(0);
+
+/// The cookie of the `struct sock *` `sk` handed to a tracing program; 0 if it has none yet.
+///
+/// With the helper (Linux 5.12+) a socket without a cookie gets one. Before, the field is
+/// read as it is: the cookie is made when something first asks for it, and the cgroup
+/// programs ask for every socket in the accounted subtree (at creation, or at its first
+/// packet for accepted sockets), before its first send or receive returns.
+#[inline(always)]
+pub fn socket_cookie(sk: *const u8) -> u64 {
+    let offset = SOCK_COOKIE_OFFSET.load();
+    if offset == 0 {
+        // SAFETY: `sk` is the tracing program's valid socket pointer.
+        return unsafe { bpf_get_socket_cookie(sk.cast_mut().cast()) };
+    }
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "skc_cookie is an atomic64_t, 8-aligned in an aligned struct sock"
+    )]
+    let cookie_ptr = sk.wrapping_add(offset as usize).cast::<u64>();
+    // SAFETY: probe_read copes with any address.
+    unsafe { bpf_probe_read_kernel(cookie_ptr) }.unwrap_or(0)
+}
+
+fn overflow_of(direction: Direction) -> Counter {
+    match direction {
+        Direction::Tx => Counter::OverflowTxBytes,
+        Direction::Rx => Counter::OverflowRxBytes,
+    }
 }
 
 /// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint)
@@ -121,19 +168,21 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     if !is_inet_sock(sk) {
         return;
     }
-    // SAFETY: `sk` is a valid socket pointer handed to us by the tracepoint.
-    let cookie = unsafe { bpf_get_socket_cookie(sk.cast_mut().cast()) };
+    let cookie = socket_cookie(sk);
+    if cookie == 0 {
+        // Only before 5.12, for a socket nothing asked the cookie of (see `socket_cookie`):
+        // counted, in the overflow bucket, never dropped.
+        counters::bump(Counter::NoCookie);
+        counters::add(overflow_of(direction), bytes);
+        return;
+    }
 
     let entry = match SOCKETS.get_ptr_mut(cookie) {
         Some(entry) => entry,
         None if scope::current_task_in_scope() => {
             let new = entry_for_current_task();
             let Some(entry) = entry_or_insert(cookie, &new) else {
-                let overflow = match direction {
-                    Direction::Tx => Counter::OverflowTxBytes,
-                    Direction::Rx => Counter::OverflowRxBytes,
-                };
-                counters::add(overflow, bytes);
+                counters::add(overflow_of(direction), bytes);
                 return;
             };
             rules::label_new_socket(cookie, new.uid, SeenBy::TracingProgram);
@@ -255,9 +304,8 @@ pub fn on_tcp_close<C: EbpfContext>(ctx: &C, sk: *const u8) {
     if sk.is_null() || !is_inet_sock(sk) || held_by_a_process(sk) {
         return;
     }
-    // SAFETY: `sk` is the tracepoint's valid socket pointer.
-    let cookie = unsafe { bpf_get_socket_cookie(sk.cast_mut().cast()) };
-    if SOCKETS.get_ptr(cookie).is_some() {
+    let cookie = socket_cookie(sk);
+    if cookie != 0 && SOCKETS.get_ptr(cookie).is_some() {
         retire(ctx, cookie);
         counters::bump(Counter::FoldedAtClose);
     }

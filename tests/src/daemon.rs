@@ -15,8 +15,9 @@ use sockstats_common::{
 
 use crate::TestCgroup;
 
-/// How long a daemon may take to load, attach and answer.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a daemon may take to load, attach and answer (generous: inside vm-test's guests
+/// it runs under QEMU's software emulation, on a machine other builds may be loading).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A built binary of the workspace: `$SOCKSTATSD`'s directory, else target/debug.
 #[must_use]
@@ -84,6 +85,16 @@ impl TestDaemon {
     #[must_use]
     pub fn start_whole_host(name: &str, cgroup: &TestCgroup) -> Self {
         Self::start_scoped(name, cgroup, None, None, &[])
+    }
+
+    /// As [`TestDaemon::start_whole_host`], with more sockstatsd arguments.
+    #[must_use]
+    pub fn start_whole_host_with_args(
+        name: &str,
+        cgroup: &TestCgroup,
+        extra_args: &[&str],
+    ) -> Self {
+        Self::start_scoped(name, cgroup, None, None, extra_args)
     }
 
     fn start_scoped(

@@ -2,10 +2,15 @@
 //!
 //! - `cargo xtask setup`: install what is missing (LLVM 22, libzstd, bpf-linker, nightly rust-src).
 //! - `cargo xtask run [-- DAEMON ARGS]`: set up, build (release) and start `sockstatsd`.
-//! - `cargo xtask test`: set up, build, run the unit tests and then the root integration tests.
+//! - `cargo xtask test`: set up, build, run the unit tests, the root integration tests, then
+//!   vm-test on every kernel it knows.
+//! - `cargo xtask vm-test [KERNEL…]`: the exact-count smoke suite inside QEMU guests running
+//!   Debian's 5.10, 6.1, 6.12 and newest kernels.
+//! - `cargo xtask soak`, `cargo xtask install`: see `cargo xtask help`.
 //! - `cargo xtask bench [-- ARGS]`: set up (nethogs too), build (release) and run the benchmarks.
 mod install;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -37,7 +42,7 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Set up, build, then run the unit tests and the root integration tests.
+    /// Set up, build, then run the unit tests, the root integration tests and vm-test.
     Test {
         /// Only the unit tests (no root needed).
         #[arg(long)]
@@ -60,10 +65,16 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Boot Debian kernels under QEMU and run the exact-count smoke suite in each (as root).
+    VmTest {
+        /// Kernels to boot: 5.10, 6.1, 6.12, newest (default: all).
+        kernels: Vec<String>,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
-fn workspace_root() -> PathBuf {
+#[must_use]
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask is in the workspace")
@@ -82,7 +93,8 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+#[must_use]
+pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
     command
@@ -125,6 +137,10 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { unit_only } => {
             setup::ensure_toolchain()?;
             test(unit_only)
+        }
+        Task::VmTest { kernels } => {
+            setup::ensure_toolchain()?;
+            vm::vm_test(&kernels)
         }
         Task::Soak { sockets } => {
             setup::ensure_toolchain()?;
@@ -230,6 +246,8 @@ fn test(unit_only: bool) -> Result<()> {
         ])
         .env("SOCKSTATSD", daemon))?;
     check_install()?;
+    eprintln!("xtask: the smoke suite on Debian's kernels, in QEMU guests");
+    vm::vm_test(&[])?;
     eprintln!("xtask: all tests passed");
     Ok(())
 }

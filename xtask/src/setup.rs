@@ -39,7 +39,8 @@ pub fn ensure_bench_tools() -> Result<()> {
     ensure_packages(&BENCH_PACKAGES)
 }
 
-fn ensure_packages(packages: &[&str]) -> Result<()> {
+/// Installs the Debian `packages` that are missing, with the machine's own apt sources.
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

@@ -15,7 +15,11 @@ use sockstats_daemon::{
         self, socket_file, state::DaemonInfo, stats_log::StatsLogConfig, Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
-    kernel::{self, AttachedKernel, LoadOptions},
+    kernel::{
+        self,
+        hooks::{PayloadChoice, PayloadSet},
+        AttachedKernel, LoadOptions,
+    },
     labels::LabelRegistry,
     rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
     sys::owners::{self, CgroupTree},
@@ -30,7 +34,7 @@ use tokio::{
 ///
 /// Loads eBPF programs that count payload bytes per socket, pins them so counting continues
 /// while the daemon is down, and answers `sockstats` (and the client library) on a Unix socket.
-/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 6.3+ with BTF.
+/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 5.10+ with BTF.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 #[expect(
@@ -60,6 +64,11 @@ struct Args {
     /// cgroup2 mount found in /proc/self/mountinfo].
     #[arg(long, value_name = "DIR")]
     cgroup_root: Option<PathBuf>,
+    /// Which hooks count payload bytes: `auto` (the sock_send_length/sock_recv_length
+    /// tracepoints where the kernel has them, else fexit on tcp_sendmsg, udp_sendmsg, ...),
+    /// `tp_btf` or `fexit` (only that set, or fail).
+    #[arg(long, value_name = "SET", default_value = "auto", value_parser = ["auto", "tp_btf", "fexit"])]
+    payload_hooks: String,
     /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464.
     /// Off by default; anyone who can reach ADDR can read every label's totals.
     #[arg(long, value_name = "ADDR")]
@@ -198,7 +207,13 @@ fn start(
         cgroup_root.id,
         cgroup_root.level
     );
+    let payload = match args.payload_hooks.as_str() {
+        "tp_btf" => PayloadChoice::Only(PayloadSet::Tracepoints),
+        "fexit" => PayloadChoice::Only(PayloadSet::FExit),
+        _ => PayloadChoice::Auto,
+    };
     let options = LoadOptions {
+        payload,
         bpffs_dir: args.bpffs_dir.clone(),
         cgroup_root: cgroup_root.clone(),
         max_sockets: args.max_sockets,
@@ -217,6 +232,8 @@ fn start(
         cgroups: CgroupTree::new(mount),
         info: DaemonInfo {
             programs: attached.programs.clone(),
+            payload_hooks: attached.payload.clone(),
+            kernel_limits: attached.kernel_limits.clone(),
             cgroup_root: cgroup_root.path,
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),

@@ -248,6 +248,8 @@ fn status(daemon: &Daemon) -> String {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         attached: !info.programs.is_empty() && info.programs.iter().all(|p| p.prog_id.is_some()),
         programs: info.programs.clone(),
+        payload_hooks: info.payload_hooks.clone(),
+        kernel_limits: info.kernel_limits.clone(),
         cgroup_root: info.cgroup_root.display().to_string(),
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
@@ -315,6 +317,8 @@ fn debug_info(daemon: &Daemon) -> String {
         uptime_seconds: info.started.elapsed().as_secs_f64(),
         bpf_stats_enabled: read_trimmed("/proc/sys/kernel/bpf_stats_enabled").as_deref()
             == Some("1"),
+        payload_hooks: daemon.info.payload_hooks.clone(),
+        kernel_limits: daemon.info.kernel_limits.clone(),
         programs,
         maps,
         counters: counters_by_name(counters),

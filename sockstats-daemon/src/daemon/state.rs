@@ -8,7 +8,7 @@ use std::{
 
 use sockstats_common::Totals;
 
-use sockstats_common::protocol::ProgramStatus;
+use sockstats_common::protocol::{PayloadHooks, ProgramStatus};
 
 use crate::{
     interfaces::InterfaceNames, kernel::KernelMaps, labels::LabelRegistry, rules::RuleSet,
@@ -53,6 +53,10 @@ impl ClosedTcp {
 #[derive(Debug, Clone)]
 pub struct DaemonInfo {
     pub programs: Vec<ProgramStatus>,
+    /// The payload hook set chosen at start, and why.
+    pub payload_hooks: PayloadHooks,
+    /// What the running kernel cannot do that a newer one can.
+    pub kernel_limits: Vec<String>,
     pub cgroup_root: PathBuf,
     pub bpffs_dir: PathBuf,
     pub state_dir: PathBuf,

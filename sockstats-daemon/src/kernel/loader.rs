@@ -16,65 +16,32 @@ use aya::{
     maps::{Array, HashMap, MapError},
     programs::{
         links::{FdLink, PinnedLink},
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, ProgramError,
+        ProgramError,
     },
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
-    protocol::ProgramStatus, Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP,
+    protocol::{PayloadHooks, ProgramStatus},
+    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP, GLOBAL_PACKET_NETNS_COOKIE,
     GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SK_SOCKET_OFFSET,
-    GLOBAL_SOCKET_FILE_OFFSET, GLOBAL_TRACING_ANCESTOR_HELPER, LABEL_TOTALS_MAP,
-    MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP, RULE_KINDS_MAP, SOCKETS_MAP,
-    SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
+    GLOBAL_SOCKET_FILE_OFFSET, GLOBAL_SOCK_COOKIE_OFFSET, GLOBAL_TRACING_ANCESTOR_HELPER,
+    LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP,
+    RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
 };
 
-use super::maps::KernelMaps;
-use crate::{cgroup::CgroupRoot, sys::bpffs};
+use super::{
+    attach::{self, Target},
+    btf::{BtfError, KernelBtf},
+    hooks::{self, PayloadChoice, PayloadSet, Program},
+    maps::KernelMaps,
+};
+use crate::{
+    cgroup::CgroupRoot,
+    sys::{bpffs, memlock, netns},
+};
 
 /// The kernel object built by build.rs from sockstats-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats-ebpf"));
-
-/// Where a program is attached.
-#[derive(Debug, Clone, Copy)]
-enum Hook {
-    /// A BTF tracepoint, by name.
-    Tracepoint(&'static str),
-    /// A cgroup/sock hook on the accounted cgroup.
-    CgroupSock(&'static str),
-    /// A `cgroup_skb` hook on the accounted cgroup.
-    CgroupSkb(CgroupSkbAttachType),
-}
-
-impl Hook {
-    fn describe(self) -> String {
-        match self {
-            Hook::Tracepoint(name) => format!("tp_btf/{name}"),
-            Hook::CgroupSock(name) => format!("cgroup/{name}"),
-            Hook::CgroupSkb(CgroupSkbAttachType::Ingress) => "cgroup_skb/ingress".to_owned(),
-            Hook::CgroupSkb(CgroupSkbAttachType::Egress) => "cgroup_skb/egress".to_owned(),
-        }
-    }
-}
-
-/// Every program of the object, by name, and its hook.
-const PROGRAMS: [(&str, Hook); 7] = [
-    ("sock_send_length", Hook::Tracepoint("sock_send_length")),
-    ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
-    (
-        "inet_sock_set_state",
-        Hook::Tracepoint("inet_sock_set_state"),
-    ),
-    ("sock_create", Hook::CgroupSock("sock_create")),
-    ("sock_release", Hook::CgroupSock("sock_release")),
-    (
-        "packet_egress",
-        Hook::CgroupSkb(CgroupSkbAttachType::Egress),
-    ),
-    (
-        "packet_ingress",
-        Hook::CgroupSkb(CgroupSkbAttachType::Ingress),
-    ),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -90,6 +57,18 @@ pub enum KernelError {
     },
     #[error("cannot read the kernel's BTF from /sys/kernel/btf/vmlinux (the kernel needs CONFIG_DEBUG_INFO_BTF=y): {0}")]
     Btf(#[source] aya::BtfError),
+    #[error("cannot read the kernel's BTF from /sys/kernel/btf/vmlinux (the kernel needs CONFIG_DEBUG_INFO_BTF=y): {0}")]
+    KernelBtf(#[source] BtfError),
+    #[error("cannot read the kernel release from /proc/sys/kernel/osrelease: {0}")]
+    Release(String),
+    #[error("cannot read the daemon's network namespace cookie: {0}")]
+    NetnsCookie(#[source] io::Error),
+    #[error("no way to read socket cookies from tracing programs on this kernel: {0}")]
+    Cookie(String),
+    #[error(
+        "no payload hook set can be attached on this kernel: tp_btf: {tracepoints}; fexit: {fexit}"
+    )]
+    NoPayloadHooks { tracepoints: String, fexit: String },
     #[error("cannot load or attach {program} at {hook}: {source}{hint}")]
     Attach {
         program: &'static str,
@@ -123,11 +102,17 @@ pub struct LoadOptions {
     pub cgroup_root: CgroupRoot,
     /// Capacity of the per-socket maps (live sockets tracked at once).
     pub max_sockets: u32,
+    /// Which payload hook sets may be used.
+    pub payload: PayloadChoice,
 }
 
 /// The attached programs. Dropping it leaves them attached (their links are pinned).
 pub struct AttachedKernel {
     pub programs: Vec<ProgramStatus>,
+    /// Which payload hook set is attached, and why.
+    pub payload: PayloadHooks,
+    /// What this kernel cannot do that a newer one can.
+    pub kernel_limits: Vec<String>,
     /// Id of a program whose log ring buffer aya-log can read.
     pub log_program_id: Option<u32>,
     /// True when the programs of an earlier daemon were found attached and kept.
@@ -179,44 +164,109 @@ fn build_tag(cgroup_root: &CgroupRoot) -> String {
     format!("{hash:016x}")
 }
 
-fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelError {
+pub(super) fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelError {
     KernelError::Pin {
         path: path.to_owned(),
         reason: reason.to_string(),
     }
 }
 
-/// Offsets of `struct sock.sk_socket` and `struct socket.file` in the running kernel, or zeros
-/// (the `TCP_CLOSE` backstop then folds every socket, as before it could tell them apart).
-fn socket_offsets() -> (u32, u32) {
-    let offsets = crate::sys::btf::KernelBtf::from_sys_fs()
-        .ok()
-        .and_then(|btf| {
-            Some((
-                btf.member_offset("sock", "sk_socket")?,
-                btf.member_offset("socket", "file")?,
-            ))
-        });
-    offsets.unwrap_or_else(|| {
-        log::warn!("struct sock/socket offsets not found in the kernel's BTF: the TCP_CLOSE backstop may miss the last bytes of a socket closing while it sends");
-        (0, 0)
+/// What the loader adapts to in the running kernel.
+struct KernelFacts {
+    btf: KernelBtf,
+    /// Does the verifier accept `cmpxchg`?
+    cmpxchg: bool,
+    /// The programs' `SOCK_COOKIE_OFFSET`.
+    cookie_offset: u32,
+    /// The programs' `PACKET_NETNS_COOKIE`.
+    packet_netns_cookie: u64,
+    /// The programs' `SK_SOCKET_OFFSET` and `SOCKET_FILE_OFFSET` (0, 0 when unknown).
+    socket_offsets: (u32, u32),
+    /// The programs' `TRACING_ANCESTOR_HELPER`.
+    ancestor_helper: bool,
+    /// What this kernel cannot do that a newer one can.
+    limits: Vec<String>,
+}
+
+/// Reads the kernel's BTF and release, lifts `RLIMIT_MEMLOCK` and decides the globals.
+fn kernel_facts() -> Result<KernelFacts, KernelError> {
+    let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_err(|e| KernelError::Release(e.to_string()))?;
+    let version = hooks::parse_release(&release)
+        .ok_or_else(|| KernelError::Release(format!("unexpected release {release:?}")))?;
+    if let Err(error) = memlock::raise() {
+        if version < (5, 11) {
+            log::warn!(
+                "cannot lift RLIMIT_MEMLOCK ({error}); Linux before 5.11 charges BPF maps to it"
+            );
+        } else {
+            log::debug!(
+                "cannot lift RLIMIT_MEMLOCK ({error}); Linux 5.11+ does not use it for BPF"
+            );
+        }
+    }
+    let cookie_offset =
+        hooks::sock_cookie_offset(&kernel_btf, version).map_err(KernelError::Cookie)?;
+    if cookie_offset != 0 {
+        log::info!(
+            "Linux {}.{}: tracing programs read socket cookies from struct sock (offset \
+             {cookie_offset}), the helper needs 5.12",
+            version.0,
+            version.1
+        );
+    }
+
+    let mut limits = Vec::new();
+    let cmpxchg = version >= hooks::CMPXCHG_SINCE;
+    if !cmpxchg {
+        limits.push(
+            "no BPF cmpxchg before 5.12: a socket whose first packets on two new interfaces \
+             race on two CPUs may have the payload of one charged to the other"
+                .to_owned(),
+        );
+    }
+    let packet_netns_cookie = packet_netns_cookie(&mut limits)?;
+    let ancestor_helper = version >= TRACING_ANCESTOR_HELPER_SINCE;
+    if !ancestor_helper {
+        limits.push(
+            "tracing programs cannot read a task's cgroup ancestors before 5.18: sockets first \
+             seen at a send or receive (accepted ones, ones older than the daemon) get uid rules \
+             only"
+                .to_owned(),
+        );
+    }
+    let socket_offsets = socket_offsets(&kernel_btf, &mut limits);
+    for limit in &limits {
+        log::warn!("Linux {}.{}: {limit}", version.0, version.1);
+    }
+
+    Ok(KernelFacts {
+        btf: kernel_btf,
+        cmpxchg,
+        cookie_offset,
+        packet_netns_cookie,
+        socket_offsets,
+        ancestor_helper,
+        limits,
     })
 }
 
-/// Does the running kernel let tracing programs call `bpf_get_current_ancestor_cgroup_id`?
-fn tracing_has_ancestor_helper() -> bool {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    kernel_at_least(&release, TRACING_ANCESTOR_HELPER_SINCE)
-}
-
-/// Is the kernel `release` (`6.1.0-56-amd64`) at least `(major, minor)`?
-fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
-    let mut numbers = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    found >= (major, minor)
+/// Offsets of `struct sock.sk_socket` and `struct socket.file`, or zeros (the `TCP_CLOSE`
+/// backstop then folds every socket, as before it could tell them apart).
+fn socket_offsets(btf: &KernelBtf, limits: &mut Vec<String>) -> (u32, u32) {
+    if let (Some(sk_socket), Some(file)) = (
+        btf.member_offset("sock", "sk_socket"),
+        btf.member_offset("socket", "file"),
+    ) {
+        return (sk_socket, file);
+    }
+    limits.push(
+        "struct sock.sk_socket or struct socket.file is not in BTF: a socket closed by an RST \
+         while a send finishes on another CPU can lose that send's bytes"
+            .to_owned(),
+    );
+    (0, 0)
 }
 
 /// Loads the object (maps from pins where they exist), then reuses or makes the attachments.
@@ -231,17 +281,28 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
+    let KernelFacts {
+        btf: kernel_btf,
+        cmpxchg,
+        cookie_offset,
+        packet_netns_cookie,
+        socket_offsets,
+        ancestor_helper,
+        limits: kernel_limits,
+    } = kernel_facts()?;
+
     let root = &options.cgroup_root;
-    let (sk_socket, socket_file) = socket_offsets();
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
-        .override_global(GLOBAL_SK_SOCKET_OFFSET, &sk_socket, true)
-        .override_global(GLOBAL_SOCKET_FILE_OFFSET, &socket_file, true)
+        .override_global(GLOBAL_SOCK_COOKIE_OFFSET, &cookie_offset, true)
+        .override_global(GLOBAL_PACKET_NETNS_COOKIE, &packet_netns_cookie, true)
+        .override_global(GLOBAL_SK_SOCKET_OFFSET, &socket_offsets.0, true)
+        .override_global(GLOBAL_SOCKET_FILE_OFFSET, &socket_offsets.1, true)
         .override_global(
             GLOBAL_TRACING_ANCESTOR_HELPER,
-            &u32::from(tracing_has_ancestor_helper()),
+            &u32::from(ancestor_helper),
             true,
         )
         .map_max_entries(SOCKETS_MAP, options.max_sockets)
@@ -266,14 +327,27 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         });
     }
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
-    let (links, reused_links) = if let Some(links) = reuse_links(&links_dir)? {
-        (links, true)
-    } else {
-        detach_other_builds(&options.bpffs_dir, &links_dir)?;
-        (attach_all(&mut ebpf, root, &links_dir)?, false)
-    };
+    let attached =
+        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg, options.payload)? {
+            reused
+        } else {
+            detach_other_builds(&options.bpffs_dir, &links_dir)?;
+            attach_all(
+                &mut ebpf,
+                root,
+                &links_dir,
+                &kernel_btf,
+                cmpxchg,
+                options.payload,
+            )?
+        };
+    log::info!(
+        "payload hooks: {} ({})",
+        attached.payload.set,
+        attached.payload.reason
+    );
     let mut programs = Vec::new();
-    for ((name, hook), link) in PROGRAMS.iter().zip(&links) {
+    for ((name, hook), link) in &attached.links {
         let prog_id = link.info().ok().map(|info| info.program_id());
         programs.push(ProgramStatus {
             name: (*name).to_owned(),
@@ -287,41 +361,106 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         .and_then(|p| p.prog_id);
     let attached = AttachedKernel {
         programs,
+        payload: attached.payload,
+        kernel_limits,
         log_program_id,
-        reused_links,
+        reused_links: attached.reused,
         maps_dir: maps_dir.clone(),
         _ebpf: ebpf,
-        _links: links,
+        _links: attached.links.into_iter().map(|(_, link)| link).collect(),
         _pin_lock: pin_lock,
     };
     Ok((attached, maps))
 }
 
-/// The attachments of this build, if an earlier daemon left all of them pinned.
-fn reuse_links(links_dir: &Path) -> Result<Option<Vec<FdLink>>, KernelError> {
+/// The value of the programs' `PACKET_NETNS_COOKIE`: 0 where `cgroup_skb` programs may call
+/// `bpf_get_netns_cookie` (probed), else the daemon's own namespace's cookie, which then
+/// stands for every packet's namespace.
+fn packet_netns_cookie(kernel_limits: &mut Vec<String>) -> Result<u64, KernelError> {
+    let helper = aya::sys::is_helper_supported(
+        aya::programs::ProgramType::CgroupSkb,
+        aya::sys::BpfHelper::BPF_FUNC_get_netns_cookie,
+    );
+    if matches!(helper, Ok(true)) {
+        return Ok(0);
+    }
+    kernel_limits.push(
+        "cgroup_skb programs cannot read a packet's network namespace: interfaces of other \
+         network namespaces are named as if they were the daemon's"
+            .to_owned(),
+    );
+    netns::own_cookie().map_err(KernelError::NetnsCookie)
+}
+
+/// Attachments made or found, with the payload set they use.
+struct Attachments {
+    links: Vec<(Program, FdLink)>,
+    payload: PayloadHooks,
+    reused: bool,
+}
+
+/// The attachments of this build, if an earlier daemon left all programs of one hook set
+/// pinned.
+fn reuse_links(
+    links_dir: &Path,
+    btf: &KernelBtf,
+    cmpxchg: bool,
+    choice: PayloadChoice,
+) -> Result<Option<Attachments>, KernelError> {
     if !links_dir.exists() {
         return Ok(None);
     }
-    let mut links = Vec::new();
-    for (name, _) in PROGRAMS {
-        match PinnedLink::from_pin(links_dir.join(name)) {
-            Ok(pinned) => links.push(FdLink::from(pinned)),
-            Err(error) => {
-                log::warn!(
-                    "incomplete attachments in {} ({error}); attaching afresh",
-                    links_dir.display()
-                );
-                drop(links);
-                fs::remove_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
-                return Ok(None);
+    let candidates = [
+        (PayloadSet::Tracepoints, Ok(hooks::TRACEPOINTS.to_vec())),
+        (PayloadSet::FExit, hooks::fexit_set(btf)),
+    ];
+    for (set, payload) in candidates {
+        let Ok(payload) = payload else { continue };
+        if !choice.allows(set) {
+            continue;
+        }
+        let programs: Vec<Program> = hooks::common(cmpxchg).into_iter().chain(payload).collect();
+        if !programs
+            .iter()
+            .all(|(name, _)| links_dir.join(name).exists())
+        {
+            continue;
+        }
+        let mut links = Vec::new();
+        for program in programs {
+            match PinnedLink::from_pin(links_dir.join(program.0)) {
+                Ok(pinned) => links.push((program, FdLink::from(pinned))),
+                Err(error) => {
+                    log::warn!(
+                        "unusable attachment {} ({error}); attaching afresh",
+                        links_dir.join(program.0).display()
+                    );
+                    drop(links);
+                    fs::remove_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
+                    return Ok(None);
+                }
             }
         }
+        log::info!(
+            "programs already attached by an earlier sockstatsd ({}): keeping them",
+            links_dir.display()
+        );
+        let payload = PayloadHooks {
+            set: set.name().to_owned(),
+            reason: "kept from an earlier sockstatsd of this build".to_owned(),
+        };
+        return Ok(Some(Attachments {
+            links,
+            payload,
+            reused: true,
+        }));
     }
-    log::info!(
-        "programs already attached by an earlier sockstatsd ({}): keeping them",
+    log::warn!(
+        "incomplete attachments in {}; attaching afresh",
         links_dir.display()
     );
-    Ok(Some(links))
+    fs::remove_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
+    Ok(None)
 }
 
 /// Removes the link pins of other builds: their programs detach once no daemon holds them.
@@ -341,86 +480,92 @@ fn detach_other_builds(bpffs_dir: &Path, keep: &Path) -> Result<(), KernelError>
     Ok(())
 }
 
-fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> KernelError {
-    let hint = match hook {
-        Hook::Tracepoint(_) => {
-            " (the sock_send_length/sock_recv_length tracepoints need Linux 6.3 or newer with BTF)"
-        }
-        Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
-        Hook::CgroupSkb(_) => " (cgroup_skb needs cgroup v2 and Linux 5.8 or newer)",
-    };
-    KernelError::Attach {
-        program,
-        hook: hook.describe(),
-        hint,
-        source: Box::new(source),
-    }
-}
-
+/// Attaches the common programs, then the best payload set: the tracepoints where the kernel
+/// has them and they attach, else the fexit set; an error names what each lacked.
 fn attach_all(
     ebpf: &mut Ebpf,
     root: &CgroupRoot,
     links_dir: &Path,
-) -> Result<Vec<FdLink>, KernelError> {
+    kernel_btf: &KernelBtf,
+    cmpxchg: bool,
+    choice: PayloadChoice,
+) -> Result<Attachments, KernelError> {
     let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
         path: root.path.clone(),
         source,
     })?;
     fs::create_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
+    let target = Target {
+        btf: &btf,
+        cgroup: &cgroup,
+        links_dir,
+    };
     let mut links = Vec::new();
-    for (name, hook) in PROGRAMS {
-        let program = ebpf.program_mut(name).ok_or_else(|| {
-            pin_error(links_dir, format!("program {name} missing from the object"))
-        })?;
-        let link = match hook {
-            Hook::Tracepoint(tracepoint) => {
-                let program: &mut BtfTracePoint = program
-                    .try_into()
-                    .map_err(|e| attach_error(name, hook, e))?;
-                program
-                    .load(tracepoint, &btf)
-                    .map_err(|e| attach_error(name, hook, e))?;
-                let id = program.attach().map_err(|e| attach_error(name, hook, e))?;
-                FdLink::from(
-                    program
-                        .take_link(id)
-                        .map_err(|e| attach_error(name, hook, e))?,
-                )
+    for program in hooks::common(cmpxchg) {
+        links.push((program, attach::attach(ebpf, &target, program)?));
+    }
+    let tracepoints = match hooks::tracepoint_set(kernel_btf) {
+        _ if !choice.allows(PayloadSet::Tracepoints) => "not allowed by --payload-hooks".to_owned(),
+        Ok(set) => match attach_set(ebpf, &target, &set) {
+            Ok(mut attached) => {
+                links.append(&mut attached);
+                let payload = PayloadHooks {
+                    set: PayloadSet::Tracepoints.name().to_owned(),
+                    reason: "the kernel has the sock_send_length/sock_recv_length tracepoints"
+                        .to_owned(),
+                };
+                return Ok(Attachments {
+                    links,
+                    payload,
+                    reused: false,
+                });
             }
-            Hook::CgroupSock(_) => {
-                let program: &mut CgroupSock = program
-                    .try_into()
-                    .map_err(|e| attach_error(name, hook, e))?;
-                program.load().map_err(|e| attach_error(name, hook, e))?;
-                // Through bpf_link (Linux 5.7+) cgroup attachments always coexist with others;
-                // the kernel refuses any flag there, so the mode must be the flag-less Single.
-                let id = program
-                    .attach(&cgroup, CgroupAttachMode::Single)
-                    .map_err(|e| attach_error(name, hook, e))?;
-                let link = program
-                    .take_link(id)
-                    .map_err(|e| attach_error(name, hook, e))?;
-                FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
+            Err(error) => error.to_string(),
+        },
+        Err(missing) => missing,
+    };
+    log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
+    let fexit = match hooks::fexit_set(kernel_btf) {
+        _ if !choice.allows(PayloadSet::FExit) => "not allowed by --payload-hooks".to_owned(),
+        Ok(set) => match attach_set(ebpf, &target, &set) {
+            Ok(mut attached) => {
+                links.append(&mut attached);
+                let payload = PayloadHooks {
+                    set: PayloadSet::FExit.name().to_owned(),
+                    reason: format!("tp_btf: {tracepoints}"),
+                };
+                return Ok(Attachments {
+                    links,
+                    payload,
+                    reused: false,
+                });
             }
-            Hook::CgroupSkb(attach_type) => {
-                let program: &mut CgroupSkb = program
-                    .try_into()
-                    .map_err(|e| attach_error(name, hook, e))?;
-                program.load().map_err(|e| attach_error(name, hook, e))?;
-                let id = program
-                    .attach(&cgroup, attach_type, CgroupAttachMode::Single)
-                    .map_err(|e| attach_error(name, hook, e))?;
-                let link = program
-                    .take_link(id)
-                    .map_err(|e| attach_error(name, hook, e))?;
-                FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
+            Err(error) => error.to_string(),
+        },
+        Err(problems) => problems,
+    };
+    Err(KernelError::NoPayloadHooks { tracepoints, fexit })
+}
+
+/// Attaches every program of `set`, or none: on an error the ones attached are detached.
+fn attach_set(
+    ebpf: &mut Ebpf,
+    target: &Target<'_>,
+    set: &[Program],
+) -> Result<Vec<(Program, FdLink)>, KernelError> {
+    let mut links = Vec::new();
+    for program in set {
+        match attach::attach(ebpf, target, *program) {
+            Ok(link) => links.push((*program, link)),
+            Err(error) => {
+                for ((name, _), link) in links {
+                    drop(link);
+                    let _ = fs::remove_file(target.links_dir.join(name));
+                }
+                return Err(error);
             }
-        };
-        let path = links_dir.join(name);
-        let pinned = link.pin(&path).map_err(|e| pin_error(&path, e))?;
-        links.push(FdLink::from(pinned));
-        log::info!("attached {name} at {}", hook.describe());
+        }
     }
     Ok(links)
 }
@@ -479,19 +624,5 @@ pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(pin_error(bpffs_dir, error)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kernel_at_least;
-
-    #[test]
-    fn compares_kernel_releases() {
-        assert!(kernel_at_least("6.18.0-1-amd64\n", (5, 18)));
-        assert!(kernel_at_least("5.18.0", (5, 18)));
-        assert!(!kernel_at_least("5.10.0-46-amd64", (5, 18)));
-        assert!(kernel_at_least("6.1.0-56-cloud-amd64", (5, 18)));
-        assert!(!kernel_at_least("garbage", (5, 18)));
     }
 }

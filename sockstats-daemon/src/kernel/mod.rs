@@ -1,5 +1,9 @@
-//! The kernel side as the daemon sees it: loading, attaching and pinning the programs
-//! ([`loader`]) and reading and writing their maps ([`maps`]).
+//! The kernel side as the daemon sees it: choosing the hooks for the running kernel
+//! ([`hooks`], from its BTF: [`btf`]), loading, attaching and pinning the programs
+//! ([`loader`], [`attach`]) and reading and writing their maps ([`maps`]).
+pub mod attach;
+pub mod btf;
+pub mod hooks;
 pub mod loader;
 pub mod maps;
 

@@ -1,8 +1,8 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
 pub mod bpf_batch;
 pub mod bpffs;
-pub mod btf;
 pub mod fd_passing;
+pub mod memlock;
 pub mod netlink;
 pub mod netlink_io;
 pub mod netns;

@@ -17,6 +17,18 @@ pub fn current_cookie() -> io::Result<u64> {
     socket_info::getsockopt(socket.as_fd(), SO_NETNS_COOKIE)
 }
 
+/// Stands in for the cookie of the daemon's own namespace where the kernel has no
+/// `SO_NETNS_COOKIE` (before 5.14). Real cookies count up from 1 and never reach it.
+pub const OWN_COOKIE_STAND_IN: u64 = u64::MAX;
+
+/// [`current_cookie`], or [`OWN_COOKIE_STAND_IN`] where the kernel cannot tell it.
+pub fn own_cookie() -> io::Result<u64> {
+    match current_cookie() {
+        Err(error) if error.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(OWN_COOKIE_STAND_IN),
+        result => result,
+    }
+}
+
 /// Runs `work` inside the network namespace of `namespace_file` (e.g. /run/netns/NAME or
 /// /proc/PID/ns/net), on a fresh thread.
 pub fn run_in<T: Send + 'static>(
