@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::{Array, HashMap},
     Global,
 };
-use sockstats_common::{Counter, OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES};
+use sockstats_common::{Counter, OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES, UNLABELED_ID};
 
 use crate::{counters, sockets::SOCKET_LABELS};
 
@@ -41,16 +41,20 @@ pub fn label_new_socket(cookie: u64, uid: u32, seen_by: SeenBy) {
     if kinds == 0 {
         return;
     }
-    let mut label = None;
+    // Plain integers with 0 for "none" (no rule maps to `unlabeled`), not `Option`s: Linux 5.10
+    // refuses programs that may read a stack slot never written, which an `Option`'s payload is.
+    let mut label = NO_RULE;
     let may_walk = seen_by == SeenBy::CgroupProgram || TRACING_ANCESTOR_HELPER.load() == 1;
     if may_walk && kinds & OwnerKind::Cgroup.bit() != 0 {
         label = deepest_cgroup_rule();
     }
-    if label.is_none() && kinds & OwnerKind::Uid.bit() != 0 {
+    if label == NO_RULE && kinds & OwnerKind::Uid.bit() != 0 {
         // SAFETY: the value is copied out at once.
-        label = unsafe { RULES.get(OwnerKey::uid(uid)) }.copied();
+        label = unsafe { RULES.get(OwnerKey::uid(uid)) }
+            .copied()
+            .unwrap_or(NO_RULE);
     }
-    if let Some(label) = label {
+    if label != NO_RULE {
         if SOCKET_LABELS
             .insert(cookie, label, u64::from(BPF_NOEXIST))
             .is_ok()
@@ -63,11 +67,14 @@ pub fn label_new_socket(cookie: u64, uid: u32, seen_by: SeenBy) {
     }
 }
 
+/// "No rule": the label id no rule has (`unlabeled`).
+const NO_RULE: u32 = UNLABELED_ID;
+
 /// The label of the rule of the deepest cgroup that holds the current task, walking from the
-/// root down (bounded by [`MAX_CGROUP_DEPTH`]).
+/// root down (bounded by [`MAX_CGROUP_DEPTH`]); [`NO_RULE`] if none matches.
 #[inline(always)]
-fn deepest_cgroup_rule() -> Option<u32> {
-    let mut found = None;
+fn deepest_cgroup_rule() -> u32 {
+    let mut found = NO_RULE;
     for level in 0..MAX_CGROUP_DEPTH {
         #[expect(
             clippy::cast_possible_wrap,
@@ -81,7 +88,7 @@ fn deepest_cgroup_rule() -> Option<u32> {
         }
         // SAFETY: the value is copied out at once.
         if let Some(label) = unsafe { RULES.get(OwnerKey::cgroup(ancestor)) } {
-            found = Some(*label);
+            found = *label;
         }
     }
     found
