@@ -200,10 +200,10 @@ fn print_throughput(report: &Report) {
         "workload", "baseline", "sockstats ratio", "nethogs ratio", "unit"
     );
     for w in &report.throughput.workloads {
-        let (scale, unit) = if w.unit == "bytes/s" {
-            (MIB, "MiB/s")
-        } else {
-            (1e-3, "k datagrams/s")
+        let (scale, unit) = match w.unit {
+            "bytes/s" => (MIB, "MiB/s"),
+            "datagrams/s" => (1e-3, "k datagrams/s"),
+            _ => (1e-3, "k connections/s"),
         };
         println!(
             "{:<10} {:>28} {:>22} {:>22} {:>22}",
