@@ -1,9 +1,10 @@
 //! `sockstats-bench` (run by `cargo xtask bench`, as root): what accounting costs, measured side
 //! by side in one process.
 //!
-//! 1. Throughput rounds: loopback TCP at 1 KiB, 16 KiB and 1 MiB writes and 64-byte UDP
-//!    datagrams, with nothing attached, with a private sockstatsd attached (uninstalled after
-//!    each round) and with nethogs capturing `lo`, in a rotating order.
+//! 1. Throughput rounds: loopback TCP at 1 KiB, 16 KiB and 1 MiB writes, 64-byte UDP
+//!    datagrams and short TCP connections, with nothing attached, with a private sockstatsd
+//!    attached (uninstalled after each round) and with nethogs capturing `lo`, in a rotating
+//!    order.
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
 //!    same types, from `kernel.bpf_stats_enabled`.
 //! 3. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU

@@ -77,7 +77,8 @@ pub struct Target {
     pub name: String,
     pub wanted: String,
     pub measured: String,
-    pub met: bool,
+    /// `None` when this run did not measure it (`--quick`, fewer socket counts).
+    pub met: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,7 +103,7 @@ fn target(
         name: name.to_owned(),
         wanted: wanted.to_owned(),
         measured: measured.map_or_else(|| "not measured".to_owned(), |m| format!("{m:.3}{unit}")),
-        met: measured.is_some_and(met),
+        met: measured.map(met),
     }
 }
 
@@ -199,10 +200,10 @@ fn print_throughput(report: &Report) {
         "workload", "baseline", "sockstats ratio", "nethogs ratio", "unit"
     );
     for w in &report.throughput.workloads {
-        let (scale, unit) = if w.unit == "bytes/s" {
-            (MIB, "MiB/s")
-        } else {
-            (1e-3, "k datagrams/s")
+        let (scale, unit) = match w.unit {
+            "bytes/s" => (MIB, "MiB/s"),
+            "datagrams/s" => (1e-3, "k datagrams/s"),
+            _ => (1e-3, "k connections/s"),
         };
         println!(
             "{:<10} {:>28} {:>22} {:>22} {:>22}",
@@ -327,7 +328,11 @@ fn print_targets(report: &Report) {
             t.name,
             t.wanted,
             t.measured,
-            if t.met { "yes" } else { "NO" }
+            match t.met {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
         );
     }
 }

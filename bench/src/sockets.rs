@@ -2,7 +2,7 @@
 //! loopback TCP connections opened and closed in batches (churn).
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::fd::OwnedFd,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -89,28 +89,32 @@ pub fn hold(count: usize) -> Result<()> {
     Ok(())
 }
 
-/// Opens and closes `total` loopback TCP connections, `batch` at a time: connect, accept, one
-/// byte each way, then a reset close (no `TIME_WAIT` left to exhaust ports). Returns the time
-/// it took.
+/// One loopback TCP connection to `listener`: connect, accept, one byte each way, and set to
+/// reset on close (no `TIME_WAIT` left to exhaust ports). Returns (client, server).
+pub fn connect_once(listener: &TcpListener, address: SocketAddr) -> Result<(TcpStream, TcpStream)> {
+    let mut byte = [0u8; 1];
+    let mut client = TcpStream::connect(address).context("connect")?;
+    let (mut server, _) = listener.accept().context("accept")?;
+    client.write_all(b"x")?;
+    server.read_exact(&mut byte)?;
+    server.write_all(b"y")?;
+    client.read_exact(&mut byte)?;
+    sys::reset_on_close(&client)?;
+    Ok((client, server))
+}
+
+/// Opens and closes `total` loopback TCP connections, `batch` at a time (see
+/// [`connect_once`]). Returns the time it took.
 pub fn churn_tcp(total: usize, batch: usize) -> Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").context("bind")?;
     let address = listener.local_addr()?;
     let start = Instant::now();
     let mut done = 0;
-    let mut byte = [0u8; 1];
     while done < total {
         let size = batch.min(total - done);
-        let mut pairs = Vec::with_capacity(size);
-        for _ in 0..size {
-            let mut client = TcpStream::connect(address).context("connect")?;
-            let (mut server, _) = listener.accept().context("accept")?;
-            client.write_all(b"x")?;
-            server.read_exact(&mut byte)?;
-            server.write_all(b"y")?;
-            client.read_exact(&mut byte)?;
-            sys::reset_on_close(&client)?;
-            pairs.push((client, server));
-        }
+        let pairs = (0..size)
+            .map(|_| connect_once(&listener, address))
+            .collect::<Result<Vec<_>>>()?;
         drop(pairs);
         done += size;
     }

@@ -23,14 +23,17 @@ pub enum Workload {
     Tcp(usize),
     /// Datagrams of this many bytes.
     Udp(usize),
+    /// Short TCP connections, one after another.
+    TcpConnections,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Tcp(1024),
         Workload::Tcp(16 * 1024),
         Workload::Tcp(1024 * 1024),
         Workload::Udp(64),
+        Workload::TcpConnections,
     ];
 
     #[must_use]
@@ -39,6 +42,7 @@ impl Workload {
             Workload::Tcp(size) if size >= 1024 * 1024 => format!("tcp_{}mib", size / 1024 / 1024),
             Workload::Tcp(size) => format!("tcp_{}kib", size / 1024),
             Workload::Udp(size) => format!("udp_{size}b"),
+            Workload::TcpConnections => "tcp_connect".to_owned(),
         }
     }
 
@@ -47,6 +51,7 @@ impl Workload {
         match self {
             Workload::Tcp(_) => "bytes/s",
             Workload::Udp(_) => "datagrams/s",
+            Workload::TcpConnections => "connections/s",
         }
     }
 
@@ -54,6 +59,7 @@ impl Workload {
         match self {
             Workload::Tcp(size) => workload::tcp_throughput(size, timing),
             Workload::Udp(size) => workload::udp_rate(size, timing),
+            Workload::TcpConnections => workload::tcp_connections(timing),
         }
     }
 }

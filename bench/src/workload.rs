@@ -1,6 +1,6 @@
-//! Loopback workloads: one TCP stream at a fixed write size, and 64-byte UDP datagrams. Each
-//! makes its sockets afresh (so sockstats sees them created) and measures, after a warm-up,
-//! what the receiving side got per second.
+//! Loopback workloads: one TCP stream at a fixed write size, 64-byte UDP datagrams, and short
+//! TCP connections one after another. Each makes its sockets afresh (so sockstats sees them
+//! created) and measures, after a warm-up, what was done per second.
 use std::{
     io::{Read as _, Write as _},
     net::{Shutdown, TcpListener, TcpStream, UdpSocket},
@@ -13,6 +13,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+
+use crate::sockets;
 
 /// How long each measurement warms up and then counts.
 #[derive(Debug, Clone, Copy)]
@@ -98,5 +100,28 @@ pub fn udp_rate(size: usize, timing: Timing) -> Result<f64> {
     stop.store(true, Ordering::Relaxed);
     sender_thread.join().expect("sender thread");
     receiver_thread.join().expect("receiver thread");
+    Ok(rate)
+}
+
+/// Loopback TCP connections opened, used (one byte each way) and closed per second, one at a
+/// time: the per-connection programs (`sock_create`, `sock_release`, the close backstop) at work.
+pub fn tcp_connections(timing: Timing) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind")?;
+    let address = listener.local_addr()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
+        thread::spawn(move || -> Result<()> {
+            while !stop.load(Ordering::Relaxed) {
+                drop(sockets::connect_once(&listener, address)?);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    };
+    let rate = measure(&done, timing);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("connection thread")?;
     Ok(rate)
 }
