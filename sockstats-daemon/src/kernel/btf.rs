@@ -248,6 +248,11 @@ pub(crate) mod testing {
             next_id += 2;
         }
         let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        frame(&types, &strings)
+    }
+
+    /// A BTF blob: the header, then the `types` and `strings` sections.
+    pub fn frame(types: &[u8], strings: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&[1, 0]);
@@ -261,8 +266,8 @@ pub(crate) mod testing {
         ] {
             out.extend_from_slice(&word.to_le_bytes());
         }
-        out.extend_from_slice(&types);
-        out.extend_from_slice(&strings);
+        out.extend_from_slice(types);
+        out.extend_from_slice(strings);
         out
     }
 }
@@ -327,22 +332,7 @@ mod tests {
             1,
         ]); // 6
         push(&[name("f"), KIND_FUNC << 24, 6]); // 7
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&MAGIC.to_le_bytes());
-        blob.extend_from_slice(&[1, 0]);
-        let len = |n: usize| u32::try_from(n).unwrap();
-        for word in [
-            24,
-            0,
-            len(types.len()),
-            len(types.len()),
-            len(strings.len()),
-        ] {
-            blob.extend_from_slice(&word.to_le_bytes());
-        }
-        blob.extend_from_slice(&types);
-        blob.extend_from_slice(strings);
-        blob
+        testing::frame(&types, strings)
     }
 
     #[test]
