@@ -166,6 +166,32 @@ fn kill_9_during_labeled_traffic_loses_and_doubles_nothing_and_uninstall_detache
     harness.daemon.restart();
 }
 
+/// Runs another `sockstatsd` on `socket` and `bpffs_dir`, accounting `cgroup_root`, with its
+/// state in `state_dir` and `extra` arguments, and returns how it ended (the tests expect a
+/// refusal, so it never keeps running).
+fn second_daemon(
+    socket: &Path,
+    bpffs_dir: &Path,
+    cgroup_root: &Path,
+    state_dir: &Path,
+    extra: &[&str],
+) -> Output {
+    Command::new(binary("sockstatsd"))
+        .args(extra)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--bpffs-dir")
+        .arg(bpffs_dir)
+        .arg("--cgroup-root")
+        .arg(cgroup_root)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--rules-file")
+        .arg("/dev/null")
+        .output()
+        .expect("run a second sockstatsd")
+}
+
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
@@ -231,17 +257,13 @@ fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
 
     // The pinned maps keep their capacity: another one is refused with what to do.
     let other = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(binary("sockstatsd"))
-        .args(["--max-sockets", "32", "--bpffs-dir"])
-        .arg(&daemon.bpffs_dir)
-        .arg("--socket")
-        .arg(other.path().join("s.sock"))
-        .arg("--state-dir")
-        .arg(other.path())
-        .arg("--rules-file")
-        .arg("/dev/null")
-        .output()
-        .expect("run a second sockstatsd");
+    let output = second_daemon(
+        &other.path().join("s.sock"),
+        &daemon.bpffs_dir,
+        &harness.cgroup.path,
+        other.path(),
+        &["--max-sockets", "32"],
+    );
     assert!(!output.status.success());
     // The first daemon still owns the pins; that is what the second one is told.
     assert!(
@@ -258,19 +280,13 @@ fn a_changed_max_sockets_on_existing_pins_is_refused_with_what_to_do() {
     let mut harness = Harness::start_with_args("capacity", &["--max-sockets", "64"]);
     harness.daemon.stop();
     let other = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(binary("sockstatsd"))
-        .args(["--max-sockets", "32", "--bpffs-dir"])
-        .arg(&harness.daemon.bpffs_dir)
-        .arg("--cgroup-root")
-        .arg(&harness.cgroup.path)
-        .arg("--socket")
-        .arg(other.path().join("s.sock"))
-        .arg("--state-dir")
-        .arg(other.path())
-        .arg("--rules-file")
-        .arg("/dev/null")
-        .output()
-        .expect("run sockstatsd");
+    let output = second_daemon(
+        &other.path().join("s.sock"),
+        &harness.daemon.bpffs_dir,
+        &harness.cgroup.path,
+        other.path(),
+        &["--max-sockets", "32"],
+    );
     assert!(!output.status.success());
     let message = stderr_of(&output);
     assert!(
@@ -540,19 +556,7 @@ fn a_live_socket_file_and_owned_pins_are_never_taken_over_but_a_stale_file_is() 
     let mut harness = Harness::start("takeover");
     let other = tempfile::tempdir().expect("tempdir");
     let second = |socket: &Path, bpffs: &Path| {
-        Command::new(binary("sockstatsd"))
-            .arg("--socket")
-            .arg(socket)
-            .arg("--bpffs-dir")
-            .arg(bpffs)
-            .arg("--cgroup-root")
-            .arg(&harness.cgroup.path)
-            .arg("--state-dir")
-            .arg(other.path())
-            .arg("--rules-file")
-            .arg("/dev/null")
-            .output()
-            .expect("run a second sockstatsd")
+        second_daemon(socket, bpffs, &harness.cgroup.path, other.path(), &[])
     };
     let same_socket = second(&harness.daemon.socket, &other.path().join("bpf-unused"));
     assert!(!same_socket.status.success());
