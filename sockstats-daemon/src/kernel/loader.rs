@@ -505,47 +505,72 @@ fn attach_all(
     for program in hooks::common(cmpxchg) {
         links.push((program, attach::attach(ebpf, &target, program)?));
     }
-    let tracepoints = match hooks::tracepoint_set(kernel_btf) {
-        _ if !choice.allows(PayloadSet::Tracepoints) => "not allowed by --payload-hooks".to_owned(),
-        Ok(set) => match attach_set(ebpf, &target, &set) {
-            Ok(mut attached) => {
-                links.append(&mut attached);
-                let payload = PayloadHooks {
-                    set: PayloadSet::Tracepoints.name().to_owned(),
-                    reason: "the kernel has the sock_send_length/sock_recv_length tracepoints"
-                        .to_owned(),
-                };
-                return Ok(Attachments {
-                    links,
-                    payload,
-                    reused: false,
-                });
-            }
-            Err(error) => error.to_string(),
-        },
-        Err(missing) => missing,
+    let tracepoints = match try_payload_set(
+        ebpf,
+        &target,
+        choice,
+        PayloadSet::Tracepoints,
+        hooks::tracepoint_set(kernel_btf),
+    ) {
+        Ok(attached) => {
+            let reason = "the kernel has the sock_send_length/sock_recv_length tracepoints";
+            return Ok(with_payload(
+                links,
+                attached,
+                PayloadSet::Tracepoints,
+                reason.to_owned(),
+            ));
+        }
+        Err(why) => why,
     };
     log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
-    let fexit = match hooks::fexit_set(kernel_btf) {
-        _ if !choice.allows(PayloadSet::FExit) => "not allowed by --payload-hooks".to_owned(),
-        Ok(set) => match attach_set(ebpf, &target, &set) {
-            Ok(mut attached) => {
-                links.append(&mut attached);
-                let payload = PayloadHooks {
-                    set: PayloadSet::FExit.name().to_owned(),
-                    reason: format!("tp_btf: {tracepoints}"),
-                };
-                return Ok(Attachments {
-                    links,
-                    payload,
-                    reused: false,
-                });
-            }
-            Err(error) => error.to_string(),
-        },
-        Err(problems) => problems,
+    let fexit = match try_payload_set(
+        ebpf,
+        &target,
+        choice,
+        PayloadSet::FExit,
+        hooks::fexit_set(kernel_btf),
+    ) {
+        Ok(attached) => {
+            let reason = format!("tp_btf: {tracepoints}");
+            return Ok(with_payload(links, attached, PayloadSet::FExit, reason));
+        }
+        Err(why) => why,
     };
     Err(KernelError::NoPayloadHooks { tracepoints, fexit })
+}
+
+/// Attaches the payload hook set `kind` (its programs, or why the kernel cannot have it in
+/// `programs`), unless `--payload-hooks` rules it out. On failure, says why.
+fn try_payload_set(
+    ebpf: &mut Ebpf,
+    target: &Target<'_>,
+    choice: PayloadChoice,
+    kind: PayloadSet,
+    programs: Result<Vec<Program>, String>,
+) -> Result<Vec<(Program, FdLink)>, String> {
+    if !choice.allows(kind) {
+        return Err("not allowed by --payload-hooks".to_owned());
+    }
+    attach_set(ebpf, target, &programs?).map_err(|error| error.to_string())
+}
+
+/// The common `links` and the payload set `kind` attached as `payload`, for `reason`.
+fn with_payload(
+    mut links: Vec<(Program, FdLink)>,
+    mut payload: Vec<(Program, FdLink)>,
+    kind: PayloadSet,
+    reason: String,
+) -> Attachments {
+    links.append(&mut payload);
+    Attachments {
+        links,
+        payload: PayloadHooks {
+            set: kind.name().to_owned(),
+            reason,
+        },
+        reused: false,
+    }
 }
 
 /// Attaches every program of `set`, or none: on an error the ones attached are detached.
