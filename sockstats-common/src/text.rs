@@ -6,8 +6,8 @@ use std::{
 };
 
 use crate::protocol::{
-    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, GroupCounts, LabelsReply,
-    RulesReply, StatusReply, ValidationReply, WireCounts,
+    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelsReply, RulesReply,
+    StatusReply, ValidationReply, WireCounts,
 };
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
@@ -95,16 +95,26 @@ pub fn validation_table(reply: &ValidationReply, exact: bool) -> String {
     out
 }
 
+/// The entries of `stats` by total bytes (tx + rx, as `bytes` gives them), largest first;
+/// ties by name.
+fn largest_first<T>(
+    stats: &std::collections::BTreeMap<String, T>,
+    bytes: impl Fn(&T) -> (u64, u64),
+) -> Vec<(&String, &T)> {
+    let total = |value: &T| {
+        let (tx, rx) = bytes(value);
+        tx.saturating_add(rx)
+    };
+    let mut entries: Vec<(&String, &T)> = stats.iter().collect();
+    entries.sort_by(|a, b| total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0)));
+    entries
+}
+
 fn label_rows(
     stats: &std::collections::BTreeMap<String, ByteCounts>,
     exact: bool,
 ) -> Vec<Vec<String>> {
-    let mut labels: Vec<(&String, &ByteCounts)> = stats.iter().collect();
-    labels.sort_by(|a, b| {
-        let total = |c: &ByteCounts| c.tx_bytes.saturating_add(c.rx_bytes);
-        total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0))
-    });
-    labels
+    largest_first(stats, |c| (c.tx_bytes, c.rx_bytes))
         .into_iter()
         .map(|(name, c)| {
             vec![
@@ -286,12 +296,7 @@ pub fn debug_text(reply: &DebugReply) -> String {
 /// The `sockstats get --by …` table: groups by total bytes, largest first.
 #[must_use]
 pub fn groups_table(reply: &GetByReply, exact: bool) -> String {
-    let mut groups: Vec<(&String, &GroupCounts)> = reply.stats.iter().collect();
-    groups.sort_by(|a, b| {
-        let total = |c: &GroupCounts| c.tx_bytes.saturating_add(c.rx_bytes);
-        total(b.1).cmp(&total(a.1)).then_with(|| a.0.cmp(b.0))
-    });
-    let rows: Vec<Vec<String>> = groups
+    let rows: Vec<Vec<String>> = largest_first(&reply.stats, |c| (c.tx_bytes, c.rx_bytes))
         .into_iter()
         .map(|(name, c)| {
             vec![
