@@ -375,6 +375,9 @@ pub struct ValidationReply {
     /// In words, which sockets these numbers cover.
     #[serde(default)]
     pub covers: String,
+    /// Whether closed TCP sockets are covered (`sockstatsd --validate-closed`).
+    #[serde(default)]
+    pub closed_covered: bool,
     /// Times the kernel dropped destroy notifications: closed sockets then missing here.
     #[serde(default)]
     pub notifications_lost: u64,

@@ -232,7 +232,7 @@ fn assert_within_syn_fin(label: &str, kernel: u64, payload: u64) {
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn validation_matches_get_for_open_and_closed_tcp_sockets() {
-    let harness = Harness::start("validation");
+    let harness = Harness::start_with_args("validation", &["--validate-closed"]);
     let daemon = &harness.daemon;
     let (client, server) = tcp_pair(false);
     let (client6, server6) = tcp_pair(true);
@@ -270,6 +270,7 @@ fn validation_matches_get_for_open_and_closed_tcp_sockets() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(closed.closed_tcp_sockets >= 6, "{closed:?}");
+    assert!(closed.closed_covered, "{closed:?}");
     assert_eq!(closed.notifications_lost, 0, "{closed:?}");
     let get = daemon.get().stats;
     let server_payload = get["checked-server"];
@@ -304,4 +305,81 @@ fn validation_matches_get_for_open_and_closed_tcp_sockets() {
         json["stats"]["checked-server"]["tx_bytes"],
         closed.stats["checked-server"].tx_bytes
     );
+}
+
+/// Inodes of the `NETLINK_SOCK_DIAG` sockets of process `pid` that subscribe to a multicast
+/// group (the destroy notifications), from `/proc/net/netlink` and `/proc/PID/fd`.
+fn sock_diag_subscriptions(pid: u32) -> Vec<u64> {
+    const NETLINK_SOCK_DIAG: u32 = 4;
+    let inodes: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the daemon's fds")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?.to_owned();
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    // Columns: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode.
+    std::fs::read_to_string("/proc/net/netlink")
+        .expect("/proc/net/netlink")
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let protocol: u32 = columns.get(1)?.parse().ok()?;
+            let groups = u64::from_str_radix(columns.get(3)?, 16).ok()?;
+            let inode: u64 = columns.get(9)?.parse().ok()?;
+            (protocol == NETLINK_SOCK_DIAG && groups != 0 && inodes.contains(&inode))
+                .then_some(inode)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn validation_costs_nothing_until_asked_for() {
+    let harness = Harness::start("validation-off");
+    let daemon = &harness.daemon;
+    // Without --validate-closed nobody subscribes to destroy notifications, so the kernel does
+    // no work for validation when sockets close.
+    assert_eq!(sock_diag_subscriptions(daemon.pid()), Vec::<u64>::new());
+    let (client, server) = tcp_pair(false);
+    let mut control = daemon.client();
+    control.label(&client, "live-only").expect("label");
+    tcp_send(&client, &server, 100_000, 10_000);
+    let live = control.get_validation().expect("get_validation");
+    assert!(!live.closed_covered, "{live:?}");
+    assert!(live.covers.contains("--validate-closed"), "{live:?}");
+    let get = daemon.get().stats;
+    assert!(
+        live.stats["live-only"].tx_bytes >= get["live-only"].tx_bytes
+            && live.stats["live-only"].tx_bytes - get["live-only"].tx_bytes <= 1,
+        "{live:?} vs {get:?}"
+    );
+    drop((client, server));
+    // Once the kernel destroyed the closed sockets they are in no dump, and nothing followed
+    // their destruction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let after = loop {
+        let reply = control.get_validation().expect("get_validation");
+        if reply.stats["live-only"].tx_bytes == 0 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(after.stats["live-only"].tx_bytes, 0, "{after:?}");
+    assert_eq!(after.closed_tcp_sockets, 0, "{after:?}");
+    let out = daemon.cli(&["get", "--validation"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--validate-closed"), "{text}");
+
+    drop(harness);
+
+    // With it, the daemon subscribes.
+    let harness = Harness::start_with_args("validation-on", &["--validate-closed"]);
+    assert_eq!(sock_diag_subscriptions(harness.daemon.pid()).len(), 1);
 }

@@ -86,6 +86,12 @@ struct Args {
     /// Rotated stats log files kept.
     #[arg(long, value_name = "N", default_value_t = 5)]
     stats_log_keep: usize,
+    /// Let `get --validation` cover closed TCP sockets too, by subscribing to the kernel's
+    /// sock_diag destroy notifications. Off by default: while anyone subscribes, the kernel
+    /// builds and sends a netlink message for every TCP socket destroyed on the host, and the
+    /// daemon wakes up to read it. Without it, validation covers live TCP sockets only.
+    #[arg(long)]
+    validate_closed: bool,
     /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
     /// `cgroup <path below the cgroup2 mount> <label>`; `#` starts a comment. The default file
     /// may be missing; a file named here must exist.
@@ -242,6 +248,7 @@ fn start(
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),
             socket: args.socket.clone(),
+            validate_closed: args.validate_closed,
             started: Instant::now(),
         },
     });
@@ -250,7 +257,9 @@ fn start(
     if rule_count > 0 {
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
     }
-    daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon), &attached.maps_dir);
+    if args.validate_closed {
+        daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon), &attached.maps_dir);
+    }
     Ok((attached, daemon, listener))
 }
 

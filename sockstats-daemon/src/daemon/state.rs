@@ -61,6 +61,8 @@ pub struct DaemonInfo {
     pub bpffs_dir: PathBuf,
     pub state_dir: PathBuf,
     pub socket: PathBuf,
+    /// `--validate-closed`: validation follows destroyed TCP sockets too.
+    pub validate_closed: bool,
     pub started: Instant,
 }
 

@@ -2,9 +2,12 @@
 //! an independent check of the payload counts of `get`.
 //!
 //! Covered: TCP sockets that sockstats tracks (in the accounted cgroup subtree) and that live
-//! in the daemon's network namespace: live ones through a `sock_diag` dump at query time, closed
-//! ones through `sock_diag` destroy notifications received while the daemon runs (the label comes
-//! from the socket's tombstone). Not covered: UDP (the kernel keeps no byte counters for it),
+//! in the daemon's network namespace: live ones through a `sock_diag` dump at query time, and,
+//! with `--validate-closed`, closed ones through `sock_diag` destroy notifications received
+//! while the daemon runs (the label comes from the socket's tombstone). Nothing is done for
+//! validation until it is asked for: the dump runs per query, and the destroy subscription
+//! (which makes the kernel build a message for every TCP socket it destroys, host-wide) only
+//! exists with `--validate-closed`. Not covered: UDP (the kernel keeps no byte counters for it),
 //! sockets in other network namespaces, and sockets destroyed while the daemon was down.
 //!
 //! Sockets the application closed but the kernel has not destroyed yet (`FIN_WAIT`, `LAST_ACK`,
@@ -32,11 +35,17 @@ use sockstats_common::{
 use super::{state::Daemon, views};
 use crate::sys::sock_diag::{self, DestroyListener};
 
-/// What `get_validation` covers, as the reply says it.
+/// What `get_validation` covers, as the reply says it, with `--validate-closed`.
 pub const COVERS: &str = "TCP sockets tracked by sockstats in the daemon's network namespace: \
     live ones (sock_diag dump now) and those destroyed while the daemon ran (sock_diag destroy \
     notifications). tx = tcp_info bytes_acked, rx = bytes_received; the kernel counts SYN and \
     FIN as one byte each. UDP is not covered.";
+
+/// What `get_validation` covers without `--validate-closed`.
+pub const COVERS_LIVE_ONLY: &str = "live TCP sockets tracked by sockstats in the daemon's \
+    network namespace (sock_diag dump now); closed sockets are not covered (start sockstatsd \
+    with --validate-closed for them). tx = tcp_info bytes_acked, rx = bytes_received; the \
+    kernel counts the SYN as one byte. UDP is not covered.";
 
 /// Answers `get_validation`.
 pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
@@ -86,7 +95,13 @@ pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
     let mut reply = ValidationReply {
         live_tcp_sockets,
         closed_tcp_sockets: closed.sockets,
-        covers: COVERS.to_owned(),
+        covers: if daemon.info.validate_closed {
+            COVERS
+        } else {
+            COVERS_LIVE_ONLY
+        }
+        .to_owned(),
+        closed_covered: daemon.info.validate_closed,
         notifications_lost: closed.notifications_lost,
         closed_without_label: closed.without_tombstone,
         ..ValidationReply::default()
