@@ -2,7 +2,8 @@
 //! by side in one process.
 //!
 //! 1. Throughput rounds: loopback TCP at 1 KiB, 16 KiB and 1 MiB writes, 64-byte UDP
-//!    datagrams and short TCP connections, with nothing attached, with a private sockstatsd
+//!    datagrams, short TCP connections, and a real server (nginx serving a 512-byte file to
+//!    ab, a connection per request), with nothing attached, with a private sockstatsd
 //!    attached (uninstalled after each round) and with nethogs capturing `lo`, in a rotating
 //!    order.
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
@@ -19,9 +20,11 @@ mod daemon;
 mod daemon_load;
 mod empty_programs;
 mod nethogs;
+mod nginx;
 mod procstat;
 mod program_cost;
 mod report;
+mod server;
 mod sockets;
 mod stats;
 mod sys;
@@ -75,6 +78,13 @@ struct Args {
     /// Skip the nethogs comparison.
     #[arg(long)]
     no_nethogs: bool,
+    /// Skip the real-server workloads (nginx + ab); they are skipped anyway, saying so, where
+    /// not installed.
+    #[arg(long)]
+    no_servers: bool,
+    /// ab requests per nginx measurement (after a warm-up of a fifth as many).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
     /// Where sockstatsd and sockstats are [default: next to this binary].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -96,6 +106,7 @@ impl Args {
             self.gets = 2;
             self.churn = 1000;
             self.idle_seconds = 0.5;
+            self.requests = 2000;
         }
     }
 }
@@ -126,13 +137,28 @@ fn bin_dir(args: &Args) -> Result<PathBuf> {
     Ok(exe.parent().context("binary has no directory")?.to_owned())
 }
 
+/// The real servers to measure: those installed, unless `--no-servers`.
+fn servers(args: &Args) -> throughput::Servers {
+    if args.no_servers {
+        throughput::Servers {
+            nginx: Err("--no-servers"),
+            requests: args.requests,
+        }
+    } else {
+        throughput::Servers {
+            nginx: nginx::Tools::find(),
+            requests: args.requests,
+        }
+    }
+}
+
 fn run(args: &Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the bench loads eBPF programs and must run as root: `sudo cargo xtask bench`");
     }
-    if args.rounds == 0 || args.seconds <= 0.0 {
-        bail!("--rounds and --seconds must be positive");
+    if args.rounds == 0 || args.seconds <= 0.0 || args.requests == 0 {
+        bail!("--rounds, --seconds and --requests must be positive");
     }
     let bin_dir = bin_dir(args)?;
     for binary in ["sockstatsd", "sockstats"] {
@@ -154,6 +180,7 @@ fn run(args: &Args) -> Result<()> {
         warmup: Duration::from_secs_f64(args.seconds / 5.0),
         measure: Duration::from_secs_f64(args.seconds),
     };
+    let servers = servers(args);
     let mut machine = report::Machine::read();
     let cgroup = BenchCgroup::enter()?;
 
@@ -161,6 +188,7 @@ fn run(args: &Args) -> Result<()> {
         bin_dir: &bin_dir,
         cgroup: &cgroup,
         nethogs: nethogs.as_deref(),
+        servers: &servers,
         rounds: args.rounds,
         timing,
     })?;
@@ -203,6 +231,7 @@ fn run(args: &Args) -> Result<()> {
             seconds_per_workload: args.seconds,
             socket_counts: args.sockets.clone(),
             churn_connections: args.churn,
+            ab_requests: args.requests,
         },
         throughput,
         program_cost,

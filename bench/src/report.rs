@@ -61,6 +61,8 @@ pub struct Settings {
     pub seconds_per_workload: f64,
     pub socket_counts: Vec<usize>,
     pub churn_connections: usize,
+    /// `ab` requests per nginx measurement.
+    pub ab_requests: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,17 +198,18 @@ fn print_throughput(report: &Report) {
         report.settings.rounds, report.settings.seconds_per_workload
     );
     println!(
-        "{:<10} {:>28} {:>22} {:>22} {:>22}",
+        "{:<12} {:>26} {:>22} {:>22} {:>22}",
         "workload", "baseline", "sockstats ratio", "nethogs ratio", "unit"
     );
     for w in &report.throughput.workloads {
         let (scale, unit) = match w.unit {
             "bytes/s" => (MIB, "MiB/s"),
             "datagrams/s" => (1e-3, "k datagrams/s"),
+            "requests/s" => (1e-3, "k requests/s"),
             _ => (1e-3, "k connections/s"),
         };
         println!(
-            "{:<10} {:>28} {:>22} {:>22} {:>22}",
+            "{:<12} {:>26} {:>22} {:>22} {:>22}",
             w.workload,
             w.baseline
                 .as_ref()
@@ -218,6 +221,21 @@ fn print_throughput(report: &Report) {
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 3)),
             unit
+        );
+    }
+    for skipped in &report.throughput.skipped {
+        println!("{:<12} skipped: {}", skipped.workload, skipped.reason);
+    }
+    if report
+        .throughput
+        .workloads
+        .iter()
+        .any(|w| w.workload == "nginx_ab")
+    {
+        println!(
+            "nginx_ab: nginx serving a {}-byte file, `ab -n {} -c 4`, a new connection per request",
+            crate::nginx::FILE_BYTES,
+            report.settings.ab_requests
         );
     }
     let cpu = &report.throughput.tool_cpu;
