@@ -2,10 +2,10 @@
 //! by side in one process.
 //!
 //! 1. Throughput rounds: loopback TCP at 1 KiB, 16 KiB and 1 MiB writes, 64-byte UDP
-//!    datagrams, short TCP connections, and a real server (nginx serving a 512-byte file to
-//!    ab, a connection per request), with nothing attached, with a private sockstatsd
-//!    attached (uninstalled after each round) and with nethogs capturing `lo`, in a rotating
-//!    order.
+//!    datagrams, short TCP connections, and real servers (nginx serving a 512-byte file to
+//!    ab, a connection per request; iperf3 with 1 KiB writes), with nothing attached, with a
+//!    private sockstatsd attached (uninstalled after each round) and with nethogs capturing
+//!    `lo`, in a rotating order.
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
 //!    same types, from `kernel.bpf_stats_enabled`.
 //! 3. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU
@@ -19,6 +19,7 @@ mod cgroup;
 mod daemon;
 mod daemon_load;
 mod empty_programs;
+mod iperf;
 mod nethogs;
 mod nginx;
 mod procstat;
@@ -78,8 +79,8 @@ struct Args {
     /// Skip the nethogs comparison.
     #[arg(long)]
     no_nethogs: bool,
-    /// Skip the real-server workloads (nginx + ab); they are skipped anyway, saying so, where
-    /// not installed.
+    /// Skip the real-server workloads (nginx + ab, iperf3); they are skipped anyway, saying
+    /// so, where not installed.
     #[arg(long)]
     no_servers: bool,
     /// ab requests per nginx measurement (after a warm-up of a fifth as many).
@@ -142,11 +143,13 @@ fn servers(args: &Args) -> throughput::Servers {
     if args.no_servers {
         throughput::Servers {
             nginx: Err("--no-servers"),
+            iperf3: Err("--no-servers"),
             requests: args.requests,
         }
     } else {
         throughput::Servers {
             nginx: nginx::Tools::find(),
+            iperf3: iperf::find(),
             requests: args.requests,
         }
     }

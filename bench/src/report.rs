@@ -238,6 +238,14 @@ fn print_throughput(report: &Report) {
             report.settings.ab_requests
         );
     }
+    if report
+        .throughput
+        .workloads
+        .iter()
+        .any(|w| w.workload.starts_with("iperf3"))
+    {
+        println!("iperf3_1kib: `iperf3 -l 1024`, the receiver's bits/s ÷ 8");
+    }
     let cpu = &report.throughput.tool_cpu;
     println!(
         "tool CPU while the workloads ran (% of one CPU): sockstatsd {}, nethogs {}",

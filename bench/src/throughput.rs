@@ -2,7 +2,7 @@
 //! attached (a private daemon started for the round and uninstalled after it), and with
 //! nethogs capturing `lo`. The order of the configurations rotates every round, so slow
 //! drifts of the machine (other work, thermal) spread over all of them. The workloads are the
-//! bench's own loopback ones and, where installed, a real server: nginx answering ab.
+//! bench's own loopback ones and, where installed, real servers: nginx answering ab, iperf3.
 use std::{path::Path, time::Instant};
 
 use anyhow::Result;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::{
     cgroup::BenchCgroup,
     daemon::BenchDaemon,
+    iperf,
     nethogs::Nethogs,
     nginx, procstat,
     stats::Spread,
@@ -28,6 +29,8 @@ pub enum Workload {
     TcpConnections,
     /// nginx serving a small file to ab, a new connection per request.
     NginxAb,
+    /// iperf3 over loopback, written this many bytes at a time.
+    Iperf3(usize),
 }
 
 impl Workload {
@@ -48,13 +51,14 @@ impl Workload {
             Workload::Udp(size) => format!("udp_{size}b"),
             Workload::TcpConnections => "tcp_connect".to_owned(),
             Workload::NginxAb => "nginx_ab".to_owned(),
+            Workload::Iperf3(size) => format!("iperf3_{}kib", size / 1024),
         }
     }
 
     #[must_use]
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::Tcp(_) => "bytes/s",
+            Workload::Tcp(_) | Workload::Iperf3(_) => "bytes/s",
             Workload::Udp(_) => "datagrams/s",
             Workload::TcpConnections => "connections/s",
             Workload::NginxAb => "requests/s",
@@ -76,6 +80,16 @@ impl Workload {
                 setup.cgroup,
                 setup.servers.requests,
             ),
+            Workload::Iperf3(size) => iperf::bytes_per_second(
+                setup
+                    .servers
+                    .iperf3
+                    .as_ref()
+                    .expect("only run when installed"),
+                setup.cgroup,
+                size,
+                timing,
+            ),
         }
     }
 }
@@ -83,6 +97,7 @@ impl Workload {
 /// The real servers, where installed; `Err` says why a server workload is skipped.
 pub struct Servers {
     pub nginx: Result<nginx::Tools, &'static str>,
+    pub iperf3: Result<std::path::PathBuf, &'static str>,
     /// `ab` requests per nginx measurement.
     pub requests: usize,
 }
@@ -92,7 +107,10 @@ impl Servers {
     fn workloads(&self) -> (Vec<Workload>, Vec<Skipped>) {
         let mut run = Vec::new();
         let mut skipped = Vec::new();
-        for (workload, found) in [(Workload::NginxAb, self.nginx.as_ref().err())] {
+        for (workload, found) in [
+            (Workload::NginxAb, self.nginx.as_ref().err()),
+            (Workload::Iperf3(1024), self.iperf3.as_ref().err()),
+        ] {
             match found {
                 None => run.push(workload),
                 Some(reason) => skipped.push(Skipped {
