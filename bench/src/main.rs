@@ -5,7 +5,8 @@
 //!    datagrams, short TCP connections, and real servers (nginx serving a 512-byte file to
 //!    ab, a connection per request; iperf3 with 1 KiB writes), with nothing attached, with a
 //!    private sockstatsd attached (uninstalled after each round) and with nethogs capturing
-//!    `lo`, in a rotating order.
+//!    `lo`, in a rotating order. With sockstats attached, each round also measures the
+//!    sockstats programs' time per connection (short connections, nginx requests).
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
 //!    same types, from `kernel.bpf_stats_enabled`.
 //! 3. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU
@@ -16,6 +17,7 @@
 //! production). Results go to stdout as tables and to a JSON file.
 mod bpf_stats;
 mod cgroup;
+mod connection_cost;
 mod daemon;
 mod daemon_load;
 mod empty_programs;
@@ -83,7 +85,8 @@ struct Args {
     /// so, where not installed.
     #[arg(long)]
     no_servers: bool,
-    /// ab requests per nginx measurement (after a warm-up of a fifth as many).
+    /// ab requests per nginx measurement (after a warm-up of a fifth as many), and in the
+    /// program-time-per-request pass.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// Where sockstatsd and sockstats are [default: next to this binary].
@@ -187,7 +190,7 @@ fn run(args: &Args) -> Result<()> {
     let mut machine = report::Machine::read();
     let cgroup = BenchCgroup::enter()?;
 
-    let throughput = throughput::run(&throughput::Setup {
+    let (throughput, mut per_connection) = throughput::run(&throughput::Setup {
         bin_dir: &bin_dir,
         cgroup: &cgroup,
         nethogs: nethogs.as_deref(),
@@ -200,6 +203,7 @@ fn run(args: &Args) -> Result<()> {
     let daemon = BenchDaemon::start(&bin_dir, &cgroup)?;
     let idle = daemon_load::idle(&daemon, Duration::from_secs_f64(args.idle_seconds))?;
     let program_cost = program_cost::run(&daemon, &cgroup, args.rounds, timing)?;
+    connection_cost::subtract_empty(&mut per_connection, &program_cost);
     let mut live = LiveSockets::default();
     let mut get_latency = Vec::new();
     let mut counts = args.sockets.clone();
@@ -237,6 +241,7 @@ fn run(args: &Args) -> Result<()> {
             ab_requests: args.requests,
         },
         throughput,
+        program_time_per_connection: per_connection,
         program_cost,
         get_latency,
         daemon: DaemonResults {

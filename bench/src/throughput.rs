@@ -3,6 +3,8 @@
 //! nethogs capturing `lo`. The order of the configurations rotates every round, so slow
 //! drifts of the machine (other work, thermal) spread over all of them. The workloads are the
 //! bench's own loopback ones and, where installed, real servers: nginx answering ab, iperf3.
+//! With sockstats attached, each round ends with a pass that measures its program time per
+//! connection (`connection_cost`).
 use std::{path::Path, time::Instant};
 
 use anyhow::Result;
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use crate::{
     cgroup::BenchCgroup,
+    connection_cost::{self, ConnectionCost, Pass},
     daemon::BenchDaemon,
     iperf,
     nethogs::Nethogs,
@@ -200,6 +203,8 @@ struct RoundResult {
     rates: Vec<f64>,
     /// The tool's CPU, in percent of one CPU.
     cpu_percent: Option<f64>,
+    /// The program time per connection passes (sockstats only).
+    passes: Vec<Pass>,
 }
 
 /// Runs every workload once; returns the rates and the seconds it took.
@@ -217,16 +222,27 @@ fn run_config(config: Config, workloads: &[Workload], setup: &Setup) -> Result<R
         Config::Baseline => Ok(RoundResult {
             rates: run_workloads(workloads, setup)?.0,
             cpu_percent: None,
+            passes: Vec::new(),
         }),
         Config::Sockstats => {
             let daemon = BenchDaemon::start(setup.bin_dir, setup.cgroup)?;
             let before = procstat::sample(daemon.pid())?.cpu_seconds;
             let (rates, seconds) = run_workloads(workloads, setup)?;
             let cpu = procstat::sample(daemon.pid())?.cpu_seconds - before;
+            let passes = connection_cost::measure(
+                &daemon,
+                &connection_cost::Setup {
+                    cgroup: setup.cgroup,
+                    nginx: setup.servers.nginx.as_ref().ok(),
+                    requests: setup.servers.requests,
+                    duration: setup.timing.measure,
+                },
+            )?;
             daemon.stop()?;
             Ok(RoundResult {
                 rates,
                 cpu_percent: Some(100.0 * cpu / seconds),
+                passes,
             })
         }
         Config::Nethogs => {
@@ -239,6 +255,7 @@ fn run_config(config: Config, workloads: &[Workload], setup: &Setup) -> Result<R
             Ok(RoundResult {
                 rates,
                 cpu_percent: Some(100.0 * cpu / seconds),
+                passes: Vec::new(),
             })
         }
     }
@@ -248,8 +265,8 @@ fn ratios(with: &[f64], without: &[f64]) -> Vec<f64> {
     with.iter().zip(without).map(|(a, b)| a / b).collect()
 }
 
-/// The A/B(/C) rounds.
-pub fn run(setup: &Setup) -> Result<ThroughputResults> {
+/// The A/B(/C) rounds; returns the rates and the sockstats programs' time per connection.
+pub fn run(setup: &Setup) -> Result<(ThroughputResults, Vec<ConnectionCost>)> {
     let (servers, skipped) = setup.servers.workloads();
     for s in &skipped {
         eprintln!("bench: skipping {}: {}", s.workload, s.reason);
@@ -260,6 +277,7 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
         configs.push(Config::Nethogs);
     }
     let mut samples: Vec<Samples> = configs.iter().map(|_| Samples::default()).collect();
+    let mut passes = Vec::new();
     for round in 0..setup.rounds {
         let mut order: Vec<usize> = (0..configs.len()).collect();
         order.rotate_left(round % configs.len());
@@ -275,6 +293,9 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
             let entry = &mut samples[index];
             entry.rates.push(result.rates);
             entry.cpu_percent.extend(result.cpu_percent);
+            if !result.passes.is_empty() {
+                passes.push(result.passes);
+            }
         }
     }
     let per_workload = |config: Config, workload: usize| -> Vec<f64> {
@@ -308,12 +329,13 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
             .position(|c| *c == config)
             .and_then(|i| Spread::of(&samples[i].cpu_percent))
     };
-    Ok(ThroughputResults {
+    let throughput = ThroughputResults {
         workloads: results,
         skipped,
         tool_cpu: ToolCpu {
             sockstats_daemon_percent: cpu_of(Config::Sockstats),
             nethogs_percent: cpu_of(Config::Nethogs),
         },
-    })
+    };
+    Ok((throughput, connection_cost::summarize(&passes)))
 }
