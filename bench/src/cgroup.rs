@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 /// The cgroup2 mount point, from /proc/self/mountinfo.
 fn cgroup2_mount() -> Result<PathBuf> {
@@ -37,11 +37,14 @@ fn move_pid(into: &Path, pid: u32) -> Result<()> {
         .with_context(|| format!("cannot move {pid} into {}", procs.display()))
 }
 
-/// A fresh cgroup this process runs in until dropped.
+/// A fresh cgroup this process runs in until dropped. What it starts (the servers and load
+/// generators of the workloads) inherits it.
 pub struct BenchCgroup {
     pub path: PathBuf,
     /// Where this process came from; helpers (daemon, pcap tool) are moved back there.
     pub origin: PathBuf,
+    /// The cgroup2 mount `path` is under.
+    mount: PathBuf,
 }
 
 impl BenchCgroup {
@@ -50,7 +53,11 @@ impl BenchCgroup {
         let origin = current_cgroup(&mount)?;
         let path = mount.join(format!("sockstats-bench-{}", std::process::id()));
         fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        let cgroup = Self { path, origin };
+        let cgroup = Self {
+            path,
+            origin,
+            mount,
+        };
         move_pid(&cgroup.path, std::process::id())?;
         Ok(cgroup)
     }
@@ -58,6 +65,26 @@ impl BenchCgroup {
     /// Moves `pid` (a helper started from inside) out of the accounted cgroup.
     pub fn move_out(&self, pid: u32) -> Result<()> {
         move_pid(&self.origin, pid)
+    }
+
+    /// Fails unless process `pid` is in this cgroup (a workload's server or client, which
+    /// sockstats must account).
+    pub fn check_holds(&self, pid: u32, what: &str) -> Result<()> {
+        let file = format!("/proc/{pid}/cgroup");
+        let own = fs::read_to_string(&file).with_context(|| format!("read {file}"))?;
+        let relative = own
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .with_context(|| format!("{what} (pid {pid}) has no cgroup v2 entry"))?;
+        let path = self.mount.join(relative.trim_start_matches('/'));
+        if path != self.path {
+            bail!(
+                "{what} (pid {pid}) runs in {}, not in the accounted {}",
+                path.display(),
+                self.path.display()
+            );
+        }
+        Ok(())
     }
 }
 

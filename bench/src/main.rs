@@ -2,9 +2,11 @@
 //! by side in one process.
 //!
 //! 1. Throughput rounds: loopback TCP at 1 KiB, 16 KiB and 1 MiB writes, 64-byte UDP
-//!    datagrams and short TCP connections, with nothing attached, with a private sockstatsd
-//!    attached (uninstalled after each round) and with nethogs capturing `lo`, in a rotating
-//!    order.
+//!    datagrams, short TCP connections, and real servers (nginx serving a 512-byte file to
+//!    ab, a connection per request; iperf3 with 1 KiB writes), with nothing attached, with a
+//!    private sockstatsd attached (uninstalled after each round) and with nethogs capturing
+//!    `lo`, in a rotating order. With sockstats attached, each round also measures the
+//!    sockstats programs' time per connection (short connections, nginx requests).
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
 //!    same types, from `kernel.bpf_stats_enabled`.
 //! 3. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU
@@ -15,13 +17,17 @@
 //! production). Results go to stdout as tables and to a JSON file.
 mod bpf_stats;
 mod cgroup;
+mod connection_cost;
 mod daemon;
 mod daemon_load;
 mod empty_programs;
+mod iperf;
 mod nethogs;
+mod nginx;
 mod procstat;
 mod program_cost;
 mod report;
+mod server;
 mod sockets;
 mod stats;
 mod sys;
@@ -75,6 +81,14 @@ struct Args {
     /// Skip the nethogs comparison.
     #[arg(long)]
     no_nethogs: bool,
+    /// Skip the real-server workloads (nginx + ab, iperf3); they are skipped anyway, saying
+    /// so, where not installed.
+    #[arg(long)]
+    no_servers: bool,
+    /// ab requests per nginx measurement (after a warm-up of a fifth as many), and in the
+    /// program-time-per-request pass.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
     /// Where sockstatsd and sockstats are [default: next to this binary].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -96,6 +110,7 @@ impl Args {
             self.gets = 2;
             self.churn = 1000;
             self.idle_seconds = 0.5;
+            self.requests = 2000;
         }
     }
 }
@@ -126,13 +141,30 @@ fn bin_dir(args: &Args) -> Result<PathBuf> {
     Ok(exe.parent().context("binary has no directory")?.to_owned())
 }
 
+/// The real servers to measure: those installed, unless `--no-servers`.
+fn servers(args: &Args) -> throughput::Servers {
+    if args.no_servers {
+        throughput::Servers {
+            nginx: Err("--no-servers"),
+            iperf3: Err("--no-servers"),
+            requests: args.requests,
+        }
+    } else {
+        throughput::Servers {
+            nginx: nginx::Tools::find(),
+            iperf3: iperf::find(),
+            requests: args.requests,
+        }
+    }
+}
+
 fn run(args: &Args) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the bench loads eBPF programs and must run as root: `sudo cargo xtask bench`");
     }
-    if args.rounds == 0 || args.seconds <= 0.0 {
-        bail!("--rounds and --seconds must be positive");
+    if args.rounds == 0 || args.seconds <= 0.0 || args.requests == 0 {
+        bail!("--rounds, --seconds and --requests must be positive");
     }
     let bin_dir = bin_dir(args)?;
     for binary in ["sockstatsd", "sockstats"] {
@@ -154,13 +186,15 @@ fn run(args: &Args) -> Result<()> {
         warmup: Duration::from_secs_f64(args.seconds / 5.0),
         measure: Duration::from_secs_f64(args.seconds),
     };
+    let servers = servers(args);
     let mut machine = report::Machine::read();
     let cgroup = BenchCgroup::enter()?;
 
-    let throughput = throughput::run(&throughput::Setup {
+    let (throughput, mut per_connection) = throughput::run(&throughput::Setup {
         bin_dir: &bin_dir,
         cgroup: &cgroup,
         nethogs: nethogs.as_deref(),
+        servers: &servers,
         rounds: args.rounds,
         timing,
     })?;
@@ -169,6 +203,7 @@ fn run(args: &Args) -> Result<()> {
     let daemon = BenchDaemon::start(&bin_dir, &cgroup)?;
     let idle = daemon_load::idle(&daemon, Duration::from_secs_f64(args.idle_seconds))?;
     let program_cost = program_cost::run(&daemon, &cgroup, args.rounds, timing)?;
+    connection_cost::subtract_empty(&mut per_connection, &program_cost);
     let mut live = LiveSockets::default();
     let mut get_latency = Vec::new();
     let mut counts = args.sockets.clone();
@@ -203,8 +238,10 @@ fn run(args: &Args) -> Result<()> {
             seconds_per_workload: args.seconds,
             socket_counts: args.sockets.clone(),
             churn_connections: args.churn,
+            ab_requests: args.requests,
         },
         throughput,
+        program_time_per_connection: per_connection,
         program_cost,
         get_latency,
         daemon: DaemonResults {

@@ -4,6 +4,7 @@ use std::{fs, process::Command};
 use serde::Serialize;
 
 use crate::{
+    connection_cost::ConnectionCost,
     daemon_load::{Churn, GetLatency, Idle},
     program_cost::ProgramCosts,
     stats::Spread,
@@ -61,6 +62,8 @@ pub struct Settings {
     pub seconds_per_workload: f64,
     pub socket_counts: Vec<usize>,
     pub churn_connections: usize,
+    /// `ab` requests per nginx measurement.
+    pub ab_requests: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +89,9 @@ pub struct Report {
     pub machine: Machine,
     pub settings: Settings,
     pub throughput: ThroughputResults,
+    /// The sockstats programs' run time per connection (`tcp_connect`) and per request
+    /// (`nginx_ab`), with sockstats attached in the throughput rounds.
+    pub program_time_per_connection: Vec<ConnectionCost>,
     pub program_cost: ProgramCosts,
     pub get_latency: Vec<GetLatency>,
     pub daemon: DaemonResults,
@@ -135,6 +141,15 @@ pub fn targets(report: &Report) -> Vec<Target> {
             |r| r >= 0.995,
         ),
     ];
+    for cost in &report.program_time_per_connection {
+        targets.push(target(
+            &format!("sockstats program time per {} {}", cost.workload, cost.per),
+            &format!("<= {:.0} ns", cost.target_ns),
+            cost.total_ns.as_ref().map(|s| s.median),
+            " ns",
+            |ns| ns <= cost.target_ns,
+        ));
+    }
     for program in report.program_cost.sockstats.iter().filter(|p| p.hot_path) {
         targets.push(target(
             &format!(
@@ -176,6 +191,7 @@ const MIB: f64 = 1.0 / (1024.0 * 1024.0);
 /// Prints the report as tables.
 pub fn print(report: &Report) {
     print_throughput(report);
+    print_per_connection(report);
     print_programs(report);
     print_daemon(report);
     print_targets(report);
@@ -196,17 +212,18 @@ fn print_throughput(report: &Report) {
         report.settings.rounds, report.settings.seconds_per_workload
     );
     println!(
-        "{:<10} {:>28} {:>22} {:>22} {:>22}",
+        "{:<12} {:>26} {:>22} {:>22} {:>22}",
         "workload", "baseline", "sockstats ratio", "nethogs ratio", "unit"
     );
     for w in &report.throughput.workloads {
         let (scale, unit) = match w.unit {
             "bytes/s" => (MIB, "MiB/s"),
             "datagrams/s" => (1e-3, "k datagrams/s"),
+            "requests/s" => (1e-3, "k requests/s"),
             _ => (1e-3, "k connections/s"),
         };
         println!(
-            "{:<10} {:>28} {:>22} {:>22} {:>22}",
+            "{:<12} {:>26} {:>22} {:>22} {:>22}",
             w.workload,
             w.baseline
                 .as_ref()
@@ -219,6 +236,29 @@ fn print_throughput(report: &Report) {
                 .map_or_else(|| "-".to_owned(), |s| s.show(1.0, 3)),
             unit
         );
+    }
+    for skipped in &report.throughput.skipped {
+        println!("{:<12} skipped: {}", skipped.workload, skipped.reason);
+    }
+    if report
+        .throughput
+        .workloads
+        .iter()
+        .any(|w| w.workload == "nginx_ab")
+    {
+        println!(
+            "nginx_ab: nginx serving a {}-byte file, `ab -n {} -c 4`, a new connection per request",
+            crate::nginx::FILE_BYTES,
+            report.settings.ab_requests
+        );
+    }
+    if report
+        .throughput
+        .workloads
+        .iter()
+        .any(|w| w.workload.starts_with("iperf3"))
+    {
+        println!("iperf3_1kib: `iperf3 -l 1024`, the receiver's bits/s ÷ 8");
     }
     let cpu = &report.throughput.tool_cpu;
     println!(
@@ -234,6 +274,76 @@ fn print_throughput(report: &Report) {
         "sockstats kernel programs' run time during the cost rounds (% of one CPU, stats overhead included): {}\n",
         report.program_cost.sockstats_cpu_percent.as_ref().map_or_else(|| "-".to_owned(), |s| s.show(1.0, 2)),
     );
+}
+
+fn print_per_connection(report: &Report) {
+    let costs = &report.program_time_per_connection;
+    if costs.is_empty() {
+        return;
+    }
+    println!(
+        "program time per connection: every sockstats program's run time (kernel.bpf_stats_enabled, \
+         on only in a pass after each round's timed runs) / connections made, median [min–max]; \
+         net = minus an empty program's ns per call"
+    );
+    println!(
+        "{:<12} {:>10} {:>9} {:>26} {:>26} {:>12} {:>16}",
+        "workload", "per", "made", "program time (ns)", "net (ns)", "target", "bytes accounted"
+    );
+    for c in costs {
+        println!(
+            "{:<12} {:>10} {:>9} {:>26} {:>26} {:>12} {:>16}",
+            c.workload,
+            c.per,
+            c.units,
+            show(c.total_ns.as_ref(), 0),
+            show(c.net_total_ns.as_ref(), 0),
+            format!("<= {:.0}", c.target_ns),
+            c.accounted_bytes
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.0}", s.median)),
+        );
+    }
+    print!("{:<20}", "  per program");
+    for c in costs {
+        print!(
+            " {:>22} {:>14}",
+            format!("{} ns/{}", c.workload, abbreviate(c.per)),
+            format!("calls/{}", abbreviate(c.per))
+        );
+    }
+    println!();
+    let mut names: Vec<&str> = Vec::new();
+    for p in costs.iter().flat_map(|c| &c.programs) {
+        if !names.contains(&p.program.as_str()) {
+            names.push(&p.program);
+        }
+    }
+    for name in names {
+        print!("  {name:<18}");
+        for c in costs {
+            let program = c.programs.iter().find(|p| p.program == name);
+            print!(
+                " {:>22} {:>14}",
+                program.map_or_else(|| "-".to_owned(), |p| median(p.ns.as_ref(), 0)),
+                program.map_or_else(|| "-".to_owned(), |p| median(p.calls.as_ref(), 2)),
+            );
+        }
+        println!();
+    }
+    println!();
+}
+
+fn abbreviate(per: &str) -> &str {
+    if per == "connection" {
+        "conn"
+    } else {
+        "req"
+    }
+}
+
+fn median(spread: Option<&Spread>, digits: usize) -> String {
+    spread.map_or_else(|| "-".to_owned(), |s| format!("{:.digits$}", s.median))
 }
 
 fn show(spread: Option<&Spread>, digits: usize) -> String {

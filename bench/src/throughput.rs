@@ -1,7 +1,10 @@
-//! Alternating A/B(/C) rounds: the same loopback workloads with nothing attached, with
-//! sockstats attached (a private daemon started for the round and uninstalled after it), and
-//! with nethogs capturing `lo`. The order of the configurations rotates every round, so slow
-//! drifts of the machine (other work, thermal) spread over all of them.
+//! Alternating A/B(/C) rounds: the same workloads with nothing attached, with sockstats
+//! attached (a private daemon started for the round and uninstalled after it), and with
+//! nethogs capturing `lo`. The order of the configurations rotates every round, so slow
+//! drifts of the machine (other work, thermal) spread over all of them. The workloads are the
+//! bench's own loopback ones and, where installed, real servers: nginx answering ab, iperf3.
+//! With sockstats attached, each round ends with a pass that measures its program time per
+//! connection (`connection_cost`).
 use std::{path::Path, time::Instant};
 
 use anyhow::Result;
@@ -9,15 +12,17 @@ use serde::Serialize;
 
 use crate::{
     cgroup::BenchCgroup,
+    connection_cost::{self, ConnectionCost, Pass},
     daemon::BenchDaemon,
+    iperf,
     nethogs::Nethogs,
-    procstat,
+    nginx, procstat,
     stats::Spread,
     workload::{self, Timing},
 };
 
 /// A workload of a round.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
     /// One TCP stream, written this many bytes at a time.
     Tcp(usize),
@@ -25,10 +30,15 @@ pub enum Workload {
     Udp(usize),
     /// Short TCP connections, one after another.
     TcpConnections,
+    /// nginx serving a small file to ab, a new connection per request.
+    NginxAb,
+    /// iperf3 over loopback, written this many bytes at a time.
+    Iperf3(usize),
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    /// The bench's own loopback workloads: always run.
+    pub const LOOPBACK: [Workload; 5] = [
         Workload::Tcp(1024),
         Workload::Tcp(16 * 1024),
         Workload::Tcp(1024 * 1024),
@@ -43,25 +53,84 @@ impl Workload {
             Workload::Tcp(size) => format!("tcp_{}kib", size / 1024),
             Workload::Udp(size) => format!("udp_{size}b"),
             Workload::TcpConnections => "tcp_connect".to_owned(),
+            Workload::NginxAb => "nginx_ab".to_owned(),
+            Workload::Iperf3(size) => format!("iperf3_{}kib", size / 1024),
         }
     }
 
     #[must_use]
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::Tcp(_) => "bytes/s",
+            Workload::Tcp(_) | Workload::Iperf3(_) => "bytes/s",
             Workload::Udp(_) => "datagrams/s",
             Workload::TcpConnections => "connections/s",
+            Workload::NginxAb => "requests/s",
         }
     }
 
-    pub fn run(self, timing: Timing) -> Result<f64> {
+    pub fn run(self, setup: &Setup) -> Result<f64> {
+        let timing = setup.timing;
         match self {
             Workload::Tcp(size) => workload::tcp_throughput(size, timing),
             Workload::Udp(size) => workload::udp_rate(size, timing),
             Workload::TcpConnections => workload::tcp_connections(timing),
+            Workload::NginxAb => nginx::requests_per_second(
+                setup
+                    .servers
+                    .nginx
+                    .as_ref()
+                    .expect("only run when installed"),
+                setup.cgroup,
+                setup.servers.requests,
+            ),
+            Workload::Iperf3(size) => iperf::bytes_per_second(
+                setup
+                    .servers
+                    .iperf3
+                    .as_ref()
+                    .expect("only run when installed"),
+                setup.cgroup,
+                size,
+                timing,
+            ),
         }
     }
+}
+
+/// The real servers, where installed; `Err` says why a server workload is skipped.
+pub struct Servers {
+    pub nginx: Result<nginx::Tools, &'static str>,
+    pub iperf3: Result<std::path::PathBuf, &'static str>,
+    /// `ab` requests per nginx measurement.
+    pub requests: usize,
+}
+
+impl Servers {
+    /// The server workloads to run, and the ones skipped with the reason.
+    fn workloads(&self) -> (Vec<Workload>, Vec<Skipped>) {
+        let mut run = Vec::new();
+        let mut skipped = Vec::new();
+        for (workload, found) in [
+            (Workload::NginxAb, self.nginx.as_ref().err()),
+            (Workload::Iperf3(1024), self.iperf3.as_ref().err()),
+        ] {
+            match found {
+                None => run.push(workload),
+                Some(reason) => skipped.push(Skipped {
+                    workload: workload.name(),
+                    reason: (*reason).to_owned(),
+                }),
+            }
+        }
+        (run, skipped)
+    }
+}
+
+/// A workload this run did not measure, and why.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub workload: String,
+    pub reason: String,
 }
 
 /// What is attached during a round.
@@ -108,6 +177,8 @@ pub struct ToolCpu {
 #[derive(Debug, Serialize)]
 pub struct ThroughputResults {
     pub workloads: Vec<WorkloadResult>,
+    /// Server workloads not measured (not installed, or `--no-servers`).
+    pub skipped: Vec<Skipped>,
     pub tool_cpu: ToolCpu,
 }
 
@@ -115,6 +186,7 @@ pub struct Setup<'a> {
     pub bin_dir: &'a Path,
     pub cgroup: &'a BenchCgroup,
     pub nethogs: Option<&'a Path>,
+    pub servers: &'a Servers,
     pub rounds: usize,
     pub timing: Timing,
 }
@@ -126,35 +198,65 @@ struct Samples {
     cpu_percent: Vec<f64>,
 }
 
+/// What one configuration gave in one round.
+struct RoundResult {
+    rates: Vec<f64>,
+    /// The tool's CPU, in percent of one CPU.
+    cpu_percent: Option<f64>,
+    /// The program time per connection passes (sockstats only).
+    passes: Vec<Pass>,
+}
+
 /// Runs every workload once; returns the rates and the seconds it took.
-fn run_workloads(timing: Timing) -> Result<(Vec<f64>, f64)> {
+fn run_workloads(workloads: &[Workload], setup: &Setup) -> Result<(Vec<f64>, f64)> {
     let start = Instant::now();
-    let rates = Workload::ALL
+    let rates = workloads
         .iter()
-        .map(|w| w.run(timing))
+        .map(|w| w.run(setup))
         .collect::<Result<Vec<_>>>()?;
     Ok((rates, start.elapsed().as_secs_f64()))
 }
 
-fn run_config(config: Config, setup: &Setup) -> Result<(Vec<f64>, Option<f64>)> {
+fn run_config(config: Config, workloads: &[Workload], setup: &Setup) -> Result<RoundResult> {
     match config {
-        Config::Baseline => Ok((run_workloads(setup.timing)?.0, None)),
+        Config::Baseline => Ok(RoundResult {
+            rates: run_workloads(workloads, setup)?.0,
+            cpu_percent: None,
+            passes: Vec::new(),
+        }),
         Config::Sockstats => {
             let daemon = BenchDaemon::start(setup.bin_dir, setup.cgroup)?;
             let before = procstat::sample(daemon.pid())?.cpu_seconds;
-            let (rates, seconds) = run_workloads(setup.timing)?;
+            let (rates, seconds) = run_workloads(workloads, setup)?;
             let cpu = procstat::sample(daemon.pid())?.cpu_seconds - before;
+            let passes = connection_cost::measure(
+                &daemon,
+                &connection_cost::Setup {
+                    cgroup: setup.cgroup,
+                    nginx: setup.servers.nginx.as_ref().ok(),
+                    requests: setup.servers.requests,
+                    duration: setup.timing.measure,
+                },
+            )?;
             daemon.stop()?;
-            Ok((rates, Some(100.0 * cpu / seconds)))
+            Ok(RoundResult {
+                rates,
+                cpu_percent: Some(100.0 * cpu / seconds),
+                passes,
+            })
         }
         Config::Nethogs => {
             let binary = setup.nethogs.expect("only run when installed").to_owned();
             let nethogs = Nethogs::start(&binary, setup.cgroup)?;
             let before = nethogs.cpu_seconds()?;
-            let (rates, seconds) = run_workloads(setup.timing)?;
+            let (rates, seconds) = run_workloads(workloads, setup)?;
             let cpu = nethogs.cpu_seconds()? - before;
             nethogs.stop()?;
-            Ok((rates, Some(100.0 * cpu / seconds)))
+            Ok(RoundResult {
+                rates,
+                cpu_percent: Some(100.0 * cpu / seconds),
+                passes: Vec::new(),
+            })
         }
     }
 }
@@ -163,12 +265,19 @@ fn ratios(with: &[f64], without: &[f64]) -> Vec<f64> {
     with.iter().zip(without).map(|(a, b)| a / b).collect()
 }
 
-pub fn run(setup: &Setup) -> Result<ThroughputResults> {
+/// The A/B(/C) rounds; returns the rates and the sockstats programs' time per connection.
+pub fn run(setup: &Setup) -> Result<(ThroughputResults, Vec<ConnectionCost>)> {
+    let (servers, skipped) = setup.servers.workloads();
+    for s in &skipped {
+        eprintln!("bench: skipping {}: {}", s.workload, s.reason);
+    }
+    let workloads: Vec<Workload> = Workload::LOOPBACK.into_iter().chain(servers).collect();
     let mut configs = vec![Config::Baseline, Config::Sockstats];
     if setup.nethogs.is_some() {
         configs.push(Config::Nethogs);
     }
     let mut samples: Vec<Samples> = configs.iter().map(|_| Samples::default()).collect();
+    let mut passes = Vec::new();
     for round in 0..setup.rounds {
         let mut order: Vec<usize> = (0..configs.len()).collect();
         order.rotate_left(round % configs.len());
@@ -180,10 +289,13 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
                 setup.rounds,
                 config.name()
             );
-            let (rates, cpu) = run_config(config, setup)?;
+            let result = run_config(config, &workloads, setup)?;
             let entry = &mut samples[index];
-            entry.rates.push(rates);
-            entry.cpu_percent.extend(cpu);
+            entry.rates.push(result.rates);
+            entry.cpu_percent.extend(result.cpu_percent);
+            if !result.passes.is_empty() {
+                passes.push(result.passes);
+            }
         }
     }
     let per_workload = |config: Config, workload: usize| -> Vec<f64> {
@@ -193,7 +305,7 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
             .map(|i| samples[i].rates.iter().map(|r| r[workload]).collect())
             .unwrap_or_default()
     };
-    let workloads = Workload::ALL
+    let results = workloads
         .iter()
         .enumerate()
         .map(|(i, workload)| {
@@ -217,11 +329,13 @@ pub fn run(setup: &Setup) -> Result<ThroughputResults> {
             .position(|c| *c == config)
             .and_then(|i| Spread::of(&samples[i].cpu_percent))
     };
-    Ok(ThroughputResults {
-        workloads,
+    let throughput = ThroughputResults {
+        workloads: results,
+        skipped,
         tool_cpu: ToolCpu {
             sockstats_daemon_percent: cpu_of(Config::Sockstats),
             nethogs_percent: cpu_of(Config::Nethogs),
         },
-    })
+    };
+    Ok((throughput, connection_cost::summarize(&passes)))
 }

@@ -125,3 +125,17 @@ pub fn tcp_connections(timing: Timing) -> Result<f64> {
     worker.join().expect("connection thread")?;
     Ok(rate)
 }
+
+/// The connections of [`tcp_connections`], made one after another on this thread for
+/// `duration`; returns how many were made (for a cost per connection, not a rate).
+pub fn tcp_connections_for(duration: Duration) -> Result<u64> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind")?;
+    let address = listener.local_addr()?;
+    let start = Instant::now();
+    let mut made = 0;
+    while start.elapsed() < duration {
+        drop(sockets::connect_once(&listener, address)?);
+        made += 1;
+    }
+    Ok(made)
+}

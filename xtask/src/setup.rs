@@ -8,8 +8,10 @@ use crate::run;
 /// Debian packages: LLVM 22 (bpf-linker links against it; it matches rustc's LLVM), zstd, and
 /// iproute2 (the integration tests make network namespaces and veth pairs with `ip`).
 const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
-/// Debian packages only `cargo xtask bench` needs: nethogs, the pcap-based tool it compares with.
-const BENCH_PACKAGES: [&str; 1] = ["nethogs"];
+/// Debian packages only `cargo xtask bench` needs: nethogs, the pcap-based tool it compares with,
+/// and the real servers and load generators it measures (nginx with `ab` from
+/// apache2-utils, iperf3).
+const BENCH_PACKAGES: [&str; 4] = ["nethogs", "nginx", "apache2-utils", "iperf3"];
 /// Components of the nightly toolchain: the core sources to build for bpfel-unknown-none, and
 /// clippy to lint the kernel programs.
 const NIGHTLY_COMPONENTS: [&str; 2] = ["rust-src", "clippy"];
@@ -34,7 +36,7 @@ fn package_installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-/// Ensures the tools the benchmarks compare with are present.
+/// Ensures the tools the benchmarks compare with and the servers they run are present.
 pub fn ensure_bench_tools() -> Result<()> {
     ensure_packages(&BENCH_PACKAGES)
 }
