@@ -6,89 +6,156 @@
 /// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
 /// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
 /// maps pinned by a build with another layout.
-pub const MAP_LAYOUT_VERSION: u32 = 5;
+pub const MAP_LAYOUT_VERSION: u32 = 6;
 
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
 
-/// Live sockets: socket cookie (`u64`) → [`SocketEntry`].
-pub const SOCKETS_MAP: &str = "SOCKETS";
-/// Labels of live sockets: socket cookie (`u64`) → label id (`u32`). Written by the daemon.
-pub const SOCKET_LABELS_MAP: &str = "SOCKET_LABELS";
-/// Bytes of closed sockets folded in by `sock_release`: [`LabelIfaceKey`] → [`IfaceCounters`].
-pub const LABEL_TOTALS_MAP: &str = "LABEL_TOTALS";
-/// Tombstones of released sockets: cookie (`u64`) → the label id (`u32`) they were folded under.
-pub const RELEASED_MAP: &str = "RELEASED";
-/// Failure and event counters: an array of `u64` indexed by [`Counter`].
+/// Per-socket state in socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`): [`SocketState`]. The
+/// kernel frees it with the socket (`__sk_destruct`); userspace never writes it.
+pub const SOCKET_STATE_MAP: &str = "SOCKET_STATE";
+/// The same state keyed by socket cookie (`u64`), for kernels whose tracing programs cannot use
+/// socket storage (before 5.11): deleted by `sock_release` and the `TCP_CLOSE` backstop.
+pub const SOCKET_STATE_BY_COOKIE_MAP: &str = "SOCKET_STATE_BY_COOKIE";
+/// One zeroed [`SocketState`]: what a new entry of [`SOCKET_STATE_BY_COOKIE_MAP`] is made from
+/// (a state is larger than the BPF stack).
+pub const EMPTY_STATE_MAP: &str = "EMPTY_STATE";
+/// Running totals per account: a per-CPU array, account id → [`IfaceCounters`]. Id 0 is never
+/// handed out ("no account": the bytes went to the overflow counters).
+pub const ACCOUNTS_MAP: &str = "ACCOUNTS";
+/// Account ids: [`LabelIfaceKey`] → id (`u32`). Written by the kernel only.
+pub const ACCOUNT_IDS_MAP: &str = "ACCOUNT_IDS";
+/// What each account id stands for: id (`u32`) → [`LabelIfaceKey`]. Written by the kernel only;
+/// the daemon reads it to name the accounts.
+pub const ACCOUNT_KEYS_MAP: &str = "ACCOUNT_KEYS";
+/// Payload and live sockets per owner: a per-CPU array, owner account id → [`OwnerCounters`].
+pub const OWNER_ACCOUNTS_MAP: &str = "OWNER_ACCOUNTS";
+/// Owner account ids: [`OwnerAccountKey`] → id (`u32`).
+pub const OWNER_IDS_MAP: &str = "OWNER_IDS";
+/// What each owner account id stands for: id (`u32`) → [`OwnerAccountKey`].
+pub const OWNER_KEYS_MAP: &str = "OWNER_KEYS";
+/// Live sockets per label: a per-CPU array, label id → `u64` (each CPU's value may wrap below
+/// zero; the sum over CPUs is the count).
+pub const LABEL_SOCKETS_MAP: &str = "LABEL_SOCKETS";
+/// The id allocator: an array of `u32`, [`ALLOC_NEXT_ACCOUNT`] and [`ALLOC_NEXT_OWNER`].
+pub const ALLOCATOR_MAP: &str = "ALLOCATOR";
+/// Failure and event counters: a per-CPU array of `u64` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// What the running daemon tells the kernel: an array of `u32` indexed by [`Control`].
+/// Written by the daemon only.
+pub const CONTROL_MAP: &str = "CONTROL";
+/// Final `tcp_info` counters of TCP sockets that reached `TCP_CLOSE` while validation of
+/// closed sockets was on: label id (`u32`) → [`Totals`] (tx = `bytes_acked`, rx =
+/// `bytes_received`).
+pub const VALIDATION_MAP: &str = "VALIDATION";
 /// Labeling rules the kernel applies to new sockets: [`OwnerKey`] → label id (`u32`). Written
 /// by the daemon.
 pub const RULES_MAP: &str = "RULES";
 /// Which kinds of rules exist: an array of one `u32`, a bit per [`OwnerKind`] (`1 << kind`), so
 /// new sockets skip the lookups of kinds without rules. Written by the daemon.
 pub const RULE_KINDS_MAP: &str = "RULE_KINDS";
-/// Payload bytes of closed sockets per owner (uid, cgroup), folded in by `sock_release`:
-/// [`OwnerKey`] → [`Totals`].
-pub const OWNER_TOTALS_MAP: &str = "OWNER_TOTALS";
 
-/// Default capacity of [`SOCKETS_MAP`] and [`SOCKET_LABELS_MAP`]: live inet sockets tracked at
-/// once. Entries are allocated on demand (`BPF_F_NO_PREALLOC`), so memory follows the live
-/// socket count, not this capacity.
+/// Default capacity of [`ACCOUNTS_MAP`] (and its id maps): (label, interface) pairs.
+pub const DEFAULT_MAX_ACCOUNTS: u32 = 4096;
+/// Capacity of [`SOCKET_STATE_BY_COOKIE_MAP`] (kernels before 5.11 only).
 pub const DEFAULT_MAX_SOCKETS: u32 = 262_144;
-/// Most label ids the daemon hands out (id 0 included).
+/// Most label ids the daemon hands out (id 0 included); the size of [`LABEL_SOCKETS_MAP`].
 pub const MAX_LABELS: u32 = 16_384;
-/// Capacity of [`LABEL_TOTALS_MAP`]: (label, interface) pairs of closed sockets.
-pub const MAX_LABEL_INTERFACES: u32 = 65_536;
-/// Tombstones of released sockets kept for their last packets (an LRU map).
-pub const RELEASED_TOMBSTONES: u32 = 65_536;
+/// Capacity of [`OWNER_ACCOUNTS_MAP`]: (uid, cgroup) pairs that ever moved payload.
+pub const MAX_OWNERS: u32 = 8192;
 /// Capacity of [`RULES_MAP`].
 pub const MAX_RULES: u32 = 4096;
-/// Capacity of [`OWNER_TOTALS_MAP`]: uids plus cgroups that ever closed a socket.
-pub const MAX_OWNERS: u32 = 65_536;
 /// Deepest cgroup level whose rules are looked at (the cgroup v2 default `cgroup.max.depth` is
 /// unlimited, but real hierarchies are a handful of levels deep).
 pub const MAX_CGROUP_DEPTH: u32 = 32;
-/// The uid of [`OwnerKey`]s of sockets whose owner was never seen (made from a packet and
-/// closed before any task used them).
+/// The uid of owner accounts of sockets whose owner was never seen.
 pub const UNKNOWN_UID: u32 = u32::MAX;
 /// `BPF_F_NO_PREALLOC`.
 pub const MAP_NO_PREALLOC: u32 = 1;
 
-/// Global variable (u64) in the kernel object: id of the cgroup whose subtree is accounted.
-pub const GLOBAL_ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
-/// Global variable (u32) in the kernel object: depth of that cgroup below the cgroup2 mount;
-/// 0 means the whole host and switches the subtree check off.
-pub const GLOBAL_ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
-/// Global variable (u32) in the kernel object: 1 when tracing programs may call
-/// `bpf_get_current_ancestor_cgroup_id` (Linux 5.18+), so sockets first seen by the payload
-/// hooks (accepted ones) are matched against cgroup rules too; 0 leaves those to uid rules.
-/// Read-only, so the verifier drops the call on kernels without it.
-pub const GLOBAL_TRACING_ANCESTOR_HELPER: &str = "TRACING_ANCESTOR_HELPER";
-/// Global variables (u32) in the kernel object: byte offsets of `struct sock.sk_socket` and
-/// `struct socket.file` in the running kernel (from its BTF; 0 when unknown). The `TCP_CLOSE`
-/// backstop leaves sockets that a process still holds open to `sock_release`.
-pub const GLOBAL_SK_SOCKET_OFFSET: &str = "SK_SOCKET_OFFSET";
-pub const GLOBAL_SOCKET_FILE_OFFSET: &str = "SOCKET_FILE_OFFSET";
+/// Index of the next account id to try in [`ALLOCATOR_MAP`].
+pub const ALLOC_NEXT_ACCOUNT: u32 = 0;
+/// Index of the next owner account id to try in [`ALLOCATOR_MAP`].
+pub const ALLOC_NEXT_OWNER: u32 = 1;
+
+/// The `setsockopt` level the daemon relabels a socket with (`cgroup/setsockopt` takes it and
+/// keeps it from the kernel's own handler). No protocol uses it.
+pub const SOL_SOCKSTATS: i32 = 0x5eed_0001;
+/// The `setsockopt` option of [`SOL_SOCKSTATS`]: put the socket under a label; the value is a
+/// [`RelabelRequest`].
+pub const SO_SOCKSTATS_LABEL: i32 = 1;
+
+/// What the daemon passes with [`SO_SOCKSTATS_LABEL`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelabelRequest {
+    pub label: u32,
+    pub pad: u32,
+    /// The socket's cookie (the state is found by it before 5.11).
+    pub cookie: u64,
+}
+const _: () = assert!(size_of::<RelabelRequest>() == 16);
+
+/// Slots of [`CONTROL_MAP`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Thread-group id of the daemon: only it may relabel through [`SOL_SOCKSTATS`].
+    DaemonTgid = 0,
+    /// 1 while closed TCP sockets' `tcp_info` counters are added to [`VALIDATION_MAP`].
+    ValidateClosed = 1,
+}
+
+impl Control {
+    pub const COUNT: u32 = 2;
+}
+
+/// Global variables of the kernel object, set by the daemon at load time (read-only there, so
+/// the verifier drops the branches a kernel cannot take).
+pub mod globals {
+    /// (u64) id of the cgroup whose subtree is accounted.
+    pub const ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
+    /// (u32) depth of that cgroup below the cgroup2 mount; 0 = the whole host.
+    pub const ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
+    /// (u32) 1 when tracing programs may call `bpf_get_current_ancestor_cgroup_id` (5.18+).
+    pub const TRACING_ANCESTOR_HELPER: &str = "TRACING_ANCESTOR_HELPER";
+    /// (u32) offsets of `struct sock.sk_socket` and `struct socket.file` (0 when unknown).
+    pub const SK_SOCKET_OFFSET: &str = "SK_SOCKET_OFFSET";
+    pub const SOCKET_FILE_OFFSET: &str = "SOCKET_FILE_OFFSET";
+    /// (u32) offset of `skc_cookie` in `struct sock` before 5.12; 0 uses the helper.
+    pub const SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
+    /// (u64) the namespace cookie every packet is charged to where `cgroup_skb` cannot ask.
+    pub const PACKET_NETNS_COOKIE: &str = "PACKET_NETNS_COOKIE";
+    /// (u32) 1: per-socket state lives in the cookie-keyed hash (kernels before 5.11).
+    pub const STATE_BY_COOKIE: &str = "STATE_BY_COOKIE";
+    /// (u32) capacity of the accounts (`--max-accounts`): ids at or above it are never made.
+    pub const MAX_ACCOUNTS: &str = "MAX_ACCOUNTS";
+    /// (u32) offsets of `struct tcp_sock.bytes_acked` and `bytes_received` (0 when unknown).
+    pub const TCP_BYTES_ACKED_OFFSET: &str = "TCP_BYTES_ACKED_OFFSET";
+    pub const TCP_BYTES_RECEIVED_OFFSET: &str = "TCP_BYTES_RECEIVED_OFFSET";
+}
+pub use globals::{
+    PACKET_NETNS_COOKIE as GLOBAL_PACKET_NETNS_COOKIE, ROOT_CGROUP_ID as GLOBAL_ROOT_CGROUP_ID,
+    ROOT_CGROUP_LEVEL as GLOBAL_ROOT_CGROUP_LEVEL, SK_SOCKET_OFFSET as GLOBAL_SK_SOCKET_OFFSET,
+    SOCKET_FILE_OFFSET as GLOBAL_SOCKET_FILE_OFFSET,
+    SOCK_COOKIE_OFFSET as GLOBAL_SOCK_COOKIE_OFFSET, STATE_BY_COOKIE as GLOBAL_STATE_BY_COOKIE,
+    TRACING_ANCESTOR_HELPER as GLOBAL_TRACING_ANCESTOR_HELPER,
+};
 /// The first kernel (major, minor) whose tracing programs may call
 /// `bpf_get_current_ancestor_cgroup_id`.
 pub const TRACING_ANCESTOR_HELPER_SINCE: (u32, u32) = (5, 18);
-/// Global variable (u32) in the kernel object: offset of `skc_cookie` in `struct sock`, for
-/// kernels whose tracing programs cannot call `bpf_get_socket_cookie` (before 5.12); 0 makes
-/// the programs use the helper.
-pub const GLOBAL_SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
-/// Global variable (u64) in the kernel object: the network namespace cookie every packet is
-/// charged to where `cgroup_skb` programs cannot call `bpf_get_netns_cookie`; 0 makes them
-/// call it.
-pub const GLOBAL_PACKET_NETNS_COOKIE: &str = "PACKET_NETNS_COOKIE";
+/// The first kernel whose tracing programs may use socket storage.
+pub const TRACING_SK_STORAGE_SINCE: (u32, u32) = (5, 11);
 
-/// Interfaces a socket can be charged to by name, before the rest go to [`OTHER_SLOT`].
+/// Slot for payload moved before any packet of the socket showed its interface (sockets older
+/// than the programs, until their next packet). Slot 0, so a zeroed state starts there.
+pub const UNKNOWN_SLOT: u32 = 0;
+/// Interfaces a socket can be charged to by name (slots 1 to 3), before the rest go to
+/// [`OTHER_SLOT`].
 pub const INTERFACE_SLOTS: u32 = 3;
 /// Slot for traffic on interfaces beyond the first [`INTERFACE_SLOTS`] a socket used.
-pub const OTHER_SLOT: u32 = INTERFACE_SLOTS;
-/// Slot for payload moved before any packet of the socket showed its interface (sockets older
-/// than the programs, until their next packet).
-pub const UNKNOWN_SLOT: u32 = INTERFACE_SLOTS + 1;
-/// All slots of a [`SocketEntry`].
+pub const OTHER_SLOT: u32 = INTERFACE_SLOTS + 1;
+/// All slots of a [`SocketState`].
 pub const SLOTS: usize = INTERFACE_SLOTS as usize + 2;
 /// The `ifindex` of [`LabelIfaceKey`]s for [`OTHER_SLOT`] traffic (no real interface has it).
 pub const OTHER_IFINDEX: u32 = u32::MAX;
@@ -114,6 +181,14 @@ impl Totals {
     pub fn add(&mut self, other: Totals) {
         self.tx_bytes = self.tx_bytes.saturating_add(other.tx_bytes);
         self.rx_bytes = self.rx_bytes.saturating_add(other.rx_bytes);
+    }
+
+    /// Adds `other` into `self` modulo 2^64: per-CPU shares of a counter that the kernel also
+    /// subtracts from (a relabel moves bytes out on its own CPU) only add up to the count as a
+    /// wrapping sum.
+    pub fn wrapping_add(&mut self, other: Totals) {
+        self.tx_bytes = self.tx_bytes.wrapping_add(other.tx_bytes);
+        self.rx_bytes = self.rx_bytes.wrapping_add(other.rx_bytes);
     }
 }
 
@@ -153,32 +228,67 @@ impl IfaceCounters {
         self.wire_packets.add(other.wire_packets);
     }
 
+    /// Adds `other` into `self` modulo 2^64 (see [`Totals::wrapping_add`]).
+    pub fn wrapping_add(&mut self, other: &IfaceCounters) {
+        self.payload.wrapping_add(other.payload);
+        self.wire_bytes.wrapping_add(other.wire_bytes);
+        self.wire_packets.tx_packets = self
+            .wire_packets
+            .tx_packets
+            .wrapping_add(other.wire_packets.tx_packets);
+        self.wire_packets.rx_packets = self
+            .wire_packets
+            .rx_packets
+            .wrapping_add(other.wire_packets.rx_packets);
+    }
+
     #[must_use]
     pub fn is_zero(&self) -> bool {
         *self == Self::default()
     }
 }
 
-/// One interface slot of a socket: which interface, and what moved over it.
+/// One interface slot of a socket: which interface, its account under each generation of the
+/// socket's label, and what the socket put into each of those accounts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IfaceSlot {
+pub struct SocketSlot {
     /// Network namespace cookie of the interface (0 while the slot is free: claimed first).
     pub netns_cookie: u64,
     /// The interface's index in that namespace (0 until the claimer stored it).
     pub ifindex: u32,
     pub pad: u32,
-    pub counters: IfaceCounters,
+    /// Account id of (label of generation parity `p`, this interface), looked up lazily (0
+    /// until then).
+    pub account: [u32; 2],
+    /// What this socket added to `account[p]`: moved to the other parity's account when a
+    /// relabel finishes.
+    pub moved: [IfaceCounters; 2],
 }
-const _: () = assert!(size_of::<IfaceSlot>() == 64);
+const _: () = assert!(size_of::<SocketSlot>() == 120);
 
-/// One live socket: owner, and what it moved per interface. Key: the socket cookie.
+/// Index in [`SocketState::flags`]: the owner (task, uid, cgroup) has been filled in.
+pub const FLAG_OWNED: usize = 0;
+/// Index in [`SocketState::flags`]: the socket is counted in the live-socket gauges (a process
+/// held it when it was first used); `sock_release` takes it out again.
+pub const FLAG_HELD: usize = 1;
+/// Index in [`SocketState::flags`]: the daemon labeled the socket; rules no longer apply to it.
+pub const FLAG_EXPLICIT: usize = 2;
+/// Index in [`SocketState::flags`]: a rule's label ([`SocketState::rule_label`]) still has to
+/// be put on.
+pub const FLAG_RULE_PENDING: usize = 3;
+
+/// One socket: owner, label, and what it moved per interface. Made zeroed (socket storage
+/// cannot be created with a value this large from a BPF stack), so every field's zero is its
+/// start: label `unlabeled`, generation 0, slots [`UNKNOWN_SLOT`].
 ///
-/// Created by `cgroup/sock_create`, or lazily on first traffic for accepted sockets and sockets
-/// older than the programs. Counters only ever grow, by atomic adds.
+/// A relabel switches the generation: operations that read the old generation finish against
+/// the old label's accounts, new ones use the new label's; once no operation of the old
+/// generation can still be running (`busy` seen at 1, the finisher itself), the old
+/// generation's `moved` bytes are moved to the new label's accounts.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SocketEntry {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketState {
     /// cgroup v2 id of the task that created the socket (or first moved bytes on it).
     pub cgroup_id: u64,
     /// uid of that task.
@@ -189,39 +299,81 @@ pub struct SocketEntry {
     pub tx_slot: u32,
     /// Slot of the interface the socket's last incoming packet used: received payload goes there.
     pub rx_slot: u32,
-    pub pad: u64,
-    /// [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`], then [`UNKNOWN_SLOT`].
-    pub slots: [IfaceSlot; SLOTS],
+    /// Label id of each generation parity: `label[generation & 1]` is the socket's label.
+    pub label: [u32; 2],
+    /// Bumped by every relabel.
+    pub generation: u32,
+    /// Operations in flight on this socket (atomic): the relabel handshake.
+    pub busy: u32,
+    /// 1 while a relabel has switched the generation but not yet moved the old one's bytes.
+    pub pending: u32,
+    /// One byte per `FLAG_*` index (bytes, so writers of different flags never race).
+    pub flags: [u8; 4],
+    /// Owner account id (0: none yet, or the owner accounts are full).
+    pub owner_account: u32,
+    /// The label a rule gives the socket, while [`FLAG_RULE_PENDING`].
+    pub rule_label: u32,
+    /// [`UNKNOWN_SLOT`], the [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`].
+    pub slots: [SocketSlot; SLOTS],
 }
-const _: () = assert!(size_of::<SocketEntry>() == 32 + 64 * SLOTS);
+const _: () = assert!(size_of::<SocketState>() == 56 + 120 * SLOTS);
 
-impl Default for SocketEntry {
-    fn default() -> Self {
-        Self {
-            cgroup_id: 0,
-            uid: 0,
-            tgid: 0,
-            tx_slot: UNKNOWN_SLOT,
-            rx_slot: UNKNOWN_SLOT,
-            pad: 0,
-            slots: [IfaceSlot::default(); SLOTS],
-        }
+impl SocketState {
+    /// The socket's label now.
+    #[must_use]
+    pub const fn current_label(&self) -> u32 {
+        self.label[(self.generation & 1) as usize]
     }
-}
 
-impl SocketEntry {
-    /// Payload bytes over all interfaces.
+    /// Payload bytes over all interfaces and both generations.
     #[must_use]
     pub fn payload(&self) -> Totals {
         let mut total = Totals::default();
         for slot in &self.slots {
-            total.add(slot.counters.payload);
+            for moved in &slot.moved {
+                total.add(moved.payload);
+            }
         }
         total
     }
 }
 
-/// Key of [`LABEL_TOTALS_MAP`]: a label on an interface.
+/// Key of owner accounts: the uid and cgroup of the task that made a socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerAccountKey {
+    pub cgroup_id: u64,
+    pub uid: u32,
+    pub pad: u32,
+}
+const _: () = assert!(size_of::<OwnerAccountKey>() == 16);
+
+/// Value of [`OWNER_ACCOUNTS_MAP`] (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnerCounters {
+    /// Payload of the owner's sockets, live and closed.
+    pub payload: Totals,
+    /// Its live sockets (a CPU's share may wrap below zero; the sum over CPUs is the count).
+    pub live_sockets: u64,
+}
+const _: () = assert!(size_of::<OwnerCounters>() == 24);
+
+/// What the socket-state iterator (`iter/bpf_sk_storage_map`) writes per live socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketRecord {
+    pub cookie: u64,
+    pub tgid: u32,
+    pub label: u32,
+    pub payload: Totals,
+    /// 1 while a process holds the socket (counted in the live-socket gauges).
+    pub held: u32,
+    pub pad: u32,
+}
+const _: () = assert!(size_of::<SocketRecord>() == 40);
+
+/// Key of accounts ([`ACCOUNT_IDS_MAP`]): a label on an interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LabelIfaceKey {
@@ -251,7 +403,7 @@ impl OwnerKind {
     }
 }
 
-/// Key of [`RULES_MAP`] and [`OWNER_TOTALS_MAP`]: a uid or a cgroup id.
+/// Key of [`RULES_MAP`]: a uid or a cgroup id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OwnerKey {
@@ -286,86 +438,84 @@ impl OwnerKey {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Times a socket found [`SOCKETS_MAP`] full; its bytes went to the overflow bucket.
+    /// Times a socket's state could not be made (socket storage refused it, or the cookie-keyed map of kernels before 5.11 was full); its bytes went to the overflow bucket.
     SocketsMapFull = 0,
-    /// Payload bytes sent by sockets that found a map full.
+    /// Payload bytes sent that no account could take (no state, or the accounts were full).
     OverflowTxBytes = 1,
-    /// Payload bytes received by sockets that found a map full.
+    /// Payload bytes received that no account could take.
     OverflowRxBytes = 2,
-    /// Times a closing socket found [`LABEL_TOTALS_MAP`] full; its bytes went to overflow.
-    LabelTotalsFull = 3,
-    /// Sockets whose entry `cgroup/sock_create` made.
+    /// Times a (label, interface) account could not be made: [`ACCOUNTS_MAP`] was full.
+    AccountsFull = 3,
+    /// Sockets whose state `cgroup/sock_create` made.
     SocketsCreated = 4,
-    /// Sockets whose entry was made on first traffic (accepted, or older than the programs).
+    /// Sockets whose state was made on first traffic (accepted, or older than the programs).
     SocketsCreatedLazily = 5,
-    /// Sockets folded into label totals by `cgroup/sock_release` (bumped after the fold).
+    /// Sockets a process closed (`cgroup/sock_release`).
     SocketsReleased = 6,
-    /// `cgroup/sock_release` runs begun (bumped before the entry is deleted). While it differs
-    /// from [`Counter::SocketsReleased`] a release is in flight; the daemon uses the pair to
-    /// take snapshots no release interleaves with.
-    ReleasesStarted = 7,
-    /// Packets of sockets that had already used [`INTERFACE_SLOTS`] other interfaces (their
-    /// bytes are charged to the "other" interface).
+    /// Relabels whose bytes began moving between accounts (bumped before the move). While it differs from [`Counter::MovesFinished`] a move is in flight; the daemon uses the pair to take snapshots no move interleaves with.
+    MovesStarted = 7,
+    /// Packets of sockets that had already used [`INTERFACE_SLOTS`] other interfaces (their bytes are charged to the "other" interface).
     InterfaceSlotsFull = 8,
-    /// IP-layer bytes sent by sockets that found a map full.
+    /// IP-layer bytes sent that no account could take.
     OverflowWireTxBytes = 9,
-    /// IP-layer bytes received by sockets that found a map full.
+    /// IP-layer bytes received that no account could take.
     OverflowWireRxBytes = 10,
-    /// IP-layer bytes of packets of sockets without an entry: sockets older than the programs
-    /// before their first payload, kernel control sockets (RSTs, `TIME_WAIT` ACKs), and closed
-    /// sockets whose tombstone was already evicted.
+    /// IP-layer bytes of packets without a full socket (request and `TIME_WAIT` sockets, kernel control sockets' RSTs), and, before 5.11, of sockets whose state is gone.
     UntrackedWireBytes = 11,
-    /// Sockets folded when TCP moved them to `TCP_CLOSE` while they still had an entry: sockets
-    /// the release hook never sees (kernel sockets, connections dropped from a closing
-    /// listener's accept queue) or whose state closed before the application closed them.
-    FoldedAtClose = 12,
-    /// Times a closing socket found [`OWNER_TOTALS_MAP`] full (for its uid or its cgroup):
-    /// its bytes are missing from that view's owner and in its overflow instead.
-    OwnerTotalsFull = 13,
-    /// Payload bytes sent by closed sockets whose uid found no room in [`OWNER_TOTALS_MAP`].
-    UidOverflowTxBytes = 14,
-    /// Payload bytes received by closed sockets whose uid found no room.
-    UidOverflowRxBytes = 15,
-    /// Payload bytes sent by closed sockets whose cgroup found no room.
-    CgroupOverflowTxBytes = 16,
-    /// Payload bytes received by closed sockets whose cgroup found no room.
-    CgroupOverflowRxBytes = 17,
-    /// Sockets a rule (uid or cgroup) labeled when they were made.
-    SocketsLabeledByRule = 18,
-    /// Times a rule's label could not be written (the label map was full): the socket stays
-    /// unlabeled.
-    RuleLabelsFailed = 19,
-    /// Sends and receives of sockets that had no cookie yet, seen by the fexit fallback on
-    /// kernels before 5.12 (where tracing programs cannot make one); their bytes went to the
-    /// overflow bucket.
-    NoCookie = 20,
+    /// Before 5.11 only: cookie-keyed states deleted when TCP moved a socket no process holds to `TCP_CLOSE` (kernel sockets, connections dropped from a closing listener's accept queue).
+    DeletedAtClose = 12,
+    /// Times an owner account could not be made: [`OWNER_ACCOUNTS_MAP`] was full.
+    OwnerAccountsFull = 13,
+    /// Payload bytes sent by sockets whose owner had no account (they are in the label accounts, not in any owner's).
+    OwnerOverflowTxBytes = 14,
+    /// Payload bytes received by sockets whose owner had no account.
+    OwnerOverflowRxBytes = 15,
+    /// Sockets a rule (uid or cgroup) labeled.
+    SocketsLabeledByRule = 16,
+    /// Times a rule's label waited for the socket's next operation because another one was in flight.
+    RuleLabelsDeferred = 17,
+    /// Sends and receives of sockets that had no cookie yet, seen by the fexit fallback on kernels before 5.12 (where tracing programs cannot make one) with cookie-keyed state; their bytes went to the overflow bucket.
+    NoCookie = 18,
+    /// Relabels of sockets (by the daemon or a rule) that switched the label.
+    Relabels = 19,
+    /// Relabel attempts that found another operation in flight on the socket and were retried.
+    RelabelsBusy = 20,
+    /// Relabels whose bytes finished moving (bumped after the move).
+    MovesFinished = 21,
+    /// Closed TCP sockets whose final counters found [`VALIDATION_MAP`] full.
+    ValidationFull = 22,
+    /// Closed TCP sockets whose final counters went into [`VALIDATION_MAP`].
+    ValidatedClosed = 23,
 }
 
 impl Counter {
     /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 21;
+    pub const COUNT: u32 = 24;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::SocketsMapFull,
         Counter::OverflowTxBytes,
         Counter::OverflowRxBytes,
-        Counter::LabelTotalsFull,
+        Counter::AccountsFull,
         Counter::SocketsCreated,
         Counter::SocketsCreatedLazily,
         Counter::SocketsReleased,
-        Counter::ReleasesStarted,
+        Counter::MovesStarted,
         Counter::InterfaceSlotsFull,
         Counter::OverflowWireTxBytes,
         Counter::OverflowWireRxBytes,
         Counter::UntrackedWireBytes,
-        Counter::FoldedAtClose,
-        Counter::OwnerTotalsFull,
-        Counter::UidOverflowTxBytes,
-        Counter::UidOverflowRxBytes,
-        Counter::CgroupOverflowTxBytes,
-        Counter::CgroupOverflowRxBytes,
+        Counter::DeletedAtClose,
+        Counter::OwnerAccountsFull,
+        Counter::OwnerOverflowTxBytes,
+        Counter::OwnerOverflowRxBytes,
         Counter::SocketsLabeledByRule,
-        Counter::RuleLabelsFailed,
+        Counter::RuleLabelsDeferred,
         Counter::NoCookie,
+        Counter::Relabels,
+        Counter::RelabelsBusy,
+        Counter::MovesFinished,
+        Counter::ValidationFull,
+        Counter::ValidatedClosed,
     ];
 
     /// Stable `snake_case` name, used by `status` and metrics.
@@ -375,24 +525,27 @@ impl Counter {
             Counter::SocketsMapFull => "sockets_map_full",
             Counter::OverflowTxBytes => "overflow_tx_bytes",
             Counter::OverflowRxBytes => "overflow_rx_bytes",
-            Counter::LabelTotalsFull => "label_totals_full",
+            Counter::AccountsFull => "accounts_full",
             Counter::SocketsCreated => "sockets_created",
             Counter::SocketsCreatedLazily => "sockets_created_lazily",
             Counter::SocketsReleased => "sockets_released",
-            Counter::ReleasesStarted => "releases_started",
+            Counter::MovesStarted => "relabel_moves_started",
             Counter::InterfaceSlotsFull => "interface_slots_full",
             Counter::OverflowWireTxBytes => "overflow_wire_tx_bytes",
             Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
             Counter::UntrackedWireBytes => "untracked_wire_bytes",
-            Counter::FoldedAtClose => "folded_at_close",
-            Counter::OwnerTotalsFull => "owner_totals_full",
-            Counter::UidOverflowTxBytes => "uid_overflow_tx_bytes",
-            Counter::UidOverflowRxBytes => "uid_overflow_rx_bytes",
-            Counter::CgroupOverflowTxBytes => "cgroup_overflow_tx_bytes",
-            Counter::CgroupOverflowRxBytes => "cgroup_overflow_rx_bytes",
+            Counter::DeletedAtClose => "deleted_at_close",
+            Counter::OwnerAccountsFull => "owner_accounts_full",
+            Counter::OwnerOverflowTxBytes => "owner_overflow_tx_bytes",
+            Counter::OwnerOverflowRxBytes => "owner_overflow_rx_bytes",
             Counter::SocketsLabeledByRule => "sockets_labeled_by_rule",
-            Counter::RuleLabelsFailed => "rule_labels_failed",
+            Counter::RuleLabelsDeferred => "rule_labels_deferred",
             Counter::NoCookie => "no_cookie",
+            Counter::Relabels => "relabels",
+            Counter::RelabelsBusy => "relabels_busy",
+            Counter::MovesFinished => "relabel_moves_finished",
+            Counter::ValidationFull => "validation_full",
+            Counter::ValidatedClosed => "validated_closed_sockets",
         }
     }
 }
@@ -401,9 +554,11 @@ impl Counter {
 mod pod {
     // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `pad`
     // fields), and every bit pattern is a valid value.
-    unsafe impl aya::Pod for super::SocketEntry {}
+    unsafe impl aya::Pod for super::SocketState {}
     unsafe impl aya::Pod for super::Totals {}
     unsafe impl aya::Pod for super::IfaceCounters {}
     unsafe impl aya::Pod for super::LabelIfaceKey {}
     unsafe impl aya::Pod for super::OwnerKey {}
+    unsafe impl aya::Pod for super::OwnerAccountKey {}
+    unsafe impl aya::Pod for super::OwnerCounters {}
 }

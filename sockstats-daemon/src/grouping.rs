@@ -1,13 +1,14 @@
 //! Grouping arithmetic: payload bytes per uid, cgroup, process or label, from one kernel
 //! snapshot. Pure functions, so tests need no kernel; the names come from [`crate::sys::owners`].
 //!
-//! Every grouping covers the same bytes, so each one's groups sum to the same total: live
-//! sockets count for their owner, closed sockets for the owner the kernel folded them under
-//! (uid and cgroup; the process of a closed socket is not kept, so those bytes are one group
-//! of their own), and bytes of sockets the kernel could not track are one group too.
+//! Every grouping covers the same bytes, so each one's groups sum to the same total: the
+//! kernel adds each payload byte to its label's account and its owner's (uid, cgroup) account
+//! at once, live and closed sockets alike; the process grouping lists the live sockets (their
+//! process is not kept once they close, so the bytes of closed ones are one group of their
+//! own); bytes no account could take are one group too.
 use std::collections::BTreeMap;
 
-use sockstats_common::{protocol::Grouping, Counter, OwnerKey, OwnerKind, Totals, UNKNOWN_UID};
+use sockstats_common::{protocol::Grouping, Counter, SocketRecord, Totals, UNKNOWN_UID};
 
 use crate::attribution::{per_label, KernelSnapshot};
 
@@ -20,11 +21,11 @@ pub enum Group {
     Process(u32),
     /// Closed sockets, in the process grouping (their process is not kept).
     ClosedSockets,
-    /// Sockets made from a packet and closed (or not yet used) before a task used them.
+    /// Sockets no task has used yet (made from a packet, or older than the daemon).
     UnknownOwner,
     /// Sockets the kernel could not track because a map was full (`overflow` of `get`).
     Overflow,
-    /// Closed sockets whose owner totals were full (uid and cgroup groupings only).
+    /// Payload of sockets whose owner had no account (uid and cgroup groupings only).
     OwnerOverflow,
 }
 
@@ -35,88 +36,74 @@ pub struct GroupTotals {
     pub live_sockets: u64,
 }
 
-/// Payload bytes per group of `by`.
+/// Payload bytes per group of `by`. `live` lists the live socket states (needed for
+/// [`Grouping::Process`] only).
 #[must_use]
-pub fn group(snapshot: &KernelSnapshot, by: Grouping) -> BTreeMap<Group, GroupTotals> {
+pub fn group(
+    snapshot: &KernelSnapshot,
+    by: Grouping,
+    live: &[SocketRecord],
+) -> BTreeMap<Group, GroupTotals> {
     let mut out: BTreeMap<Group, GroupTotals> = BTreeMap::new();
-    if by == Grouping::Label {
-        for (label, sockets) in &snapshot.live_sockets_by_label {
-            out.entry(Group::Label(*label)).or_default().live_sockets += sockets;
+    match by {
+        Grouping::Label => {
+            for (label, sockets) in &snapshot.live_sockets_by_label {
+                out.entry(Group::Label(*label)).or_default().live_sockets += sockets;
+            }
+            for (label, payload) in per_label(snapshot) {
+                out.entry(Group::Label(label)).or_default().payload = payload;
+            }
         }
-        // Closed and live bytes per label, by the same arithmetic as `get`.
-        for (label, payload) in per_label(snapshot) {
-            out.entry(Group::Label(label)).or_default().payload = payload;
+        Grouping::Uid | Grouping::Cgroup => {
+            for (owner, totals) in &snapshot.owners {
+                let group = match by {
+                    Grouping::Uid if owner.uid == UNKNOWN_UID => Group::UnknownOwner,
+                    Grouping::Uid => Group::Uid(owner.uid),
+                    _ => Group::Cgroup(owner.cgroup_id),
+                };
+                let entry = out.entry(group).or_default();
+                entry.payload.add(totals.payload);
+                entry.live_sockets += totals.live_sockets;
+            }
+            let owner_overflow = Totals::new(
+                snapshot.counter(Counter::OwnerOverflowTxBytes),
+                snapshot.counter(Counter::OwnerOverflowRxBytes),
+            );
+            if owner_overflow != Totals::default() {
+                out.entry(Group::OwnerOverflow).or_default().payload = owner_overflow;
+            }
         }
-    } else {
-        for (owner, live) in &snapshot.live_owners {
-            let group = match by {
-                _ if owner.tgid == 0 => Group::UnknownOwner,
-                Grouping::Uid => Group::Uid(owner.uid),
-                Grouping::Cgroup => Group::Cgroup(owner.cgroup_id),
-                Grouping::Process | Grouping::Label => Group::Process(owner.tgid),
-            };
-            let totals = out.entry(group).or_default();
-            totals.live_sockets += live.sockets;
-            totals.payload.add(live.payload);
+        Grouping::Process => {
+            let mut live_payload = Totals::default();
+            for record in live {
+                let group = if record.tgid == 0 {
+                    Group::UnknownOwner
+                } else {
+                    Group::Process(record.tgid)
+                };
+                let entry = out.entry(group).or_default();
+                entry.payload.add(record.payload);
+                entry.live_sockets += u64::from(record.held);
+                live_payload.add(record.payload);
+            }
+            let mut all = Totals::default();
+            for payload in per_label(snapshot).values() {
+                all.add(*payload);
+            }
+            let closed = Totals::new(
+                all.tx_bytes.saturating_sub(live_payload.tx_bytes),
+                all.rx_bytes.saturating_sub(live_payload.rx_bytes),
+            );
+            if closed != Totals::default() {
+                out.entry(Group::ClosedSockets).or_default().payload = closed;
+            }
         }
-        closed_by_owner(snapshot, by, &mut out);
     }
     let overflow = snapshot.overflow();
     if overflow != Totals::default() {
         out.entry(Group::Overflow).or_default().payload = overflow;
     }
     out
-}
-
-fn closed_by_owner(
-    snapshot: &KernelSnapshot,
-    by: Grouping,
-    out: &mut BTreeMap<Group, GroupTotals>,
-) {
-    if by == Grouping::Process {
-        let mut closed = Totals::default();
-        for counters in snapshot.label_totals.values() {
-            closed.add(counters.payload);
-        }
-        if closed != Totals::default() {
-            out.entry(Group::ClosedSockets)
-                .or_default()
-                .payload
-                .add(closed);
-        }
-        return;
-    }
-    let kind = if by == Grouping::Uid {
-        OwnerKind::Uid
-    } else {
-        OwnerKind::Cgroup
-    };
-    for (key, payload) in &snapshot.owner_totals {
-        if key.kind != kind as u32 {
-            continue;
-        }
-        let group = match kind {
-            OwnerKind::Uid if key == &OwnerKey::uid(UNKNOWN_UID) => Group::UnknownOwner,
-            OwnerKind::Uid => Group::Uid(u32::try_from(key.id).unwrap_or(UNKNOWN_UID)),
-            OwnerKind::Cgroup if key.id == 0 => Group::UnknownOwner,
-            OwnerKind::Cgroup => Group::Cgroup(key.id),
-        };
-        out.entry(group).or_default().payload.add(*payload);
-    }
-    let owner_overflow = if kind == OwnerKind::Uid {
-        Totals::new(
-            snapshot.counter(Counter::UidOverflowTxBytes),
-            snapshot.counter(Counter::UidOverflowRxBytes),
-        )
-    } else {
-        Totals::new(
-            snapshot.counter(Counter::CgroupOverflowTxBytes),
-            snapshot.counter(Counter::CgroupOverflowRxBytes),
-        )
-    };
-    if owner_overflow != Totals::default() {
-        out.entry(Group::OwnerOverflow).or_default().payload = owner_overflow;
-    }
 }
 
 /// What the groups of `by` cover, in words (the `covers` of a `get_by` reply).
@@ -137,54 +124,75 @@ pub const fn covers(by: Grouping) -> &'static str {
 mod tests {
     use std::collections::HashMap;
 
-    use sockstats_common::{IfaceCounters, LabelIfaceKey, SocketEntry, UNKNOWN_SLOT};
+    use sockstats_common::{IfaceCounters, LabelIfaceKey, OwnerAccountKey, UNKNOWN_IFINDEX};
 
     use super::*;
+    use crate::attribution::OwnerTotals;
 
-    fn live(uid: u32, cgroup_id: u64, tgid: u32, tx: u64, rx: u64) -> SocketEntry {
-        let mut entry = SocketEntry {
-            uid,
+    fn owner(uid: u32, cgroup_id: u64) -> OwnerAccountKey {
+        OwnerAccountKey {
             cgroup_id,
-            tgid,
-            ..SocketEntry::default()
-        };
-        entry.slots[UNKNOWN_SLOT as usize].counters.payload = Totals::new(tx, rx);
-        entry
+            uid,
+            pad: 0,
+        }
     }
 
-    fn snapshot() -> KernelSnapshot {
+    fn record(tgid: u32, label: u32, tx: u64, rx: u64, held: u32) -> SocketRecord {
+        SocketRecord {
+            cookie: u64::from(tgid) * 10 + u64::from(label),
+            tgid,
+            label,
+            payload: Totals::new(tx, rx),
+            held,
+            pad: 0,
+        }
+    }
+
+    /// Label 5 has 1020/2002 (one live socket of process 200 with 20/2, the rest closed),
+    /// unlabeled 40/11; uid 33 made label 5's bytes, uid 0 the unlabeled ones.
+    fn snapshot() -> (KernelSnapshot, Vec<SocketRecord>) {
+        let account = |label| LabelIfaceKey {
+            label,
+            ifindex: UNKNOWN_IFINDEX,
+            netns_cookie: 0,
+        };
+        let payload = |tx, rx| IfaceCounters {
+            payload: Totals::new(tx, rx),
+            ..IfaceCounters::default()
+        };
         let mut snapshot = KernelSnapshot {
-            socket_labels: HashMap::from([(2, 5)]),
-            label_totals: HashMap::from([(
-                LabelIfaceKey {
-                    label: 5,
-                    ifindex: 1,
-                    netns_cookie: 1,
-                },
-                IfaceCounters {
-                    payload: Totals::new(1000, 2000),
-                    ..IfaceCounters::default()
-                },
-            )]),
-            owner_totals: HashMap::from([
-                (OwnerKey::uid(33), Totals::new(900, 2000)),
-                (OwnerKey::uid(UNKNOWN_UID), Totals::new(0, 0)),
-                (OwnerKey::cgroup(60), Totals::new(900, 2000)),
+            accounts: HashMap::from([
+                (account(5), payload(1020, 2002)),
+                (account(0), payload(40, 11)),
             ]),
+            owners: HashMap::from([
+                (
+                    owner(33, 60),
+                    OwnerTotals {
+                        payload: Totals::new(920, 2002),
+                        live_sockets: 1,
+                    },
+                ),
+                (
+                    owner(0, 50),
+                    OwnerTotals {
+                        payload: Totals::new(40, 11),
+                        live_sockets: 2,
+                    },
+                ),
+            ]),
+            live_sockets_by_label: BTreeMap::from([(0, 2), (5, 1)]),
             ..KernelSnapshot::default()
         };
-        for (cookie, entry) in [
-            (1, live(0, 50, 100, 10, 1)),
-            (2, live(33, 60, 200, 20, 2)),
-            (3, live(33, 60, 201, 30, 3)),
-            (4, live(0, 0, 0, 0, 7)), // made from a packet, no task yet
-        ] {
-            snapshot.add_socket(cookie, &entry);
-        }
         snapshot.counters[Counter::OverflowTxBytes as usize] = 4;
-        snapshot.counters[Counter::UidOverflowTxBytes as usize] = 100;
-        snapshot.counters[Counter::CgroupOverflowTxBytes as usize] = 100;
-        snapshot
+        snapshot.counters[Counter::OwnerOverflowTxBytes as usize] = 100;
+        let live = vec![
+            record(200, 5, 20, 2, 1),
+            record(100, 0, 10, 1, 1),
+            record(101, 0, 30, 3, 1),
+            record(0, 0, 0, 7, 0), // made from a packet, no task yet
+        ];
+        (snapshot, live)
     }
 
     fn sum(groups: &BTreeMap<Group, GroupTotals>) -> (Totals, u64) {
@@ -199,44 +207,36 @@ mod tests {
 
     #[test]
     fn every_grouping_covers_the_same_bytes_and_sockets() {
-        let snapshot = snapshot();
-        let by_label = group(&snapshot, Grouping::Label);
+        let (snapshot, live) = snapshot();
+        let by_label = group(&snapshot, Grouping::Label, &live);
         for by in [Grouping::Uid, Grouping::Cgroup, Grouping::Process] {
-            assert_eq!(sum(&group(&snapshot, by)), sum(&by_label), "{by:?}");
+            assert_eq!(sum(&group(&snapshot, by, &live)), sum(&by_label), "{by:?}");
         }
-        assert_eq!(sum(&by_label), (Totals::new(1064, 2013), 4));
+        assert_eq!(sum(&by_label), (Totals::new(1064, 2013), 3));
     }
 
     #[test]
-    fn groups_live_and_closed_sockets_by_owner() {
-        let snapshot = snapshot();
-        let by_uid = group(&snapshot, Grouping::Uid);
-        assert_eq!(by_uid[&Group::Uid(0)].payload, Totals::new(10, 1));
+    fn groups_by_owner_and_process() {
+        let (snapshot, live) = snapshot();
+        let by_uid = group(&snapshot, Grouping::Uid, &live);
         assert_eq!(
             by_uid[&Group::Uid(33)],
             GroupTotals {
-                payload: Totals::new(950, 2005),
-                live_sockets: 2
+                payload: Totals::new(920, 2002),
+                live_sockets: 1
             }
         );
-        assert_eq!(by_uid[&Group::UnknownOwner].live_sockets, 1);
         assert_eq!(by_uid[&Group::OwnerOverflow].payload, Totals::new(100, 0));
         assert_eq!(by_uid[&Group::Overflow].payload, Totals::new(4, 0));
+        let by_cgroup = group(&snapshot, Grouping::Cgroup, &live);
+        assert_eq!(by_cgroup[&Group::Cgroup(50)].payload, Totals::new(40, 11));
 
-        let by_process = group(&snapshot, Grouping::Process);
-        assert_eq!(by_process[&Group::Process(201)].payload, Totals::new(30, 3));
+        let by_process = group(&snapshot, Grouping::Process, &live);
+        assert_eq!(by_process[&Group::Process(101)].payload, Totals::new(30, 3));
+        assert_eq!(by_process[&Group::UnknownOwner].payload, Totals::new(0, 7));
         assert_eq!(
             by_process[&Group::ClosedSockets].payload,
             Totals::new(1000, 2000)
-        );
-
-        let by_label = group(&snapshot, Grouping::Label);
-        assert_eq!(
-            by_label[&Group::Label(5)],
-            GroupTotals {
-                payload: Totals::new(1020, 2002),
-                live_sockets: 1
-            }
         );
     }
 }

@@ -1,11 +1,17 @@
 //! The failure and event counters, and the atomic operations everything uses.
-use aya_ebpf::{macros::map, maps::Array};
+//!
+//! Counters are per CPU, so a counter bumped once per connection never bounces a cache line
+//! between CPUs; the adds stay atomic because a packet program in softirq can interrupt a
+//! program of the same CPU in the middle of its read-modify-write.
+use aya_ebpf::{macros::map, maps::PerCpuArray};
 use sockstats_common::Counter;
 
 #[map(name = "COUNTERS")]
-static COUNTERS: Array<u64> = Array::pinned(Counter::COUNT, 0);
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(Counter::COUNT, 0);
 
-/// Adds `value` to `*dst` with the BPF `lock xadd` instruction, safe against other CPUs.
+/// Adds `value` to `*dst` with the BPF `lock xadd` instruction, safe against other CPUs. On
+/// x86-64 it is a full memory barrier too (`lock add`), which the relabel handshake of
+/// [`crate::relabel`] relies on.
 ///
 /// # Safety
 /// `dst` must point into a map value.
@@ -50,4 +56,35 @@ pub fn add(counter: Counter, value: u64) {
 #[inline(always)]
 pub fn bump(counter: Counter) {
     add(counter, 1);
+}
+
+/// Subtracts `value` from `*dst` atomically (adds its two's complement).
+///
+/// # Safety
+/// `dst` must point into a map value.
+#[inline(always)]
+pub unsafe fn atomic_sub(dst: *mut u64, value: u64) {
+    // SAFETY: as for `atomic_add`.
+    unsafe { atomic_add(dst, value.wrapping_neg()) };
+}
+
+/// Adds `value` to the `u32` at `dst` atomically (32-bit `lock xadd`).
+///
+/// # Safety
+/// `dst` must point into a map value.
+#[inline(always)]
+pub unsafe fn atomic_add32(dst: *mut u32, value: u32) {
+    // SAFETY: the caller guarantees `dst` is valid for writes.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            dst, value,
+        );
+    }
+}
+
+/// Subtracts `value` from the counter `counter` (this CPU's share may wrap; the sum over CPUs
+/// does not).
+#[inline(always)]
+pub fn sub(counter: Counter, value: u64) {
+    add(counter, value.wrapping_neg());
 }

@@ -33,7 +33,7 @@ use aya_ebpf::{
 
 use crate::{
     payload::{self, c_int},
-    sockets,
+    sock,
 };
 
 /// Tasks inside `udp_sendpage`, by pid/tgid: their nested `udp_sendmsg` is not counted. Tasks
@@ -107,7 +107,7 @@ pub fn fexit_udp_sendmsg(ctx: FExitContext) -> i32 {
     let sk: *const u8 = ctx.arg(0);
     // SAFETY: the value is only tested for presence.
     let in_sendpage = unsafe { IN_UDP_SENDPAGE.get(current_task()) }.is_some();
-    if sockets::is_ipv4_sock(sk) && !in_sendpage {
+    if sock::is_ipv4_sock(sk) && !in_sendpage {
         sent::<3>(&ctx);
     }
     0

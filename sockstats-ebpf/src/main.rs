@@ -1,15 +1,20 @@
 //! The sockstats kernel programs.
 //!
 //! - `sock_send_length` / `sock_recv_length` (`tp_btf`, kernel 6.3+): add each successful
-//!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its [`SocketEntry`].
+//!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its label's account of
+//!   the interface, to its owner's account and to its own state (socket-local storage).
 //! - `fexit_*` (fexit on `tcp_sendmsg`, `tcp_recvmsg`, `udp_sendmsg`, …): the same counting for
 //!   kernels without those tracepoints; the daemon attaches one set or the other.
-//! - `sock_create` (`cgroup/sock_create`): make the entry with its owner, and label it by the
+//! - `sock_create` (`cgroup/sock_create`): make the state with its owner, and label it by the
 //!   rules (uid, cgroup) the daemon wrote.
-//! - `sock_release` (`cgroup/sock_release`): delete the entry and fold it into its label's
-//!   per-interface totals and its owner's (uid, cgroup) totals.
+//! - `sock_release` (`cgroup/sock_release`): take the socket out of the live-socket gauges.
+//!   Nothing is folded: its bytes are in the accounts already.
 //! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface each socket's
 //!   packets use and their IP-layer bytes and packets.
+//! - `relabel_socket` (`cgroup/setsockopt`): the daemon's relabels, moving a live socket's
+//!   bytes between accounts exactly ([`relabel`]).
+//! - `socket_states` (`iter/bpf_sk_storage_map`): the live sockets, for the views that need them.
+//! - `inet_sock_set_state` (`tp_btf`, only where needed): see [`programs`].
 //!
 //! Every program is bounded (only loops over the few interface slots, unrolled), does at most a handful of map operations, and policy
 //! (labels, names, queries) stays in the daemon. Nothing here logs per packet or per send.
@@ -39,11 +44,15 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod accounts;
+#[cfg(target_arch = "bpf")]
+mod control;
+#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod fexit;
 #[cfg(target_arch = "bpf")]
-mod owners;
+mod iter;
 #[cfg(target_arch = "bpf")]
 mod packets;
 #[cfg(target_arch = "bpf")]
@@ -51,15 +60,23 @@ mod payload;
 #[cfg(target_arch = "bpf")]
 mod programs;
 #[cfg(target_arch = "bpf")]
+mod relabel;
+#[cfg(target_arch = "bpf")]
+mod relabel_program;
+#[cfg(target_arch = "bpf")]
 mod rules;
 #[cfg(target_arch = "bpf")]
 mod scope;
 #[cfg(target_arch = "bpf")]
 mod slots;
 #[cfg(target_arch = "bpf")]
+mod sock;
+#[cfg(target_arch = "bpf")]
 mod sockets;
 #[cfg(target_arch = "bpf")]
-mod totals;
+mod state;
+#[cfg(target_arch = "bpf")]
+mod validation;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -6,13 +6,15 @@ use aya_ebpf::{
     programs::SkBuffContext,
     Global,
 };
-use sockstats_common::{Counter, IfaceCounters, SocketEntry};
+use sockstats_common::Counter;
 
 use crate::{
-    counters::{self, atomic_add},
+    accounts::Field,
+    counters,
+    relabel::{self, begin, end},
     slots,
-    sockets::{self, Direction},
-    totals,
+    sockets::Direction,
+    state::{self, Missing, SocketRef},
 };
 
 const IPPROTO_TCP: u8 = 6;
@@ -56,26 +58,6 @@ fn header_len(ctx: &SkBuffContext) -> u64 {
     ip_len + transport
 }
 
-/// May a packet make the entry of its socket? Only for established TCP sockets: accepted
-/// sockets never pass `sock_create`, and their first data arrives before any `recvmsg`. Never
-/// for closing, `TIME_WAIT` or request sockets or listeners, whose release we would never see
-/// (closed sockets' last packets are caught by their tombstone first).
-fn may_create_entry(skb: *const __sk_buff) -> bool {
-    // SAFETY: `skb` is the program's context.
-    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
-    if sk.is_null() {
-        return false;
-    }
-    // SAFETY: `sk` is a non-NULL socket of the context.
-    let sk = unsafe { bpf_sk_fullsock(sk) };
-    if sk.is_null() {
-        return false;
-    }
-    // SAFETY: `sk` is a full socket the verifier lets us read.
-    let (protocol, state) = unsafe { ((*sk).protocol, (*sk).state) };
-    protocol == u32::from(IPPROTO_TCP) && state == TCP_ESTABLISHED
-}
-
 /// The network namespace cookie every packet is charged to where `cgroup_skb` programs may
 /// not call `bpf_get_netns_cookie` (it came to them after 6.12): the daemon's own namespace's
 /// cookie, set at load time; 0 where they may, and the helper tells each packet's namespace.
@@ -100,66 +82,83 @@ fn netns_cookie_of(skb: *const __sk_buff) -> u64 {
 #[inline(always)]
 pub fn on_packet<const CAS: bool>(ctx: &SkBuffContext, direction: Direction) {
     let skb = ctx.skb.skb;
-    // SAFETY: helpers on the program's own context.
-    let (cookie, ifindex) = unsafe { (bpf_get_socket_cookie(skb.cast()), (*skb).ifindex) };
-    let netns_cookie = netns_cookie_of(skb);
     let (bytes, packets) = wire_size(ctx, skb);
-    let entry = match sockets::SOCKETS.get_ptr_mut(cookie) {
-        Some(entry) => entry,
-        // SAFETY: the label is copied out at once.
-        None if let Some(label) = unsafe { sockets::RELEASED.get(cookie) }.copied() => {
-            let mut wire = IfaceCounters::default();
-            match direction {
-                Direction::Tx => {
-                    wire.wire_bytes.tx_bytes = bytes;
-                    wire.wire_packets.tx_packets = packets;
-                }
-                Direction::Rx => {
-                    wire.wire_bytes.rx_bytes = bytes;
-                    wire.wire_packets.rx_packets = packets;
-                }
-            }
-            totals::add_late_packet(ctx, label, netns_cookie, ifindex, &wire);
-            return;
-        }
-        None if may_create_entry(skb) => {
-            // Owner unknown here (softirq context): the first sendmsg/recvmsg fills it in.
-            if let Some(entry) = sockets::entry_or_insert(cookie, &SocketEntry::default()) {
-                entry
-            } else {
-                let overflow = match direction {
-                    Direction::Tx => Counter::OverflowWireTxBytes,
-                    Direction::Rx => Counter::OverflowWireRxBytes,
-                };
-                counters::add(overflow, bytes);
-                return;
-            }
-        }
-        None => {
-            counters::add(Counter::UntrackedWireBytes, bytes);
-            return;
-        }
+    // SAFETY: `skb` is the program's context.
+    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+    // SAFETY: `sk` is checked for NULL first; the helper takes the context's socket.
+    let full = if sk.is_null() {
+        sk
+    } else {
+        unsafe { bpf_sk_fullsock(sk) }
     };
-    // SAFETY: `entry` points at a value of SOCKETS; slot indices are bounds-checked and the
-    // adds atomic.
+    if full.is_null() {
+        // No socket, or a request or TIME_WAIT socket: no state of its own.
+        counters::add(Counter::UntrackedWireBytes, bytes);
+        return;
+    }
+    let (cookie, missing) = if state::by_cookie() {
+        // SAFETY: a helper on the program's own context.
+        let cookie = unsafe { bpf_get_socket_cookie(skb.cast()) };
+        // SAFETY: `full` is a full socket the verifier lets us read.
+        let (protocol, tcp_state) = unsafe { ((*full).protocol, (*full).state) };
+        // A cookie-keyed state made here must be one a release (or the TCP_CLOSE backstop)
+        // removes: established TCP only (accepted sockets, whose data comes before any recv).
+        let may_create = protocol == u32::from(IPPROTO_TCP) && tcp_state == TCP_ESTABLISHED;
+        (
+            cookie,
+            if may_create {
+                Missing::Create
+            } else {
+                Missing::Skip
+            },
+        )
+    } else {
+        // Socket storage goes with the socket: any full socket may have one.
+        (0, Missing::Create)
+    };
+    let mut created = false;
+    let socket = SocketRef {
+        sk: full.cast(),
+        cookie,
+    };
+    let Some(state) = state::find(socket, missing, &mut created) else {
+        let counter = if missing == Missing::Create {
+            counters::bump(Counter::SocketsMapFull);
+            match direction {
+                Direction::Tx => Counter::OverflowWireTxBytes,
+                Direction::Rx => Counter::OverflowWireRxBytes,
+            }
+        } else {
+            Counter::UntrackedWireBytes
+        };
+        counters::add(counter, bytes);
+        return;
+    };
+    if created {
+        counters::bump(Counter::SocketsCreatedLazily);
+    }
+    // SAFETY: the ifindex is a field of the context.
+    let ifindex = unsafe { (*skb).ifindex };
+    let netns_cookie = netns_cookie_of(skb);
+    // SAFETY: `state` points at the socket's state; begin/end bracket the operation.
     unsafe {
-        let slot = slots::slot_for::<CAS>(entry, netns_cookie, ifindex);
-        let counters = slots::counters_of(entry, slot);
-        match direction {
+        let parity = begin(state);
+        let slot = slots::slot_for::<CAS>(state, netns_cookie, ifindex);
+        let field = match direction {
             Direction::Tx => {
-                if (*entry).tx_slot != slot {
-                    (*entry).tx_slot = slot;
+                if (*state).tx_slot != slot {
+                    (*state).tx_slot = slot;
                 }
-                atomic_add(&raw mut (*counters).wire_bytes.tx_bytes, bytes);
-                atomic_add(&raw mut (*counters).wire_packets.tx_packets, packets);
+                Field::WireTx
             }
             Direction::Rx => {
-                if (*entry).rx_slot != slot {
-                    (*entry).rx_slot = slot;
+                if (*state).rx_slot != slot {
+                    (*state).rx_slot = slot;
                 }
-                atomic_add(&raw mut (*counters).wire_bytes.rx_bytes, bytes);
-                atomic_add(&raw mut (*counters).wire_packets.rx_packets, packets);
+                Field::WireRx
             }
-        }
+        };
+        let _ = relabel::count(state, slot, parity, field, bytes, packets);
+        end(state);
     }
 }

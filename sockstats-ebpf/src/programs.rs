@@ -1,14 +1,16 @@
 //! The program entry points: thin wrappers over [`crate::payload`], [`crate::sockets`] and
 //! [`crate::packets`]. The fexit fallback for kernels before 6.3 is in [`crate::fexit`].
 use aya_ebpf::{
-    macros::{btf_tracepoint, cgroup_skb, cgroup_sock},
-    programs::{BtfTracePointContext, SkBuffContext, SockContext},
+    macros::{btf_tracepoint, cgroup_skb, cgroup_sock, cgroup_sockopt},
+    programs::{BtfTracePointContext, SkBuffContext, SockContext, SockoptContext},
 };
 
 use crate::{
-    packets,
+    iter, packets,
     payload::{self, c_int},
+    relabel_program,
     sockets::{self, Direction},
+    validation,
 };
 
 /// `trace_sock_send_length(struct sock *sk, int ret, int flags)`, fired by `sock_sendmsg` and
@@ -30,14 +32,33 @@ pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
 /// `TCP_CLOSE` (`include/net/tcp_states.h`).
 const TCP_CLOSE: i32 = 7;
 
-/// `trace_inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`: the backstop
-/// that folds sockets reaching `TCP_CLOSE` with an entry still in place.
+/// `trace_inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`, attached
+/// only where needed: before 5.11 the backstop that deletes cookie-keyed states of sockets
+/// reaching `TCP_CLOSE` that no process holds, and, with `--validate-closed`, the final TCP
+/// counters of every closing socket.
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     if c_int(ctx.arg(2)) == TCP_CLOSE {
         let sk: *const u8 = ctx.arg(0);
-        sockets::on_tcp_close(&ctx, sk);
+        validation::on_tcp_close(sk);
+        sockets::on_tcp_close(sk);
     }
+    0
+}
+
+/// The daemon relabels a socket it was handed with `setsockopt(SOL_SOCKSTATS)`: the bytes move
+/// in the kernel. Every other `setsockopt` passes untouched.
+#[cgroup_sockopt(setsockopt)]
+pub fn relabel_socket(ctx: SockoptContext) -> i32 {
+    relabel_program::on_setsockopt(&ctx)
+}
+
+/// Writes a [`sockstats_common::SocketRecord`] per live socket state, for the daemon's views
+/// of live sockets (`get --by process`, validation).
+#[no_mangle]
+#[link_section = "iter/bpf_sk_storage_map"]
+pub extern "C" fn socket_states(ctx: *mut core::ffi::c_void) -> i32 {
+    iter::on_socket_state(ctx);
     0
 }
 

@@ -1,16 +1,13 @@
 //! Labeling rules: a new socket of a task in a cgroup (or below it), or of a uid, gets the
-//! rule's label. The daemon writes the rules; they are applied here, when the socket's entry is
-//! made, so not one byte of a ruled socket goes unlabeled.
+//! rule's label. The daemon writes the rules; they are looked up here when a socket's owner
+//! becomes known, so not one byte of a ruled socket goes unlabeled.
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::bpf_get_current_ancestor_cgroup_id,
     macros::map,
     maps::{Array, HashMap},
     Global,
 };
-use sockstats_common::{Counter, OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES, UNLABELED_ID};
-
-use crate::{counters, sockets::SOCKET_LABELS};
+use sockstats_common::{OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES, UNLABELED_ID};
 
 #[map(name = "RULES")]
 static RULES: HashMap<OwnerKey, u32> = HashMap::pinned(MAX_RULES, 0);
@@ -32,14 +29,14 @@ pub enum SeenBy {
     TracingProgram,
 }
 
-/// Labels the new socket `cookie`, made by the current task running as `uid`, by the rule of
-/// the deepest cgroup that holds the task, else by the rule of `uid`. A label set before (by
-/// the daemon) is kept. Tracing programs on kernels before 5.18 only apply uid rules.
+/// The label a rule gives a socket made by the current task running as `uid`: the rule of the
+/// deepest cgroup that holds the task, else the rule of `uid`; [`NO_RULE`] if none. Tracing
+/// programs on kernels before 5.18 only apply uid rules.
 #[inline(always)]
-pub fn label_new_socket(cookie: u64, uid: u32, seen_by: SeenBy) {
+pub fn label_for(uid: u32, seen_by: SeenBy) -> u32 {
     let kinds = RULE_KINDS.get(0).copied().unwrap_or(0);
     if kinds == 0 {
-        return;
+        return NO_RULE;
     }
     // Plain integers with 0 for "none" (no rule maps to `unlabeled`), not `Option`s: Linux 5.10
     // refuses programs that may read a stack slot never written, which an `Option`'s payload is.
@@ -54,21 +51,11 @@ pub fn label_new_socket(cookie: u64, uid: u32, seen_by: SeenBy) {
             .copied()
             .unwrap_or(NO_RULE);
     }
-    if label != NO_RULE {
-        if SOCKET_LABELS
-            .insert(cookie, label, u64::from(BPF_NOEXIST))
-            .is_ok()
-        {
-            counters::bump(Counter::SocketsLabeledByRule);
-        } else if SOCKET_LABELS.get_ptr(cookie).is_none() {
-            // Not "labeled already" (the daemon's label wins): the map is full.
-            counters::bump(Counter::RuleLabelsFailed);
-        }
-    }
+    label
 }
 
 /// "No rule": the label id no rule has (`unlabeled`).
-const NO_RULE: u32 = UNLABELED_ID;
+pub const NO_RULE: u32 = UNLABELED_ID;
 
 /// The label of the rule of the deepest cgroup that holds the current task, walking from the
 /// root down (bounded by [`MAX_CGROUP_DEPTH`]); [`NO_RULE`] if none matches.

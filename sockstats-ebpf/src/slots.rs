@@ -1,17 +1,15 @@
-//! Interface slots of a socket entry: which slot a packet's interface uses, claimed lock-free.
-use sockstats_common::{
-    Counter, IfaceCounters, SocketEntry, INTERFACE_SLOTS, OTHER_SLOT, SLOTS, UNKNOWN_SLOT,
-};
+//! Interface slots of a socket's state: which slot a packet's interface uses, claimed lock-free.
+use sockstats_common::{Counter, SocketSlot, SocketState, INTERFACE_SLOTS, OTHER_SLOT};
 
 use crate::counters;
 
-/// The slot of interface (`netns_cookie`, `ifindex`) in `entry`, claiming a free one if the
+/// The slot of interface (`netns_cookie`, `ifindex`) in `state`, claiming a free one if the
 /// socket has not used it before; [`OTHER_SLOT`] once all slots belong to other interfaces.
 ///
 /// A slot is free while its namespace cookie is 0 (no namespace has cookie 0). Two CPUs claiming
 /// at once cannot take the same slot (`cmpxchg` on the cookie). A CPU that sees a slot claimed
-/// for its interface before the claimer stored the ifindex takes another slot for it: the
-/// daemon merges slots of the same interface.
+/// for its interface before the claimer stored the ifindex takes another slot for it: both
+/// slots then use the same account, so nothing is split.
 ///
 /// Without `CAS` (kernels before 5.12, whose verifier refuses `cmpxchg` anywhere in a
 /// program) the claim is a plain store: two CPUs claiming the same free slot for two new
@@ -19,18 +17,18 @@ use crate::counters;
 /// charged to the winner's. No byte is lost; only the split between those interfaces errs.
 ///
 /// # Safety
-/// `entry` must point at a value of the SOCKETS map.
+/// `state` must point at a socket's state.
 #[inline(always)]
 pub unsafe fn slot_for<const CAS: bool>(
-    entry: *mut SocketEntry,
+    state: *mut SocketState,
     netns_cookie: u64,
     ifindex: u32,
 ) -> u32 {
-    for index in 0..INTERFACE_SLOTS {
-        // SAFETY: index < INTERFACE_SLOTS < SLOTS, inside the entry.
+    for index in 1..=INTERFACE_SLOTS {
+        // SAFETY: 1 <= index <= INTERFACE_SLOTS < SLOTS, inside the state.
         let slot = unsafe {
-            (&raw mut (*entry).slots)
-                .cast::<sockstats_common::IfaceSlot>()
+            (&raw mut (*state).slots)
+                .cast::<SocketSlot>()
                 .add(index as usize)
         };
         // SAFETY: `slot` is inside the map value.
@@ -62,24 +60,4 @@ pub unsafe fn slot_for<const CAS: bool>(
     }
     counters::bump(Counter::InterfaceSlotsFull);
     OTHER_SLOT
-}
-
-/// The counters of slot `index` of `entry` (an out-of-range index means [`UNKNOWN_SLOT`]).
-///
-/// # Safety
-/// `entry` must point at a value of the SOCKETS map.
-#[inline(always)]
-pub unsafe fn counters_of(entry: *mut SocketEntry, index: u32) -> *mut IfaceCounters {
-    let index = if (index as usize) < SLOTS {
-        index
-    } else {
-        UNKNOWN_SLOT
-    };
-    // SAFETY: index < SLOTS, inside the entry.
-    unsafe {
-        let slot = (&raw mut (*entry).slots)
-            .cast::<sockstats_common::IfaceSlot>()
-            .add(index as usize);
-        &raw mut (*slot).counters
-    }
 }

@@ -1,46 +1,27 @@
-//! Per-socket entries: creation (eager and lazy), payload counting, and release.
+//! What happens to a socket's state: made (at creation or on first traffic), owned, counted,
+//! closed. Nothing is folded at close: the bytes are in the accounts already.
 use aya_ebpf::{
-    bindings::{bpf_sock, BPF_NOEXIST},
+    bindings::bpf_sock,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_get_socket_cookie, bpf_probe_read_kernel,
+        bpf_get_socket_cookie,
     },
-    macros::map,
-    maps::{HashMap, LruHashMap},
     programs::SockContext,
-    EbpfContext, Global,
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
-    Counter, SocketEntry, DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC, RELEASED_TOMBSTONES, UNLABELED_ID,
+    Counter, SocketState, FLAG_EXPLICIT, FLAG_HELD, FLAG_OWNED, FLAG_RULE_PENDING,
 };
 
 use crate::{
-    counters, owners,
-    rules::{self, SeenBy},
-    scope, slots, totals,
+    accounts::{self, Field},
+    counters,
+    relabel::{self, begin, end},
+    rules::{self, SeenBy, NO_RULE},
+    scope,
+    sock::{self, is_inet},
+    state::{self, Missing, SocketRef},
 };
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-
-/// Offset of `skc_family` in `struct sock` (inside `struct sock_common`, which starts it):
-/// after `skc_addrpair` (8 bytes), `skc_hash` (4) and `skc_portpair` (4). This layout has not
-/// changed since Linux 3.x: <https://elixir.bootlin.com/linux/v6.18/source/include/net/sock.h>
-const SKC_FAMILY_OFFSET: usize = 16;
-
-#[map(name = "SOCKETS")]
-pub static SOCKETS: HashMap<u64, SocketEntry> =
-    HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
-
-#[map(name = "SOCKET_LABELS")]
-pub static SOCKET_LABELS: HashMap<u64, u32> = HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
-
-/// Recently released sockets: cookie → the label they were folded under. Their last packets
-/// (FIN, ACKs, retransmits after `close`) go to that label's totals instead of making a new
-/// entry that no release would ever remove. LRU: old tombstones make room for new ones.
-#[map(name = "RELEASED")]
-pub static RELEASED: LruHashMap<u64, u32> = LruHashMap::pinned(RELEASED_TOMBSTONES, 0);
 
 #[derive(Clone, Copy)]
 pub enum Direction {
@@ -48,12 +29,9 @@ pub enum Direction {
     Rx,
 }
 
-fn is_inet(family: u16) -> bool {
-    family == AF_INET || family == AF_INET6
-}
-
-/// The owner fields of the current task.
-fn current_owner() -> (u64, u32, u32) {
+/// The owner fields of the current task: (cgroup id, uid, tgid).
+#[inline(always)]
+pub fn current_owner() -> (u64, u32, u32) {
     // SAFETY: plain helper calls without arguments.
     let (pid_tgid, uid_gid, cgroup_id) = unsafe {
         (
@@ -69,86 +47,86 @@ fn current_owner() -> (u64, u32, u32) {
     (cgroup_id, uid_gid as u32, (pid_tgid >> 32) as u32)
 }
 
-fn entry_for_current_task() -> SocketEntry {
-    let (cgroup_id, uid, tgid) = current_owner();
-    SocketEntry {
-        cgroup_id,
-        uid,
-        tgid,
-        ..SocketEntry::default()
-    }
-}
-
-/// The entry of `cookie`, made with `new` if there is none. `None` when the map is full.
-#[inline(always)]
-pub fn entry_or_insert(cookie: u64, new: &SocketEntry) -> Option<*mut SocketEntry> {
-    if let Some(entry) = SOCKETS.get_ptr_mut(cookie) {
-        return Some(entry);
-    }
-    // Fails if another CPU inserted first (then the lookup finds its entry) or if full.
-    if SOCKETS.insert(cookie, new, u64::from(BPF_NOEXIST)).is_ok() {
-        counters::bump(Counter::SocketsCreatedLazily);
-    }
-    let entry = SOCKETS.get_ptr_mut(cookie);
-    if entry.is_none() {
-        counters::bump(Counter::SocketsMapFull);
-    }
-    entry
-}
-
-/// The address family of the `struct sock *` `sk`.
-#[inline(always)]
-fn family_of(sk: *const u8) -> u16 {
-    #[expect(
-        clippy::cast_ptr_alignment,
-        reason = "skc_family is a u16 at a 2-aligned offset of an aligned struct sock"
-    )]
-    let family_ptr = sk.wrapping_add(SKC_FAMILY_OFFSET).cast::<u16>();
-    // SAFETY: `sk` is a BTF-typed `struct sock *` argument (tp_btf/fexit): the verifier checks
-    // this read against the kernel's BTF and makes it a fault-safe load (`BPF_PROBE_MEM`),
-    // without the cost of a bpf_probe_read_kernel helper call.
-    unsafe { core::ptr::read_volatile(family_ptr) }
-}
-
-/// Is the `struct sock *` `sk` an `AF_INET`/`AF_INET6` socket?
-#[inline(always)]
-fn is_inet_sock(sk: *const u8) -> bool {
-    is_inet(family_of(sk))
-}
-
-/// Is the `struct sock *` `sk` an `AF_INET` socket?
-#[inline(always)]
-pub fn is_ipv4_sock(sk: *const u8) -> bool {
-    family_of(sk) == AF_INET
-}
-
-/// Offset of `sk_cookie` (`__sk_common.skc_cookie`) in `struct sock`, read from the kernel's
-/// BTF by the daemon when tracing programs may not call `bpf_get_socket_cookie` (before 5.12);
-/// 0 when they may. A read-only global: the verifier sees it as a constant and never checks
-/// the branch not taken, so the helper call does not stop the program loading on 5.10.
-#[no_mangle]
-static SOCK_COOKIE_OFFSET: Global<u32> = Global::new(0);
-
-/// The cookie of the `struct sock *` `sk` handed to a tracing program; 0 if it has none yet.
+/// A byte of the state's flags.
 ///
-/// With the helper (Linux 5.12+) a socket without a cookie gets one. Before, the field is
-/// read as it is: the cookie is made when something first asks for it, and the cgroup
-/// programs ask for every socket in the accounted subtree (at creation, or at its first
-/// packet for accepted sockets), before its first send or receive returns.
+/// # Safety
+/// `state` must point at a socket's state.
 #[inline(always)]
-pub fn socket_cookie(sk: *const u8) -> u64 {
-    let offset = SOCK_COOKIE_OFFSET.load();
-    if offset == 0 {
-        // SAFETY: `sk` is the tracing program's valid socket pointer.
-        return unsafe { bpf_get_socket_cookie(sk.cast_mut().cast()) };
+pub unsafe fn flag(state: *mut SocketState, index: usize) -> bool {
+    // SAFETY: index < 4, inside the flags.
+    unsafe {
+        core::ptr::read_volatile((&raw const (*state).flags).cast::<u8>().add(index & 3)) != 0
     }
-    #[expect(
-        clippy::cast_ptr_alignment,
-        reason = "skc_cookie is an atomic64_t, 8-aligned in an aligned struct sock"
-    )]
-    let cookie_ptr = sk.wrapping_add(offset as usize).cast::<u64>();
-    // SAFETY: probe_read copes with any address.
-    unsafe { bpf_probe_read_kernel(cookie_ptr) }.unwrap_or(0)
+}
+
+/// Sets or clears a byte of the state's flags.
+///
+/// # Safety
+/// `state` must point at a socket's state.
+#[inline(always)]
+pub unsafe fn set_flag(state: *mut SocketState, index: usize, on: bool) {
+    // SAFETY: index < 4, inside the flags.
+    unsafe {
+        core::ptr::write_volatile(
+            (&raw mut (*state).flags).cast::<u8>().add(index & 3),
+            u8::from(on),
+        );
+    }
+}
+
+/// Makes the current task the owner of `state`: its owner account, the live-socket gauges
+/// (when `held`: a process holds the socket, so `sock_release` will see it close) and the
+/// rule that applies to it. Only called by an operation alone on the socket (or at creation).
+///
+/// # Safety
+/// `state` must point at a socket's state.
+#[inline(always)]
+unsafe fn take_ownership(state: *mut SocketState, held: bool, seen_by: SeenBy) {
+    let (cgroup_id, uid, tgid) = current_owner();
+    // SAFETY: the caller's pointer.
+    unsafe {
+        (*state).cgroup_id = cgroup_id;
+        (*state).uid = uid;
+        (*state).tgid = tgid;
+        let owner = accounts::owner_account_of(uid, cgroup_id);
+        (*state).owner_account = owner;
+        if held && !flag(state, FLAG_HELD) {
+            set_flag(state, FLAG_HELD, true);
+            accounts::count_live(owner, (*state).current_label(), 1);
+        }
+        if !flag(state, FLAG_EXPLICIT) {
+            let rule = rules::label_for(uid, seen_by);
+            if rule != NO_RULE {
+                (*state).rule_label = rule;
+                set_flag(state, FLAG_RULE_PENDING, true);
+            }
+        }
+        set_flag(state, FLAG_OWNED, true);
+    }
+}
+
+/// Puts a pending rule's label on, if the caller is alone on the socket.
+///
+/// # Safety
+/// `state` must point at a socket's state, inside [`begin`]/[`end`].
+#[inline(always)]
+unsafe fn apply_pending_rule(state: *mut SocketState) {
+    // SAFETY: the caller's pointer.
+    unsafe {
+        if !flag(state, FLAG_RULE_PENDING) {
+            return;
+        }
+        if flag(state, FLAG_EXPLICIT) {
+            set_flag(state, FLAG_RULE_PENDING, false);
+            return;
+        }
+        if relabel::try_switch(state, (*state).rule_label) {
+            set_flag(state, FLAG_RULE_PENDING, false);
+            counters::bump(Counter::SocketsLabeledByRule);
+        } else {
+            counters::bump(Counter::RuleLabelsDeferred);
+        }
+    }
 }
 
 fn overflow_of(direction: Direction) -> Counter {
@@ -158,181 +136,178 @@ fn overflow_of(direction: Direction) -> Counter {
     }
 }
 
-/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint)
-/// to the interface its packets last used in that direction.
+/// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint
+/// or fexit program) to its label's account of the interface its packets last used in that
+/// direction, and to its owner's account.
 #[inline(always)]
 pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
-    if sk.is_null() || bytes == 0 {
+    if sk.is_null() || bytes == 0 || !sock::is_inet_sock(sk) {
         return;
     }
-    if !is_inet_sock(sk) {
-        return;
-    }
-    let cookie = socket_cookie(sk);
-    if cookie == 0 {
-        // Only before 5.12, for a socket nothing asked the cookie of (see `socket_cookie`):
-        // counted, in the overflow bucket, never dropped.
-        counters::bump(Counter::NoCookie);
-        counters::add(overflow_of(direction), bytes);
-        return;
-    }
-
-    let entry = match SOCKETS.get_ptr_mut(cookie) {
-        Some(entry) => entry,
-        None if scope::current_task_in_scope() => {
-            let new = entry_for_current_task();
-            let Some(entry) = entry_or_insert(cookie, &new) else {
-                counters::add(overflow_of(direction), bytes);
-                return;
-            };
-            rules::label_new_socket(cookie, new.uid, SeenBy::TracingProgram);
-            entry
+    let cookie = if state::by_cookie() {
+        let cookie = sock::socket_cookie(sk);
+        if cookie == 0 {
+            // Only before 5.12, for a socket nothing asked the cookie of (see
+            // `sock::socket_cookie`): counted, in the overflow bucket, never dropped.
+            counters::bump(Counter::NoCookie);
+            counters::add(overflow_of(direction), bytes);
+            return;
         }
-        None => return,
+        cookie
+    } else {
+        0
     };
-    // SAFETY: `entry` points at a value of SOCKETS; the slot index is bounds-checked by
-    // `counters_of` and the adds are atomic.
+    let missing = if scope::current_task_in_scope() {
+        Missing::Create
+    } else {
+        Missing::Skip
+    };
+    let mut created = false;
+    let socket = SocketRef {
+        sk: sk.cast_mut().cast(),
+        cookie,
+    };
+    let Some(state) = state::find(socket, missing, &mut created) else {
+        if missing == Missing::Create {
+            counters::bump(Counter::SocketsMapFull);
+            counters::add(overflow_of(direction), bytes);
+        }
+        return;
+    };
+    if created {
+        counters::bump(Counter::SocketsCreatedLazily);
+    }
+    let field = match direction {
+        Direction::Tx => Field::PayloadTx,
+        Direction::Rx => Field::PayloadRx,
+    };
+    // SAFETY: `state` points at the socket's state; begin/end bracket the operation.
     unsafe {
-        if (*entry).tgid == 0 {
-            // Made from a packet (an accepted socket): the first task to use it owns it.
-            let (cgroup_id, uid, tgid) = current_owner();
-            (*entry).cgroup_id = cgroup_id;
-            (*entry).uid = uid;
-            (*entry).tgid = tgid;
-            rules::label_new_socket(cookie, uid, SeenBy::TracingProgram);
+        let mut parity = begin(state);
+        let owner = if flag(state, FLAG_OWNED) {
+            (*state).owner_account
+        } else if relabel::alone(state) {
+            // Sockets older than the daemon and accepted ones: the first task that moves
+            // bytes on them owns them.
+            take_ownership(state, sock::held_by_a_process(sk), SeenBy::TracingProgram);
+            (*state).owner_account
+        } else {
+            let (cgroup_id, uid, _) = current_owner();
+            accounts::owner_account_of(uid, cgroup_id)
+        };
+        if flag(state, FLAG_RULE_PENDING) {
+            apply_pending_rule(state);
+            parity = core::ptr::read_volatile(&raw const (*state).generation) & 1;
         }
-        match direction {
-            Direction::Tx => {
-                let counters = slots::counters_of(entry, (*entry).tx_slot);
-                counters::atomic_add(&raw mut (*counters).payload.tx_bytes, bytes);
-            }
-            Direction::Rx => {
-                let counters = slots::counters_of(entry, (*entry).rx_slot);
-                counters::atomic_add(&raw mut (*counters).payload.rx_bytes, bytes);
-            }
+        let slot = match direction {
+            Direction::Tx => (*state).tx_slot,
+            Direction::Rx => (*state).rx_slot,
+        };
+        // Payload in the overflow bucket is in no owner's account either, so that every
+        // grouping covers the same bytes.
+        if relabel::count(state, slot, parity, field, bytes, 0) {
+            accounts::add_owner_payload(owner, field, bytes);
         }
+        end(state);
     }
 }
 
+/// The cookie of a cgroup/sock program's inet socket (`None` for other families).
 fn inet_cookie(ctx: &SockContext) -> Option<u64> {
     // SAFETY: `ctx.sock` is the program's context, a valid `struct bpf_sock`.
     let family = unsafe { (*ctx.sock).family };
-    if family != u32::from(AF_INET) && family != u32::from(AF_INET6) {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "address families fit in u16"
+    )]
+    if !is_inet(family as u16) {
         return None;
     }
     // SAFETY: cgroup/sock programs may ask for their socket's cookie.
     Some(unsafe { bpf_get_socket_cookie(ctx.sock.cast::<bpf_sock>().cast()) })
 }
 
-/// `cgroup/sock_create`: record the owner of a new inet socket.
+/// `cgroup/sock_create`: make the state of a new inet socket, owned by the current task and
+/// labeled by the rules.
 pub fn on_create(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
-    let entry = entry_for_current_task();
-    if SOCKETS
-        .insert(cookie, entry, u64::from(BPF_NOEXIST))
-        .is_ok()
-    {
-        counters::bump(Counter::SocketsCreated);
-        rules::label_new_socket(cookie, entry.uid, SeenBy::CgroupProgram);
-    } else {
-        // A fresh cookie cannot exist yet: the map is full. The socket's bytes will go to the
-        // overflow bucket.
+    let mut created = false;
+    let socket = SocketRef {
+        sk: ctx.sock.cast(),
+        cookie,
+    };
+    let Some(state) = state::find(socket, Missing::Create, &mut created) else {
+        // The socket's bytes will go to the overflow bucket.
         counters::bump(Counter::SocketsMapFull);
         warn!(
             ctx,
-            "sockstats: SOCKETS map full, socket {} goes to the overflow bucket", cookie
+            "sockstats: no state for socket {}: its bytes go to the overflow bucket", cookie
         );
+        return;
+    };
+    counters::bump(Counter::SocketsCreated);
+    // SAFETY: a socket being created is used by nobody else yet.
+    unsafe {
+        // Sockets made here are user sockets: `sock_release` sees them close.
+        take_ownership(state, true, SeenBy::CgroupProgram);
+        if flag(state, FLAG_RULE_PENDING) {
+            // No bytes yet: the label is put on directly.
+            let rule = (*state).rule_label;
+            accounts::move_live((*state).current_label(), u64::MAX);
+            accounts::move_live(rule, 1);
+            (*state).label = [rule, rule];
+            set_flag(state, FLAG_RULE_PENDING, false);
+            counters::bump(Counter::SocketsLabeledByRule);
+        }
     }
 }
 
-/// `cgroup/sock_release`: fold the socket and forget its label.
+/// `cgroup/sock_release`: the socket leaves the live-socket gauges (and, before 5.11, its
+/// cookie-keyed state goes). Its bytes stay in the accounts, and its last packets still find
+/// the socket storage, which lives until the kernel frees the socket.
 pub fn on_release(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
         return;
     };
-    retire(ctx, cookie);
-    let _ = SOCKET_LABELS.remove(cookie);
-}
-
-/// Offsets of `struct sock.sk_socket` and `struct socket.file` (from the kernel's BTF; set by
-/// the daemon at load time, 0 when unknown).
-#[no_mangle]
-static SK_SOCKET_OFFSET: Global<u32> = Global::new(0);
-#[no_mangle]
-static SOCKET_FILE_OFFSET: Global<u32> = Global::new(0);
-
-/// Does a process hold `sk` open (it has a `struct socket` with a file)? Then `sock_release`
-/// will fold it, and a `sendmsg`/`recvmsg` may still be finishing on it right now.
-#[inline(always)]
-fn held_by_a_process(sk: *const u8) -> bool {
-    let (sk_socket, file) = (SK_SOCKET_OFFSET.load(), SOCKET_FILE_OFFSET.load());
-    if sk_socket == 0 || file == 0 {
-        return false;
-    }
-    // SAFETY: probe reads cope with any address (and alignment); `sk` is the tracepoint's
-    // socket, and both offsets come from the kernel's BTF.
-    #[expect(
-        clippy::cast_ptr_alignment,
-        reason = "pointer fields are 8-aligned in BTF"
-    )]
-    let socket =
-        unsafe { bpf_probe_read_kernel(sk.wrapping_add(sk_socket as usize).cast::<u64>()) };
-    let Ok(socket) = socket else {
-        return false;
+    let mut created = false;
+    let socket = SocketRef {
+        sk: ctx.sock.cast(),
+        cookie,
     };
-    if socket == 0 {
-        return false;
-    }
-    let socket = socket as *const u8;
-    // SAFETY: as above.
-    #[expect(
-        clippy::cast_ptr_alignment,
-        reason = "pointer fields are 8-aligned in BTF"
-    )]
-    let file = unsafe { bpf_probe_read_kernel(socket.wrapping_add(file as usize).cast::<u64>()) };
-    file.is_ok_and(|file| file != 0)
-}
-
-/// `tp_btf/inet_sock_set_state` into `TCP_CLOSE`: the backstop for sockets the release hook
-/// never sees (kernel sockets, accepted connections dropped with their listener). Sockets a
-/// process still holds are left to `sock_release`: a `sendmsg` finishing on another CPU while
-/// an RST closes the socket would add its bytes to an entry already folded. Kernel sockets
-/// have no file; if one sends while it closes, those last bytes can be missed.
-pub fn on_tcp_close<C: EbpfContext>(ctx: &C, sk: *const u8) {
-    if sk.is_null() || !is_inet_sock(sk) || held_by_a_process(sk) {
-        return;
-    }
-    let cookie = socket_cookie(sk);
-    if cookie != 0 && SOCKETS.get_ptr(cookie).is_some() {
-        retire(ctx, cookie);
-        counters::bump(Counter::FoldedAtClose);
-    }
-}
-
-/// Tombstones the socket, deletes its entry and folds it into its label's totals, bracketed by
-/// the counters the daemon's snapshots check.
-fn retire<C: EbpfContext>(ctx: &C, cookie: u64) {
-    counters::bump(Counter::ReleasesStarted);
-    // SAFETY: the value is copied out at once.
-    let label = unsafe { SOCKET_LABELS.get(cookie) }
-        .copied()
-        .unwrap_or(UNLABELED_ID);
-    // Tombstone first: from here on a packet that finds no entry goes to the label's totals
-    // instead of making a new entry no release would ever remove.
-    let _ = RELEASED.insert(cookie, label, 0);
-    if let Some(entry) = SOCKETS.get_ptr(cookie) {
-        // Delete before folding: a reader that sees neither misses the socket for one reply
-        // (and retries, see the daemon's snapshot), but no reader can ever see it twice.
-        let _ = SOCKETS.remove(cookie);
-        // SAFETY: SOCKETS does not preallocate, so a deleted element is freed only after an
-        // RCU grace period, which cannot end while this program runs: reading it in place
-        // (instead of copying 350 bytes to the 512-byte stack) is safe. No sendmsg/recvmsg
-        // runs on a socket being released (they hold its file), so no payload is added now.
-        let entry = unsafe { &*entry };
-        let in_overflow = totals::fold(ctx, label, entry);
-        owners::fold(entry, in_overflow);
+    if let Some(state) = state::find(socket, Missing::Skip, &mut created) {
+        // SAFETY: `state` points at the socket's state.
+        unsafe {
+            if flag(state, FLAG_HELD) {
+                set_flag(state, FLAG_HELD, false);
+                accounts::count_live((*state).owner_account, (*state).current_label(), u64::MAX);
+            }
+        }
     }
     counters::bump(Counter::SocketsReleased);
+    state::forget(cookie);
+}
+
+/// `tp_btf/inet_sock_set_state` into `TCP_CLOSE`, before 5.11 only: the backstop that deletes
+/// cookie-keyed states the release hook never sees (kernel sockets, accepted connections
+/// dropped with their listener). Sockets a process still holds are left to `sock_release`.
+pub fn on_tcp_close(sk: *const u8) {
+    if !state::by_cookie() || sk.is_null() || !sock::is_inet_sock(sk) || sock::held_by_a_process(sk)
+    {
+        return;
+    }
+    let cookie = sock::socket_cookie(sk);
+    if cookie == 0 {
+        return;
+    }
+    let mut created = false;
+    let socket = SocketRef {
+        sk: sk.cast_mut().cast(),
+        cookie,
+    };
+    if state::find(socket, Missing::Skip, &mut created).is_some() {
+        state::forget(cookie);
+        counters::bump(Counter::DeletedAtClose);
+    }
 }

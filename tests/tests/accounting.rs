@@ -296,8 +296,8 @@ fn connections_never_accepted_leave_no_entries_behind() {
         let mut clients: Vec<TcpStream> = (0..5)
             .map(|_| TcpStream::connect(address).expect("connect"))
             .collect();
-        // Data reaches the queued (never accepted) server sockets: their packets make entries
-        // that no sock_release will ever fold, since no process ever holds them.
+        // Data reaches the queued (never accepted) server sockets: their packets make socket
+        // states that no sock_release will ever see, since no process ever holds them.
         for client in &mut clients {
             client.write_all(&[7; 1000]).expect("write");
         }
@@ -306,12 +306,20 @@ fn connections_never_accepted_leave_no_entries_behind() {
     }
     thread::sleep(std::time::Duration::from_millis(200));
     let status = daemon.client().status().expect("status");
+    // They never counted as live; with socket storage their states went with the sockets,
+    // and cookie-keyed states (before 5.11) are deleted when TCP closes them.
     assert_eq!(status.live_sockets, baseline, "{status:?}");
-    assert!(
-        status.counters["folded_at_close"] >= 5,
-        "{:?}",
-        status.counters
-    );
+    if status
+        .kernel_limits
+        .iter()
+        .any(|limit| limit.contains("hash by cookie"))
+    {
+        assert!(
+            status.counters["deleted_at_close"] >= 5,
+            "{:?}",
+            status.counters
+        );
+    }
     // The clients' bytes stay counted, under unlabeled.
     assert_eq!(daemon.stats("unlabeled").tx_bytes, 5000);
 }

@@ -200,14 +200,14 @@ fn debug_shows_hooks_run_counts_map_fill_and_counters() {
         assert!(stats.prog_id.is_some() && stats.run_count > 0, "{stats:?}");
         assert!(stats.average_ns.is_some_and(|ns| ns > 0.0), "{stats:?}");
     }
-    let sockets = debug
+    let accounts = debug
         .maps
         .iter()
-        .find(|m| m.name == "SOCKETS")
-        .expect("SOCKETS");
+        .find(|m| m.name == "ACCOUNT_KEYS")
+        .expect("ACCOUNT_KEYS");
     assert!(
-        sockets.entries >= 2 && sockets.capacity == 262_144,
-        "{sockets:?}"
+        accounts.entries >= 1 && accounts.capacity == 4096,
+        "{accounts:?}"
     );
     assert!(debug.live_sockets >= 2 && debug.labels == 1, "{debug:?}");
     assert!(
@@ -223,7 +223,7 @@ fn debug_shows_hooks_run_counts_map_fill_and_counters() {
     for expected in [
         "PROGRAM",
         "AVG NS",
-        "SOCKETS",
+        "ACCOUNT_KEYS",
         "sockets_map_full",
         "kernel.bpf_stats_enabled=1",
     ] {

@@ -198,16 +198,20 @@ fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
     const PAIRS: u64 = 30;
     let port = free_loopback_port().to_string();
     let metrics = format!("127.0.0.1:{port}");
+    // Room for 7 (label, interface) accounts: not for 30 labels on loopback.
     let harness =
-        Harness::start_with_args("full-maps", &["--max-sockets", "16", "--metrics", &metrics]);
+        Harness::start_with_args("full-maps", &["--max-accounts", "8", "--metrics", &metrics]);
     let daemon = &harness.daemon;
     let mut control = daemon.client();
     let mut pairs = Vec::new();
     for n in 0..PAIRS {
         let (client, server) = tcp_pair(n % 2 == 1);
-        if n < 3 {
-            control.label(&client, "fits").expect("label");
-        }
+        let label = if n < 3 {
+            "fits".to_owned()
+        } else {
+            format!("label-{n}")
+        };
+        control.label(&client, &label).expect("label");
         pairs.push((client, server));
     }
     let mut total = 0u64;
@@ -224,19 +228,20 @@ fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
     }
     assert_eq!(counted, counts(total, total));
     assert!(reply.overflow.tx_bytes > 0, "nothing overflowed: {reply:?}");
+    // The first label's accounts were made before the others filled the map.
     assert_eq!(reply.stats["fits"], counts(10_000 + 10_017 + 10_034, 0));
 
     let debug = daemon.client().debug_info().expect("debug");
-    assert!(debug.counters["sockets_map_full"] > 0);
+    assert!(debug.counters["accounts_full"] > 0);
     assert_eq!(debug.counters["overflow_tx_bytes"], reply.overflow.tx_bytes);
-    let sockets_map = debug
+    let accounts = debug
         .maps
         .iter()
-        .find(|m| m.name == "SOCKETS")
-        .expect("SOCKETS");
-    assert_eq!(sockets_map.capacity, 16);
+        .find(|m| m.name == "ACCOUNT_KEYS")
+        .expect("ACCOUNT_KEYS");
+    assert_eq!(accounts.capacity, 8);
     let text = String::from_utf8_lossy(&daemon.cli(&["debug"]).stdout).into_owned();
-    assert!(text.contains("sockets_map_full"), "{text}");
+    assert!(text.contains("accounts_full"), "{text}");
     let (status, body) = http_get(daemon, port.parse().expect("port"), "/metrics");
     assert!(status.contains("200"), "{status}");
     // The scrape's own sockets find the map full too: its bytes join the overflow while it
@@ -262,7 +267,7 @@ fn full_maps_send_overflow_to_its_bucket_and_totals_stay_exact() {
         &daemon.bpffs_dir,
         &harness.cgroup.path,
         other.path(),
-        &["--max-sockets", "32"],
+        &["--max-accounts", "32"],
     );
     assert!(!output.status.success());
     // The first daemon still owns the pins; that is what the second one is told.
@@ -294,6 +299,19 @@ fn a_changed_max_sockets_on_existing_pins_is_refused_with_what_to_do() {
         "{message}"
     );
     assert!(message.contains("--uninstall"), "{message}");
+    let output = second_daemon(
+        &other.path().join("s.sock"),
+        &harness.daemon.bpffs_dir,
+        &harness.cgroup.path,
+        other.path(),
+        &["--max-sockets", "64", "--max-accounts", "16"],
+    );
+    assert!(!output.status.success());
+    let message = stderr_of(&output);
+    assert!(
+        message.contains("hold 4096 accounts, not the 16 asked for"),
+        "{message}"
+    );
     harness.daemon.restart();
 }
 

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_SOCKETS};
+use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFAULT_MAX_SOCKETS};
 use sockstats_daemon::{
     cgroup,
     daemon::{
@@ -86,10 +86,10 @@ struct Args {
     /// Rotated stats log files kept.
     #[arg(long, value_name = "N", default_value_t = 5)]
     stats_log_keep: usize,
-    /// Let `get --validation` cover closed TCP sockets too, by subscribing to the kernel's
-    /// sock_diag destroy notifications. Off by default: while anyone subscribes, the kernel
-    /// builds and sends a netlink message for every TCP socket destroyed on the host, and the
-    /// daemon wakes up to read it. Without it, validation covers live TCP sockets only.
+    /// Let `get --validation` cover closed TCP sockets too: a kernel program on every TCP
+    /// state change adds each socket's final tcp_info counters to its label when it reaches
+    /// TCP_CLOSE. Off by default, and then that program is not attached at all (it would run
+    /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
     #[arg(long)]
     validate_closed: bool,
     /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
@@ -110,10 +110,18 @@ struct Args {
     /// Most labels one non-root uid may make (labels that exist can be used by anyone).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_labels_per_uid: usize,
-    /// Capacity of the per-socket maps: live sockets tracked at once. Sockets beyond it are
-    /// counted in the overflow bucket. Changing it needs fresh maps (`--uninstall` first).
+    /// On kernels before 5.11 only (where socket states are kept in a hash by cookie): live
+    /// sockets tracked at once. Sockets beyond it are counted in the overflow bucket. Changing
+    /// it needs fresh maps (`--uninstall` first). Newer kernels keep each socket's state with
+    /// the socket, without a limit of their own.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOCKETS, value_parser = clap::value_parser!(u32).range(1..))]
     max_sockets: u32,
+    /// Accounts the kernel keeps running totals in: one per (label, interface) pair that ever
+    /// moved bytes (id 0 is never used, so N-1 pairs). Bytes of pairs beyond it are counted in
+    /// the overflow bucket. Each costs 48 bytes per CPU. Changing it needs fresh maps
+    /// (`--uninstall` first).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ACCOUNTS, value_parser = clap::value_parser!(u32).range(2..))]
+    max_accounts: u32,
     /// Detach the programs and delete every pin under --bpffs-dir (the kernel-side totals go
     /// with them), then exit.
     #[arg(long)]
@@ -223,8 +231,12 @@ fn start(
         bpffs_dir: args.bpffs_dir.clone(),
         cgroup_root: cgroup_root.clone(),
         max_sockets: args.max_sockets,
+        max_accounts: args.max_accounts,
+        validate_closed: args.validate_closed,
     };
-    let (attached, maps) = kernel::load_and_attach(&options)?;
+    let (attached, mut maps) = kernel::load_and_attach(&options)?;
+    maps.set_control(std::process::id(), args.validate_closed)
+        .context("cannot tell the kernel programs which process the daemon is")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
     // SAFETY: malloc_trim has no preconditions.
@@ -237,7 +249,6 @@ fn start(
         kernel: Mutex::new(maps),
         registry: Mutex::new(registry),
         interfaces: Mutex::new(interface_names),
-        closed_tcp: Mutex::default(),
         rules: Mutex::new(rules),
         cgroups: CgroupTree::new(mount),
         info: DaemonInfo {
@@ -256,9 +267,6 @@ fn start(
     let rule_count = daemon.rules.lock().expect("rules lock").rules().len();
     if rule_count > 0 {
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
-    }
-    if args.validate_closed {
-        daemon::validation::follow_destroyed_sockets(Arc::clone(&daemon), &attached.maps_dir);
     }
     Ok((attached, daemon, listener))
 }

@@ -9,9 +9,7 @@ use sockstats_common::protocol::{
     LabelInfo, LabelReply, LabelsReply, ProgramDebug, Request, SocketInfo, StatusReply,
     UnlabelReply, WireCounts,
 };
-use sockstats_common::{
-    label_name::UNLABELED_NAME, protocol::MapFill, Counter, SOCKETS_MAP, UNLABELED_ID,
-};
+use sockstats_common::{label_name::UNLABELED_NAME, Counter, UNLABELED_ID};
 
 use super::{
     refusal::{Peer, Refusal},
@@ -95,7 +93,7 @@ fn label_sockets(
     let sockets = inspect_all(fds, "label")?;
     if label == UNLABELED_NAME {
         // Putting a socket under `unlabeled` is taking its label off.
-        remove_labels(daemon, &sockets)?;
+        relabel_sockets(daemon, fds, &sockets, UNLABELED_ID)?;
         return Ok(encode_ok(&LabelReply {
             label: label.to_owned(),
             label_id: UNLABELED_ID,
@@ -108,13 +106,7 @@ fn label_sockets(
         .expect("registry lock")
         .get_or_create_for(label, peer.uid)
         .map_err(Refusal::from)?;
-    let mut kernel = daemon.kernel.lock().expect("kernel lock");
-    // The passed fds keep the sockets open until we return, so none can be released (and its
-    // label entry leaked) between these writes and the daemon closing the fds.
-    let cookies: Vec<u64> = sockets.iter().map(|s| s.cookie).collect();
-    kernel.set_labels_all_or_nothing(&cookies, label_id).map_err(|error| {
-        Refusal::new(ErrorCode::LimitReached, format!("cannot label the sockets: {error} (too many live labeled sockets?); none was labeled"))
-    })?;
+    relabel_sockets(daemon, fds, &sockets, label_id)?;
     log::debug!(
         "labeled {} socket(s) {label:?} (id {label_id})",
         sockets.len()
@@ -126,19 +118,33 @@ fn label_sockets(
     }))
 }
 
-fn remove_labels(daemon: &Daemon, sockets: &[InetSocket]) -> Result<(), String> {
-    let mut kernel = daemon.kernel.lock().expect("kernel lock");
-    for socket in sockets {
-        kernel
-            .remove_label(socket.cookie)
-            .map_err(|error| format!("cannot unlabel socket {}: {error}", socket.cookie))?;
-    }
-    Ok(())
+/// Puts every socket of `fds` (inspected as `sockets`) under `label_id`, or none of them: the
+/// kernel moves each one's bytes. The passed fds keep the sockets open until we return.
+fn relabel_sockets(
+    daemon: &Daemon,
+    fds: &[OwnedFd],
+    sockets: &[InetSocket],
+    label_id: u32,
+) -> Result<(), Refusal> {
+    let targets: Vec<(std::os::fd::BorrowedFd<'_>, u64)> = fds
+        .iter()
+        .zip(sockets)
+        .map(|(fd, socket)| (fd.as_fd(), socket.cookie))
+        .collect();
+    let kernel = daemon.kernel.lock().expect("kernel lock");
+    kernel
+        .relabel_all_or_nothing(&targets, label_id)
+        .map_err(|error| {
+            Refusal::new(
+                ErrorCode::Failed,
+                format!("cannot label the sockets: {error}; none was labeled"),
+            )
+        })
 }
 
 fn unlabel_sockets(daemon: &Daemon, fds: &[OwnedFd]) -> Result<String, Refusal> {
     let sockets = inspect_all(fds, "unlabel")?;
-    remove_labels(daemon, &sockets)?;
+    relabel_sockets(daemon, fds, &sockets, UNLABELED_ID)?;
     Ok(encode_ok(&UnlabelReply {
         sockets: sockets.iter().map(socket_info_of).collect(),
     }))
@@ -174,7 +180,12 @@ fn get(daemon: &Daemon) -> Result<String, String> {
 
 fn get_by(daemon: &Daemon, by: Grouping) -> Result<String, String> {
     let snapshot = views::snapshot(daemon)?;
-    let groups = crate::grouping::group(&snapshot, by);
+    let live = if by == Grouping::Process {
+        views::live_sockets(daemon)?
+    } else {
+        Vec::new()
+    };
+    let groups = crate::grouping::group(&snapshot, by, &live);
     let stats = views::group_names(daemon, groups);
     Ok(encode_ok(&sockstats_common::protocol::GetByReply {
         by,
@@ -238,9 +249,13 @@ fn labels(daemon: &Daemon) -> String {
 }
 
 fn status(daemon: &Daemon) -> String {
+    let label_ids = views::label_ids(daemon);
     let (live_sockets, counters) = {
         let kernel = daemon.kernel.lock().expect("kernel lock");
-        (kernel.live_sockets(), kernel.counters().unwrap_or_default())
+        (
+            kernel.live_sockets(label_ids),
+            kernel.counters().unwrap_or_default(),
+        )
     };
     let counters = counters_by_name(counters);
     let info = &daemon.info;
@@ -258,13 +273,6 @@ fn status(daemon: &Daemon) -> String {
     })
 }
 
-/// The entries of the SOCKETS map in a fill report: the live sockets.
-pub(crate) fn live_sockets_of(maps: &[MapFill]) -> u64 {
-    maps.iter()
-        .find(|m| m.name == SOCKETS_MAP)
-        .map_or(0, |m| m.entries)
-}
-
 pub(crate) fn counters_by_name(counters: [u64; Counter::COUNT as usize]) -> BTreeMap<String, u64> {
     Counter::ALL
         .iter()
@@ -280,11 +288,15 @@ fn read_trimmed(path: &str) -> Option<String> {
 }
 
 fn debug_info(daemon: &Daemon) -> String {
-    let (counters, maps) = {
+    let label_ids = views::label_ids(daemon);
+    let (counters, maps, live_sockets) = {
         let kernel = daemon.kernel.lock().expect("kernel lock");
-        (kernel.counters().unwrap_or_default(), kernel.fill())
+        (
+            kernel.counters().unwrap_or_default(),
+            kernel.fill(),
+            kernel.live_sockets(label_ids),
+        )
     };
-    let live_sockets = live_sockets_of(&maps);
     let loaded: Vec<_> = aya::programs::loaded_programs().flatten().collect();
     let programs = daemon
         .info

@@ -112,7 +112,7 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
 fn exposition(daemon: &Daemon) -> Result<String, String> {
     let named = views::named_totals(daemon)?;
     let maps = daemon.kernel.lock().expect("kernel lock").fill();
-    let live_sockets = super::handler::live_sockets_of(&maps);
+    let live_sockets = named.snapshot.live_sockets();
     let health = Health {
         counters: super::handler::counters_by_name(named.snapshot.counters),
         maps,

@@ -1,45 +1,39 @@
-//! Validation: per-label bytes from the kernel's own TCP counters (`tcp_info` via `sock_diag`),
-//! an independent check of the payload counts of `get`.
+//! Validation: per-label bytes from the kernel's own TCP counters (`tcp_info`), an independent
+//! check of the payload counts of `get`.
 //!
-//! Covered: TCP sockets that sockstats tracks (in the accounted cgroup subtree) and that live
-//! in the daemon's network namespace: live ones through a `sock_diag` dump at query time, and,
-//! with `--validate-closed`, closed ones through `sock_diag` destroy notifications received
-//! while the daemon runs (the label comes from the socket's tombstone). Nothing is done for
-//! validation until it is asked for: the dump runs per query, and the destroy subscription
-//! (which makes the kernel build a message for every TCP socket it destroys, host-wide) only
-//! exists with `--validate-closed`. Not covered: UDP (the kernel keeps no byte counters for it),
-//! sockets in other network namespaces, and sockets destroyed while the daemon was down.
+//! Covered: TCP sockets that sockstats tracks (they have a socket state). Live ones of the
+//! daemon's network namespace through a `sock_diag` dump at query time, labeled through the
+//! live socket states; with `--validate-closed`, closed ones in every namespace: the kernel
+//! adds each TCP socket's final `bytes_acked` and `bytes_received` to its label when it reaches
+//! `TCP_CLOSE` (the `inet_sock_set_state` program is attached only then). Nothing is done for
+//! validation until it is asked for: the dump runs per query, and the close hook only exists
+//! with `--validate-closed`.
 //!
-//! Sockets the application closed but the kernel has not destroyed yet (`FIN_WAIT`, `LAST_ACK`,
-//! a peer still draining) are in the dump, labeled through their tombstone; a socket is
-//! counted once, from the dump or from its destroy notification, never both. Closed sockets
-//! are missed when the kernel drops notifications (counted as `notifications_lost`) or when a
-//! socket's tombstone was evicted before its notification came (`closed_without_label`, which
-//! also counts every untracked socket).
-//!
-//! The kernel counts one more byte for the SYN in `bytes_acked` of the connecting side, and one
-//! for a FIN in `bytes_acked` (sender) and `bytes_received` (receiver): after a transfer and a
-//! close the kernel's numbers exceed the payload by at most 2 per socket in each direction.
-//! `bytes_received` also counts bytes received but not yet read by the application.
-use std::{
-    collections::{BTreeMap, HashMap},
-    path::Path,
-    sync::Arc,
-};
+//! A socket counts once: once it reached `TCP_CLOSE` (and was counted as closed) a dump that
+//! still lists it leaves it out. The kernel counts one more byte for the SYN in `bytes_acked`
+//! of the connecting side, and one for a FIN in `bytes_acked` (sender) and `bytes_received`
+//! (receiver): after a transfer and a close the kernel's numbers exceed the payload by at most
+//! 2 per socket in each direction. `bytes_received` also counts bytes received but not yet read
+//! by the application.
+use std::collections::{BTreeMap, HashMap};
 
 use sockstats_common::{
     protocol::{encode_ok, ByteCounts, ValidationReply},
-    Totals, UNLABELED_ID,
+    Counter, Totals,
 };
 
 use super::{state::Daemon, views};
-use crate::sys::sock_diag::{self, DestroyListener};
+use crate::sys::sock_diag;
+
+/// `TCP_CLOSE` (`include/net/tcp_states.h`).
+const TCP_CLOSE: u8 = 7;
 
 /// What `get_validation` covers, as the reply says it, with `--validate-closed`.
-pub const COVERS: &str = "TCP sockets tracked by sockstats in the daemon's network namespace: \
-    live ones (sock_diag dump now) and those destroyed while the daemon ran (sock_diag destroy \
-    notifications). tx = tcp_info bytes_acked, rx = bytes_received; the kernel counts SYN and \
-    FIN as one byte each. UDP is not covered.";
+pub const COVERS: &str = "TCP sockets tracked by sockstats: live ones of the daemon's network \
+    namespace (sock_diag dump now) and, in every namespace, those that reached TCP_CLOSE while \
+    the daemon ran with --validate-closed (their final counters, added by the kernel). tx = \
+    tcp_info bytes_acked, rx = bytes_received; the kernel counts SYN and FIN as one byte each. \
+    UDP is not covered.";
 
 /// What `get_validation` covers without `--validate-closed`.
 pub const COVERS_LIVE_ONLY: &str = "live TCP sockets tracked by sockstats in the daemon's \
@@ -49,64 +43,56 @@ pub const COVERS_LIVE_ONLY: &str = "live TCP sockets tracked by sockstats in the
 
 /// Answers `get_validation`.
 pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
-    let snapshot = views::snapshot(daemon)?;
+    let closed_covered = daemon.info.validate_closed;
     // A socket can appear twice in a dump that races socket churn: one entry per cookie.
-    let live: HashMap<u64, (u64, u64)> = sock_diag::dump_tcp()
+    let dumped: HashMap<u64, sock_diag::TcpCounters> = sock_diag::dump_tcp()
         .map_err(|error| format!("cannot dump TCP sockets over sock_diag: {error}"))?
         .into_iter()
-        .map(|s| (s.cookie, (s.bytes_acked, s.bytes_received)))
+        .filter(|s| !(closed_covered && s.state == TCP_CLOSE))
+        .map(|s| (s.cookie, s))
         .collect();
-    // Sockets already folded (closed by the application) but not yet destroyed by the kernel
-    // are still in the dump: their label comes from their tombstone.
-    let folded_labels: HashMap<u64, u32> = {
-        let kernel = daemon.kernel.lock().expect("kernel lock");
-        live.keys()
-            .filter(|cookie| !snapshot.is_live(**cookie))
-            .filter_map(|cookie| kernel.released_label(*cookie).map(|label| (*cookie, label)))
-            .collect()
-    };
+    let labels: HashMap<u64, u32> = views::live_sockets(daemon)?
+        .into_iter()
+        .map(|record| (record.cookie, record.label))
+        .collect();
     let mut by_label: BTreeMap<u32, Totals> = BTreeMap::new();
     let mut live_tcp_sockets = 0;
-    let closed = daemon.closed_tcp.lock().expect("closed tcp lock");
-    for (cookie, (acked, received)) in &live {
-        if closed.recent.contains(cookie) {
-            continue; // destroyed since the dump: counted with the closed ones
-        }
-        let label = if snapshot.is_live(*cookie) {
-            snapshot
-                .socket_labels
-                .get(cookie)
-                .copied()
-                .unwrap_or(UNLABELED_ID)
-        } else if let Some(label) = folded_labels.get(cookie) {
-            *label
-        } else {
-            continue; // not a socket sockstats accounts
+    for (cookie, counters) in &dumped {
+        // Sockets without a state are not sockets sockstats accounts.
+        let Some(label) = labels.get(cookie) else {
+            continue;
         };
         live_tcp_sockets += 1;
         by_label
-            .entry(label)
+            .entry(*label)
             .or_default()
-            .add(Totals::new(*acked, *received));
+            .add(Totals::new(counters.bytes_acked, counters.bytes_received));
     }
-    for (label, totals) in &closed.by_label {
-        by_label.entry(*label).or_default().add(*totals);
+    let (closed, closed_tcp_sockets) = {
+        let kernel = daemon.kernel.lock().expect("kernel lock");
+        let closed = kernel
+            .validation()
+            .map_err(|error| format!("cannot read the closed sockets' counters: {error}"))?;
+        let counters = kernel
+            .counters()
+            .map_err(|error| format!("cannot read the kernel's counters: {error}"))?;
+        (closed, counters[Counter::ValidatedClosed as usize])
+    };
+    for (label, totals) in closed {
+        by_label.entry(label).or_default().add(totals);
     }
     let mut reply = ValidationReply {
         live_tcp_sockets,
-        closed_tcp_sockets: closed.sockets,
-        covers: if daemon.info.validate_closed {
+        closed_tcp_sockets,
+        covers: if closed_covered {
             COVERS
         } else {
             COVERS_LIVE_ONLY
         }
         .to_owned(),
-        closed_covered: daemon.info.validate_closed,
-        notifications_lost: closed.notifications_lost,
-        closed_without_label: closed.without_tombstone,
+        closed_covered,
         ..ValidationReply::default()
     };
-    drop(closed);
     let registry = daemon.registry.lock().expect("registry lock");
     reply
         .stats
@@ -124,54 +110,4 @@ pub fn get_validation(daemon: &Daemon) -> Result<String, String> {
         );
     }
     Ok(encode_ok(&reply))
-}
-
-/// Collects the final counters of destroyed TCP sockets, on a thread of its own with its own
-/// handle on the tombstones (it never waits for the kernel-maps lock, so the kernel's
-/// notification queue does not overflow behind a long query).
-pub fn follow_destroyed_sockets(daemon: Arc<Daemon>, maps_dir: &Path) {
-    let released = match crate::kernel::loader::open_released(maps_dir) {
-        Ok(released) => released,
-        Err(error) => {
-            log::warn!("validation will not cover closed sockets: {error}");
-            return;
-        }
-    };
-    let listener = match DestroyListener::open() {
-        Ok(listener) => listener,
-        Err(error) => {
-            log::warn!("validation will not cover closed sockets: cannot subscribe to sock_diag destroy notifications: {error}");
-            return;
-        }
-    };
-    std::thread::spawn(move || loop {
-        let destroyed = match listener.next() {
-            Ok(destroyed) => destroyed,
-            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {
-                daemon
-                    .closed_tcp
-                    .lock()
-                    .expect("closed tcp lock")
-                    .notifications_lost += 1;
-                continue;
-            }
-            Err(error) => {
-                log::warn!("sock_diag destroy notifications: {error}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-        };
-        let mut closed = daemon.closed_tcp.lock().expect("closed tcp lock");
-        for socket in destroyed {
-            match released.get(&socket.cookie, 0) {
-                Ok(label) => closed.record(
-                    socket.cookie,
-                    label,
-                    Totals::new(socket.bytes_acked, socket.bytes_received),
-                ),
-                // Not tracked by sockstats, or its tombstone was evicted already.
-                Err(_) => closed.without_tombstone += 1,
-            }
-        }
-    });
 }

@@ -21,14 +21,34 @@ pub fn label_name(registry: &LabelRegistry, id: u32) -> String {
         .map_or_else(|| format!("#{id}"), str::to_owned)
 }
 
-/// Reads the kernel maps once (consistently, see [`crate::kernel::KernelMaps::snapshot`]).
+/// The ids of every label, `unlabeled` included.
+pub fn label_ids(daemon: &Daemon) -> Vec<u32> {
+    let registry = daemon.registry.lock().expect("registry lock");
+    std::iter::once(sockstats_common::UNLABELED_ID)
+        .chain(registry.iter().map(|(id, _)| id))
+        .collect()
+}
+
+/// Reads the kernel's accounts once (consistently, see
+/// [`crate::kernel::KernelMaps::snapshot`]).
 pub fn snapshot(daemon: &Daemon) -> Result<KernelSnapshot, String> {
+    let label_ids = label_ids(daemon);
     daemon
         .kernel
         .lock()
         .expect("kernel lock")
-        .snapshot()
+        .snapshot(&label_ids)
         .map_err(|error| format!("cannot read the kernel maps: {error}"))
+}
+
+/// Every live socket state (for the views of live sockets: `get --by process`, validation).
+pub fn live_sockets(daemon: &Daemon) -> Result<Vec<sockstats_common::SocketRecord>, String> {
+    daemon
+        .kernel
+        .lock()
+        .expect("kernel lock")
+        .live_socket_records()
+        .map_err(|error| format!("cannot list the live sockets: {error}"))
 }
 
 /// Every label (registered ones included, even without traffic) → interface name → counters.
@@ -112,7 +132,7 @@ pub fn group_names(
             Group::ClosedSockets => "(closed sockets)".to_owned(),
             Group::UnknownOwner => "(unknown owner)".to_owned(),
             Group::Overflow => "(overflow)".to_owned(),
-            Group::OwnerOverflow => "(owner totals full)".to_owned(),
+            Group::OwnerOverflow => "(owner accounts full)".to_owned(),
         };
         let counts = named.entry(name).or_default();
         counts.tx_bytes = counts.tx_bytes.saturating_add(totals.payload.tx_bytes);

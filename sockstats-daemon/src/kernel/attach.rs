@@ -1,9 +1,11 @@
 //! Loading and attaching one program of the object at its hook, and pinning its link.
 use std::{fs::File, path::Path};
 
+use crate::sys::bpf_link;
 use aya::{
     programs::{
-        links::FdLink, BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, FEntry, FExit,
+        links::{FdLink, PinnedLink},
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, CgroupSockopt, FEntry, FExit,
         ProgramError,
     },
     Btf, Ebpf,
@@ -28,6 +30,7 @@ fn attach_error(program: &'static str, hook: Hook, source: ProgramError) -> Kern
         Hook::FExit(_) | Hook::FEntry(_) => " (fentry/fexit need Linux 5.5 or newer with BTF and a kernel that allows BPF trampolines)",
         Hook::CgroupSock(_) => " (cgroup/sock_create and sock_release need Linux 5.9 or newer)",
         Hook::CgroupSkb(_) => " (cgroup_skb needs cgroup v2 and Linux 5.8 or newer)",
+        Hook::CgroupSetsockopt => " (cgroup/setsockopt needs Linux 5.7 or newer for bpf_link)",
     };
     KernelError::Attach {
         program,
@@ -86,6 +89,18 @@ pub fn attach(
                 .map_err(error)?;
             let link = program.take_link(id).map_err(error)?;
             FdLink::try_from(link).map_err(|e| pin_error(links_dir, e))?
+        }
+        Hook::CgroupSetsockopt => {
+            let program: &mut CgroupSockopt = program.try_into().map_err(error)?;
+            program.load().map_err(error)?;
+            // aya 0.14 cannot pin a cgroup/setsockopt link: made and pinned by hand.
+            let path = links_dir.join(name);
+            let prog_fd = program.fd().map_err(error)?;
+            bpf_link::attach_setsockopt_pinned(prog_fd, target.cgroup, &path)
+                .map_err(|e| error(ProgramError::IOError(e)))?;
+            let pinned = PinnedLink::from_pin(&path).map_err(|e| pin_error(&path, e))?;
+            log::info!("attached {name} at {}", hook.describe());
+            return Ok(FdLink::from(pinned));
         }
     };
     let path = links_dir.join(name);

@@ -28,6 +28,8 @@ pub enum Hook {
     CgroupSock(&'static str),
     /// A `cgroup_skb` hook on the accounted cgroup.
     CgroupSkb(CgroupSkbAttachType),
+    /// The `cgroup/setsockopt` hook on the accounted cgroup.
+    CgroupSetsockopt,
 }
 
 impl Hook {
@@ -40,6 +42,7 @@ impl Hook {
             Hook::CgroupSock(name) => format!("cgroup/{name}"),
             Hook::CgroupSkb(CgroupSkbAttachType::Ingress) => "cgroup_skb/ingress".to_owned(),
             Hook::CgroupSkb(CgroupSkbAttachType::Egress) => "cgroup_skb/egress".to_owned(),
+            Hook::CgroupSetsockopt => "cgroup/setsockopt".to_owned(),
         }
     }
 }
@@ -52,25 +55,31 @@ pub type Program = (&'static str, Hook);
 /// Older ones refuse a program that merely contains one.
 pub const CMPXCHG_SINCE: (u32, u32) = (5, 12);
 
-/// The programs attached whatever the payload set: the TCP close backstop, socket creation
-/// and release, and the packet hooks (their variant without `cmpxchg` unless `cmpxchg`).
+/// The programs attached whatever the payload set: socket creation and release, the packet
+/// hooks (their variant without `cmpxchg` unless `cmpxchg`) and the relabel hook; and the
+/// `TCP_CLOSE` hook when `close_hook` (cookie-keyed states need its backstop, and validation
+/// of closed sockets its counters). Without it nothing runs per TCP state change.
 #[must_use]
-pub fn common(cmpxchg: bool) -> [Program; 5] {
+pub fn common(cmpxchg: bool, close_hook: bool) -> Vec<Program> {
     let (egress, ingress) = if cmpxchg {
         ("packet_egress", "packet_ingress")
     } else {
         ("packet_egress_nocas", "packet_ingress_nocas")
     };
-    [
-        (
-            "inet_sock_set_state",
-            Hook::Tracepoint("inet_sock_set_state"),
-        ),
+    let mut programs = vec![
         ("sock_create", Hook::CgroupSock("sock_create")),
         ("sock_release", Hook::CgroupSock("sock_release")),
         (egress, Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
         (ingress, Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
-    ]
+        ("relabel_socket", Hook::CgroupSetsockopt),
+    ];
+    if close_hook {
+        programs.push((
+            "inet_sock_set_state",
+            Hook::Tracepoint("inet_sock_set_state"),
+        ));
+    }
+    programs
 }
 
 /// Which payload hook sets the daemon may try (`sockstatsd --payload-hooks`).

@@ -13,27 +13,30 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, MapError},
+    maps::{Array, HashMap, MapError, PerCpuArray},
     programs::{
         links::{FdLink, PinnedLink},
-        ProgramError,
+        Iter, ProgramError,
     },
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
+    globals,
     protocol::{PayloadHooks, ProgramStatus},
-    Counter, IfaceCounters, LabelIfaceKey, SocketEntry, COUNTERS_MAP, GLOBAL_PACKET_NETNS_COOKIE,
-    GLOBAL_ROOT_CGROUP_ID, GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SK_SOCKET_OFFSET,
-    GLOBAL_SOCKET_FILE_OFFSET, GLOBAL_SOCK_COOKIE_OFFSET, GLOBAL_TRACING_ANCESTOR_HELPER,
-    LABEL_TOTALS_MAP, MAP_LAYOUT_VERSION, OWNER_TOTALS_MAP, RELEASED_MAP, RULES_MAP,
-    RULE_KINDS_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP, TRACING_ANCESTOR_HELPER_SINCE,
+    Counter, IfaceCounters, LabelIfaceKey, SocketState, ACCOUNTS_MAP, ACCOUNT_IDS_MAP,
+    ACCOUNT_KEYS_MAP, CONTROL_MAP, COUNTERS_MAP, GLOBAL_PACKET_NETNS_COOKIE, GLOBAL_ROOT_CGROUP_ID,
+    GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SK_SOCKET_OFFSET, GLOBAL_SOCKET_FILE_OFFSET,
+    GLOBAL_SOCK_COOKIE_OFFSET, GLOBAL_STATE_BY_COOKIE, GLOBAL_TRACING_ANCESTOR_HELPER,
+    LABEL_SOCKETS_MAP, MAP_LAYOUT_VERSION, OWNER_ACCOUNTS_MAP, OWNER_KEYS_MAP, RULES_MAP,
+    RULE_KINDS_MAP, SOCKET_STATE_BY_COOKIE_MAP, SOCKET_STATE_MAP, TRACING_ANCESTOR_HELPER_SINCE,
+    TRACING_SK_STORAGE_SINCE, VALIDATION_MAP,
 };
 
 use super::{
     attach::{self, Target},
     btf::{BtfError, KernelBtf},
     hooks::{self, PayloadChoice, PayloadSet, Program},
-    maps::KernelMaps,
+    maps::{KernelMaps, LiveStates},
 };
 use crate::{
     cgroup::CgroupRoot,
@@ -93,6 +96,12 @@ pub enum KernelError {
         pinned: u32,
         requested: u32,
     },
+    #[error("the maps pinned under {} hold {pinned} accounts, not the {requested} asked for; `sockstatsd --uninstall --bpffs-dir {}` first (it drops the kernel-side totals), or keep --max-accounts {pinned}", bpffs_dir.display(), bpffs_dir.display())]
+    AccountCapacity {
+        bpffs_dir: PathBuf,
+        pinned: u32,
+        requested: u32,
+    },
 }
 
 /// Where to pin and what to account.
@@ -100,10 +109,14 @@ pub enum KernelError {
 pub struct LoadOptions {
     pub bpffs_dir: PathBuf,
     pub cgroup_root: CgroupRoot,
-    /// Capacity of the per-socket maps (live sockets tracked at once).
+    /// Capacity of the cookie-keyed socket states (kernels before 5.11 only).
     pub max_sockets: u32,
+    /// Capacity of the accounts: (label, interface) pairs.
+    pub max_accounts: u32,
     /// Which payload hook sets may be used.
     pub payload: PayloadChoice,
+    /// Attach the `TCP_CLOSE` hook for validation of closed sockets.
+    pub validate_closed: bool,
 }
 
 /// The attached programs. Dropping it leaves them attached (their links are pinned).
@@ -129,7 +142,7 @@ pub struct AttachedKernel {
 fn maps_dir_name() -> String {
     format!(
         "maps-v{MAP_LAYOUT_VERSION}-{}-{}-{}-{}",
-        size_of::<SocketEntry>(),
+        size_of::<SocketState>(),
         size_of::<LabelIfaceKey>(),
         size_of::<IfaceCounters>(),
         Counter::COUNT
@@ -184,6 +197,11 @@ struct KernelFacts {
     socket_offsets: (u32, u32),
     /// The programs' `TRACING_ANCESTOR_HELPER`.
     ancestor_helper: bool,
+    /// The programs' `STATE_BY_COOKIE`: tracing programs cannot use socket storage.
+    state_by_cookie: bool,
+    /// The programs' `TCP_BYTES_ACKED_OFFSET` and `TCP_BYTES_RECEIVED_OFFSET` (0, 0 when
+    /// unknown: no validation of closed sockets).
+    tcp_counter_offsets: (u32, u32),
     /// What this kernel cannot do that a newer one can.
     limits: Vec<String>,
 }
@@ -237,6 +255,30 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         );
     }
     let socket_offsets = socket_offsets(&kernel_btf, &mut limits);
+    let state_by_cookie = version < TRACING_SK_STORAGE_SINCE;
+    if state_by_cookie {
+        limits.push(
+            "tracing programs cannot use socket storage before 5.11: socket states are kept in \
+             a hash by cookie (--max-sockets of them), deleted when the socket closes, so the \
+             packets a socket sends or receives after its close (FIN, ACKs, retransmits) are \
+             not charged to its label (they are in untracked_wire_bytes)"
+                .to_owned(),
+        );
+    }
+    let tcp_counter_offsets = match (
+        kernel_btf.member_offset("tcp_sock", "bytes_acked"),
+        kernel_btf.member_offset("tcp_sock", "bytes_received"),
+    ) {
+        (Some(acked), Some(received)) => (acked, received),
+        _ => {
+            limits.push(
+                "struct tcp_sock.bytes_acked or bytes_received is not in BTF: validation \
+                 cannot cover closed sockets"
+                    .to_owned(),
+            );
+            (0, 0)
+        }
+    };
     for limit in &limits {
         log::warn!("Linux {}.{}: {limit}", version.0, version.1);
     }
@@ -248,6 +290,8 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         packet_netns_cookie,
         socket_offsets,
         ancestor_helper,
+        state_by_cookie,
+        tcp_counter_offsets,
         limits,
     })
 }
@@ -288,8 +332,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         packet_netns_cookie,
         socket_offsets,
         ancestor_helper,
+        state_by_cookie,
+        tcp_counter_offsets,
         limits: kernel_limits,
     } = kernel_facts()?;
+    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
 
     let root = &options.cgroup_root;
     let mut ebpf = EbpfLoader::new()
@@ -305,8 +352,22 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
             &u32::from(ancestor_helper),
             true,
         )
-        .map_max_entries(SOCKETS_MAP, options.max_sockets)
-        .map_max_entries(SOCKET_LABELS_MAP, options.max_sockets)
+        .override_global(GLOBAL_STATE_BY_COOKIE, &u32::from(state_by_cookie), true)
+        .override_global(
+            globals::TCP_BYTES_ACKED_OFFSET,
+            &tcp_counter_offsets.0,
+            true,
+        )
+        .override_global(
+            globals::TCP_BYTES_RECEIVED_OFFSET,
+            &tcp_counter_offsets.1,
+            true,
+        )
+        .override_global(globals::MAX_ACCOUNTS, &options.max_accounts, true)
+        .map_max_entries(SOCKET_STATE_BY_COOKIE_MAP, options.max_sockets)
+        .map_max_entries(ACCOUNTS_MAP, options.max_accounts)
+        .map_max_entries(ACCOUNT_IDS_MAP, options.max_accounts)
+        .map_max_entries(ACCOUNT_KEYS_MAP, options.max_accounts)
         .load(OBJECT)
         .map_err(|source| KernelError::Load {
             bpffs_dir: options.bpffs_dir.clone(),
@@ -315,10 +376,23 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
 
     // The maps' file descriptors are already in the loaded instructions: taking them out of
     // `ebpf` here (before attaching) only moves who owns them.
-    let maps = take_maps(&mut ebpf)?;
-    let pinned = aya::maps::IterableMap::map(&maps.sockets)
+    let iterator = if state_by_cookie {
+        None
+    } else {
+        Some(load_iterator(&mut ebpf, &btf)?)
+    };
+    let (maps, pinned) = take_maps(&mut ebpf, iterator)?;
+    let pinned_accounts = aya::maps::IterableMap::map(&maps.account_keys)
         .info()
-        .map_or(options.max_sockets, |info| info.max_entries());
+        .map_or(options.max_accounts, |info| info.max_entries());
+    if pinned_accounts != options.max_accounts {
+        return Err(KernelError::AccountCapacity {
+            bpffs_dir: options.bpffs_dir.clone(),
+            pinned: pinned_accounts,
+            requested: options.max_accounts,
+        });
+    }
+    let pinned = pinned.unwrap_or(options.max_sockets);
     if pinned != options.max_sockets {
         return Err(KernelError::Capacity {
             bpffs_dir: options.bpffs_dir.clone(),
@@ -327,8 +401,9 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         });
     }
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
+    let common = hooks::common(cmpxchg, state_by_cookie || options.validate_closed);
     let attached =
-        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg, options.payload)? {
+        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, &common, options.payload)? {
             reused
         } else {
             detach_other_builds(&options.bpffs_dir, &links_dir)?;
@@ -336,8 +411,8 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
                 &mut ebpf,
                 root,
                 &links_dir,
-                &kernel_btf,
-                cmpxchg,
+                (&btf, &kernel_btf),
+                &common,
                 options.payload,
             )?
         };
@@ -404,7 +479,7 @@ struct Attachments {
 fn reuse_links(
     links_dir: &Path,
     btf: &KernelBtf,
-    cmpxchg: bool,
+    common: &[Program],
     choice: PayloadChoice,
 ) -> Result<Option<Attachments>, KernelError> {
     if !links_dir.exists() {
@@ -419,13 +494,14 @@ fn reuse_links(
         if !choice.allows(set) {
             continue;
         }
-        let programs: Vec<Program> = hooks::common(cmpxchg).into_iter().chain(payload).collect();
+        let programs: Vec<Program> = common.iter().copied().chain(payload).collect();
         if !programs
             .iter()
             .all(|(name, _)| links_dir.join(name).exists())
         {
             continue;
         }
+        detach_unwanted(links_dir, &programs)?;
         let mut links = Vec::new();
         for program in programs {
             match PinnedLink::from_pin(links_dir.join(program.0)) {
@@ -463,6 +539,20 @@ fn reuse_links(
     Ok(None)
 }
 
+/// Removes the link pins in `links_dir` of programs not in `wanted` (the `TCP_CLOSE` hook once
+/// validation of closed sockets is off again): they detach once no daemon holds them.
+fn detach_unwanted(links_dir: &Path, wanted: &[Program]) -> Result<(), KernelError> {
+    let entries = fs::read_dir(links_dir).map_err(|e| pin_error(links_dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !wanted.iter().any(|(program, _)| *program == name) {
+            log::info!("detaching {name}: not needed with these options");
+            fs::remove_file(entry.path()).map_err(|e| pin_error(&entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes the link pins of other builds: their programs detach once no daemon holds them.
 fn detach_other_builds(bpffs_dir: &Path, keep: &Path) -> Result<(), KernelError> {
     let entries = fs::read_dir(bpffs_dir).map_err(|e| pin_error(bpffs_dir, e))?;
@@ -486,24 +576,23 @@ fn attach_all(
     ebpf: &mut Ebpf,
     root: &CgroupRoot,
     links_dir: &Path,
-    kernel_btf: &KernelBtf,
-    cmpxchg: bool,
+    (btf, kernel_btf): (&Btf, &KernelBtf),
+    common: &[Program],
     choice: PayloadChoice,
 ) -> Result<Attachments, KernelError> {
-    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
         path: root.path.clone(),
         source,
     })?;
     fs::create_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
     let target = Target {
-        btf: &btf,
+        btf,
         cgroup: &cgroup,
         links_dir,
     };
     let mut links = Vec::new();
-    for program in hooks::common(cmpxchg) {
-        links.push((program, attach::attach(ebpf, &target, program)?));
+    for program in common {
+        links.push((*program, attach::attach(ebpf, &target, *program)?));
     }
     let tracepoints = match try_payload_set(
         ebpf,
@@ -602,38 +691,87 @@ fn map_error(name: &'static str, error: &MapError) -> KernelError {
     }
 }
 
-fn take_maps(ebpf: &mut Ebpf) -> Result<KernelMaps, KernelError> {
+/// Loads the socket-state iterator (not attached: each read makes a link of its own).
+fn load_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<aya::programs::ProgramFd, KernelError> {
+    let error = |source| KernelError::Attach {
+        program: "socket_states",
+        hook: "iter/bpf_sk_storage_map".to_owned(),
+        hint: " (socket-storage iterators need Linux 5.9 or newer)",
+        source: Box::new(source),
+    };
+    let program: &mut Iter = ebpf
+        .program_mut("socket_states")
+        .ok_or_else(|| KernelError::Map {
+            name: "socket_states",
+            reason: "program not in the object".into(),
+        })?
+        .try_into()
+        .map_err(error)?;
+    program.load("bpf_sk_storage_map", btf).map_err(error)?;
+    program
+        .fd()
+        .map_err(error)?
+        .try_clone()
+        .map_err(|e| error(ProgramError::IOError(e)))
+}
+
+/// The maps the daemon reads and writes, and the capacity of the pinned cookie-keyed states
+/// (checked against `--max-sockets` on every kernel, so pins never silently change meaning).
+fn take_maps(
+    ebpf: &mut Ebpf,
+    iterator: Option<aya::programs::ProgramFd>,
+) -> Result<(KernelMaps, Option<u32>), KernelError> {
     let mut take = |name: &'static str| {
         ebpf.take_map(name).ok_or(KernelError::Map {
             name,
             reason: "not in the object".into(),
         })
     };
-    Ok(KernelMaps {
-        sockets: HashMap::try_from(take(SOCKETS_MAP)?).map_err(|e| map_error(SOCKETS_MAP, &e))?,
-        socket_labels: HashMap::try_from(take(SOCKET_LABELS_MAP)?)
-            .map_err(|e| map_error(SOCKET_LABELS_MAP, &e))?,
-        label_totals: HashMap::try_from(take(LABEL_TOTALS_MAP)?)
-            .map_err(|e| map_error(LABEL_TOTALS_MAP, &e))?,
-        counters: Array::try_from(take(COUNTERS_MAP)?).map_err(|e| map_error(COUNTERS_MAP, &e))?,
-        released: HashMap::try_from(take(RELEASED_MAP)?)
-            .map_err(|e| map_error(RELEASED_MAP, &e))?,
+    let by_cookie: HashMap<aya::maps::MapData, u64, SocketState> =
+        HashMap::try_from(take(SOCKET_STATE_BY_COOKIE_MAP)?)
+            .map_err(|e| map_error(SOCKET_STATE_BY_COOKIE_MAP, &e))?;
+    let capacity = aya::maps::IterableMap::map(&by_cookie)
+        .info()
+        .ok()
+        .map(|info| info.max_entries());
+    let live_states = match iterator {
+        Some(iterator) => {
+            let map = match take(SOCKET_STATE_MAP)? {
+                aya::maps::Map::SkStorage(map) => map,
+                other => {
+                    return Err(KernelError::Map {
+                        name: SOCKET_STATE_MAP,
+                        reason: format!("not socket storage but {other:?}"),
+                    })
+                }
+            };
+            LiveStates::SocketStorage { map, iterator }
+        }
+        None => LiveStates::ByCookie,
+    };
+    let maps = KernelMaps {
+        accounts: PerCpuArray::try_from(take(ACCOUNTS_MAP)?)
+            .map_err(|e| map_error(ACCOUNTS_MAP, &e))?,
+        account_keys: HashMap::try_from(take(ACCOUNT_KEYS_MAP)?)
+            .map_err(|e| map_error(ACCOUNT_KEYS_MAP, &e))?,
+        owner_accounts: PerCpuArray::try_from(take(OWNER_ACCOUNTS_MAP)?)
+            .map_err(|e| map_error(OWNER_ACCOUNTS_MAP, &e))?,
+        owner_keys: HashMap::try_from(take(OWNER_KEYS_MAP)?)
+            .map_err(|e| map_error(OWNER_KEYS_MAP, &e))?,
+        label_sockets: PerCpuArray::try_from(take(LABEL_SOCKETS_MAP)?)
+            .map_err(|e| map_error(LABEL_SOCKETS_MAP, &e))?,
+        counters: PerCpuArray::try_from(take(COUNTERS_MAP)?)
+            .map_err(|e| map_error(COUNTERS_MAP, &e))?,
+        control: Array::try_from(take(CONTROL_MAP)?).map_err(|e| map_error(CONTROL_MAP, &e))?,
+        validation: HashMap::try_from(take(VALIDATION_MAP)?)
+            .map_err(|e| map_error(VALIDATION_MAP, &e))?,
         rules: HashMap::try_from(take(RULES_MAP)?).map_err(|e| map_error(RULES_MAP, &e))?,
         rule_kinds: Array::try_from(take(RULE_KINDS_MAP)?)
             .map_err(|e| map_error(RULE_KINDS_MAP, &e))?,
-        owner_totals: HashMap::try_from(take(OWNER_TOTALS_MAP)?)
-            .map_err(|e| map_error(OWNER_TOTALS_MAP, &e))?,
-    })
-}
-
-/// A handle of its own on the RELEASED tombstones (cookie → label id), for a thread that must
-/// not wait for the lock around [`KernelMaps`].
-pub fn open_released(
-    maps_dir: &Path,
-) -> Result<HashMap<aya::maps::MapData, u64, u32>, KernelError> {
-    let path = maps_dir.join(RELEASED_MAP);
-    let data = aya::maps::MapData::from_pin(&path).map_err(|e| map_error(RELEASED_MAP, &e))?;
-    HashMap::try_from(aya::maps::Map::LruHashMap(data)).map_err(|e| map_error(RELEASED_MAP, &e))
+        live_states,
+        states_by_cookie: by_cookie,
+    };
+    Ok((maps, capacity))
 }
 
 /// Detaches the programs and deletes every pin (maps too: the totals are gone afterwards).

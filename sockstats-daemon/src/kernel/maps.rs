@@ -1,74 +1,141 @@
-//! The daemon's handles on the kernel maps: consistent snapshots for queries, and the one
-//! map userspace writes (cookie → label id).
+//! The daemon's handles on the kernel maps: consistent snapshots of the accounts for queries,
+//! the relabel of live sockets, the rules and the control values it writes.
 //!
-//! Userspace never writes a map the kernel adds into (`SOCKETS`, `LABEL_TOTALS`, `COUNTERS`): a
-//! whole-value write from here would lose the kernel's concurrent increments.
-use std::collections::HashMap as StdHashMap;
-
-use aya::maps::{Array, HashMap, IterableMap as _, MapData, MapError};
-use sockstats_common::{
-    protocol::MapFill, Counter, IfaceCounters, LabelIfaceKey, OwnerKey, SocketEntry, Totals,
-    LABEL_TOTALS_MAP, OWNER_TOTALS_MAP, RULES_MAP, SOCKETS_MAP, SOCKET_LABELS_MAP,
+//! Userspace never writes a map the kernel adds into (accounts, socket states, counters): a
+//! whole-value write from here would lose the kernel's concurrent increments. A relabel is a
+//! request to the kernel program that moves the bytes (see [`crate::sys::relabel`]).
+use std::{
+    collections::HashMap as StdHashMap,
+    os::fd::{AsFd, BorrowedFd},
 };
 
-use crate::{attribution::KernelSnapshot, sys::bpf_batch};
+use aya::{
+    maps::{Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, PerCpuValues},
+    programs::ProgramFd,
+};
+use sockstats_common::{
+    protocol::MapFill, Control, Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey,
+    OwnerCounters, OwnerKey, SocketRecord, SocketState, Totals, ACCOUNT_KEYS_MAP, OWNER_KEYS_MAP,
+    RULES_MAP, SOCKET_STATE_BY_COOKIE_MAP, VALIDATION_MAP,
+};
 
-/// Attempts at a snapshot no `sock_release` fold interleaves with, before settling for one
-/// that may miss the bytes of sockets that closed while it was taken (never count them twice).
+use crate::{
+    attribution::KernelSnapshot,
+    sys::{bpf_batch, bpf_link, relabel, sk_storage},
+};
+
+/// Attempts at a snapshot no relabel's move interleaves with, before settling for one that
+/// may count a moving socket's bytes under both labels for one reply.
 const SNAPSHOT_ATTEMPTS: u32 = 8;
 
+/// Where the live sockets' states are, to list them (views of live sockets only).
+pub enum LiveStates {
+    /// Socket-local storage, walked by the iterator program.
+    SocketStorage { map: MapData, iterator: ProgramFd },
+    /// The cookie-keyed hash of kernels before 5.11 ([`KernelMaps::states_by_cookie`]).
+    ByCookie,
+}
+
 pub struct KernelMaps {
-    pub(crate) sockets: HashMap<MapData, u64, SocketEntry>,
-    pub(crate) socket_labels: HashMap<MapData, u64, u32>,
-    pub(crate) label_totals: HashMap<MapData, LabelIfaceKey, IfaceCounters>,
-    pub(crate) counters: Array<MapData, u64>,
-    /// Tombstones of released sockets (LRU): cookie → label id.
-    pub(crate) released: HashMap<MapData, u64, u32>,
+    pub(crate) accounts: PerCpuArray<MapData, IfaceCounters>,
+    pub(crate) account_keys: HashMap<MapData, u32, LabelIfaceKey>,
+    pub(crate) owner_accounts: PerCpuArray<MapData, OwnerCounters>,
+    pub(crate) owner_keys: HashMap<MapData, u32, OwnerAccountKey>,
+    pub(crate) label_sockets: PerCpuArray<MapData, u64>,
+    pub(crate) counters: PerCpuArray<MapData, u64>,
+    pub(crate) control: Array<MapData, u32>,
+    pub(crate) validation: HashMap<MapData, u32, Totals>,
     /// Labeling rules: uid or cgroup → label id. Written only by the daemon.
     pub(crate) rules: HashMap<MapData, OwnerKey, u32>,
     /// Which kinds of rules exist (one `u32` of bits). Written only by the daemon.
     pub(crate) rule_kinds: Array<MapData, u32>,
-    /// Payload of closed sockets per uid and per cgroup.
-    pub(crate) owner_totals: HashMap<MapData, OwnerKey, Totals>,
+    pub(crate) live_states: LiveStates,
+    /// The cookie-keyed states: in use before 5.11 only, but held on every kernel (the loaded
+    /// programs refer to it).
+    pub(crate) states_by_cookie: HashMap<MapData, u64, SocketState>,
+}
+
+/// Why a socket could not be labeled.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error(transparent)]
+    Relabel(#[from] relabel::RelabelError),
+    #[error("cannot read the socket's state: {0}")]
+    Read(#[source] std::io::Error),
+}
+
+/// A wrapping sum of the per-CPU shares of a value.
+fn sum_counters(values: &PerCpuValues<IfaceCounters>) -> IfaceCounters {
+    let mut total = IfaceCounters::default();
+    for value in values.iter() {
+        total.wrapping_add(value);
+    }
+    total
+}
+
+fn sum_u64(values: &PerCpuValues<u64>) -> u64 {
+    values
+        .iter()
+        .fold(0u64, |sum, value| sum.wrapping_add(*value))
 }
 
 impl KernelMaps {
-    /// Puts the socket `cookie` under `label_id`.
-    pub fn set_label(&mut self, cookie: u64, label_id: u32) -> Result<(), MapError> {
-        self.socket_labels.insert(cookie, label_id, 0)
+    /// Tells the programs which process is the daemon (only it may relabel) and whether
+    /// closed TCP sockets are validated.
+    pub fn set_control(&mut self, daemon_tgid: u32, validate_closed: bool) -> Result<(), MapError> {
+        self.control
+            .set(Control::DaemonTgid as u32, daemon_tgid, 0)?;
+        self.control.set(
+            Control::ValidateClosed as u32,
+            u32::from(validate_closed),
+            0,
+        )
     }
 
-    /// Puts every socket of `cookies` under `label_id`, or, if a write fails, restores the
-    /// labels the earlier ones had and returns the error.
-    pub fn set_labels_all_or_nothing(
-        &mut self,
-        cookies: &[u64],
-        label_id: u32,
-    ) -> Result<(), MapError> {
-        let mut done: Vec<(u64, Option<u32>)> = Vec::with_capacity(cookies.len());
-        for cookie in cookies {
-            let previous = self.socket_labels.get(cookie, 0).ok();
-            if let Err(error) = self.set_label(*cookie, label_id) {
-                for (cookie, previous) in done.into_iter().rev() {
-                    let _ = match previous {
-                        Some(label) => self.set_label(cookie, label),
-                        None => self.remove_label(cookie).map(drop),
-                    };
-                }
-                return Err(error);
+    /// The label of the live socket `fd` (cookie `cookie`) now.
+    pub fn label_of(&self, fd: BorrowedFd<'_>, cookie: u64) -> Result<u32, LabelError> {
+        let state = match &self.live_states {
+            LiveStates::SocketStorage { map, .. } => {
+                sk_storage::lookup::<SocketState>(map.fd().as_fd(), fd).map_err(LabelError::Read)?
             }
-            done.push((*cookie, previous));
+            LiveStates::ByCookie => self.states_by_cookie.get(&cookie, 0).ok(),
+        };
+        Ok(state.map_or(sockstats_common::UNLABELED_ID, |s| s.current_label()))
+    }
+
+    /// Puts the socket `fd` (cookie `cookie`) under `label_id`: the kernel moves its bytes.
+    pub fn relabel(
+        &self,
+        fd: BorrowedFd<'_>,
+        cookie: u64,
+        label_id: u32,
+    ) -> Result<(), LabelError> {
+        let attempts = relabel::relabel(fd, cookie, label_id)?;
+        if attempts > 1 {
+            log::debug!("socket {cookie} relabeled after {attempts} attempts (it was busy)");
         }
         Ok(())
     }
 
-    /// Takes any label off the socket `cookie`. Returns whether it had one.
-    pub fn remove_label(&mut self, cookie: u64) -> Result<bool, MapError> {
-        match self.socket_labels.remove(&cookie) {
-            Ok(()) => Ok(true),
-            Err(error) if is_not_found(&error) => Ok(false),
-            Err(error) => Err(error),
+    /// Puts every socket of `sockets` (fd, cookie) under `label_id`, or, if one fails, puts the
+    /// earlier ones back under the labels they had and returns the error.
+    pub fn relabel_all_or_nothing(
+        &self,
+        sockets: &[(BorrowedFd<'_>, u64)],
+        label_id: u32,
+    ) -> Result<(), LabelError> {
+        let mut done: Vec<(BorrowedFd<'_>, u64, u32)> = Vec::with_capacity(sockets.len());
+        for (fd, cookie) in sockets {
+            let previous = self.label_of(*fd, *cookie)?;
+            if let Err(error) = self.relabel(*fd, *cookie, label_id) {
+                for (fd, cookie, previous) in done.into_iter().rev() {
+                    let _ = self.relabel(fd, cookie, previous);
+                }
+                return Err(error);
+            }
+            done.push((*fd, *cookie, previous));
         }
+        Ok(())
     }
 
     /// Makes the kernel's rules exactly `rules` (uid or cgroup → label id): rules that went away
@@ -102,7 +169,7 @@ impl KernelMaps {
         self.rule_kinds.set(0, kinds, 0)
     }
 
-    /// Entries and capacity of the per-socket and totals maps.
+    /// Entries and capacity of the maps that can fill up.
     #[must_use]
     pub fn fill(&self) -> Vec<MapFill> {
         fn fill<K: aya::Pod + Eq + std::hash::Hash, V: aya::Pod>(
@@ -122,75 +189,117 @@ impl KernelMaps {
                     .map_or(0, |info| u64::from(info.max_entries())),
             }
         }
-        vec![
-            fill(SOCKETS_MAP, &self.sockets),
-            fill(SOCKET_LABELS_MAP, &self.socket_labels),
-            fill(LABEL_TOTALS_MAP, &self.label_totals),
-            fill(OWNER_TOTALS_MAP, &self.owner_totals),
+        let mut maps = vec![
+            fill(ACCOUNT_KEYS_MAP, &self.account_keys),
+            fill(OWNER_KEYS_MAP, &self.owner_keys),
             fill(RULES_MAP, &self.rules),
-        ]
+            fill(VALIDATION_MAP, &self.validation),
+        ];
+        if let LiveStates::ByCookie = &self.live_states {
+            maps.push(fill(SOCKET_STATE_BY_COOKIE_MAP, &self.states_by_cookie));
+        }
+        maps
     }
 
-    /// The label a released socket was folded under, while its tombstone lasts.
-    #[must_use]
-    pub fn released_label(&self, cookie: u64) -> Option<u32> {
-        self.released.get(&cookie, 0).ok()
-    }
-
-    /// Number of live socket entries.
-    #[must_use]
-    pub fn live_sockets(&self) -> u64 {
-        self.sockets
-            .keys()
-            .flatten()
-            .collect::<std::collections::HashSet<u64>>()
-            .len() as u64
+    /// Live sockets held by processes (the sum of the per-label gauges).
+    pub fn live_sockets(&self, label_ids: impl IntoIterator<Item = u32>) -> u64 {
+        label_ids
+            .into_iter()
+            .filter_map(|label| self.label_sockets.get(&label, 0).ok())
+            .map(|values| sum_u64(&values))
+            .fold(0u64, u64::wrapping_add)
     }
 
     /// The failure and event counters, indexed by [`Counter`].
     pub fn counters(&self) -> Result<[u64; Counter::COUNT as usize], MapError> {
         let mut counters = [0; Counter::COUNT as usize];
-        for (slot, value) in counters.iter_mut().zip(self.counters.iter()) {
-            *slot = value?;
+        for (index, slot) in (0u32..).zip(counters.iter_mut()) {
+            *slot = sum_u64(&self.counters.get(&index, 0)?);
         }
         Ok(counters)
     }
 
-    fn read_once(&self) -> Result<(KernelSnapshot, bool), MapError> {
-        // Order matters. `sock_release` bumps ReleasesStarted, deletes the socket's entry, folds
-        // its bytes into LABEL_TOTALS, then bumps SocketsReleased. Reading the totals before the
-        // entries, a socket is in the entries we read, or in the totals we read, or (while its
-        // release overlaps this read) in neither: never in both. "Finished before" == "started
-        // after" proves no release overlapped, so nothing was missed either.
-        let finished_before = self.counters()?[Counter::SocketsReleased as usize];
-        let label_totals: StdHashMap<LabelIfaceKey, IfaceCounters> =
-            self.label_totals.iter().collect::<Result<_, _>>()?;
-        let mut snapshot = KernelSnapshot {
-            // Labels before entries: live sockets are folded under their label as they are
-            // read. A socket made and labeled by a rule in between shows unlabeled in this
-            // reply only; the next one has it under its label.
-            socket_labels: read_all(&self.socket_labels)?,
-            label_totals,
-            owner_totals: read_all(&self.owner_totals)?,
-            ..KernelSnapshot::default()
-        };
-        // Folded as read: no copy of every entry (see `attribution`).
-        for_each(&self.sockets, |cookie, entry| {
-            snapshot.add_socket(cookie, &entry);
-        })?;
+    /// Final TCP counters of closed sockets per label id (validation).
+    pub fn validation(&self) -> Result<StdHashMap<u32, Totals>, MapError> {
+        read_all(&self.validation)
+    }
+
+    /// Every live socket state: cookie, owner process, label and payload.
+    pub fn live_socket_records(&self) -> Result<Vec<SocketRecord>, std::io::Error> {
+        match &self.live_states {
+            LiveStates::SocketStorage { map, iterator } => {
+                let bytes = bpf_link::read_all(iterator.as_fd(), map.fd().as_fd())?;
+                Ok(bytes
+                    .chunks_exact(size_of::<SocketRecord>())
+                    .map(|chunk| {
+                        // SAFETY: SocketRecord is plain old data of exactly this size; the
+                        // read is unaligned-safe.
+                        unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<SocketRecord>()) }
+                    })
+                    .collect())
+            }
+            LiveStates::ByCookie => {
+                let mut records = StdHashMap::new();
+                for_each(&self.states_by_cookie, |cookie, state| {
+                    records.insert(
+                        cookie,
+                        SocketRecord {
+                            cookie,
+                            tgid: state.tgid,
+                            label: state.current_label(),
+                            payload: state.payload(),
+                            held: u32::from(state.flags[sockstats_common::FLAG_HELD]),
+                            pad: 0,
+                        },
+                    );
+                })
+                .map_err(std::io::Error::other)?;
+                Ok(records.into_values().collect())
+            }
+        }
+    }
+
+    fn read_once(&self, label_ids: &[u32]) -> Result<(KernelSnapshot, bool), MapError> {
+        let before = self.counters()?;
+        let mut snapshot = KernelSnapshot::default();
+        for (id, key) in read_all(&self.account_keys)? {
+            let counters = sum_counters(&self.accounts.get(&id, 0)?);
+            snapshot
+                .accounts
+                .entry(key)
+                .or_default()
+                .wrapping_add(&counters);
+        }
+        for (id, key) in read_all(&self.owner_keys)? {
+            let values = self.owner_accounts.get(&id, 0)?;
+            let owner = snapshot.owners.entry(key).or_default();
+            for value in values.iter() {
+                owner.payload.wrapping_add(value.payload);
+                owner.live_sockets = owner.live_sockets.wrapping_add(value.live_sockets);
+            }
+        }
+        for label in label_ids {
+            let live = sum_u64(&self.label_sockets.get(label, 0)?);
+            if live != 0 {
+                snapshot.live_sockets_by_label.insert(*label, live);
+            }
+        }
         snapshot.counters = self.counters()?;
-        let consistent = snapshot.counters[Counter::ReleasesStarted as usize] == finished_before;
+        let started = snapshot.counters[Counter::MovesStarted as usize];
+        let consistent = started == before[Counter::MovesFinished as usize]
+            && started == snapshot.counters[Counter::MovesFinished as usize];
         Ok((snapshot, consistent))
     }
 
-    /// Reads all maps, retrying while socket releases overlap the read.
-    pub fn snapshot(&self) -> Result<KernelSnapshot, MapError> {
+    /// Reads the accounts, retrying while relabels move bytes. `label_ids`: the labels whose
+    /// live-socket gauges to read.
+    pub fn snapshot(&self, label_ids: &[u32]) -> Result<KernelSnapshot, MapError> {
         let mut attempt = 1;
         loop {
-            let (snapshot, consistent) = self.read_once()?;
+            let (snapshot, consistent) = self.read_once(label_ids)?;
             if consistent || attempt == SNAPSHOT_ATTEMPTS {
                 if !consistent {
-                    log::debug!("snapshot overlapped socket releases {attempt} times in a row");
+                    log::debug!("snapshot overlapped relabel moves {attempt} times in a row");
                 }
                 return Ok(snapshot);
             }
@@ -200,7 +309,7 @@ impl KernelMaps {
 }
 
 /// Calls `visit` with every entry of a hash map: in batches where the kernel can (a few
-/// hundred syscalls for 100,000 sockets), else key by key. A deletion during a key-by-key walk
+/// hundred syscalls for 100,000 entries), else key by key. A deletion during a key-by-key walk
 /// restarts the kernel's key iteration, so there (only) a key can be visited twice.
 fn for_each<K: aya::Pod, V: aya::Pod>(
     map: &HashMap<MapData, K, V>,

@@ -1,5 +1,6 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
 pub mod bpf_batch;
+pub mod bpf_link;
 pub mod bpffs;
 pub mod fd_passing;
 pub mod memlock;
@@ -7,5 +8,7 @@ pub mod netlink;
 pub mod netlink_io;
 pub mod netns;
 pub mod owners;
+pub mod relabel;
+pub mod sk_storage;
 pub mod sock_diag;
 pub mod socket_info;

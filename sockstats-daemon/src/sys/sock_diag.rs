@@ -1,20 +1,15 @@
 //! The kernel's own TCP counters over `sock_diag` (`NETLINK_SOCK_DIAG`): `tcp_info`'s
-//! `bytes_acked` and `bytes_received` per socket cookie, for live sockets (a dump) and for
-//! sockets as they are destroyed (the `SKNLGRP_INET*_TCP_DESTROY` multicast groups).
-//! Both cover the calling thread's network namespace only.
+//! `bytes_acked` and `bytes_received` per socket cookie, for the live sockets of the calling
+//! thread's network namespace (a dump).
 use std::io;
 
 use netlink_packet_sock_diag::{
     inet::{nlas::Nla, ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags},
     SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP,
 };
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
 use super::netlink_io;
-
-/// `SKNLGRP_INET_TCP_DESTROY` and `SKNLGRP_INET6_TCP_DESTROY` (`include/uapi/linux/sock_diag.h`).
-const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
-const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
 
 /// One TCP socket's counters as the kernel keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +19,8 @@ pub struct TcpCounters {
     pub bytes_acked: u64,
     /// Bytes received in sequence (`tcpi_bytes_received`; a FIN counts one).
     pub bytes_received: u64,
+    /// The TCP state (`TCP_CLOSE` = 7).
+    pub state: u8,
 }
 
 /// The kernel's cookie, written as two native-endian u32 halves, low half first.
@@ -39,6 +36,7 @@ fn counters_of(response: &InetResponse) -> Option<TcpCounters> {
             cookie: cookie(response.header.socket_id.cookie),
             bytes_acked: info.bytes_acked,
             bytes_received: info.bytes_received,
+            state: response.header.state,
         }),
         _ => None,
     })
@@ -69,33 +67,6 @@ pub fn dump_tcp() -> io::Result<Vec<TcpCounters>> {
         all.extend(tcp_counters(netlink_io::dump(NETLINK_SOCK_DIAG, &request)?));
     }
     Ok(all)
-}
-
-/// A subscription to the final counters of every TCP socket destroyed in this namespace.
-pub struct DestroyListener {
-    socket: Socket,
-}
-
-impl DestroyListener {
-    pub fn open() -> io::Result<Self> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-        let groups = (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1));
-        socket.bind(&SocketAddr::new(0, groups))?;
-        // Room for bursts of closes (each notification is a few hundred bytes).
-        let size: libc::c_int = 8 * 1024 * 1024;
-        if let Err(error) = netlink_io::set_socket_option(&socket, libc::SO_RCVBUFFORCE, &size) {
-            log::warn!("cannot enlarge the sock_diag receive buffer: {error}");
-        }
-        Ok(Self { socket })
-    }
-
-    /// Blocks for the next notifications.
-    pub fn next(&self) -> io::Result<Vec<TcpCounters>> {
-        let (datagram, _) = self.socket.recv_from_full()?;
-        let mut messages = Vec::new();
-        netlink_io::parse_datagram(&datagram, &mut messages)?;
-        Ok(tcp_counters(messages).collect())
-    }
 }
 
 #[cfg(test)]
