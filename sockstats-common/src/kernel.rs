@@ -41,7 +41,7 @@ pub const LABEL_SOCKETS_MAP: &str = "LABEL_SOCKETS";
 pub const ALLOCATOR_MAP: &str = "ALLOCATOR";
 /// Failure and event counters: a per-CPU array of `u64` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
-/// What the running daemon tells the kernel: an array of `u32` indexed by [`Control`].
+/// What the running daemon tells the kernel: an array of `u64` indexed by [`Control`].
 /// Written by the daemon only.
 pub const CONTROL_MAP: &str = "CONTROL";
 /// Final `tcp_info` counters of TCP sockets that reached `TCP_CLOSE` while validation of
@@ -93,15 +93,19 @@ pub struct RelabelRequest {
     pub pad: u32,
     /// The socket's cookie (the state is found by it before 5.11).
     pub cookie: u64,
+    /// The daemon's secret ([`Control::Token`]): only a process that can read the daemon's
+    /// maps can relabel (cgroup/setsockopt programs cannot ask who calls before Linux 6.x).
+    pub token: u64,
 }
-const _: () = assert!(size_of::<RelabelRequest>() == 16);
+const _: () = assert!(size_of::<RelabelRequest>() == 24);
 
 /// Slots of [`CONTROL_MAP`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
-    /// Thread-group id of the daemon: only it may relabel through [`SOL_SOCKSTATS`].
-    DaemonTgid = 0,
+    /// A random secret of the running daemon: a [`RelabelRequest`] must carry it (0: no daemon
+    /// has set one, and every relabel is refused).
+    Token = 0,
     /// 1 while closed TCP sockets' `tcp_info` counters are added to [`VALIDATION_MAP`].
     ValidateClosed = 1,
 }

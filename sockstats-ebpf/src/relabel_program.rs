@@ -1,7 +1,8 @@
 //! The daemon's relabel requests: `setsockopt(fd, SOL_SOCKSTATS, SO_SOCKSTATS_LABEL,
-//! &RelabelRequest)` on a socket it was handed. Only the daemon's own process may; everyone
-//! else's `SOL_SOCKSTATS` goes on to the kernel, which knows no such level (`ENOPROTOOPT`).
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::SockoptContext};
+//! &RelabelRequest)` on a socket it was handed. Only a request with the daemon's secret is
+//! taken; everyone else's `SOL_SOCKSTATS` goes on to the kernel, which knows no such level
+//! (`ENOPROTOOPT`).
+use aya_ebpf::programs::SockoptContext;
 use sockstats_common::{
     Control, RelabelRequest, FLAG_EXPLICIT, FLAG_RULE_PENDING, SOL_SOCKSTATS, SO_SOCKSTATS_LABEL,
 };
@@ -25,11 +26,6 @@ pub fn on_setsockopt(ctx: &SockoptContext) -> i32 {
     if level != SOL_SOCKSTATS || optname != SO_SOCKSTATS_LABEL {
         return PASS;
     }
-    #[expect(clippy::cast_possible_truncation, reason = "the tgid is the high half")]
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if tgid == 0 || tgid != control::get(Control::DaemonTgid) {
-        return PASS;
-    }
     // SAFETY: the context's buffer bounds, checked before the read as the verifier demands.
     let request = unsafe {
         let start = (*opt).__bindgen_anon_2.optval.cast::<u8>();
@@ -39,6 +35,10 @@ pub fn on_setsockopt(ctx: &SockoptContext) -> i32 {
         }
         core::ptr::read_unaligned(start.cast::<RelabelRequest>())
     };
+    let token = control::get(Control::Token);
+    if token == 0 || request.token != token {
+        return PASS;
+    }
     // SAFETY: the context's socket, a full socket.
     let sk = unsafe { (*opt).__bindgen_anon_1.sk };
     let mut created = false;

@@ -235,8 +235,10 @@ fn start(
         validate_closed: args.validate_closed,
     };
     let (attached, mut maps) = kernel::load_and_attach(&options)?;
-    maps.set_control(std::process::id(), args.validate_closed)
-        .context("cannot tell the kernel programs which process the daemon is")?;
+    let token = sockstats_daemon::sys::relabel::new_token()
+        .context("cannot make a secret for relabel requests from /dev/urandom")?;
+    maps.set_control(token, args.validate_closed)
+        .context("cannot give the kernel programs the daemon's settings")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
     // SAFETY: malloc_trim has no preconditions.

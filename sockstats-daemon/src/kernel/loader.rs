@@ -770,6 +770,7 @@ fn take_maps(
             .map_err(|e| map_error(RULE_KINDS_MAP, &e))?,
         live_states,
         states_by_cookie: by_cookie,
+        token: 0,
     };
     Ok((maps, capacity))
 }

@@ -43,7 +43,9 @@ pub struct KernelMaps {
     pub(crate) owner_keys: HashMap<MapData, u32, OwnerAccountKey>,
     pub(crate) label_sockets: PerCpuArray<MapData, u64>,
     pub(crate) counters: PerCpuArray<MapData, u64>,
-    pub(crate) control: Array<MapData, u32>,
+    pub(crate) control: Array<MapData, u64>,
+    /// The secret relabel requests carry ([`Control::Token`]).
+    pub(crate) token: u64,
     pub(crate) validation: HashMap<MapData, u32, Totals>,
     /// Labeling rules: uid or cgroup → label id. Written only by the daemon.
     pub(crate) rules: HashMap<MapData, OwnerKey, u32>,
@@ -80,14 +82,14 @@ fn sum_u64(values: &PerCpuValues<u64>) -> u64 {
 }
 
 impl KernelMaps {
-    /// Tells the programs which process is the daemon (only it may relabel) and whether
+    /// Gives the programs this daemon's secret (only requests with it relabel) and whether
     /// closed TCP sockets are validated.
-    pub fn set_control(&mut self, daemon_tgid: u32, validate_closed: bool) -> Result<(), MapError> {
-        self.control
-            .set(Control::DaemonTgid as u32, daemon_tgid, 0)?;
+    pub fn set_control(&mut self, token: u64, validate_closed: bool) -> Result<(), MapError> {
+        self.token = token;
+        self.control.set(Control::Token as u32, token, 0)?;
         self.control.set(
             Control::ValidateClosed as u32,
-            u32::from(validate_closed),
+            u64::from(validate_closed),
             0,
         )
     }
@@ -110,7 +112,7 @@ impl KernelMaps {
         cookie: u64,
         label_id: u32,
     ) -> Result<(), LabelError> {
-        let attempts = relabel::relabel(fd, cookie, label_id)?;
+        let attempts = relabel::relabel(fd, cookie, label_id, self.token)?;
         if attempts > 1 {
             log::debug!("socket {cookie} relabeled after {attempts} attempts (it was busy)");
         }

@@ -26,24 +26,31 @@ pub enum RelabelError {
 
 /// Puts the socket `fd` (cookie `cookie`) under label id `label`, retrying while the kernel
 /// finds it busy. Returns how many attempts it took.
-pub fn relabel(fd: BorrowedFd<'_>, cookie: u64, label: u32) -> Result<u32, RelabelError> {
+pub fn relabel(
+    fd: BorrowedFd<'_>,
+    cookie: u64,
+    label: u32,
+    token: u64,
+) -> Result<u32, RelabelError> {
     let request = RelabelRequest {
         label,
         pad: 0,
         cookie,
+        token,
     };
     let started = Instant::now();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        // SAFETY: `fd` is open for the call, and the option value is a live 16-byte struct.
+        // SAFETY: `fd` is open for the call, and the option value is a live struct of the size
+        // passed.
         let result = unsafe {
             libc::setsockopt(
                 fd.as_raw_fd(),
                 SOL_SOCKSTATS,
                 SO_SOCKSTATS_LABEL,
                 (&raw const request).cast(),
-                libc::socklen_t::try_from(size_of::<RelabelRequest>()).unwrap_or(16),
+                libc::socklen_t::try_from(size_of::<RelabelRequest>()).unwrap_or(24),
             )
         };
         if result == 0 {
@@ -61,6 +68,18 @@ pub fn relabel(fd: BorrowedFd<'_>, cookie: u64, label: u32) -> Result<u32, Relab
             Some(libc::EPERM) => return Err(RelabelError::Busy),
             Some(libc::ENOPROTOOPT) => return Err(RelabelError::NotTaken),
             _ => return Err(RelabelError::Os(error)),
+        }
+    }
+}
+
+/// A fresh random secret for relabel requests (never 0).
+pub fn new_token() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    loop {
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        let token = u64::from_ne_bytes(bytes);
+        if token != 0 {
+            return Ok(token);
         }
     }
 }
