@@ -9,6 +9,7 @@
 use std::{
     fs::{self, File},
     io,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
@@ -173,7 +174,8 @@ pub(super) fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelEr
 
 /// What the loader adapts to in the running kernel.
 struct KernelFacts {
-    btf: KernelBtf,
+    /// The payload hook sets the kernel's BTF allows.
+    payload_sets: PayloadSets,
     /// Does the verifier accept `cmpxchg`?
     cmpxchg: bool,
     /// The programs' `SOCK_COOKIE_OFFSET`.
@@ -188,9 +190,16 @@ struct KernelFacts {
     limits: Vec<String>,
 }
 
-/// Reads the kernel's BTF and release, lifts `RLIMIT_MEMLOCK` and decides the globals.
-fn kernel_facts() -> Result<KernelFacts, KernelError> {
-    let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
+/// The payload hook sets as the kernel's BTF allows them, or what it lacks for each: decided
+/// before that BTF is handed to aya.
+struct PayloadSets {
+    tracepoints: Result<Vec<Program>, String>,
+    fexit: Result<Vec<Program>, String>,
+}
+
+/// Reads the kernel's release, lifts `RLIMIT_MEMLOCK` and decides, from the release and the
+/// kernel's BTF, the globals and the payload hook sets.
+fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, KernelError> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| KernelError::Release(e.to_string()))?;
     let version = hooks::parse_release(&release)
@@ -207,7 +216,7 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         }
     }
     let cookie_offset =
-        hooks::sock_cookie_offset(&kernel_btf, version).map_err(KernelError::Cookie)?;
+        hooks::sock_cookie_offset(kernel_btf, version).map_err(KernelError::Cookie)?;
     if cookie_offset != 0 {
         log::info!(
             "Linux {}.{}: tracing programs read socket cookies from struct sock (offset \
@@ -236,13 +245,16 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
                 .to_owned(),
         );
     }
-    let socket_offsets = socket_offsets(&kernel_btf, &mut limits);
+    let socket_offsets = socket_offsets(kernel_btf, &mut limits);
     for limit in &limits {
         log::warn!("Linux {}.{}: {limit}", version.0, version.1);
     }
 
     Ok(KernelFacts {
-        btf: kernel_btf,
+        payload_sets: PayloadSets {
+            tracepoints: hooks::tracepoint_set(kernel_btf),
+            fexit: hooks::fexit_set(kernel_btf),
+        },
         cmpxchg,
         cookie_offset,
         packet_netns_cookie,
@@ -250,6 +262,18 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         ancestor_helper,
         limits,
     })
+}
+
+fn read_kernel_btf() -> Result<KernelBtf, KernelError> {
+    let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
+    let (types, bytes) = kernel_btf.size();
+    let how = if kernel_btf.is_mapped() {
+        "mapped"
+    } else {
+        "read"
+    };
+    log::debug!("the kernel's BTF: {types} types in {bytes} bytes, {how}");
+    Ok(kernel_btf)
 }
 
 /// Offsets of `struct sock.sk_socket` and `struct socket.file`, or zeros (the `TCP_CLOSE`
@@ -281,18 +305,24 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
+    // The kernel's BTF is read once: this reader decides what it can from it, then aya parses
+    // the same bytes (13 MiB of types on 6.18, the load's largest allocation), which the
+    // object's load and every program load share, until the programs are attached.
+    let kernel_btf = read_kernel_btf()?;
     let KernelFacts {
-        btf: kernel_btf,
+        payload_sets,
         cmpxchg,
         cookie_offset,
         packet_netns_cookie,
         socket_offsets,
         ancestor_helper,
         limits: kernel_limits,
-    } = kernel_facts()?;
+    } = kernel_facts(&kernel_btf)?;
+    let btf = kernel_btf.into_aya().map_err(KernelError::Btf)?;
 
     let root = &options.cgroup_root;
-    let mut ebpf = EbpfLoader::new()
+    let mut ebpf = loader_without_btf()
+        .btf(Some(&btf))
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
@@ -328,7 +358,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     }
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
     let attached =
-        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, cmpxchg, options.payload)? {
+        if let Some(reused) = reuse_links(&links_dir, &payload_sets, cmpxchg, options.payload)? {
             reused
         } else {
             detach_other_builds(&options.bpffs_dir, &links_dir)?;
@@ -336,11 +366,14 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
                 &mut ebpf,
                 root,
                 &links_dir,
-                &kernel_btf,
+                &btf,
+                payload_sets,
                 cmpxchg,
                 options.payload,
             )?
         };
+    // Everything that needed the kernel's BTF is loaded.
+    drop(btf);
     log::info!(
         "payload hooks: {} ({})",
         attached.payload.set,
@@ -373,6 +406,43 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     Ok((attached, maps))
 }
 
+/// An `EbpfLoader` that has not read the kernel's BTF (it is handed the loader's own with
+/// `.btf()`).
+///
+/// aya 0.14's `EbpfLoader::new` reads and parses `/sys/kernel/btf/vmlinux` itself, whether or
+/// not `.btf()` replaces it later (<https://github.com/aya-rs/aya/issues/1172>; aya loads it
+/// lazily after 0.14): 19 MiB at its peak on 6.18, the file's 5.3 MiB and aya's 13.5 MiB parse
+/// of it, the start's largest allocation by far. Here `new` runs while opening a file fails
+/// with `EMFILE`, so that its read fails and it starts without BTF (nothing else it does
+/// opens a file). That is done only while the daemon has one thread, so that nothing else
+/// sees the lowered limit; otherwise `new` reads the BTF, as it would anyway.
+fn loader_without_btf<'a>() -> EbpfLoader<'a> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let single_threaded = fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.split_whitespace().eq(["Threads:", "1"]))
+    });
+    // The lowest free descriptor, the one the next open would get (closed again at once).
+    let lowest_free = File::open("/dev/null").map(|file| file.as_raw_fd());
+    let (Ok((soft, hard)), Ok(lowest_free), true) = (
+        getrlimit(Resource::RLIMIT_NOFILE),
+        lowest_free,
+        single_threaded,
+    ) else {
+        return EbpfLoader::new();
+    };
+    let lowered = libc::rlim_t::try_from(lowest_free).unwrap_or(soft);
+    if setrlimit(Resource::RLIMIT_NOFILE, lowered, hard).is_err() {
+        return EbpfLoader::new();
+    }
+    let loader = EbpfLoader::new();
+    if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, soft, hard) {
+        log::warn!("cannot restore the open-file limit to {soft}: {error}");
+    }
+    loader
+}
+
 /// The value of the programs' `PACKET_NETNS_COOKIE`: 0 where `cgroup_skb` programs may call
 /// `bpf_get_netns_cookie` (probed), else the daemon's own namespace's cookie, which then
 /// stands for every packet's namespace.
@@ -403,7 +473,7 @@ struct Attachments {
 /// pinned.
 fn reuse_links(
     links_dir: &Path,
-    btf: &KernelBtf,
+    payload_sets: &PayloadSets,
     cmpxchg: bool,
     choice: PayloadChoice,
 ) -> Result<Option<Attachments>, KernelError> {
@@ -411,15 +481,18 @@ fn reuse_links(
         return Ok(None);
     }
     let candidates = [
-        (PayloadSet::Tracepoints, Ok(hooks::TRACEPOINTS.to_vec())),
-        (PayloadSet::FExit, hooks::fexit_set(btf)),
+        (PayloadSet::Tracepoints, Ok(&hooks::TRACEPOINTS[..])),
+        (PayloadSet::FExit, payload_sets.fexit.as_deref()),
     ];
     for (set, payload) in candidates {
         let Ok(payload) = payload else { continue };
         if !choice.allows(set) {
             continue;
         }
-        let programs: Vec<Program> = hooks::common(cmpxchg).into_iter().chain(payload).collect();
+        let programs: Vec<Program> = hooks::common(cmpxchg)
+            .into_iter()
+            .chain(payload.iter().copied())
+            .collect();
         if !programs
             .iter()
             .all(|(name, _)| links_dir.join(name).exists())
@@ -486,18 +559,18 @@ fn attach_all(
     ebpf: &mut Ebpf,
     root: &CgroupRoot,
     links_dir: &Path,
-    kernel_btf: &KernelBtf,
+    btf: &Btf,
+    payload_sets: PayloadSets,
     cmpxchg: bool,
     choice: PayloadChoice,
 ) -> Result<Attachments, KernelError> {
-    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
     let cgroup = File::open(&root.path).map_err(|source| KernelError::Cgroup {
         path: root.path.clone(),
         source,
     })?;
     fs::create_dir_all(links_dir).map_err(|e| pin_error(links_dir, e))?;
     let target = Target {
-        btf: &btf,
+        btf,
         cgroup: &cgroup,
         links_dir,
     };
@@ -510,7 +583,7 @@ fn attach_all(
         &target,
         choice,
         PayloadSet::Tracepoints,
-        hooks::tracepoint_set(kernel_btf),
+        payload_sets.tracepoints,
     ) {
         Ok(attached) => {
             let reason = "the kernel has the sock_send_length/sock_recv_length tracepoints";
@@ -524,13 +597,8 @@ fn attach_all(
         Err(why) => why,
     };
     log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
-    let fexit = match try_payload_set(
-        ebpf,
-        &target,
-        choice,
-        PayloadSet::FExit,
-        hooks::fexit_set(kernel_btf),
-    ) {
+    let fexit = match try_payload_set(ebpf, &target, choice, PayloadSet::FExit, payload_sets.fexit)
+    {
         Ok(attached) => {
             let reason = format!("tp_btf: {tracepoints}");
             return Ok(with_payload(links, attached, PayloadSet::FExit, reason));
