@@ -305,9 +305,8 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
-    // The kernel's BTF is read once: this reader decides what it can from it, then aya parses
-    // the same bytes (13 MiB of types on 6.18, the load's largest allocation), which the
-    // object's load and every program load share, until the programs are attached.
+    // The kernel's BTF is read once: this reader decides what it can from it; aya parses the
+    // same bytes only to attach the programs (below).
     let kernel_btf = read_kernel_btf()?;
     let KernelFacts {
         payload_sets,
@@ -318,11 +317,13 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         ancestor_helper,
         limits: kernel_limits,
     } = kernel_facts(&kernel_btf)?;
-    let btf = kernel_btf.into_aya().map_err(KernelError::Btf)?;
 
+    // Loaded without the kernel's BTF: aya would use it here only for CO-RE relocations, and
+    // the object has none (aya-ebpf programs do not make them: the kernel offsets these read
+    // are the globals below; a test checks the object).
     let root = &options.cgroup_root;
     let mut ebpf = loader_without_btf()
-        .btf(Some(&btf))
+        .btf(None)
         .default_map_pin_directory(&maps_dir)
         .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
         .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
@@ -362,6 +363,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
             reused
         } else {
             detach_other_builds(&options.bpffs_dir, &links_dir)?;
+            // aya's parse of the kernel's BTF (13 MiB of types on 6.18, the start's largest
+            // allocation), for the tracing programs' loads: made after the object's load, so
+            // that the two do not add up, only when programs are attached, and dropped as
+            // soon as they are.
+            let btf = kernel_btf.into_aya().map_err(KernelError::Btf)?;
             attach_all(
                 &mut ebpf,
                 root,
@@ -372,8 +378,6 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
                 options.payload,
             )?
         };
-    // Everything that needed the kernel's BTF is loaded.
-    drop(btf);
     log::info!(
         "payload hooks: {} ({})",
         attached.payload.set,
@@ -406,12 +410,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     Ok((attached, maps))
 }
 
-/// An `EbpfLoader` that has not read the kernel's BTF (it is handed the loader's own with
-/// `.btf()`).
+/// An `EbpfLoader` that has not read the kernel's BTF (the object's load does not need it).
 ///
 /// aya 0.14's `EbpfLoader::new` reads and parses `/sys/kernel/btf/vmlinux` itself, whether or
 /// not `.btf()` replaces it later (<https://github.com/aya-rs/aya/issues/1172>; aya loads it
-/// lazily after 0.14): 19 MiB at its peak on 6.18, the file's 5.3 MiB and aya's 13.5 MiB parse
+/// lazily after 0.14): 19 MiB at its peak on 6.18, the file's 5.3 MiB and aya's 13 MiB parse
 /// of it, the start's largest allocation by far. Here `new` runs while opening a file fails
 /// with `EMFILE`, so that its read fails and it starts without BTF (nothing else it does
 /// opens a file). That is done only while the daemon has one thread, so that nothing else
@@ -717,5 +720,58 @@ pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(pin_error(bpffs_dir, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section `wanted` of a little-endian ELF64 object.
+    fn elf_section<'a>(elf: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
+        assert_eq!(
+            &elf[..6],
+            b"\x7fELF\x02\x01",
+            "a little-endian ELF64 object"
+        );
+        let at = |offset: usize, len: usize| {
+            let mut word = [0u8; 8];
+            word[..len].copy_from_slice(&elf[offset..offset + len]);
+            usize::try_from(u64::from_le_bytes(word)).unwrap()
+        };
+        let (headers, header_len) = (at(0x28, 8), at(0x3a, 2));
+        let (count, names) = (at(0x3c, 2), at(0x3e, 2));
+        let header = |index: usize| headers + index * header_len;
+        // A section header holds its name (an offset in the names section) at 0, its file
+        // offset at 24 and its size at 32.
+        let data_of = |header: usize| &elf[at(header + 24, 8)..][..at(header + 32, 8)];
+        let names = data_of(header(names));
+        (0..count).map(header).find_map(|header| {
+            let name = &names[at(header, 4)..];
+            (name.starts_with(wanted.as_bytes()) && name.get(wanted.len()) == Some(&0))
+                .then(|| data_of(header))
+        })
+    }
+
+    /// The object is loaded without the kernel's BTF, which aya would use only for CO-RE
+    /// relocations: it must have none (no `core_relo` records in its `.BTF.ext`).
+    #[test]
+    fn the_object_has_no_co_re_relocations() {
+        if OBJECT.is_empty() {
+            return; // built with AYA_BUILD_SKIP=1: no object
+        }
+        assert!(elf_section(OBJECT, ".BTF").is_some(), "the object has BTF");
+        let Some(btf_ext) = elf_section(OBJECT, ".BTF.ext") else {
+            return; // no .BTF.ext, no relocations
+        };
+        // struct btf_ext_header: magic, version, flags, hdr_len, then offset and length of
+        // func_info, line_info and (when hdr_len reaches them) core_relo.
+        let word = |at: usize| u32::from_le_bytes(btf_ext[at..at + 4].try_into().unwrap());
+        assert_eq!(btf_ext[..2], [0x9f, 0xeb], "BTF.ext magic");
+        assert!(
+            word(4) < 32 || word(28) == 0,
+            "the object has CO-RE relocations: the loader must hand aya the kernel's BTF \
+             before loading it (EbpfLoader::btf)"
+        );
     }
 }
