@@ -1,8 +1,8 @@
 //! The bytes of the running kernel's BTF, `/sys/kernel/btf/vmlinux` (5-6 MiB): mapped where
-//! the kernel allows it, else read. Mapped, they are the kernel's own pages (it maps them with
-//! `remap_pfn_range`) and add nothing to the daemon's RSS; read, they are a heap buffer as
-//! large as the file. The mapping (and so the one `unsafe` of the BTF readers) is here; what
-//! the bytes mean is [`super::btf`]'s business.
+//! the kernel allows it, else read. Mapped, they are the kernel's own pages, which it maps
+//! with `remap_pfn_range`: they add nothing to the daemon's RSS (measured on 6.18); read,
+//! they are a heap buffer as large as the file. The mapping (and so the one `unsafe` of the
+//! BTF readers) is here; what the bytes mean is [`super::btf`]'s business.
 //!
 //! Linux maps the file since 6.16 (`btf_sysfs_vmlinux_mmap`, read-only and private only):
 //! <https://elixir.bootlin.com/linux/v6.16/source/kernel/bpf/sysfs_btf.c>.
