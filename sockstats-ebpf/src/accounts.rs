@@ -63,23 +63,22 @@ fn id_for<K: Copy>(
         return 0;
     };
     // SAFETY: `next` points into ALLOCATOR; a racy read only costs an attempt.
-    let mut candidate = unsafe { core::ptr::read_volatile(next) }.max(1);
-    for _ in 0..ATTEMPTS {
+    let first = unsafe { core::ptr::read_volatile(next) }.max(1);
+    for candidate in (first..first + ATTEMPTS).take(ATTEMPTS as usize) {
         if candidate >= capacity {
             return 0;
         }
-        if keys.insert(&candidate, key, u64::from(BPF_NOEXIST)).is_ok() {
+        if keys.insert(candidate, key, u64::from(BPF_NOEXIST)).is_ok() {
             // SAFETY: as above; a stale store only makes a later allocation try more.
             unsafe { core::ptr::write_volatile(next, candidate + 1) };
-            if ids.insert(key, &candidate, u64::from(BPF_NOEXIST)).is_ok() {
+            if ids.insert(key, candidate, u64::from(BPF_NOEXIST)).is_ok() {
                 return candidate;
             }
             // Another CPU gave `key` an id at the same moment: use it, free ours.
-            let _ = keys.remove(&candidate);
+            let _ = keys.remove(candidate);
             // SAFETY: the value is copied out at once.
             return unsafe { ids.get(key) }.copied().unwrap_or(0);
         }
-        candidate += 1;
     }
     0
 }

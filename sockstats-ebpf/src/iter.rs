@@ -24,6 +24,10 @@ struct SkStorageIterContext {
     value: *mut SocketState,
 }
 
+/// What one record takes (asserted to be 40 bytes in sockstats-common).
+#[expect(clippy::cast_possible_truncation, reason = "a 40-byte record")]
+const RECORD_SIZE: u32 = size_of::<SocketRecord>() as u32;
+
 #[inline(always)]
 pub fn on_socket_state(ctx: *mut c_void) {
     let ctx = ctx.cast::<SkStorageIterContext>();
@@ -56,7 +60,7 @@ pub fn on_socket_state(ctx: *mut c_void) {
         let _ = bpf_seq_write(
             seq,
             (&raw const record).cast(),
-            size_of::<SocketRecord>() as u32,
+            RECORD_SIZE,
         );
     }
 }

@@ -102,9 +102,9 @@ pub unsafe fn slot_account(state: *mut SocketState, slot: u32, parity: u32) -> u
             return cached;
         }
         let label = read_volatile((&raw const (*state).label).cast::<u32>().add(parity));
-        let (netns_cookie, ifindex) = match slot as u32 {
-            UNKNOWN_SLOT => (0, UNKNOWN_IFINDEX),
-            OTHER_SLOT => (0, OTHER_IFINDEX),
+        let (netns_cookie, ifindex) = match slot {
+            s if s == UNKNOWN_SLOT as usize => (0, UNKNOWN_IFINDEX),
+            s if s == OTHER_SLOT as usize => (0, OTHER_IFINDEX),
             _ => (
                 read_volatile(&raw const (*slot_ptr).netns_cookie),
                 read_volatile(&raw const (*slot_ptr).ifindex),
@@ -234,7 +234,7 @@ pub unsafe fn try_finish(state: *mut SocketState) -> bool {
         counters::bump(Counter::MovesStarted);
         let current = read_volatile(&raw const (*state).generation) & 1;
         let previous = current ^ 1;
-        for slot in 0..SLOTS as u32 {
+        for slot in 0..=OTHER_SLOT {
             let from = moved_of(state, slot, previous);
             let moved = read_volatile(from);
             if moved.is_zero() {

@@ -91,6 +91,10 @@ pub fn find(socket: SocketRef, missing: Missing, created: &mut bool) -> Option<*
         }
         let empty = EMPTY_STATE.get_ptr(0)?;
         // SAFETY: `empty` points at a value of EMPTY_STATE, which nothing writes.
+        #[expect(
+            clippy::needless_borrows_for_generic_args,
+            reason = "a copy of the state would not fit the BPF stack: the map value is passed"
+        )]
         let inserted = SOCKET_STATE_BY_COOKIE.insert(
             socket.cookie,
             unsafe { &*empty },

@@ -3,8 +3,15 @@
 //! struct member. A minimal reader of the BTF type section (aya's own `Btf` keeps its type
 //! lookups private); it never interprets more than names, kinds and member offsets.
 //!
+//! It reads the blob in place: beside the bytes it keeps only where each type starts (4 bytes
+//! a type, 0.5 MiB for a kernel's 130,000 types), and a lookup walks the types. Then it hands
+//! the same bytes to aya ([`KernelBtf::into_aya`]), so the kernel's BTF is read once and
+//! parsed into aya's types once, and the bytes go as soon as aya has them.
+//!
 //! Format: <https://docs.kernel.org/bpf/btf.html>.
-use std::{collections::HashMap, fs, io, path::Path};
+use std::{io, ops::Range, path::Path};
+
+use super::vmlinux::{self, BtfBytes};
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
@@ -12,6 +19,8 @@ const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
+/// Bytes of a type's common header: name offset, info, size or type.
+const HEADER: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -27,23 +36,27 @@ pub enum BtfError {
     UnknownKind(u32),
 }
 
-/// One type: its kind, name and the kind-specific words after the common header.
-#[derive(Debug, Clone)]
-struct Type {
-    kind: u32,
-    kind_flag: bool,
-    name: String,
-    /// `size` or `type`, depending on the kind.
-    size_or_ref: u32,
-    /// Members (struct/union: name, type, offset) or parameters (proto: name, type, 0).
-    members: Vec<(String, u32, u32)>,
+/// A kernel's BTF: its bytes and where each of its types starts.
+pub struct KernelBtf {
+    bytes: BtfBytes,
+    /// The type and string sections, as ranges of `bytes`.
+    types: Range<usize>,
+    strings: Range<usize>,
+    /// Where type `id` starts in the type section, at `id - 1` (id 0 is `void`).
+    starts: Vec<u32>,
 }
 
-/// The types of a kernel's BTF, by id, and the ids of named types.
-#[derive(Debug)]
-pub struct KernelBtf {
-    types: Vec<Type>,
-    by_name: HashMap<(u32, String), u32>,
+/// One type, read in place: its kind, name and the kind-specific words after the header.
+#[derive(Clone, Copy)]
+struct Type<'a> {
+    kind: u32,
+    kind_flag: bool,
+    name: u32,
+    /// `size` or `type`, depending on the kind.
+    size_or_ref: u32,
+    /// The `vlen` members (struct/union: name, type, offset) or parameters (proto: name,
+    /// type) after the header.
+    entries: &'a [u8],
 }
 
 fn u16_at(data: &[u8], at: usize) -> Result<u16, BtfError> {
@@ -62,30 +75,51 @@ fn usize_at(data: &[u8], at: usize) -> Result<usize, BtfError> {
     usize::try_from(u32_at(data, at)?).map_err(|_| BtfError::Malformed("offset too large"))
 }
 
-fn string_at(strings: &[u8], offset: u32) -> String {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    strings.get(start..).map_or_else(String::new, |rest| {
-        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-        String::from_utf8_lossy(&rest[..end]).into_owned()
+/// `u32_at` for data already checked to be long enough.
+fn word(data: &[u8], at: usize) -> u32 {
+    u32_at(data, at).unwrap_or(0)
+}
+
+/// Bytes of the kind-specific data after the header of a type of `kind` with `vlen` entries.
+fn tail_len(kind: u32, vlen: usize) -> Result<usize, BtfError> {
+    Ok(match kind {
+        // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
+        2 | 7..=12 | 16 | 18 => 0,
+        // INT, VAR, DECL_TAG
+        1 | 14 | 17 => 4,
+        3 => 12, // ARRAY
+        KIND_STRUCT | KIND_UNION => 12 * vlen,
+        6 | KIND_FUNC_PROTO => 8 * vlen, // ENUM, FUNC_PROTO
+        15 | 19 => 12 * vlen,            // DATASEC, ENUM64
+        other => return Err(BtfError::UnknownKind(other)),
     })
 }
 
 impl KernelBtf {
-    /// Reads the running kernel's BTF.
+    /// Reads the running kernel's BTF (mapped where the kernel allows it).
     pub fn from_sys_fs() -> Result<Self, BtfError> {
-        Self::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+        let bytes = BtfBytes::from_sys_fs().map_err(|source| BtfError::Read {
+            path: vmlinux::PATH.to_owned(),
+            source,
+        })?;
+        Self::new(bytes)
     }
 
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = fs::read(path).map_err(|source| BtfError::Read {
+        let bytes = BtfBytes::read(path).map_err(|source| BtfError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&data)
+        Self::new(bytes)
     }
 
-    /// Parses a little-endian BTF blob.
-    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+    /// Reads a little-endian BTF blob.
+    pub fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
+        Self::new(data.into())
+    }
+
+    fn new(bytes: BtfBytes) -> Result<Self, BtfError> {
+        let data = &*bytes;
         if u16_at(data, 0)? != MAGIC {
             return Err(BtfError::Malformed("bad magic (not little-endian BTF?)"));
         }
@@ -93,101 +127,125 @@ impl KernelBtf {
         let (type_off, type_len) = (usize_at(data, 8)?, usize_at(data, 12)?);
         let (str_off, str_len) = (usize_at(data, 16)?, usize_at(data, 20)?);
         let section = |off: usize, len: usize| {
-            data.get(header_len + off..header_len + off + len)
+            let start = header_len + off;
+            data.get(start..start + len)
+                .map(|_| start..start + len)
                 .ok_or(BtfError::Malformed("section outside the data"))
         };
-        let type_data = section(type_off, type_len)?;
+        let types = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?;
 
-        // Id 0 is `void`.
-        let mut types = vec![Type {
-            kind: 0,
-            kind_flag: false,
-            name: String::new(),
-            size_or_ref: 0,
-            members: Vec::new(),
-        }];
+        let type_data = &data[types.clone()];
+        let mut starts = Vec::new();
         let mut at = 0;
         while at < type_data.len() {
-            let name = string_at(strings, u32_at(type_data, at)?);
             let info = u32_at(type_data, at + 4)?;
-            let size_or_ref = u32_at(type_data, at + 8)?;
-            at += 12;
-            let kind = (info >> 24) & 0x1f;
             let vlen = usize::try_from(info & 0xffff).unwrap_or(0);
-            let mut members = Vec::new();
-            match kind {
-                // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
-                2 | 7..=12 | 16 | 18 => {}
-                // INT, VAR, DECL_TAG
-                1 | 14 | 17 => at += 4,
-                3 => at += 12, // ARRAY
-                KIND_STRUCT | KIND_UNION => {
-                    for _ in 0..vlen {
-                        members.push((
-                            string_at(strings, u32_at(type_data, at)?),
-                            u32_at(type_data, at + 4)?,
-                            u32_at(type_data, at + 8)?,
-                        ));
-                        at += 12;
-                    }
-                }
-                6 => at += 8 * vlen, // ENUM
-                KIND_FUNC_PROTO => {
-                    for _ in 0..vlen {
-                        members.push((
-                            string_at(strings, u32_at(type_data, at)?),
-                            u32_at(type_data, at + 4)?,
-                            0,
-                        ));
-                        at += 8;
-                    }
-                }
-                15 | 19 => at += 12 * vlen, // DATASEC, ENUM64
-                other => return Err(BtfError::UnknownKind(other)),
+            let end = at + HEADER + tail_len((info >> 24) & 0x1f, vlen)?;
+            if end > type_data.len() {
+                return Err(BtfError::Malformed("truncated"));
             }
-            types.push(Type {
-                kind,
-                kind_flag: info >> 31 == 1,
-                name,
-                size_or_ref,
-                members,
-            });
+            starts.push(u32::try_from(at).map_err(|_| BtfError::Malformed("too many types"))?);
+            at = end;
         }
-        let mut by_name = HashMap::new();
-        for (id, ty) in types.iter().enumerate() {
-            if !ty.name.is_empty() {
-                let id = u32::try_from(id).map_err(|_| BtfError::Malformed("too many types"))?;
-                by_name.entry((ty.kind, ty.name.clone())).or_insert(id);
-            }
-        }
-        Ok(Self { types, by_name })
+        Ok(Self {
+            bytes,
+            types,
+            strings,
+            starts,
+        })
     }
 
-    fn get(&self, id: u32) -> Option<&Type> {
-        self.types.get(usize::try_from(id).ok()?)
+    /// Is the blob the kernel's own pages, mapped (rather than a copy in memory)?
+    #[must_use]
+    pub fn is_mapped(&self) -> bool {
+        self.bytes.is_mapped()
+    }
+
+    /// How many types the blob has (`void` not counted) and how many bytes it takes.
+    #[must_use]
+    pub fn size(&self) -> (usize, usize) {
+        (self.starts.len(), self.bytes.len())
+    }
+
+    /// aya's parse of the same bytes, for the loader and the program loads that need the
+    /// kernel's BTF. The bytes and this reader's index are gone afterwards.
+    pub fn into_aya(self) -> Result<aya::Btf, aya::BtfError> {
+        let Self { bytes, starts, .. } = self;
+        drop(starts);
+        aya::Btf::parse(&bytes, aya::Endianness::default())
+    }
+
+    fn type_data(&self) -> &[u8] {
+        &self.bytes[self.types.clone()]
+    }
+
+    /// Type `id`, if there is one (never `void`).
+    fn get(&self, id: u32) -> Option<Type<'_>> {
+        let at =
+            usize::try_from(*self.starts.get(usize::try_from(id).ok()?.checked_sub(1)?)?).ok()?;
+        let data = self.type_data();
+        let info = word(data, at + 4);
+        let (kind, vlen) = ((info >> 24) & 0x1f, usize::try_from(info & 0xffff).ok()?);
+        let tail = match kind {
+            KIND_STRUCT | KIND_UNION | KIND_FUNC_PROTO => tail_len(kind, vlen).ok()?,
+            _ => 0,
+        };
+        Some(Type {
+            kind,
+            kind_flag: info >> 31 == 1,
+            name: word(data, at),
+            size_or_ref: word(data, at + 8),
+            entries: data.get(at + HEADER..at + HEADER + tail)?,
+        })
+    }
+
+    /// The string at `offset` of the string section, as bytes (empty if there is none).
+    fn name_bytes(&self, offset: u32) -> &[u8] {
+        let strings = &self.bytes[self.strings.clone()];
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        strings.get(start..).map_or(&[], |rest| {
+            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            &rest[..end]
+        })
+    }
+
+    fn name(&self, offset: u32) -> String {
+        String::from_utf8_lossy(self.name_bytes(offset)).into_owned()
+    }
+
+    /// The first type of `kind` named `name`, and its id.
+    fn find(&self, kind: u32, name: &str) -> Option<(u32, Type<'_>)> {
+        (1..=u32::try_from(self.starts.len()).ok()?)
+            .filter_map(|id| Some((id, self.get(id)?)))
+            .find(|(_, ty)| ty.kind == kind && self.name_bytes(ty.name) == name.as_bytes())
     }
 
     /// Does the kernel have the BTF tracepoint `name` (its `btf_trace_<name>` typedef)?
     #[must_use]
     pub fn has_tracepoint(&self, name: &str) -> bool {
-        self.by_name
-            .contains_key(&(KIND_TYPEDEF, format!("btf_trace_{name}")))
+        self.find(KIND_TYPEDEF, &format!("btf_trace_{name}"))
+            .is_some()
     }
 
     /// The parameter names of the kernel function `name`, if BTF describes it.
     #[must_use]
     pub fn function_params(&self, name: &str) -> Option<Vec<String>> {
-        let func = self.get(*self.by_name.get(&(KIND_FUNC, name.to_owned()))?)?;
+        let (_, func) = self.find(KIND_FUNC, name)?;
         let proto = self.get(func.size_or_ref)?;
-        (proto.kind == KIND_FUNC_PROTO)
-            .then(|| proto.members.iter().map(|(n, _, _)| n.clone()).collect())
+        (proto.kind == KIND_FUNC_PROTO).then(|| {
+            proto
+                .entries
+                .chunks_exact(8)
+                .map(|param| self.name(word(param, 0)))
+                .collect()
+        })
     }
 
     /// Byte offset of `member` in the struct `name`, looking into anonymous members.
     #[must_use]
     pub fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
-        let id = *self.by_name.get(&(KIND_STRUCT, name.to_owned()))?;
+        let (id, _) = self.find(KIND_STRUCT, name)?;
         self.find_member(id, member, 0).map(|bits| bits / 8)
     }
 
@@ -196,18 +254,20 @@ impl KernelBtf {
         if depth > 8 || (ty.kind != KIND_STRUCT && ty.kind != KIND_UNION) {
             return None;
         }
-        for (name, member_type, offset) in &ty.members {
+        for entry in ty.entries.chunks_exact(12) {
+            let (name, member_type, offset) = (word(entry, 0), word(entry, 4), word(entry, 8));
             // With kind_flag the low 24 bits are the bit offset, the high 8 a bitfield size.
             let bits = if ty.kind_flag {
                 offset & 0x00ff_ffff
             } else {
-                *offset
+                offset
             };
-            if name == member {
+            let name = self.name_bytes(name);
+            if name == member.as_bytes() {
                 return Some(bits);
             }
             if name.is_empty() {
-                if let Some(inner) = self.find_member(*member_type, member, depth + 1) {
+                if let Some(inner) = self.find_member(member_type, member, depth + 1) {
                     return Some(bits + inner);
                 }
             }
@@ -337,7 +397,7 @@ mod tests {
 
     #[test]
     fn reads_tracepoints_functions_and_members() {
-        let btf = KernelBtf::parse(&sample()).unwrap();
+        let btf = KernelBtf::parse(sample()).unwrap();
         assert!(btf.has_tracepoint("tp"));
         assert!(!btf.has_tracepoint("other"));
         assert_eq!(
@@ -352,7 +412,37 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_btf() {
-        assert!(KernelBtf::parse(b"not btf at all, not at all").is_err());
+        assert!(KernelBtf::parse(b"not btf at all, not at all".to_vec()).is_err());
+        let mut truncated = sample();
+        truncated.truncate(truncated.len() - 60);
+        assert!(KernelBtf::parse(truncated).is_err());
+        let unknown_kind = testing::frame(&[0, 0, 0, 0, 0, 0, 0, 31, 0, 0, 0, 0], b"\0");
+        assert!(matches!(
+            KernelBtf::parse(unknown_kind),
+            Err(BtfError::UnknownKind(31))
+        ));
+    }
+
+    #[test]
+    fn the_first_type_of_a_name_is_the_one_found() {
+        // `int f(int x)`, then a second `f` with two parameters.
+        let blob = testing::blob(&[], &[("f", &["x"]), ("f", &["x", "y"])]);
+        let btf = KernelBtf::parse(blob).unwrap();
+        assert_eq!(btf.function_params("f"), Some(vec!["x".to_owned()]));
+        assert_eq!(btf.size().0, 5);
+    }
+
+    #[test]
+    fn aya_gets_the_same_types() {
+        let btf = KernelBtf::parse(sample()).unwrap().into_aya().unwrap();
+        // What aya holds, read back by this reader.
+        let again = KernelBtf::parse(btf.to_bytes()).unwrap();
+        assert!(again.has_tracepoint("tp"));
+        assert_eq!(again.member_offset("s", "c"), Some(8));
+        assert_eq!(
+            again.function_params("f"),
+            Some(vec!["x".to_owned(), "flags".to_owned()])
+        );
     }
 
     #[test]
@@ -365,5 +455,12 @@ mod tests {
             .expect("tcp_sendmsg in BTF");
         assert_eq!(params.first().map(String::as_str), Some("sk"));
         assert!(btf.member_offset("sock_common", "skc_cookie").is_some());
+        let (types, bytes) = btf.size();
+        assert!(
+            types > 10_000 && bytes > 1_000_000,
+            "{types} types, {bytes} bytes"
+        );
+        let btf = btf.into_aya().expect("aya parses the kernel's BTF");
+        assert!(!btf.to_bytes().is_empty());
     }
 }

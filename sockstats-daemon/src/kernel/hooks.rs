@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn kernel(typedefs: &[&str], funcs: &[(&str, &[&str])]) -> KernelBtf {
-        KernelBtf::parse(&crate::kernel::btf::testing::blob(typedefs, funcs)).unwrap()
+        KernelBtf::parse(crate::kernel::btf::testing::blob(typedefs, funcs)).unwrap()
     }
 
     const SEND: &[&str] = &["sk", "msg", "len"];

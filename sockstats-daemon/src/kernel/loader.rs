@@ -9,6 +9,7 @@
 use std::{
     fs::{self, File},
     io,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
@@ -186,7 +187,8 @@ pub(super) fn pin_error(path: &Path, reason: impl std::fmt::Display) -> KernelEr
 
 /// What the loader adapts to in the running kernel.
 struct KernelFacts {
-    btf: KernelBtf,
+    /// The payload hook sets the kernel's BTF allows.
+    payload_sets: PayloadSets,
     /// Does the verifier accept `cmpxchg`?
     cmpxchg: bool,
     /// The programs' `SOCK_COOKIE_OFFSET`.
@@ -206,9 +208,16 @@ struct KernelFacts {
     limits: Vec<String>,
 }
 
-/// Reads the kernel's BTF and release, lifts `RLIMIT_MEMLOCK` and decides the globals.
-fn kernel_facts() -> Result<KernelFacts, KernelError> {
-    let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
+/// The payload hook sets as the kernel's BTF allows them, or what it lacks for each: decided
+/// before that BTF is handed to aya.
+struct PayloadSets {
+    tracepoints: Result<Vec<Program>, String>,
+    fexit: Result<Vec<Program>, String>,
+}
+
+/// Reads the kernel's release, lifts `RLIMIT_MEMLOCK` and decides, from the release and the
+/// kernel's BTF, the globals and the payload hook sets.
+fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, KernelError> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| KernelError::Release(e.to_string()))?;
     let version = hooks::parse_release(&release)
@@ -225,7 +234,7 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         }
     }
     let cookie_offset =
-        hooks::sock_cookie_offset(&kernel_btf, version).map_err(KernelError::Cookie)?;
+        hooks::sock_cookie_offset(kernel_btf, version).map_err(KernelError::Cookie)?;
     if cookie_offset != 0 {
         log::info!(
             "Linux {}.{}: tracing programs read socket cookies from struct sock (offset \
@@ -254,7 +263,7 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
                 .to_owned(),
         );
     }
-    let socket_offsets = socket_offsets(&kernel_btf, &mut limits);
+    let socket_offsets = socket_offsets(kernel_btf, &mut limits);
     let state_by_cookie = version < TRACING_SK_STORAGE_SINCE;
     if state_by_cookie {
         limits.push(
@@ -265,26 +274,16 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
                 .to_owned(),
         );
     }
-    let tcp_counter_offsets = match (
-        kernel_btf.member_offset("tcp_sock", "bytes_acked"),
-        kernel_btf.member_offset("tcp_sock", "bytes_received"),
-    ) {
-        (Some(acked), Some(received)) => (acked, received),
-        _ => {
-            limits.push(
-                "struct tcp_sock.bytes_acked or bytes_received is not in BTF: validation \
-                 cannot cover closed sockets"
-                    .to_owned(),
-            );
-            (0, 0)
-        }
-    };
+    let tcp_counter_offsets = tcp_counter_offsets(kernel_btf, &mut limits);
     for limit in &limits {
         log::warn!("Linux {}.{}: {limit}", version.0, version.1);
     }
 
     Ok(KernelFacts {
-        btf: kernel_btf,
+        payload_sets: PayloadSets {
+            tracepoints: hooks::tracepoint_set(kernel_btf),
+            fexit: hooks::fexit_set(kernel_btf),
+        },
         cmpxchg,
         cookie_offset,
         packet_netns_cookie,
@@ -294,6 +293,35 @@ fn kernel_facts() -> Result<KernelFacts, KernelError> {
         tcp_counter_offsets,
         limits,
     })
+}
+
+fn read_kernel_btf() -> Result<KernelBtf, KernelError> {
+    let kernel_btf = KernelBtf::from_sys_fs().map_err(KernelError::KernelBtf)?;
+    let (types, bytes) = kernel_btf.size();
+    let how = if kernel_btf.is_mapped() {
+        "mapped"
+    } else {
+        "read"
+    };
+    log::debug!("the kernel's BTF: {types} types in {bytes} bytes, {how}");
+    Ok(kernel_btf)
+}
+
+/// Offsets of `struct tcp_sock.bytes_acked` and `bytes_received`, or zeros (validation of
+/// closed sockets is then off).
+fn tcp_counter_offsets(btf: &KernelBtf, limits: &mut Vec<String>) -> (u32, u32) {
+    if let (Some(acked), Some(received)) = (
+        btf.member_offset("tcp_sock", "bytes_acked"),
+        btf.member_offset("tcp_sock", "bytes_received"),
+    ) {
+        return (acked, received);
+    }
+    limits.push(
+        "struct tcp_sock.bytes_acked or bytes_received is not in BTF: validation cannot cover \
+         closed sockets"
+            .to_owned(),
+    );
+    (0, 0)
 }
 
 /// Offsets of `struct sock.sk_socket` and `struct socket.file`, or zeros (the `TCP_CLOSE`
@@ -325,55 +353,24 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     fs::create_dir_all(&maps_dir).map_err(|e| pin_error(&maps_dir, e))?;
     warn_about_other_layouts(&options.bpffs_dir, &maps_dir);
 
-    let KernelFacts {
-        btf: kernel_btf,
-        cmpxchg,
-        cookie_offset,
-        packet_netns_cookie,
-        socket_offsets,
-        ancestor_helper,
-        state_by_cookie,
-        tcp_counter_offsets,
-        limits: kernel_limits,
-    } = kernel_facts()?;
-    let btf = Btf::from_sys_fs().map_err(KernelError::Btf)?;
-
+    // The kernel's BTF is read once: this reader decides what it can from it; aya parses the
+    // same bytes only to attach the programs (below).
+    let kernel_btf = read_kernel_btf()?;
+    let facts = kernel_facts(&kernel_btf)?;
     let root = &options.cgroup_root;
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(&maps_dir)
-        .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
-        .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
-        .override_global(GLOBAL_SOCK_COOKIE_OFFSET, &cookie_offset, true)
-        .override_global(GLOBAL_PACKET_NETNS_COOKIE, &packet_netns_cookie, true)
-        .override_global(GLOBAL_SK_SOCKET_OFFSET, &socket_offsets.0, true)
-        .override_global(GLOBAL_SOCKET_FILE_OFFSET, &socket_offsets.1, true)
-        .override_global(
-            GLOBAL_TRACING_ANCESTOR_HELPER,
-            &u32::from(ancestor_helper),
-            true,
-        )
-        .override_global(GLOBAL_STATE_BY_COOKIE, &u32::from(state_by_cookie), true)
-        .override_global(
-            globals::TCP_BYTES_ACKED_OFFSET,
-            &tcp_counter_offsets.0,
-            true,
-        )
-        .override_global(
-            globals::TCP_BYTES_RECEIVED_OFFSET,
-            &tcp_counter_offsets.1,
-            true,
-        )
-        .override_global(globals::MAX_ACCOUNTS, &options.max_accounts, true)
-        .map_max_entries(SOCKET_STATE_BY_COOKIE_MAP, options.max_sockets)
-        .map_max_entries(ACCOUNTS_MAP, options.max_accounts)
-        .map_max_entries(ACCOUNT_IDS_MAP, options.max_accounts)
-        .map_max_entries(ACCOUNT_KEYS_MAP, options.max_accounts)
-        .load(OBJECT)
-        .map_err(|source| KernelError::Load {
-            bpffs_dir: options.bpffs_dir.clone(),
-            source: Box::new(source),
-        })?;
+    let mut ebpf = load_object(options, &maps_dir, &facts)?;
+    let KernelFacts {
+        payload_sets,
+        cmpxchg,
+        state_by_cookie,
+        limits: kernel_limits,
+        ..
+    } = facts;
 
+    // aya's parse of the kernel's BTF (13 MiB of types on 6.18, the start's largest
+    // allocation), for the tracing programs' loads: made after the object's load, so that the
+    // two do not add up, and dropped as soon as the programs are loaded.
+    let btf = kernel_btf.into_aya().map_err(KernelError::Btf)?;
     // The maps' file descriptors are already in the loaded instructions: taking them out of
     // `ebpf` here (before attaching) only moves who owns them.
     let iterator = if state_by_cookie {
@@ -382,28 +379,11 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         Some(load_iterator(&mut ebpf, &btf)?)
     };
     let (maps, pinned) = take_maps(&mut ebpf, iterator)?;
-    let pinned_accounts = aya::maps::IterableMap::map(&maps.account_keys)
-        .info()
-        .map_or(options.max_accounts, |info| info.max_entries());
-    if pinned_accounts != options.max_accounts {
-        return Err(KernelError::AccountCapacity {
-            bpffs_dir: options.bpffs_dir.clone(),
-            pinned: pinned_accounts,
-            requested: options.max_accounts,
-        });
-    }
-    let pinned = pinned.unwrap_or(options.max_sockets);
-    if pinned != options.max_sockets {
-        return Err(KernelError::Capacity {
-            bpffs_dir: options.bpffs_dir.clone(),
-            pinned,
-            requested: options.max_sockets,
-        });
-    }
+    check_capacities(options, &maps, pinned)?;
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
     let common = hooks::common(cmpxchg, state_by_cookie || options.validate_closed);
     let attached =
-        if let Some(reused) = reuse_links(&links_dir, &kernel_btf, &common, options.payload)? {
+        if let Some(reused) = reuse_links(&links_dir, &payload_sets, &common, options.payload)? {
             reused
         } else {
             detach_other_builds(&options.bpffs_dir, &links_dir)?;
@@ -411,11 +391,13 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
                 &mut ebpf,
                 root,
                 &links_dir,
-                (&btf, &kernel_btf),
+                &btf,
+                payload_sets,
                 &common,
                 options.payload,
             )?
         };
+    drop(btf);
     log::info!(
         "payload hooks: {} ({})",
         attached.payload.set,
@@ -448,6 +430,121 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     Ok((attached, maps))
 }
 
+/// An `EbpfLoader` that has not read the kernel's BTF (the object's load does not need it).
+///
+/// aya 0.14's `EbpfLoader::new` reads and parses `/sys/kernel/btf/vmlinux` itself, whether or
+/// not `.btf()` replaces it later (<https://github.com/aya-rs/aya/issues/1172>; aya loads it
+/// lazily after 0.14): 19 MiB at its peak on 6.18, the file's 5.3 MiB and aya's 13 MiB parse
+/// of it, the start's largest allocation by far. Here `new` runs while opening a file fails
+/// with `EMFILE`, so that its read fails and it starts without BTF (nothing else it does
+/// opens a file). That is done only while the daemon has one thread, so that nothing else
+/// sees the lowered limit; otherwise `new` reads the BTF, as it would anyway.
+fn loader_without_btf<'a>() -> EbpfLoader<'a> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let single_threaded = fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.split_whitespace().eq(["Threads:", "1"]))
+    });
+    // The lowest free descriptor, the one the next open would get (closed again at once).
+    let lowest_free = File::open("/dev/null").map(|file| file.as_raw_fd());
+    let (Ok((soft, hard)), Ok(lowest_free), true) = (
+        getrlimit(Resource::RLIMIT_NOFILE),
+        lowest_free,
+        single_threaded,
+    ) else {
+        return EbpfLoader::new();
+    };
+    let lowered = libc::rlim_t::try_from(lowest_free).unwrap_or(soft);
+    if setrlimit(Resource::RLIMIT_NOFILE, lowered, hard).is_err() {
+        return EbpfLoader::new();
+    }
+    let loader = EbpfLoader::new();
+    if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, soft, hard) {
+        log::warn!("cannot restore the open-file limit to {soft}: {error}");
+    }
+    loader
+}
+
+/// Loads the object with the globals this kernel needs, its maps from `maps_dir` where pinned.
+fn load_object(
+    options: &LoadOptions,
+    maps_dir: &Path,
+    facts: &KernelFacts,
+) -> Result<Ebpf, KernelError> {
+    // Loaded without the kernel's BTF: aya would use it here only for CO-RE relocations, and
+    // the object has none (aya-ebpf programs do not make them: the kernel offsets these read
+    // are the globals below; a test checks the object).
+    let root = &options.cgroup_root;
+    loader_without_btf()
+        .btf(None)
+        .default_map_pin_directory(maps_dir)
+        .override_global(GLOBAL_ROOT_CGROUP_ID, &root.id, true)
+        .override_global(GLOBAL_ROOT_CGROUP_LEVEL, &root.level, true)
+        .override_global(GLOBAL_SOCK_COOKIE_OFFSET, &facts.cookie_offset, true)
+        .override_global(GLOBAL_PACKET_NETNS_COOKIE, &facts.packet_netns_cookie, true)
+        .override_global(GLOBAL_SK_SOCKET_OFFSET, &facts.socket_offsets.0, true)
+        .override_global(GLOBAL_SOCKET_FILE_OFFSET, &facts.socket_offsets.1, true)
+        .override_global(
+            GLOBAL_TRACING_ANCESTOR_HELPER,
+            &u32::from(facts.ancestor_helper),
+            true,
+        )
+        .override_global(
+            GLOBAL_STATE_BY_COOKIE,
+            &u32::from(facts.state_by_cookie),
+            true,
+        )
+        .override_global(
+            globals::TCP_BYTES_ACKED_OFFSET,
+            &facts.tcp_counter_offsets.0,
+            true,
+        )
+        .override_global(
+            globals::TCP_BYTES_RECEIVED_OFFSET,
+            &facts.tcp_counter_offsets.1,
+            true,
+        )
+        .override_global(globals::MAX_ACCOUNTS, &options.max_accounts, true)
+        .map_max_entries(SOCKET_STATE_BY_COOKIE_MAP, options.max_sockets)
+        .map_max_entries(ACCOUNTS_MAP, options.max_accounts)
+        .map_max_entries(ACCOUNT_IDS_MAP, options.max_accounts)
+        .map_max_entries(ACCOUNT_KEYS_MAP, options.max_accounts)
+        .load(OBJECT)
+        .map_err(|source| KernelError::Load {
+            bpffs_dir: options.bpffs_dir.clone(),
+            source: Box::new(source),
+        })
+}
+
+/// Refuses pinned maps whose capacities are not the ones asked for (`pinned_sockets`: that of
+/// the pinned cookie-keyed states).
+fn check_capacities(
+    options: &LoadOptions,
+    maps: &KernelMaps,
+    pinned_sockets: Option<u32>,
+) -> Result<(), KernelError> {
+    let pinned_accounts = aya::maps::IterableMap::map(&maps.account_keys)
+        .info()
+        .map_or(options.max_accounts, |info| info.max_entries());
+    if pinned_accounts != options.max_accounts {
+        return Err(KernelError::AccountCapacity {
+            bpffs_dir: options.bpffs_dir.clone(),
+            pinned: pinned_accounts,
+            requested: options.max_accounts,
+        });
+    }
+    let pinned = pinned_sockets.unwrap_or(options.max_sockets);
+    if pinned != options.max_sockets {
+        return Err(KernelError::Capacity {
+            bpffs_dir: options.bpffs_dir.clone(),
+            pinned,
+            requested: options.max_sockets,
+        });
+    }
+    Ok(())
+}
+
 /// The value of the programs' `PACKET_NETNS_COOKIE`: 0 where `cgroup_skb` programs may call
 /// `bpf_get_netns_cookie` (probed), else the daemon's own namespace's cookie, which then
 /// stands for every packet's namespace.
@@ -478,7 +575,7 @@ struct Attachments {
 /// pinned.
 fn reuse_links(
     links_dir: &Path,
-    btf: &KernelBtf,
+    payload_sets: &PayloadSets,
     common: &[Program],
     choice: PayloadChoice,
 ) -> Result<Option<Attachments>, KernelError> {
@@ -486,15 +583,19 @@ fn reuse_links(
         return Ok(None);
     }
     let candidates = [
-        (PayloadSet::Tracepoints, Ok(hooks::TRACEPOINTS.to_vec())),
-        (PayloadSet::FExit, hooks::fexit_set(btf)),
+        (PayloadSet::Tracepoints, Ok(&hooks::TRACEPOINTS[..])),
+        (PayloadSet::FExit, payload_sets.fexit.as_deref()),
     ];
     for (set, payload) in candidates {
         let Ok(payload) = payload else { continue };
         if !choice.allows(set) {
             continue;
         }
-        let programs: Vec<Program> = common.iter().copied().chain(payload).collect();
+        let programs: Vec<Program> = common
+            .iter()
+            .copied()
+            .chain(payload.iter().copied())
+            .collect();
         if !programs
             .iter()
             .all(|(name, _)| links_dir.join(name).exists())
@@ -576,7 +677,8 @@ fn attach_all(
     ebpf: &mut Ebpf,
     root: &CgroupRoot,
     links_dir: &Path,
-    (btf, kernel_btf): (&Btf, &KernelBtf),
+    btf: &Btf,
+    payload_sets: PayloadSets,
     common: &[Program],
     choice: PayloadChoice,
 ) -> Result<Attachments, KernelError> {
@@ -599,7 +701,7 @@ fn attach_all(
         &target,
         choice,
         PayloadSet::Tracepoints,
-        hooks::tracepoint_set(kernel_btf),
+        payload_sets.tracepoints,
     ) {
         Ok(attached) => {
             let reason = "the kernel has the sock_send_length/sock_recv_length tracepoints";
@@ -613,13 +715,8 @@ fn attach_all(
         Err(why) => why,
     };
     log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
-    let fexit = match try_payload_set(
-        ebpf,
-        &target,
-        choice,
-        PayloadSet::FExit,
-        hooks::fexit_set(kernel_btf),
-    ) {
+    let fexit = match try_payload_set(ebpf, &target, choice, PayloadSet::FExit, payload_sets.fexit)
+    {
         Ok(attached) => {
             let reason = format!("tp_btf: {tracepoints}");
             return Ok(with_payload(links, attached, PayloadSet::FExit, reason));
@@ -788,5 +885,58 @@ pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(pin_error(bpffs_dir, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section `wanted` of a little-endian ELF64 object.
+    fn elf_section<'a>(elf: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
+        assert_eq!(
+            &elf[..6],
+            b"\x7fELF\x02\x01",
+            "a little-endian ELF64 object"
+        );
+        let at = |offset: usize, len: usize| {
+            let mut word = [0u8; 8];
+            word[..len].copy_from_slice(&elf[offset..offset + len]);
+            usize::try_from(u64::from_le_bytes(word)).unwrap()
+        };
+        let (headers, header_len) = (at(0x28, 8), at(0x3a, 2));
+        let (count, names) = (at(0x3c, 2), at(0x3e, 2));
+        let header = |index: usize| headers + index * header_len;
+        // A section header holds its name (an offset in the names section) at 0, its file
+        // offset at 24 and its size at 32.
+        let data_of = |header: usize| &elf[at(header + 24, 8)..][..at(header + 32, 8)];
+        let names = data_of(header(names));
+        (0..count).map(header).find_map(|header| {
+            let name = &names[at(header, 4)..];
+            (name.starts_with(wanted.as_bytes()) && name.get(wanted.len()) == Some(&0))
+                .then(|| data_of(header))
+        })
+    }
+
+    /// The object is loaded without the kernel's BTF, which aya would use only for CO-RE
+    /// relocations: it must have none (no `core_relo` records in its `.BTF.ext`).
+    #[test]
+    fn the_object_has_no_co_re_relocations() {
+        if OBJECT.is_empty() {
+            return; // built with AYA_BUILD_SKIP=1: no object
+        }
+        assert!(elf_section(OBJECT, ".BTF").is_some(), "the object has BTF");
+        let Some(btf_ext) = elf_section(OBJECT, ".BTF.ext") else {
+            return; // no .BTF.ext, no relocations
+        };
+        // struct btf_ext_header: magic, version, flags, hdr_len, then offset and length of
+        // func_info, line_info and (when hdr_len reaches them) core_relo.
+        let word = |at: usize| u32::from_le_bytes(btf_ext[at..at + 4].try_into().unwrap());
+        assert_eq!(btf_ext[..2], [0x9f, 0xeb], "BTF.ext magic");
+        assert!(
+            word(4) < 32 || word(28) == 0,
+            "the object has CO-RE relocations: the loader must hand aya the kernel's BTF \
+             before loading it (EbpfLoader::btf)"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod hooks;
 pub mod loader;
 pub mod maps;
+pub mod vmlinux;
 
 pub use loader::{load_and_attach, uninstall, AttachedKernel, KernelError, LoadOptions};
 pub use maps::KernelMaps;

@@ -73,10 +73,10 @@ pub fn relabel(
 }
 
 /// A fresh random secret for relabel requests (never 0).
-pub fn new_token() -> std::io::Result<u64> {
+pub fn new_token() -> io::Result<u64> {
     let mut bytes = [0u8; 8];
     loop {
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+        io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
         let token = u64::from_ne_bytes(bytes);
         if token != 0 {
             return Ok(token);
