@@ -57,10 +57,6 @@ pub fn on_socket_state(ctx: *mut c_void) {
             pad: 0,
         };
         let seq = (*(*ctx).meta).seq;
-        let _ = bpf_seq_write(
-            seq,
-            (&raw const record).cast(),
-            RECORD_SIZE,
-        );
+        let _ = bpf_seq_write(seq, (&raw const record).cast(), RECORD_SIZE);
     }
 }

@@ -389,3 +389,47 @@ fn udp_over_ipv4_relabeled_under_load_is_exact() {
 fn udp_over_ipv6_relabeled_under_load_is_exact() {
     relabeling_under_load_is_exact("relabel-udp6", Transport::Udp, true);
 }
+
+/// Only the daemon may relabel: a `SOL_SOCKSTATS` request without its secret goes on to the
+/// kernel, which knows no such option level, and the socket keeps its label and its bytes.
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn a_relabel_without_the_daemons_secret_is_refused_and_changes_nothing() {
+    use std::os::fd::AsRawFd as _;
+    let harness = Harness::start("relabel-secret");
+    let daemon = &harness.daemon;
+    let (client, server) = tcp_pair(false);
+    daemon.client().label(&client, "kept").expect("label");
+    sockstats_tests::traffic::tcp_send(&client, &server, 5000, 1000);
+    for token in [0, 1, 0x5eed_5eed_5eed_5eed] {
+        let request = sockstats_common::RelabelRequest {
+            label: 0,
+            pad: 0,
+            cookie: 0,
+            token,
+        };
+        // SAFETY: a valid fd and a live option value of the size passed.
+        let result = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                sockstats_common::SOL_SOCKSTATS,
+                sockstats_common::SO_SOCKSTATS_LABEL,
+                (&raw const request).cast(),
+                24,
+            )
+        };
+        let error = std::io::Error::last_os_error();
+        assert_eq!(
+            result, -1,
+            "a foreign relabel with token {token:#x} was taken"
+        );
+        assert_eq!(error.raw_os_error(), Some(libc::ENOPROTOOPT), "{error}");
+    }
+    assert_eq!(
+        daemon.stats("kept"),
+        ByteCounts {
+            tx_bytes: 5000,
+            rx_bytes: 0
+        }
+    );
+}
