@@ -16,7 +16,7 @@ use sockstats_common::{
     ALLOC_NEXT_OWNER, DEFAULT_MAX_ACCOUNTS, MAX_LABELS, MAX_OWNERS,
 };
 
-use crate::counters::{self, atomic_add, atomic_sub};
+use crate::counters::{self, atomic_add};
 
 /// The capacity the daemon gave the account maps (`--max-accounts`).
 #[no_mangle]
@@ -191,64 +191,47 @@ pub fn add(account: u32, field: Field, bytes: u64, packets: u64) {
     counters::add(overflow_counters(field), bytes);
 }
 
+/// The (field, bytes, packets) parts of `counters`, one per [`Field`].
+#[inline(always)]
+fn parts(counters: &IfaceCounters) -> [(Field, u64, u64); 4] {
+    [
+        (Field::PayloadTx, counters.payload.tx_bytes, 0),
+        (Field::PayloadRx, counters.payload.rx_bytes, 0),
+        (
+            Field::WireTx,
+            counters.wire_bytes.tx_bytes,
+            counters.wire_packets.tx_packets,
+        ),
+        (
+            Field::WireRx,
+            counters.wire_bytes.rx_bytes,
+            counters.wire_packets.rx_packets,
+        ),
+    ]
+}
+
+/// Adds all of `moved` to `counters`.
+///
+/// # Safety
+/// `counters` must point into a map value.
+#[inline(always)]
+pub unsafe fn add_all_to(counters: *mut IfaceCounters, moved: &IfaceCounters) {
+    for (field, bytes, packets) in parts(moved) {
+        // SAFETY: the caller's pointer.
+        unsafe { add_to(counters, field, bytes, packets) };
+    }
+}
+
 /// Moves `moved` from account `from` to account `to` (either may be 0: the overflow bucket).
-/// Adds before it subtracts: a reader that overlaps sees the bytes twice rather than not at
-/// all, and the daemon's snapshot retries while a move is in flight.
+/// Adds before it subtracts (adds the two's complement): a reader that overlaps sees the bytes
+/// twice rather than not at all, and the daemon's snapshot retries while a move is in flight.
 #[inline(always)]
 pub fn transfer(from: u32, to: u32, moved: &IfaceCounters) {
-    add(to, Field::PayloadTx, moved.payload.tx_bytes, 0);
-    add(to, Field::PayloadRx, moved.payload.rx_bytes, 0);
-    add(
-        to,
-        Field::WireTx,
-        moved.wire_bytes.tx_bytes,
-        moved.wire_packets.tx_packets,
-    );
-    add(
-        to,
-        Field::WireRx,
-        moved.wire_bytes.rx_bytes,
-        moved.wire_packets.rx_packets,
-    );
-    let from_counters = if from == 0 {
-        None
-    } else {
-        ACCOUNTS.get_ptr_mut(from)
-    };
-    let Some(counters) = from_counters else {
-        // Out of the overflow bucket.
-        counters::sub(Counter::OverflowTxBytes, moved.payload.tx_bytes);
-        counters::sub(Counter::OverflowRxBytes, moved.payload.rx_bytes);
-        counters::sub(Counter::OverflowWireTxBytes, moved.wire_bytes.tx_bytes);
-        counters::sub(Counter::OverflowWireRxBytes, moved.wire_bytes.rx_bytes);
-        return;
-    };
-    // SAFETY: `counters` points at this CPU's value of ACCOUNTS; the subtractions are atomic.
-    unsafe {
-        atomic_sub(
-            &raw mut (*counters).payload.tx_bytes,
-            moved.payload.tx_bytes,
-        );
-        atomic_sub(
-            &raw mut (*counters).payload.rx_bytes,
-            moved.payload.rx_bytes,
-        );
-        atomic_sub(
-            &raw mut (*counters).wire_bytes.tx_bytes,
-            moved.wire_bytes.tx_bytes,
-        );
-        atomic_sub(
-            &raw mut (*counters).wire_bytes.rx_bytes,
-            moved.wire_bytes.rx_bytes,
-        );
-        atomic_sub(
-            &raw mut (*counters).wire_packets.tx_packets,
-            moved.wire_packets.tx_packets,
-        );
-        atomic_sub(
-            &raw mut (*counters).wire_packets.rx_packets,
-            moved.wire_packets.rx_packets,
-        );
+    for (field, bytes, packets) in parts(moved) {
+        add(to, field, bytes, packets);
+    }
+    for (field, bytes, packets) in parts(moved) {
+        add(from, field, bytes.wrapping_neg(), packets.wrapping_neg());
     }
 }
 

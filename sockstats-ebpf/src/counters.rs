@@ -58,16 +58,6 @@ pub fn bump(counter: Counter) {
     add(counter, 1);
 }
 
-/// Subtracts `value` from `*dst` atomically (adds its two's complement).
-///
-/// # Safety
-/// `dst` must point into a map value.
-#[inline(always)]
-pub unsafe fn atomic_sub(dst: *mut u64, value: u64) {
-    // SAFETY: as for `atomic_add`.
-    unsafe { atomic_add(dst, value.wrapping_neg()) };
-}
-
 /// Adds `value` to the `u32` at `dst` atomically (32-bit `lock xadd`).
 ///
 /// # Safety
@@ -80,11 +70,4 @@ pub unsafe fn atomic_add32(dst: *mut u32, value: u32) {
             dst, value,
         );
     }
-}
-
-/// Subtracts `value` from the counter `counter` (this CPU's share may wrap; the sum over CPUs
-/// does not).
-#[inline(always)]
-pub fn sub(counter: Counter, value: u64) {
-    add(counter, value.wrapping_neg());
 }

@@ -24,7 +24,7 @@ use sockstats_common::{
 
 use crate::{
     accounts::{self, Field},
-    counters::{self, atomic_add, atomic_add32},
+    counters::{self, atomic_add32},
 };
 
 /// What a slot's `account` holds once its account could not be made (the bytes go to the
@@ -243,21 +243,7 @@ pub unsafe fn try_finish(state: *mut SocketState) -> bool {
             let old_account = slot_account(state, slot, previous);
             let new_account = slot_account(state, slot, current);
             accounts::transfer(old_account, new_account, &moved);
-            let to = moved_of(state, slot, current);
-            atomic_add(&raw mut (*to).payload.tx_bytes, moved.payload.tx_bytes);
-            atomic_add(&raw mut (*to).payload.rx_bytes, moved.payload.rx_bytes);
-            accounts::add_to(
-                to,
-                Field::WireTx,
-                moved.wire_bytes.tx_bytes,
-                moved.wire_packets.tx_packets,
-            );
-            accounts::add_to(
-                to,
-                Field::WireRx,
-                moved.wire_bytes.rx_bytes,
-                moved.wire_packets.rx_packets,
-            );
+            accounts::add_all_to(moved_of(state, slot, current), &moved);
             // No operation of the previous generation is left to add to it.
             write_volatile(from, IfaceCounters::default());
         }
