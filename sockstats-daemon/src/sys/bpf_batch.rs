@@ -10,6 +10,8 @@ use std::{
     os::fd::{AsFd, AsRawFd as _},
 };
 
+use super::bpf_syscall::bpf;
+
 /// `BPF_MAP_LOOKUP_BATCH` from `enum bpf_cmd`.
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 /// Entries asked for per syscall; a bucket holding more makes the kernel ask for more (ENOSPC).
@@ -62,15 +64,7 @@ pub fn for_each<K: aya::Pod, V: aya::Pod>(
         // SAFETY: `attr` is a valid batch attribute of the size passed; `keys` and `values`
         // have room for `count` elements of the map's key and value sizes (the caller's types),
         // and `cursor`/`next` for the cursor.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &raw mut attr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let error = (ret < 0).then(io::Error::last_os_error);
+        let error = unsafe { bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
         let errno = error.as_ref().and_then(io::Error::raw_os_error);
         if errno == Some(libc::ENOSPC) {
             // One bucket holds more than `capacity` entries: ask for room for it.

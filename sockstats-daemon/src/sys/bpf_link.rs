@@ -12,6 +12,8 @@ use std::{
     path::Path,
 };
 
+use super::bpf_syscall::bpf;
+
 /// `BPF_OBJ_PIN`, `BPF_LINK_CREATE` and `BPF_ITER_CREATE` from `enum bpf_cmd`.
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_LINK_CREATE: libc::c_long = 28;
@@ -47,18 +49,13 @@ struct IterCreateAttr {
     flags: u32,
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
-    // SAFETY: `attr` is a live, properly laid out `union bpf_attr` member of its size.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
 /// A `bpf` command that returns a new descriptor.
-fn bpf_fd<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
-    let fd = i32::try_from(bpf(cmd, attr)?).map_err(io::Error::other)?;
+///
+/// # Safety
+/// As for [`bpf`].
+unsafe fn bpf_fd<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+    // SAFETY: the caller's contract.
+    let fd = i32::try_from(unsafe { bpf(cmd, attr) }?).map_err(io::Error::other)?;
     // SAFETY: the kernel just returned this new descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -79,14 +76,16 @@ pub fn attach_setsockopt_pinned(
         iter_info_len: 0,
         pad: 0,
     };
-    let link = bpf_fd(BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: a `link_create` member without pointers.
+    let link = unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }?;
     let path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let mut attr = ObjPinAttr {
         pathname: path.as_ptr() as u64,
         bpf_fd: u32::try_from(link.as_raw_fd()).map_err(io::Error::other)?,
         file_flags: 0,
     };
-    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+    // SAFETY: an `obj_pin` member whose path is a live NUL-terminated string.
+    unsafe { bpf(BPF_OBJ_PIN, &mut attr) }.map(drop)
 }
 
 /// Runs the iterator program `program` over the map `map` and returns what it wrote.
@@ -101,12 +100,14 @@ pub fn read_all(program: impl AsFd, map: impl AsFd) -> io::Result<Vec<u8>> {
         iter_info_len: 4,
         pad: 0,
     };
-    let link = bpf_fd(BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: a `link_create` member whose `iter_info` points at the live 4-byte map fd.
+    let link = unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }?;
     let mut attr = IterCreateAttr {
         link_fd: u32::try_from(link.as_raw_fd()).map_err(io::Error::other)?,
         flags: 0,
     };
-    let iter = bpf_fd(BPF_ITER_CREATE, &mut attr)?;
+    // SAFETY: an `iter_create` member without pointers.
+    let iter = unsafe { bpf_fd(BPF_ITER_CREATE, &mut attr) }?;
     let mut out = Vec::new();
     File::from(iter).read_to_end(&mut out)?;
     Ok(out)

@@ -1,6 +1,7 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
 pub mod bpf_batch;
 pub mod bpf_link;
+pub mod bpf_syscall;
 pub mod bpffs;
 pub mod fd_passing;
 pub mod memlock;

@@ -6,6 +6,8 @@ use std::{
     os::fd::{AsFd, AsRawFd as _, BorrowedFd},
 };
 
+use super::bpf_syscall::bpf;
+
 /// `BPF_MAP_LOOKUP_ELEM` from `enum bpf_cmd`.
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 
@@ -31,23 +33,11 @@ pub fn lookup<V: aya::Pod>(map: impl AsFd, socket: BorrowedFd<'_>) -> io::Result
         value: value.as_mut_ptr() as u64,
         flags: 0,
     };
-    // SAFETY: `attr` is a live `union bpf_attr` member; the key and value buffers have the
-    // map's sizes.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_ELEM,
-            &raw mut attr,
-            size_of::<ElemAttr>(),
-        )
-    };
-    if result == 0 {
+    // SAFETY: an element member whose key and value buffers have the map's sizes.
+    match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
         // SAFETY: the kernel filled the value; every bit pattern is a valid `V` (Pod).
-        return Ok(Some(unsafe { value.assume_init() }));
+        Ok(_) => Ok(Some(unsafe { value.assume_init() })),
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(error) => Err(error),
     }
-    let error = io::Error::last_os_error();
-    if error.raw_os_error() == Some(libc::ENOENT) {
-        return Ok(None);
-    }
-    Err(error)
 }
