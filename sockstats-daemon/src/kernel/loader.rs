@@ -35,8 +35,8 @@ use sockstats_common::{
 
 use super::{
     attach::{self, Target},
-    btf::{BtfError, KernelBtf},
-    hooks::{self, PayloadChoice, PayloadSet, Program},
+    btf::{BtfError, BtfName, KernelBtf},
+    hooks::{self, Hook, PayloadChoice, PayloadSet, Program},
     maps::{KernelMaps, LiveStates},
 };
 use crate::{
@@ -215,6 +215,26 @@ struct PayloadSets {
     fexit: Result<Vec<Program>, String>,
 }
 
+impl PayloadSets {
+    /// The set `attach_all` tries first under `choice`: the tracepoints where this kernel has
+    /// them and `choice` allows them, else fexit.
+    fn first_to_try(&self, choice: PayloadChoice) -> PayloadSet {
+        if self.tracepoints.is_ok() && choice.allows(PayloadSet::Tracepoints) {
+            PayloadSet::Tracepoints
+        } else {
+            PayloadSet::FExit
+        }
+    }
+
+    /// The programs of `set`, if this kernel can have them.
+    fn programs(&self, set: PayloadSet) -> Option<&[Program]> {
+        match set {
+            PayloadSet::Tracepoints => self.tracepoints.as_deref().ok(),
+            PayloadSet::FExit => self.fexit.as_deref().ok(),
+        }
+    }
+}
+
 /// Reads the kernel's release, lifts `RLIMIT_MEMLOCK` and decides, from the release and the
 /// kernel's BTF, the globals and the payload hook sets.
 fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, KernelError> {
@@ -367,21 +387,28 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         ..
     } = facts;
 
-    // aya's parse of the kernel's BTF (13 MiB of types on 6.18, the start's largest
-    // allocation), for the tracing programs' loads: made after the object's load, so that the
-    // two do not add up, and dropped as soon as the programs are loaded.
-    let btf = kernel_btf.into_aya().map_err(KernelError::Btf)?;
+    let common = hooks::common(cmpxchg, state_by_cookie || options.validate_closed);
+    let with_iterator = !state_by_cookie;
+    // aya's `Btf` for the tracing programs' and the iterator's loads, with only the names they
+    // look up (see `into_aya_for`), dropped as soon as the programs are loaded.
+    let first_set = payload_sets.first_to_try(options.payload);
+    let btf = kernel_btf
+        .into_aya_for(&btf_names(
+            &common,
+            payload_sets.programs(first_set),
+            with_iterator,
+        ))
+        .map_err(KernelError::Btf)?;
     // The maps' file descriptors are already in the loaded instructions: taking them out of
     // `ebpf` here (before attaching) only moves who owns them.
-    let iterator = if state_by_cookie {
-        None
-    } else {
+    let iterator = if with_iterator {
         Some(load_iterator(&mut ebpf, &btf)?)
+    } else {
+        None
     };
     let (maps, pinned) = take_maps(&mut ebpf, iterator)?;
     check_capacities(options, &maps, pinned)?;
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
-    let common = hooks::common(cmpxchg, state_by_cookie || options.validate_closed);
     let attached =
         if let Some(reused) = reuse_links(&links_dir, &payload_sets, &common, options.payload)? {
             reused
@@ -391,7 +418,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
                 &mut ebpf,
                 root,
                 &links_dir,
-                &btf,
+                (&btf, first_set),
                 payload_sets,
                 &common,
                 options.payload,
@@ -677,7 +704,7 @@ fn attach_all(
     ebpf: &mut Ebpf,
     root: &CgroupRoot,
     links_dir: &Path,
-    btf: &Btf,
+    (btf, btf_made_for): (&Btf, PayloadSet),
     payload_sets: PayloadSets,
     common: &[Program],
     choice: PayloadChoice,
@@ -715,6 +742,21 @@ fn attach_all(
         Err(why) => why,
     };
     log::info!("tp_btf payload hooks unusable ({tracepoints}); trying fexit");
+    // `btf` holds the names of the set tried first only: the fallback reads the kernel's BTF
+    // again for its own (a kernel with the tracepoints that refuses them is rare).
+    let remade;
+    let target = match (&payload_sets.fexit, btf_made_for) {
+        (Ok(fexit), PayloadSet::Tracepoints) => {
+            remade = read_kernel_btf()?
+                .into_aya_for(&btf_names(&[], Some(fexit), false))
+                .map_err(KernelError::Btf)?;
+            Target {
+                btf: &remade,
+                ..target
+            }
+        }
+        _ => target,
+    };
     let fexit = match try_payload_set(ebpf, &target, choice, PayloadSet::FExit, payload_sets.fexit)
     {
         Ok(attached) => {
@@ -788,6 +830,29 @@ fn map_error(name: &'static str, error: &MapError) -> KernelError {
     }
 }
 
+/// The iterator target of `socket_states`.
+const ITERATOR_TARGET: &str = "bpf_sk_storage_map";
+
+/// The names the loads of `common`, of the payload set `payload` and (`iterator`) of the
+/// socket-state iterator look up in the kernel's BTF.
+fn btf_names(common: &[Program], payload: Option<&[Program]>, iterator: bool) -> Vec<BtfName> {
+    let mut names: Vec<BtfName> = common
+        .iter()
+        .chain(payload.unwrap_or_default())
+        .filter_map(|(_, hook)| match hook {
+            Hook::Tracepoint(name) => Some(BtfName::Typedef(format!("btf_trace_{name}"))),
+            Hook::FExit(function) | Hook::FEntry(function) => {
+                Some(BtfName::Func((*function).to_owned()))
+            }
+            Hook::CgroupSock(_) | Hook::CgroupSkb(_) | Hook::CgroupSetsockopt => None,
+        })
+        .collect();
+    if iterator {
+        names.push(BtfName::Func(format!("bpf_iter_{ITERATOR_TARGET}")));
+    }
+    names
+}
+
 /// Loads the socket-state iterator (not attached: each read makes a link of its own).
 fn load_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<aya::programs::ProgramFd, KernelError> {
     let error = |source| KernelError::Attach {
@@ -804,7 +869,7 @@ fn load_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<aya::programs::ProgramFd,
         })?
         .try_into()
         .map_err(error)?;
-    program.load("bpf_sk_storage_map", btf).map_err(error)?;
+    program.load(ITERATOR_TARGET, btf).map_err(error)?;
     program
         .fd()
         .map_err(error)?
@@ -891,6 +956,51 @@ pub fn uninstall(bpffs_dir: &Path) -> Result<bool, KernelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aya_gets_the_names_of_the_set_tried_first_and_of_the_iterator() {
+        let tracepoints = vec![("sock_send_length", Hook::Tracepoint("sock_send_length"))];
+        let fexit = vec![("tcp_sendmsg", Hook::FExit("tcp_sendmsg"))];
+        let sets = PayloadSets {
+            tracepoints: Ok(tracepoints),
+            fexit: Ok(fexit),
+        };
+        assert_eq!(
+            sets.first_to_try(PayloadChoice::Auto),
+            PayloadSet::Tracepoints
+        );
+        assert_eq!(
+            sets.first_to_try(PayloadChoice::Only(PayloadSet::FExit)),
+            PayloadSet::FExit
+        );
+        let common = [
+            ("sock_create", Hook::CgroupSock("sock_create")),
+            ("tcp_close", Hook::Tracepoint("inet_sock_set_state")),
+        ];
+        let names = btf_names(&common, sets.programs(PayloadSet::Tracepoints), true);
+        assert_eq!(
+            names,
+            [
+                BtfName::Typedef("btf_trace_inet_sock_set_state".to_owned()),
+                BtfName::Typedef("btf_trace_sock_send_length".to_owned()),
+                BtfName::Func("bpf_iter_bpf_sk_storage_map".to_owned()),
+            ]
+        );
+        let names = btf_names(&[], sets.programs(PayloadSet::FExit), false);
+        assert_eq!(names, [BtfName::Func("tcp_sendmsg".to_owned())]);
+
+        let without_tracepoints = PayloadSets {
+            tracepoints: Err("no tracepoints".to_owned()),
+            fexit: Ok(Vec::new()),
+        };
+        assert_eq!(
+            without_tracepoints.first_to_try(PayloadChoice::Auto),
+            PayloadSet::FExit
+        );
+        assert!(without_tracepoints
+            .programs(PayloadSet::Tracepoints)
+            .is_none());
+    }
 
     /// Section `wanted` of a little-endian ELF64 object.
     fn elf_section<'a>(elf: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
