@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod daemon;
 pub mod http;
 pub mod netns;
+pub mod prometheus;
 pub mod raw;
 pub mod traffic;
 

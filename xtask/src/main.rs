@@ -233,6 +233,7 @@ fn test(unit_only: bool) -> Result<()> {
     if !is_root() {
         bail!("the integration tests load eBPF programs and need root: run `sudo cargo xtask test` (or `cargo xtask test --unit-only`)");
     }
+    setup::ensure_test_tools()?;
     eprintln!("xtask: root integration tests against the real kernel (one at a time)");
     let daemon = workspace_root().join("target/debug/sockstatsd");
     run(cargo()

@@ -12,6 +12,12 @@ const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
 /// and the real servers and load generators it measures (nginx with `ab` from
 /// apache2-utils, iperf3).
 const BENCH_PACKAGES: [&str; 4] = ["nethogs", "nginx", "apache2-utils", "iperf3"];
+/// Debian packages only the root integration tests need: Prometheus, which scrapes a test
+/// daemon and evaluates every query of the Grafana dashboard (`tests/tests/fleet.rs`).
+const TEST_PACKAGES: [&str; 1] = ["prometheus"];
+/// Debian's `invoke-rc.d` asks this script whether a package may start its service; exit code
+/// 101 says no.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 /// Components of the nightly toolchain: the core sources to build for bpfel-unknown-none, and
 /// clippy to lint the kernel programs.
 const NIGHTLY_COMPONENTS: [&str; 2] = ["rust-src", "clippy"];
@@ -39,6 +45,35 @@ fn package_installed(package: &str) -> bool {
 /// Ensures the tools the benchmarks compare with and the servers they run are present.
 pub fn ensure_bench_tools() -> Result<()> {
     ensure_packages(&BENCH_PACKAGES)
+}
+
+/// Ensures what the root integration tests run is present, without starting its service:
+/// each test runs a Prometheus of its own, on a free loopback port.
+pub fn ensure_test_tools() -> Result<()> {
+    if TEST_PACKAGES.iter().all(|p| package_installed(p)) {
+        return ensure_packages(&TEST_PACKAGES);
+    }
+    let made_policy = !std::path::Path::new(POLICY_RC_D).exists();
+    if made_policy {
+        write_no_start_policy().context("cannot keep apt from starting services")?;
+    }
+    let installed = ensure_packages(&TEST_PACKAGES);
+    if made_policy {
+        std::fs::remove_file(POLICY_RC_D)
+            .with_context(|| format!("cannot remove {POLICY_RC_D}"))?;
+    }
+    installed
+}
+
+/// A `policy-rc.d` that forbids every service start, for the length of an install.
+fn write_no_start_policy() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(
+        POLICY_RC_D,
+        "#!/bin/sh\n# cargo xtask test: no service starts while it installs\nexit 101\n",
+    )?;
+    std::fs::set_permissions(POLICY_RC_D, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Installs the Debian `packages` that are missing, with the machine's own apt sources.
