@@ -12,4 +12,5 @@ pub mod kernel;
 pub mod labels;
 pub mod metrics;
 pub mod rules;
+pub mod state_file;
 pub mod sys;
