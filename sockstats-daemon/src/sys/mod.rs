@@ -1,4 +1,5 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
+pub mod async_fd;
 pub mod bpf_batch;
 pub mod bpf_link;
 pub mod bpf_syscall;

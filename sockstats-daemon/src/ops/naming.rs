@@ -1,0 +1,145 @@
+//! Kernel snapshots turned into names: label names (from the registry) and interface names
+//! (from rtnetlink). Shared by the `get` ops, the metrics endpoint and the stats log.
+use std::collections::{BTreeMap, BTreeSet};
+
+use sockstats_common::{protocol::GroupCounts, IfaceCounters, Totals};
+
+use super::Refusal;
+use crate::{
+    attribution::{self, KernelSnapshot},
+    daemon::state::Daemon,
+    grouping::{Group, GroupTotals},
+    sys::owners,
+};
+
+/// Registered label names by id, to name label ids with [`label_name`].
+pub type LabelNames = BTreeMap<u32, String>;
+
+/// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
+/// stay visible as "#<id>": '#' is not allowed in label names, so this never clashes with one.
+#[must_use]
+pub fn label_name(names: &LabelNames, id: u32) -> String {
+    if id == sockstats_common::UNLABELED_ID {
+        return sockstats_common::label_name::UNLABELED_NAME.to_owned();
+    }
+    names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
+}
+
+/// Reads the kernel's accounts once (consistently, see
+/// [`crate::kernel::KernelMaps::snapshot`]), with the label names of that moment.
+pub fn snapshot(daemon: &Daemon) -> Result<(KernelSnapshot, LabelNames), Refusal> {
+    daemon.with_core(|core| {
+        let snapshot = core
+            .kernel
+            .snapshot(&core.label_ids())
+            .map_err(Refusal::ReadAccounts)?;
+        Ok((snapshot, core.label_names()))
+    })
+}
+
+/// Every live socket state (for the views of live sockets: `get --by process`, validation).
+pub fn live_sockets(daemon: &Daemon) -> Result<Vec<sockstats_common::SocketRecord>, Refusal> {
+    daemon.with_core(|core| {
+        core.kernel
+            .live_socket_records()
+            .map_err(Refusal::ListSockets)
+    })
+}
+
+/// Every label (registered ones included, even without traffic) → interface name → counters.
+#[derive(Debug, Default)]
+pub struct NamedTotals {
+    pub labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    /// The snapshot they come from (counters, overflow).
+    pub snapshot: KernelSnapshot,
+}
+
+impl NamedTotals {
+    /// Payload bytes per label over all interfaces.
+    #[must_use]
+    pub fn payload_per_label(&self) -> BTreeMap<String, Totals> {
+        self.labels
+            .iter()
+            .map(|(label, interfaces)| {
+                let mut total = Totals::default();
+                for counters in interfaces.values() {
+                    total.add(counters.payload);
+                }
+                (label.clone(), total)
+            })
+            .collect()
+    }
+}
+
+/// Reads the maps, refreshes interface names over rtnetlink and names everything.
+pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, Refusal> {
+    let (snapshot, label_names) = snapshot(daemon)?;
+    let per_label = attribution::per_label_interface(&snapshot);
+    let interfaces: BTreeSet<_> = per_label
+        .values()
+        .flat_map(BTreeMap::keys)
+        .copied()
+        .collect();
+    let interface_names = daemon.interfaces().refresh_and_name(interfaces);
+    let mut labels: BTreeMap<String, BTreeMap<String, IfaceCounters>> = label_names
+        .values()
+        .map(|name| (name.clone(), BTreeMap::new()))
+        .collect();
+    for (id, by_interface) in per_label {
+        let named = labels.entry(label_name(&label_names, id)).or_default();
+        for (interface, counters) in by_interface {
+            // Two keys can share a name (an interface removed and another made with its
+            // name): their bytes add up under it.
+            named
+                .entry(interface_names[&interface].clone())
+                .or_default()
+                .add(&counters);
+        }
+    }
+    Ok(NamedTotals { labels, snapshot })
+}
+
+/// Names the groups of a grouping: label names, user names, cgroup paths, `<pid> (<comm>)`,
+/// and names in parentheses for the groups no owner has. Groups that end up with one name
+/// (two removed cgroups, say) add up under it.
+#[must_use]
+pub fn group_names(
+    daemon: &Daemon,
+    label_names: &LabelNames,
+    groups: BTreeMap<Group, GroupTotals>,
+) -> BTreeMap<String, GroupCounts> {
+    let cgroup_paths = groups
+        .keys()
+        .any(|group| matches!(group, Group::Cgroup(_)))
+        .then(|| daemon.cgroups().paths_by_id());
+    let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
+    for (group, totals) in groups {
+        let name = match group {
+            Group::Label(id) => label_name(label_names, id),
+            Group::Uid(uid) => owners::user_name(uid),
+            Group::Cgroup(id) => cgroup_paths
+                .as_ref()
+                .and_then(|paths| paths.get(&id).cloned())
+                .unwrap_or_else(|| format!("(removed cgroup {id})")),
+            Group::Process(tgid) => owners::process_name(tgid),
+            Group::ClosedSockets => "(closed sockets)".to_owned(),
+            Group::UnknownOwner => "(unknown owner)".to_owned(),
+            Group::Overflow => "(overflow)".to_owned(),
+            Group::OwnerOverflow => "(owner accounts full)".to_owned(),
+        };
+        let counts = named.entry(name).or_default();
+        counts.tx_bytes = counts.tx_bytes.saturating_add(totals.payload.tx_bytes);
+        counts.rx_bytes = counts.rx_bytes.saturating_add(totals.payload.rx_bytes);
+        counts.live_sockets += totals.live_sockets;
+    }
+    named
+}
+
+/// Payload bytes as the protocol shows them.
+#[must_use]
+pub fn byte_counts(totals: Totals) -> sockstats_common::protocol::ByteCounts {
+    sockstats_common::protocol::ByteCounts {
+        tx_bytes: totals.tx_bytes,
+        rx_bytes: totals.rx_bytes,
+    }
+}
