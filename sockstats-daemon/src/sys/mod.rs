@@ -1,10 +1,10 @@
 //! Every raw syscall of the daemon, in small safe wrappers: the rest of the code is safe.
-pub mod async_fd;
 pub mod bpf_batch;
 pub mod bpf_link;
 pub mod bpf_syscall;
 pub mod bpffs;
 pub mod fd_passing;
+pub mod kernel_logs;
 pub mod memlock;
 pub mod netlink;
 pub mod netlink_io;

@@ -1,6 +1,6 @@
 //! Forwards what the kernel programs log (cold paths only: full maps and the like) to the
 //! daemon's log, until shutdown.
-use crate::{daemon::shutdown::Shutdown, sys::async_fd};
+use crate::{daemon::shutdown::Shutdown, sys::kernel_logs};
 
 pub async fn run(program_id: u32, mut shutdown: Shutdown) {
     let logger = match aya_log::EbpfLogger::init_from_id(program_id) {
@@ -10,7 +10,7 @@ pub async fn run(program_id: u32, mut shutdown: Shutdown) {
             return;
         }
     };
-    let Ok(mut logger) = async_fd::readable(logger) else {
+    let Ok(mut logger) = kernel_logs::pollable(logger) else {
         log::warn!("kernel program logs unavailable: cannot poll the log ring buffer");
         return;
     };
