@@ -3,11 +3,11 @@
 //! facts fixed at start.
 //!
 //! Lock order, enforced by how the types are built: `core`, then `interfaces`. The core lock
-//! is only taken by [`Daemon::with_core`], whose closure gets the [`Core`] and nothing else;
-//! the interfaces lock only inside [`Interfaces`]' methods, which call nothing outside
-//! [`InterfaceNames`]. So nothing can be locked while `interfaces` is held, and the only
-//! nesting possible is `core` → `interfaces`. (Taking `core` again inside `with_core` would
-//! deadlock at once: the tests would hang on their first run.)
+//! is only taken by [`Daemon::with_core`]; the interfaces lock only inside [`Interfaces`]'
+//! methods, which call nothing outside [`InterfaceNames`] and return no guard. So nothing can
+//! be locked while `interfaces` is held, and the only nesting possible is `core` →
+//! `interfaces`: two threads can never wait for each other. (A `with_core` inside `with_core`
+//! would block its own thread on the first call of that path, which any test of it shows.)
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
