@@ -118,5 +118,17 @@ mod tests {
             [":other", "eth0", "if:4/netns:99", "lo", "veth1/blue"]
         );
         assert_eq!(reply.current_interface.as_deref(), Some("eth0"));
+        test.with_kernel(|kernel| kernel.fail_reads = true);
+        let refused = get_interfaces(&test.daemon).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            sockstats_common::protocol::ErrorCode::Failed
+        );
+        assert!(
+            refused
+                .to_string()
+                .starts_with("cannot read the kernel maps: "),
+            "{refused}"
+        );
     }
 }

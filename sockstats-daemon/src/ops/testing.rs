@@ -99,7 +99,7 @@ impl Kernel for SharedFake {
 
 /// One test's daemon.
 pub struct Fixture {
-    pub daemon: Daemon,
+    pub daemon: Arc<Daemon>,
     pub kernel: SharedFake,
     /// The state dir and the cgroup mount (`cgroups/`, accounted subtree `cgroups/accounted`).
     pub dir: tempfile::TempDir,
@@ -142,7 +142,7 @@ impl Fixture {
             started: Instant::now(),
         };
         change(&mut info);
-        let daemon = Daemon::new(core, interfaces, CgroupTree::new(mount), info);
+        let daemon = Arc::new(Daemon::new(core, interfaces, CgroupTree::new(mount), info));
         Self {
             daemon,
             kernel,

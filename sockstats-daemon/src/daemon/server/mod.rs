@@ -108,3 +108,69 @@ pub async fn serve(
 async fn refuse(mut stream: UnixStream, closing: Closing) {
     let _ = tokio::time::timeout(DRAIN_TIME, stream.write_all(closing.line().as_bytes())).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{BufRead as _, BufReader, Write as _},
+        os::unix::net::UnixStream as StdUnixStream,
+    };
+
+    use sockstats_common::client::Client;
+
+    use super::*;
+    use crate::{daemon::shutdown, ops::testing::Fixture};
+
+    /// The whole request path without root: socket, framing, fd passing, ops, the fake
+    /// kernel, replies, and shutdown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_requests_over_the_socket_and_stops_on_shutdown() {
+        let test = Fixture::new();
+        let path = test.daemon.info().socket.clone();
+        let listener = UnixListener::bind(&path).unwrap();
+        let (trigger, stop) = shutdown::channel();
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&test.daemon),
+            ServerLimits::default(),
+            stop,
+        ));
+        let client_path = path.clone();
+        let (label_id, stats, idle) = tokio::task::spawn_blocking(move || {
+            let mut client = Client::connect(&client_path).unwrap();
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let labeled = client.label(&udp, "web").unwrap();
+            // Two requests pipelined in one write, answered in order; a bad one in between.
+            let mut raw = StdUnixStream::connect(&client_path).unwrap();
+            raw.write_all(b"{\"op\":\"labels\"}\n{\"op\":\"explode\"}\n{\"op\":\"get\"}\n")
+                .unwrap();
+            let mut lines = BufReader::new(raw.try_clone().unwrap()).lines();
+            let labels = lines.next().unwrap().unwrap();
+            assert!(labels.contains("\"web\""), "{labels}");
+            let unknown = lines.next().unwrap().unwrap();
+            assert!(
+                unknown.starts_with(
+                    "{\"code\":\"bad_request\",\"error\":\"unknown op \\\"explode\\\""
+                ),
+                "{unknown}"
+            );
+            let get = lines.next().unwrap().unwrap();
+            (labeled.label_id, get, raw)
+        })
+        .await
+        .unwrap();
+        assert_eq!(label_id, 1);
+        assert!(
+            stats.contains("\"web\":{\"rx_bytes\":0,\"tx_bytes\":0}"),
+            "{stats}"
+        );
+        assert_eq!(test.with_kernel(|kernel| kernel.relabels.len()), 1);
+        // An idle connection does not hold shutdown up.
+        trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .expect("the server stops on shutdown")
+            .unwrap();
+        drop(idle);
+    }
+}
