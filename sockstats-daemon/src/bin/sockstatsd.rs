@@ -12,10 +12,11 @@ use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFA
 use sockstats_daemon::{
     cgroup,
     daemon::{
-        self, socket_file,
+        self,
+        run::{self as tasks, Options, SHUTDOWN_WITHIN},
+        socket_file,
         state::{Core, DaemonInfo},
         stats_log::StatsLogConfig,
-        tasks::{self, Tasks},
         Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
@@ -303,12 +304,7 @@ fn read_rules_file(path: Option<&Path>) -> Result<Vec<(Selector, String)>> {
     Ok(rules)
 }
 
-/// How long the tasks get to end after SIGTERM (the server lets requests in progress finish
-/// for up to 5 s of it).
-const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
-
-/// Serves clients and runs every background task until SIGTERM or SIGINT, then triggers the
-/// one shutdown signal and joins them all.
+/// Serves clients and runs every background task ([`tasks::run`]) until SIGTERM or SIGINT.
 async fn serve_until_signal(
     args: &Args,
     daemon: Arc<Daemon>,
@@ -320,23 +316,7 @@ async fn serve_until_signal(
     // Signal handlers first: a SIGTERM right after the socket answers must shut down cleanly.
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let (trigger, shutdown) = daemon::shutdown::channel();
-    let mut tasks = Tasks::new();
-    if let Some(program_id) = log_program_id {
-        tasks.spawn(
-            "kernel-log forwarder",
-            tasks::kernel_log::run(program_id, shutdown.clone()),
-        );
-    }
-    tasks.spawn(
-        "interface follower",
-        tasks::interface_follower::run(Arc::clone(&daemon), shutdown.clone()),
-    );
-    tasks.spawn(
-        "rule re-resolver",
-        tasks::rule_resolver::run(Arc::clone(&daemon), shutdown.clone()),
-    );
-    if let Some(path) = args.stats_log.clone() {
+    let stats_log = args.stats_log.clone().map(|path| {
         let config = StatsLogConfig {
             path,
             interval: Duration::from_secs(args.stats_log_interval),
@@ -349,37 +329,40 @@ async fn serve_until_signal(
             config.path.display(),
             config.interval
         );
-        tasks.spawn(
-            "stats log",
-            daemon::stats_log::run(Arc::clone(&daemon), config, shutdown.clone()),
-        );
-    }
-    if let Some(address) = args.metrics {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {address}"))?;
-        log::info!(
-            "serving Prometheus metrics at http://{}/metrics",
-            listener.local_addr()?
-        );
-        tasks.spawn(
-            "metrics server",
-            daemon::metrics_server::serve(listener, Arc::clone(&daemon), shutdown.clone()),
-        );
-    }
-    let limits = ServerLimits {
-        max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
-        max_clients_per_uid: usize::try_from(args.max_clients_per_uid).unwrap_or(usize::MAX),
-        request_timeout: Duration::from_secs(args.request_timeout),
+        config
+    });
+    let metrics = match args.metrics {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            log::info!(
+                "serving Prometheus metrics at http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
     };
-    tasks.spawn("server", daemon::serve(listener, daemon, limits, shutdown));
+    let options = Options {
+        limits: ServerLimits {
+            max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
+            max_clients_per_uid: usize::try_from(args.max_clients_per_uid).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(args.request_timeout),
+        },
+        log_program_id,
+        stats_log,
+        metrics,
+    };
+    let (trigger, shutdown) = daemon::shutdown::channel();
+    let running = tokio::spawn(tasks::run(daemon, listener, options, shutdown));
     log::info!("serving on {}", args.socket.display());
     tokio::select! {
         _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
         _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
     }
     trigger.trigger();
-    let left = tasks.join(SHUTDOWN_WITHIN).await;
+    let left = running.await.context("the daemon's tasks panicked")?;
     if !left.is_empty() {
         log::warn!(
             "stopped without waiting for: {} (still busy after {} s)",

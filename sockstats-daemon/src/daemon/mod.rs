@@ -2,6 +2,7 @@
 //! tasks. The protocol's operations are in [`crate::ops`].
 pub mod metrics_server;
 pub mod rule_sync;
+pub mod run;
 pub mod server;
 pub mod shutdown;
 pub mod socket_file;

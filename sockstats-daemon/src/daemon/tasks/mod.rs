@@ -1,4 +1,5 @@
-//! The daemon's background tasks and the one place they are started and joined.
+//! The daemon's background tasks, and [`Tasks`], which starts and joins them (for
+//! [`crate::daemon::run`]).
 //!
 //! Every task takes the same [`Shutdown`]; [`Tasks::join`] waits for all of them after it
 //! is triggered, up to a bound, and aborts what is left. The tasks: the Unix-socket server
