@@ -62,7 +62,10 @@ fn strip_debug_info(object: &std::path::Path) -> anyhow::Result<()> {
             format!("cannot run {LLVM_OBJCOPY}; run `cargo xtask setup` (it installs LLVM 22)")
         })?;
     if !status.success() {
-        bail!("{LLVM_OBJCOPY} --strip-debug {} failed: {status}", object.display());
+        bail!(
+            "{LLVM_OBJCOPY} --strip-debug {} failed: {status}",
+            object.display()
+        );
     }
     Ok(())
 }

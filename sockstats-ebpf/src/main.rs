@@ -52,7 +52,11 @@ mod counters;
 #[cfg(target_arch = "bpf")]
 mod fexit;
 #[cfg(target_arch = "bpf")]
+mod globals;
+#[cfg(target_arch = "bpf")]
 mod iter;
+#[cfg(target_arch = "bpf")]
+mod maps;
 #[cfg(target_arch = "bpf")]
 mod packets;
 #[cfg(target_arch = "bpf")]
@@ -77,6 +81,21 @@ mod sockets;
 mod state;
 #[cfg(target_arch = "bpf")]
 mod validation;
+
+/// Every program the table of programs in `sockstats-common` (`for_each_program!`) names is
+/// here under that name (the daemon attaches them by it; its test of the built object checks
+/// their sections).
+#[cfg(target_arch = "bpf")]
+macro_rules! check_programs {
+    ($( $(#[$doc:meta])* $const:ident = $name:ident: $kind:ident $target:literal; )*) => {
+        const _: () = {
+            use crate::{fexit::*, programs::*};
+            $( let _ = $name; )*
+        };
+    };
+}
+#[cfg(target_arch = "bpf")]
+sockstats_common::for_each_program!(check_programs);
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -1,6 +1,8 @@
 //! The kernel side as the daemon sees it: choosing the hooks for the running kernel
 //! ([`hooks`], from its BTF: [`btf`]), loading, attaching and pinning the programs
 //! ([`loader`], [`attach`]) and reading and writing their maps ([`maps`]).
+#[cfg(test)]
+mod abi_check;
 pub mod attach;
 pub mod btf;
 pub mod hooks;
