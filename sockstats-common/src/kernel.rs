@@ -75,6 +75,19 @@ pub struct RelabelRequest {
 }
 const _: () = assert!(size_of::<RelabelRequest>() == 24);
 
+impl RelabelRequest {
+    /// The bytes passed to `setsockopt`, in the machine's byte order.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; 24] {
+        let mut bytes = [0; 24];
+        bytes[0..4].copy_from_slice(&self.label.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&self.pad.to_ne_bytes());
+        bytes[8..16].copy_from_slice(&self.cookie.to_ne_bytes());
+        bytes[16..24].copy_from_slice(&self.token.to_ne_bytes());
+        bytes
+    }
+}
+
 /// Slots of [`CONTROL_MAP`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,6 +343,33 @@ pub struct SocketRecord {
 }
 const _: () = assert!(size_of::<SocketRecord>() == 40);
 
+impl SocketRecord {
+    /// A record as the iterator wrote it (in the machine's byte order); `None` unless `bytes`
+    /// is one record long.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size_of::<Self>() {
+            return None;
+        }
+        let u32_at = |at: usize| {
+            let field = bytes.get(at..at + 4)?;
+            Some(u32::from_ne_bytes(field.try_into().ok()?))
+        };
+        let u64_at = |at: usize| {
+            let field = bytes.get(at..at + 8)?;
+            Some(u64::from_ne_bytes(field.try_into().ok()?))
+        };
+        Some(Self {
+            cookie: u64_at(0)?,
+            tgid: u32_at(8)?,
+            label: u32_at(12)?,
+            payload: Totals::new(u64_at(16)?, u64_at(24)?),
+            held: u32_at(32)?,
+            pad: u32_at(36)?,
+        })
+    }
+}
+
 /// Key of accounts ([`ACCOUNT_IDS_MAP`]): a label on an interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -392,6 +432,10 @@ impl OwnerKey {
 }
 
 #[cfg(feature = "pod")]
+#[expect(
+    unsafe_code,
+    reason = "aya::Pod is an unsafe trait: these types are plain old data"
+)]
 mod pod {
     // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `pad`
     // fields), and every bit pattern is a valid value.
@@ -402,4 +446,47 @@ mod pod {
     unsafe impl aya::Pod for super::OwnerKey {}
     unsafe impl aya::Pod for super::OwnerAccountKey {}
     unsafe impl aya::Pod for super::OwnerCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_record_reads_back_from_its_bytes() {
+        let mut bytes = [0u8; 40];
+        bytes[0..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_ne_bytes());
+        bytes[8..12].copy_from_slice(&42u32.to_ne_bytes());
+        bytes[12..16].copy_from_slice(&7u32.to_ne_bytes());
+        bytes[16..24].copy_from_slice(&1000u64.to_ne_bytes());
+        bytes[24..32].copy_from_slice(&2000u64.to_ne_bytes());
+        bytes[32..36].copy_from_slice(&1u32.to_ne_bytes());
+        let record = SocketRecord::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            record,
+            SocketRecord {
+                cookie: 0x0102_0304_0506_0708,
+                tgid: 42,
+                label: 7,
+                payload: Totals::new(1000, 2000),
+                held: 1,
+                pad: 0,
+            }
+        );
+        assert_eq!(SocketRecord::from_bytes(&bytes[..39]), None);
+    }
+
+    #[test]
+    fn a_relabel_request_is_its_fields_in_order() {
+        let request = RelabelRequest {
+            label: 3,
+            pad: 0,
+            cookie: 9,
+            token: u64::MAX,
+        };
+        let bytes = request.to_bytes();
+        assert_eq!(bytes[0..4], 3u32.to_ne_bytes());
+        assert_eq!(bytes[8..16], 9u64.to_ne_bytes());
+        assert_eq!(bytes[16..24], [0xff; 8]);
+    }
 }

@@ -12,4 +12,8 @@ pub mod kernel;
 pub mod labels;
 pub mod metrics;
 pub mod rules;
+#[expect(
+    unsafe_code,
+    reason = "the one module of raw system calls, in safe wrappers"
+)]
 pub mod sys;

@@ -21,6 +21,11 @@
 //!
 //! On the host (`cargo check`/`clippy` of the workspace) this binary is an empty stub.
 #![cfg_attr(target_arch = "bpf", no_std, no_main, feature(core_intrinsics))]
+#![allow(
+    unsafe_code,
+    reason = "kernel programs read kernel memory and map values through raw pointers; the \
+              workspace denies unsafe_code everywhere else"
+)]
 #![cfg_attr(
     target_arch = "bpf",
     expect(
@@ -89,7 +94,7 @@ mod validation;
 macro_rules! check_programs {
     ($( $(#[$doc:meta])* $const:ident = $name:ident: $kind:ident $target:literal; )*) => {
         const _: () = {
-            use crate::{fexit::*, programs::*};
+            use crate::programs::*;
             $( let _ = $name; )*
         };
     };

@@ -25,7 +25,6 @@ use sockstats_daemon::{
     sys::owners::{self, CgroupTree},
 };
 use tokio::{
-    io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
     sync::watch,
 };
@@ -241,8 +240,7 @@ fn start(
         .context("cannot give the kernel programs the daemon's settings")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
+    sockstats_daemon::sys::malloc::trim();
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode, args.socket_group)?;
     let mut interface_names = InterfaceNames::new(&args.state_dir)
         .context("cannot read this network namespace's cookie")?;
@@ -406,11 +404,7 @@ async fn forward_kernel_logs(program_id: u32) {
             return;
         }
     };
-    // SAFETY: the logger owns its ring buffer fd and keeps it open, unchanged, until dropped,
-    // which happens only after the AsyncFd is gone.
-    let registered =
-        unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
-    let Ok(mut logger) = registered else {
+    let Ok(mut logger) = sockstats_daemon::sys::kernel_logs::pollable(logger) else {
         log::warn!("kernel program logs unavailable: cannot poll the log ring buffer");
         return;
     };

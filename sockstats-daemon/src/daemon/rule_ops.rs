@@ -31,6 +31,9 @@ pub fn apply(daemon: &Daemon) -> Result<(), String> {
             rule.label
         );
     }
+    for path in daemon.cgroups.remove_empty_left_behind() {
+        log::info!("removed the cgroup {path} a `sockstats run` left behind");
+    }
     apply_locked(daemon, &set)
 }
 
@@ -206,6 +209,10 @@ pub fn connection_closed(daemon: &Daemon, connection: u64) {
             rule.selector,
             rule.label
         );
+        // A `sockstats run` that died: its cgroup goes once its command has exited.
+        if let Selector::Cgroup(path) = &rule.selector {
+            daemon.cgroups.remove_when_empty(path);
+        }
     }
     if let Err(error) = apply_locked(daemon, &set) {
         log::warn!("{error}");
