@@ -72,8 +72,10 @@ fn signals_to_sockstats_run_reach_the_command_and_it_cleans_up() {
         (libc::SIGUSR1, "USR1"),
         (libc::SIGUSR2, "USR2"),
     ] {
+        // Gives up after 10 s, so that a signal that never arrives fails the test.
         let script = format!(
-            "trap 'echo got {name}; exit 3' {name}; echo ready; while :; do sleep 0.05; done"
+            "trap 'echo got {name}; exit 3' {name}; echo ready; \
+             i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; echo not signalled"
         );
         let (mut run, mut stdout) = run_script(daemon, "signalled", &script);
         assert_eq!(next_line(&mut stdout), "ready");
