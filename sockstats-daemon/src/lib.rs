@@ -15,4 +15,8 @@ pub mod metrics;
 pub mod ops;
 pub mod rules;
 pub mod state_file;
+#[expect(
+    unsafe_code,
+    reason = "the one module of raw system calls, in safe wrappers"
+)]
 pub mod sys;

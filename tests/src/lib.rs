@@ -14,6 +14,11 @@ pub mod daemon;
 pub mod http;
 pub mod netns;
 pub mod raw;
+#[allow(
+    unsafe_code,
+    reason = "the one module of the harness that makes raw system calls"
+)]
+pub mod sys;
 pub mod traffic;
 
 pub use cgroup::TestCgroup;

@@ -243,8 +243,7 @@ fn start(
         .context("cannot give the kernel programs the daemon's settings")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
+    sockstats_daemon::sys::malloc::trim();
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode, args.socket_group)?;
     let mut interface_names = InterfaceNames::new(&args.state_dir)
         .context("cannot read this network namespace's cookie")?;

@@ -2,7 +2,11 @@
 //! (the rule re-resolver task), since a cgroup that is removed and made again (a restarted
 //! service) comes back with a new id.
 use super::state::{Core, Daemon};
-use crate::{ops::Refusal, rules, sys::owners::CgroupTree};
+use crate::{
+    ops::Refusal,
+    rules::{self, Selector},
+    sys::owners::CgroupTree,
+};
 
 /// Writes the core's rules to the kernel, cgroup paths resolved now. The caller holds the
 /// core until the kernel has them, so two syncs never interleave (an older set written last
@@ -31,6 +35,9 @@ pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
                 rule.label
             );
         }
+        for path in cgroups.remove_empty_left_behind() {
+            log::info!("removed the cgroup {path} a `sockstats run` left behind");
+        }
         sync(core, cgroups)
     })
 }
@@ -54,6 +61,10 @@ pub fn connection_closed(daemon: &Daemon, connection: u64) {
                 rule.selector,
                 rule.label
             );
+            // A `sockstats run` that died: its cgroup goes once its command has exited.
+            if let Selector::Cgroup(path) = &rule.selector {
+                daemon.cgroups().remove_when_empty(path);
+            }
         }
         if let Err(error) = sync(core, daemon.cgroups()) {
             log::warn!("{error}");

@@ -133,7 +133,8 @@ impl Interfaces {
 pub struct Daemon {
     core: Mutex<Core>,
     interfaces: Interfaces,
-    /// The cgroup v2 tree: rule paths to ids, ids to names (the file system; no lock).
+    /// The cgroup v2 tree: rule paths to ids, ids to names, and the `sockstats run` cgroups
+    /// left to remove once empty (a leaf lock inside; its methods only touch the file system).
     cgroups: CgroupTree,
     info: DaemonInfo,
 }

@@ -206,11 +206,7 @@ impl KernelMaps {
                 let bytes = bpf_link::read_all(iterator.as_fd(), map.fd().as_fd())?;
                 Ok(bytes
                     .chunks_exact(size_of::<SocketRecord>())
-                    .map(|chunk| {
-                        // SAFETY: SocketRecord is plain old data of exactly this size; the
-                        // read is unaligned-safe.
-                        unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<SocketRecord>()) }
-                    })
+                    .filter_map(SocketRecord::from_bytes)
                     .collect())
             }
             LiveStates::ByCookie => {

@@ -2,6 +2,8 @@
 //! ([`hooks`], from its BTF: [`btf`]), loading, attaching and pinning the programs
 //! ([`loader`], [`attach`]) and reading and writing their maps ([`maps`]), which the daemon's
 //! operations reach through the [`Kernel`] trait ([`interface`]; an in-memory [`fake`] for tests).
+#[cfg(test)]
+mod abi_check;
 pub mod attach;
 pub mod btf;
 pub mod fake;
