@@ -125,9 +125,7 @@ impl BenchDaemon {
     fn shut_down(&mut self, graceful: bool) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             if graceful {
-                let pid = libc::pid_t::try_from(child.id())?;
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+                crate::sys::kill(child.id(), libc::SIGTERM);
             } else {
                 let _ = child.kill();
             }

@@ -20,6 +20,10 @@ mod cgroup;
 mod connection_cost;
 mod daemon;
 mod daemon_load;
+#[allow(
+    unsafe_code,
+    reason = "the raw bpf(2) calls that load the empty programs the costs are measured against"
+)]
 mod empty_programs;
 mod iperf;
 mod nethogs;
@@ -30,6 +34,10 @@ mod report;
 mod server;
 mod sockets;
 mod stats;
+#[allow(
+    unsafe_code,
+    reason = "the libc calls of the workloads, in safe wrappers"
+)]
 mod sys;
 mod throughput;
 mod workload;
@@ -159,8 +167,7 @@ fn servers(args: &Args) -> throughput::Servers {
 }
 
 fn run(args: &Args) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !sys::is_root() {
         bail!("the bench loads eBPF programs and must run as root: `sudo cargo xtask bench`");
     }
     if args.rounds == 0 || args.seconds <= 0.0 || args.requests == 0 {

@@ -15,14 +15,8 @@ pub struct ProcSample {
 }
 
 fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     #[expect(clippy::cast_precision_loss, reason = "ticks per second is about 100")]
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
+    crate::sys::clock_ticks_per_second().map_or(100.0, |ticks| ticks as f64)
 }
 
 fn status_kib(status: &str, field: &str) -> Option<u64> {

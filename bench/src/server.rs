@@ -5,7 +5,6 @@
 use std::{
     fs,
     net::TcpListener,
-    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     thread,
@@ -42,16 +41,7 @@ fn prepare(command: &mut Command, log: &Path) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl, which is
-    // async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::terminate_with_parent(command);
     Ok(())
 }
 
@@ -138,10 +128,7 @@ fn descendants(root: u32) -> Vec<(u32, u64)> {
 }
 
 fn signal(pid: u32, signal: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) on a pid this module started (or one of its children).
-        unsafe { libc::kill(pid, signal) };
-    }
+    crate::sys::kill(pid, signal);
 }
 
 /// A server process of a workload (nginx's master, `iperf3 -s`).

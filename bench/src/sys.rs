@@ -2,8 +2,47 @@
 use std::{
     io,
     net::TcpStream,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::process::CommandExt as _,
+    },
+    process::Command,
 };
+
+/// Is this process running as root (effective uid 0)?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sends `signal` to the process `pid` (one this bench started, or its child).
+pub fn kill(pid: u32, signal: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory preconditions.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), if the system says.
+pub fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&ticks| ticks > 0)
+}
+
+/// Makes `command` get SIGTERM when the thread that starts it exits (`PR_SET_PDEATHSIG`).
+pub fn terminate_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl, which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard one (raising the hard limit would need
 /// `CAP_SYS_RESOURCE`).

@@ -1,4 +1,5 @@
-//! The layout of the BPF maps: names, capacities, keys and values.
+//! The layout of the BPF maps: capacities, keys and values (the maps themselves, their names
+//! and kinds, are in [`crate::abi`]).
 //!
 //! The kernel programs (`sockstats-ebpf`) write these and the daemon reads them. A change here
 //! changes the layout of pinned maps, so the daemon refuses to reuse pins from an older layout.
@@ -11,49 +12,24 @@ pub const MAP_LAYOUT_VERSION: u32 = 6;
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
 
-/// Per-socket state in socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`): [`SocketState`]. The
-/// kernel frees it with the socket (`__sk_destruct`); userspace never writes it.
-pub const SOCKET_STATE_MAP: &str = "SOCKET_STATE";
-/// The same state keyed by socket cookie (`u64`), for kernels whose tracing programs cannot use
-/// socket storage (before 5.11): deleted by `sock_release` and the `TCP_CLOSE` backstop.
-pub const SOCKET_STATE_BY_COOKIE_MAP: &str = "SOCKET_STATE_BY_COOKIE";
-/// One zeroed [`SocketState`]: what a new entry of [`SOCKET_STATE_BY_COOKIE_MAP`] is made from
-/// (a state is larger than the BPF stack).
-pub const EMPTY_STATE_MAP: &str = "EMPTY_STATE";
-/// Running totals per account: a per-CPU array, account id → [`IfaceCounters`]. Id 0 is never
-/// handed out ("no account": the bytes went to the overflow counters).
-pub const ACCOUNTS_MAP: &str = "ACCOUNTS";
-/// Account ids: [`LabelIfaceKey`] → id (`u32`). Written by the kernel only.
-pub const ACCOUNT_IDS_MAP: &str = "ACCOUNT_IDS";
-/// What each account id stands for: id (`u32`) → [`LabelIfaceKey`]. Written by the kernel only;
-/// the daemon reads it to name the accounts.
-pub const ACCOUNT_KEYS_MAP: &str = "ACCOUNT_KEYS";
-/// Payload and live sockets per owner: a per-CPU array, owner account id → [`OwnerCounters`].
-pub const OWNER_ACCOUNTS_MAP: &str = "OWNER_ACCOUNTS";
-/// Owner account ids: [`OwnerAccountKey`] → id (`u32`).
-pub const OWNER_IDS_MAP: &str = "OWNER_IDS";
-/// What each owner account id stands for: id (`u32`) → [`OwnerAccountKey`].
-pub const OWNER_KEYS_MAP: &str = "OWNER_KEYS";
-/// Live sockets per label: a per-CPU array, label id → `u64` (each CPU's value may wrap below
-/// zero; the sum over CPUs is the count).
-pub const LABEL_SOCKETS_MAP: &str = "LABEL_SOCKETS";
-/// The id allocator: an array of `u32`, [`ALLOC_NEXT_ACCOUNT`] and [`ALLOC_NEXT_OWNER`].
-pub const ALLOCATOR_MAP: &str = "ALLOCATOR";
-/// Failure and event counters: a per-CPU array of `u64` indexed by [`Counter`].
-pub const COUNTERS_MAP: &str = "COUNTERS";
-/// What the running daemon tells the kernel: an array of `u64` indexed by [`Control`].
-/// Written by the daemon only.
-pub const CONTROL_MAP: &str = "CONTROL";
-/// Final `tcp_info` counters of TCP sockets that reached `TCP_CLOSE` while validation of
-/// closed sockets was on: label id (`u32`) → [`Totals`] (tx = `bytes_acked`, rx =
-/// `bytes_received`).
-pub const VALIDATION_MAP: &str = "VALIDATION";
-/// Labeling rules the kernel applies to new sockets: [`OwnerKey`] → label id (`u32`). Written
-/// by the daemon.
-pub const RULES_MAP: &str = "RULES";
-/// Which kinds of rules exist: an array of one `u32`, a bit per [`OwnerKind`] (`1 << kind`), so
-/// new sockets skip the lookups of kinds without rules. Written by the daemon.
-pub const RULE_KINDS_MAP: &str = "RULE_KINDS";
+// The names of the maps the daemon opens, from the one table of maps (`crate::abi::map`, where
+// each is documented).
+pub const SOCKET_STATE_MAP: &str = crate::abi::map::SOCKET_STATE.name;
+pub const SOCKET_STATE_BY_COOKIE_MAP: &str = crate::abi::map::SOCKET_STATE_BY_COOKIE.name;
+pub const EMPTY_STATE_MAP: &str = crate::abi::map::EMPTY_STATE.name;
+pub const ACCOUNTS_MAP: &str = crate::abi::map::ACCOUNTS.name;
+pub const ACCOUNT_IDS_MAP: &str = crate::abi::map::ACCOUNT_IDS.name;
+pub const ACCOUNT_KEYS_MAP: &str = crate::abi::map::ACCOUNT_KEYS.name;
+pub const OWNER_ACCOUNTS_MAP: &str = crate::abi::map::OWNER_ACCOUNTS.name;
+pub const OWNER_IDS_MAP: &str = crate::abi::map::OWNER_IDS.name;
+pub const OWNER_KEYS_MAP: &str = crate::abi::map::OWNER_KEYS.name;
+pub const LABEL_SOCKETS_MAP: &str = crate::abi::map::LABEL_SOCKETS.name;
+pub const ALLOCATOR_MAP: &str = crate::abi::map::ALLOCATOR.name;
+pub const COUNTERS_MAP: &str = crate::abi::map::COUNTERS.name;
+pub const CONTROL_MAP: &str = crate::abi::map::CONTROL.name;
+pub const VALIDATION_MAP: &str = crate::abi::map::VALIDATION.name;
+pub const RULES_MAP: &str = crate::abi::map::RULES.name;
+pub const RULE_KINDS_MAP: &str = crate::abi::map::RULE_KINDS.name;
 
 /// Default capacity of [`ACCOUNTS_MAP`] (and its id maps): (label, interface) pairs.
 pub const DEFAULT_MAX_ACCOUNTS: u32 = 4096;
@@ -99,6 +75,19 @@ pub struct RelabelRequest {
 }
 const _: () = assert!(size_of::<RelabelRequest>() == 24);
 
+impl RelabelRequest {
+    /// The bytes passed to `setsockopt`, in the machine's byte order.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; 24] {
+        let mut bytes = [0; 24];
+        bytes[0..4].copy_from_slice(&self.label.to_ne_bytes());
+        bytes[4..8].copy_from_slice(&self.pad.to_ne_bytes());
+        bytes[8..16].copy_from_slice(&self.cookie.to_ne_bytes());
+        bytes[16..24].copy_from_slice(&self.token.to_ne_bytes());
+        bytes
+    }
+}
+
 /// Slots of [`CONTROL_MAP`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,30 +103,7 @@ impl Control {
     pub const COUNT: u32 = 2;
 }
 
-/// Global variables of the kernel object, set by the daemon at load time (read-only there, so
-/// the verifier drops the branches a kernel cannot take).
-pub mod globals {
-    /// (u64) id of the cgroup whose subtree is accounted.
-    pub const ROOT_CGROUP_ID: &str = "ROOT_CGROUP_ID";
-    /// (u32) depth of that cgroup below the cgroup2 mount; 0 = the whole host.
-    pub const ROOT_CGROUP_LEVEL: &str = "ROOT_CGROUP_LEVEL";
-    /// (u32) 1 when tracing programs may call `bpf_get_current_ancestor_cgroup_id` (5.18+).
-    pub const TRACING_ANCESTOR_HELPER: &str = "TRACING_ANCESTOR_HELPER";
-    /// (u32) offsets of `struct sock.sk_socket` and `struct socket.file` (0 when unknown).
-    pub const SK_SOCKET_OFFSET: &str = "SK_SOCKET_OFFSET";
-    pub const SOCKET_FILE_OFFSET: &str = "SOCKET_FILE_OFFSET";
-    /// (u32) offset of `skc_cookie` in `struct sock` before 5.12; 0 uses the helper.
-    pub const SOCK_COOKIE_OFFSET: &str = "SOCK_COOKIE_OFFSET";
-    /// (u64) the namespace cookie every packet is charged to where `cgroup_skb` cannot ask.
-    pub const PACKET_NETNS_COOKIE: &str = "PACKET_NETNS_COOKIE";
-    /// (u32) 1: per-socket state lives in the cookie-keyed hash (kernels before 5.11).
-    pub const STATE_BY_COOKIE: &str = "STATE_BY_COOKIE";
-    /// (u32) capacity of the accounts (`--max-accounts`): ids at or above it are never made.
-    pub const MAX_ACCOUNTS: &str = "MAX_ACCOUNTS";
-    /// (u32) offsets of `struct tcp_sock.bytes_acked` and `bytes_received` (0 when unknown).
-    pub const TCP_BYTES_ACKED_OFFSET: &str = "TCP_BYTES_ACKED_OFFSET";
-    pub const TCP_BYTES_RECEIVED_OFFSET: &str = "TCP_BYTES_RECEIVED_OFFSET";
-}
+pub use crate::abi::globals;
 pub use globals::{
     PACKET_NETNS_COOKIE as GLOBAL_PACKET_NETNS_COOKIE, ROOT_CGROUP_ID as GLOBAL_ROOT_CGROUP_ID,
     ROOT_CGROUP_LEVEL as GLOBAL_ROOT_CGROUP_LEVEL, SK_SOCKET_OFFSET as GLOBAL_SK_SOCKET_OFFSET,
@@ -377,6 +343,33 @@ pub struct SocketRecord {
 }
 const _: () = assert!(size_of::<SocketRecord>() == 40);
 
+impl SocketRecord {
+    /// A record as the iterator wrote it (in the machine's byte order); `None` unless `bytes`
+    /// is one record long.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size_of::<Self>() {
+            return None;
+        }
+        let u32_at = |at: usize| {
+            let field = bytes.get(at..at + 4)?;
+            Some(u32::from_ne_bytes(field.try_into().ok()?))
+        };
+        let u64_at = |at: usize| {
+            let field = bytes.get(at..at + 8)?;
+            Some(u64::from_ne_bytes(field.try_into().ok()?))
+        };
+        Some(Self {
+            cookie: u64_at(0)?,
+            tgid: u32_at(8)?,
+            label: u32_at(12)?,
+            payload: Totals::new(u64_at(16)?, u64_at(24)?),
+            held: u32_at(32)?,
+            pad: u32_at(36)?,
+        })
+    }
+}
+
 /// Key of accounts ([`ACCOUNT_IDS_MAP`]): a label on an interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -438,123 +431,11 @@ impl OwnerKey {
     }
 }
 
-/// Slots of [`COUNTERS_MAP`]. Every way the kernel side can fail to account a byte has one.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    /// Times a socket's state could not be made (socket storage refused it, or the cookie-keyed map of kernels before 5.11 was full); its bytes went to the overflow bucket.
-    SocketsMapFull = 0,
-    /// Payload bytes sent that no account could take (no state, or the accounts were full).
-    OverflowTxBytes = 1,
-    /// Payload bytes received that no account could take.
-    OverflowRxBytes = 2,
-    /// Times a (label, interface) account could not be made: [`ACCOUNTS_MAP`] was full.
-    AccountsFull = 3,
-    /// Sockets whose state `cgroup/sock_create` made.
-    SocketsCreated = 4,
-    /// Sockets whose state was made on first traffic (accepted, or older than the programs).
-    SocketsCreatedLazily = 5,
-    /// Sockets a process closed (`cgroup/sock_release`).
-    SocketsReleased = 6,
-    /// Relabels whose bytes began moving between accounts (bumped before the move). While it differs from [`Counter::MovesFinished`] a move is in flight; the daemon uses the pair to take snapshots no move interleaves with.
-    MovesStarted = 7,
-    /// Packets of sockets that had already used [`INTERFACE_SLOTS`] other interfaces (their bytes are charged to the "other" interface).
-    InterfaceSlotsFull = 8,
-    /// IP-layer bytes sent that no account could take.
-    OverflowWireTxBytes = 9,
-    /// IP-layer bytes received that no account could take.
-    OverflowWireRxBytes = 10,
-    /// IP-layer bytes of packets without a full socket (request and `TIME_WAIT` sockets, kernel control sockets' RSTs), and, before 5.11, of sockets whose state is gone.
-    UntrackedWireBytes = 11,
-    /// Before 5.11 only: cookie-keyed states deleted when TCP moved a socket no process holds to `TCP_CLOSE` (kernel sockets, connections dropped from a closing listener's accept queue).
-    DeletedAtClose = 12,
-    /// Times an owner account could not be made: [`OWNER_ACCOUNTS_MAP`] was full.
-    OwnerAccountsFull = 13,
-    /// Payload bytes sent by sockets whose owner had no account (they are in the label accounts, not in any owner's).
-    OwnerOverflowTxBytes = 14,
-    /// Payload bytes received by sockets whose owner had no account.
-    OwnerOverflowRxBytes = 15,
-    /// Sockets a rule (uid or cgroup) labeled.
-    SocketsLabeledByRule = 16,
-    /// Times a rule's label waited for the socket's next operation because another one was in flight.
-    RuleLabelsDeferred = 17,
-    /// Sends and receives of sockets that had no cookie yet, seen by the fexit fallback on kernels before 5.12 (where tracing programs cannot make one) with cookie-keyed state; their bytes went to the overflow bucket.
-    NoCookie = 18,
-    /// Relabels of sockets (by the daemon or a rule) that switched the label.
-    Relabels = 19,
-    /// Relabel attempts that found another operation in flight on the socket and were retried.
-    RelabelsBusy = 20,
-    /// Relabels whose bytes finished moving (bumped after the move).
-    MovesFinished = 21,
-    /// Closed TCP sockets whose final counters found [`VALIDATION_MAP`] full.
-    ValidationFull = 22,
-    /// Closed TCP sockets whose final counters went into [`VALIDATION_MAP`].
-    ValidatedClosed = 23,
-}
-
-impl Counter {
-    /// Number of slots in [`COUNTERS_MAP`].
-    pub const COUNT: u32 = 24;
-    pub const ALL: [Counter; Self::COUNT as usize] = [
-        Counter::SocketsMapFull,
-        Counter::OverflowTxBytes,
-        Counter::OverflowRxBytes,
-        Counter::AccountsFull,
-        Counter::SocketsCreated,
-        Counter::SocketsCreatedLazily,
-        Counter::SocketsReleased,
-        Counter::MovesStarted,
-        Counter::InterfaceSlotsFull,
-        Counter::OverflowWireTxBytes,
-        Counter::OverflowWireRxBytes,
-        Counter::UntrackedWireBytes,
-        Counter::DeletedAtClose,
-        Counter::OwnerAccountsFull,
-        Counter::OwnerOverflowTxBytes,
-        Counter::OwnerOverflowRxBytes,
-        Counter::SocketsLabeledByRule,
-        Counter::RuleLabelsDeferred,
-        Counter::NoCookie,
-        Counter::Relabels,
-        Counter::RelabelsBusy,
-        Counter::MovesFinished,
-        Counter::ValidationFull,
-        Counter::ValidatedClosed,
-    ];
-
-    /// Stable `snake_case` name, used by `status` and metrics.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Counter::SocketsMapFull => "sockets_map_full",
-            Counter::OverflowTxBytes => "overflow_tx_bytes",
-            Counter::OverflowRxBytes => "overflow_rx_bytes",
-            Counter::AccountsFull => "accounts_full",
-            Counter::SocketsCreated => "sockets_created",
-            Counter::SocketsCreatedLazily => "sockets_created_lazily",
-            Counter::SocketsReleased => "sockets_released",
-            Counter::MovesStarted => "relabel_moves_started",
-            Counter::InterfaceSlotsFull => "interface_slots_full",
-            Counter::OverflowWireTxBytes => "overflow_wire_tx_bytes",
-            Counter::OverflowWireRxBytes => "overflow_wire_rx_bytes",
-            Counter::UntrackedWireBytes => "untracked_wire_bytes",
-            Counter::DeletedAtClose => "deleted_at_close",
-            Counter::OwnerAccountsFull => "owner_accounts_full",
-            Counter::OwnerOverflowTxBytes => "owner_overflow_tx_bytes",
-            Counter::OwnerOverflowRxBytes => "owner_overflow_rx_bytes",
-            Counter::SocketsLabeledByRule => "sockets_labeled_by_rule",
-            Counter::RuleLabelsDeferred => "rule_labels_deferred",
-            Counter::NoCookie => "no_cookie",
-            Counter::Relabels => "relabels",
-            Counter::RelabelsBusy => "relabels_busy",
-            Counter::MovesFinished => "relabel_moves_finished",
-            Counter::ValidationFull => "validation_full",
-            Counter::ValidatedClosed => "validated_closed_sockets",
-        }
-    }
-}
-
 #[cfg(feature = "pod")]
+#[expect(
+    unsafe_code,
+    reason = "aya::Pod is an unsafe trait: these types are plain old data"
+)]
 mod pod {
     // SAFETY (all): `#[repr(C)]`, `Copy`, no padding (sizes asserted above, explicit `pad`
     // fields), and every bit pattern is a valid value.
@@ -565,4 +446,47 @@ mod pod {
     unsafe impl aya::Pod for super::OwnerKey {}
     unsafe impl aya::Pod for super::OwnerAccountKey {}
     unsafe impl aya::Pod for super::OwnerCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_record_reads_back_from_its_bytes() {
+        let mut bytes = [0u8; 40];
+        bytes[0..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_ne_bytes());
+        bytes[8..12].copy_from_slice(&42u32.to_ne_bytes());
+        bytes[12..16].copy_from_slice(&7u32.to_ne_bytes());
+        bytes[16..24].copy_from_slice(&1000u64.to_ne_bytes());
+        bytes[24..32].copy_from_slice(&2000u64.to_ne_bytes());
+        bytes[32..36].copy_from_slice(&1u32.to_ne_bytes());
+        let record = SocketRecord::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            record,
+            SocketRecord {
+                cookie: 0x0102_0304_0506_0708,
+                tgid: 42,
+                label: 7,
+                payload: Totals::new(1000, 2000),
+                held: 1,
+                pad: 0,
+            }
+        );
+        assert_eq!(SocketRecord::from_bytes(&bytes[..39]), None);
+    }
+
+    #[test]
+    fn a_relabel_request_is_its_fields_in_order() {
+        let request = RelabelRequest {
+            label: 3,
+            pad: 0,
+            cookie: 9,
+            token: u64::MAX,
+        };
+        let bytes = request.to_bytes();
+        assert_eq!(bytes[0..4], 3u32.to_ne_bytes());
+        assert_eq!(bytes[8..16], 9u64.to_ne_bytes());
+        assert_eq!(bytes[16..24], [0xff; 8]);
+    }
 }

@@ -7,6 +7,7 @@
 //! `aya::Pod` for the daemon.
 #![cfg_attr(not(any(feature = "user", feature = "pod")), no_std)]
 
+pub mod abi;
 pub mod kernel;
 
 #[cfg(feature = "user")]
@@ -20,4 +21,5 @@ pub mod sockstats;
 #[cfg(feature = "user")]
 pub mod text;
 
+pub use abi::Counter;
 pub use kernel::*;

@@ -315,7 +315,8 @@ pub struct ByteCounts {
     pub rx_bytes: u64,
 }
 
-/// Reply to `get`: the `sockstats get --json` shape of design.md, plus `overflow`.
+/// Reply to `get`: the shape `sockstats get --json` prints, plus `overflow` (docs/protocol.md,
+/// `get`: its fields are never renamed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetReply {
     /// Payload bytes per label name, `unlabeled` included, since the state was created.
@@ -344,8 +345,8 @@ pub struct WireCounts {
     pub rx_packets: u64,
 }
 
-/// Reply to `get_interfaces`: the `sockstats get --interfaces --json` shape of design.md, plus
-/// `wire` and `current_interface`.
+/// Reply to `get_interfaces`: the shape `sockstats get --interfaces --json` prints, plus `wire`
+/// and `current_interface` (docs/protocol.md, `get_interfaces`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetInterfacesReply {
     /// Payload bytes per label name, per interface name. They sum to `get`'s totals.
@@ -360,8 +361,8 @@ pub struct GetInterfacesReply {
     pub current_interface: Option<String>,
 }
 
-/// Reply to `get_validation`: the `sockstats get --validation --json` shape of design.md, plus
-/// what it covers.
+/// Reply to `get_validation`: the shape `sockstats get --validation --json` prints, plus what it
+/// covers (docs/protocol.md, `get_validation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationReply {
     /// Per label: `tcp_info.bytes_acked` (tx) and `bytes_received` (rx) of its TCP sockets.
@@ -566,6 +567,66 @@ pub struct StatusReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One request of every variant, in the order of [`OPS`]. The `match` has no wildcard: a
+    /// new variant does not compile until it is listed here (and so checked against `OPS`).
+    fn one_of_each() -> Vec<Request> {
+        let all = vec![
+            Request::Label {
+                label: "web".to_owned(),
+            },
+            Request::Unlabel,
+            Request::Get,
+            Request::GetInterfaces,
+            Request::GetValidation,
+            Request::GetBy { by: Grouping::Uid },
+            Request::Labels,
+            Request::Status,
+            Request::DebugInfo,
+            Request::AddRule {
+                selector: RuleSelector::uid(1),
+                label: "web".to_owned(),
+                temporary: false,
+            },
+            Request::RemoveRule {
+                selector: RuleSelector::uid(1),
+            },
+            Request::Rules,
+        ];
+        for request in &all {
+            match request {
+                Request::Label { .. }
+                | Request::Unlabel
+                | Request::Get
+                | Request::GetInterfaces
+                | Request::GetValidation
+                | Request::GetBy { .. }
+                | Request::Labels
+                | Request::Status
+                | Request::DebugInfo
+                | Request::AddRule { .. }
+                | Request::RemoveRule { .. }
+                | Request::Rules => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn ops_are_the_request_variants_as_serde_writes_them() {
+        let requests = one_of_each();
+        let ops: Vec<&str> = requests.iter().map(Request::op).collect();
+        assert_eq!(ops, OPS, "OPS lists every Request variant's op, in order");
+        for request in &requests {
+            let line = encode_request(request);
+            let value: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(value["op"], request.op(), "op() is what serde writes");
+            assert_eq!(
+                decode_request(line.trim_end().as_bytes()).as_ref(),
+                Ok(request)
+            );
+        }
+    }
 
     #[test]
     fn decodes_every_op() {

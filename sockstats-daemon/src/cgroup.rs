@@ -8,6 +8,20 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+/// How the cgroups `sockstats run` makes for its commands are named: this, then the pid of
+/// `sockstats run` and a nonce. The daemon removes such a cgroup (and no other) once it is
+/// empty when its run died without cleaning up.
+pub const RUN_CGROUP_PREFIX: &str = "sockstats-run-";
+
+/// Is `path` (relative to the cgroup2 mount) a cgroup `sockstats run` made?
+#[must_use]
+pub fn is_run_cgroup(path: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with(RUN_CGROUP_PREFIX))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cannot read /proc/self/mountinfo: {0}")]

@@ -56,6 +56,18 @@ pub struct InterfaceNames {
     namespaces: HashMap<u64, String>,
     /// The daemon's namespace's interfaces right now, in ifindex order.
     host_links: Vec<Link>,
+    /// Where the names come from.
+    source: Source,
+}
+
+/// Where [`InterfaceNames`] learns the interfaces and the default route.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// rtnetlink, on every refresh.
+    #[default]
+    Rtnetlink,
+    /// A fixed table (tests), with the default route's interface index.
+    Fixed { default_route: Option<u32> },
 }
 
 impl InterfaceNames {
@@ -85,7 +97,7 @@ impl InterfaceNames {
         Ok(names)
     }
 
-    /// Saves the names (write, rename).
+    /// Saves the names ([`crate::state_file::write_atomically`]).
     fn save(&self) {
         let Some(path) = &self.saved_at else { return };
         let saved = SavedNames {
@@ -101,11 +113,9 @@ impl InterfaceNames {
                 .map(|(c, n)| (*c, n.clone()))
                 .collect(),
         };
-        let temporary = path.with_extension("json.tmp");
         let written = serde_json::to_vec(&saved)
             .map_err(io::Error::other)
-            .and_then(|bytes| fs::write(&temporary, bytes))
-            .and_then(|()| fs::rename(&temporary, path));
+            .and_then(|bytes| crate::state_file::write_atomically(path, &bytes));
         if let Err(error) = written {
             log::warn!("cannot save interface names to {}: {error}", path.display());
         }
@@ -130,32 +140,56 @@ impl InterfaceNames {
                 .map(|(c, n)| (*c, (*n).to_owned()))
                 .collect(),
             host_links: Vec::new(),
+            source: Source::Fixed {
+                default_route: None,
+            },
         }
+    }
+
+    /// For tests: the daemon's namespace's interfaces now (index, name) and the default
+    /// route's interface index.
+    #[must_use]
+    pub fn with_host_links(mut self, links: &[(u32, &str)], default_route: Option<u32>) -> Self {
+        self.host_links = links
+            .iter()
+            .map(|(index, name)| Link {
+                index: *index,
+                name: (*name).to_owned(),
+            })
+            .collect();
+        for (index, name) in links {
+            self.names
+                .insert((self.host_cookie, *index), (*name).to_owned());
+        }
+        self.source = Source::Fixed { default_route };
+        self
     }
 
     /// Re-reads the interfaces of this namespace and of every named one over rtnetlink. Names
-    /// of interfaces that are gone stay as they were last seen.
-    pub fn refresh(&mut self) {
+    /// of interfaces that are gone stay as they were last seen. Fails when this namespace's
+    /// interfaces cannot be listed (other namespaces are skipped quietly).
+    pub fn refresh(&mut self) -> io::Result<()> {
+        if self.source != Source::Rtnetlink {
+            return Ok(());
+        }
         let before = (self.names.clone(), self.namespaces.clone());
-        self.read_all();
+        let listed = self.read_all();
         if (&self.names, &self.namespaces) != (&before.0, &before.1) {
             self.save();
         }
+        listed
     }
 
-    fn read_all(&mut self) {
-        match netlink::links() {
-            Ok(links) => {
-                for link in &links {
-                    self.names
-                        .insert((self.host_cookie, link.index), link.name.clone());
-                }
-                self.host_links = links;
+    fn read_all(&mut self) -> io::Result<()> {
+        let listed = netlink::links().map(|links| {
+            for link in &links {
+                self.names
+                    .insert((self.host_cookie, link.index), link.name.clone());
             }
-            Err(error) => log::warn!("cannot list interfaces over rtnetlink: {error}"),
-        }
+            self.host_links = links;
+        });
         let Ok(entries) = fs::read_dir(NAMED_NETNS_DIR) else {
-            return;
+            return listed;
         };
         for entry in entries.flatten() {
             let namespace = entry.file_name().to_string_lossy().into_owned();
@@ -173,6 +207,7 @@ impl InterfaceNames {
                 Err(error) => log::debug!("cannot read namespace {}: {error}", path.display()),
             }
         }
+        listed
     }
 
     /// The display name of `interface`.
@@ -213,21 +248,27 @@ impl InterfaceNames {
     pub fn host_link_names(&self) -> Vec<String> {
         self.host_links.iter().map(|l| l.name.clone()).collect()
     }
-}
 
-/// The default-route interface of the daemon's namespace, asked over rtnetlink now.
-#[must_use]
-pub fn current_interface(names: &InterfaceNames) -> Option<String> {
-    let index = netlink::default_route_interface()
-        .map_err(|error| log::warn!("cannot read routes over rtnetlink: {error}"))
-        .ok()??;
-    names.host_link_name(index).or_else(|| {
-        netlink::links()
-            .ok()?
-            .into_iter()
-            .find(|l| l.index == index)
-            .map(|l| l.name)
-    })
+    /// The default-route interface of the daemon's namespace, asked over rtnetlink now.
+    #[must_use]
+    pub fn current_interface(&self) -> Option<String> {
+        let index = match self.source {
+            Source::Fixed { default_route } => default_route?,
+            Source::Rtnetlink => netlink::default_route_interface()
+                .map_err(|error| log::warn!("cannot read routes over rtnetlink: {error}"))
+                .ok()??,
+        };
+        self.host_link_name(index).or_else(|| {
+            if self.source != Source::Rtnetlink {
+                return None;
+            }
+            netlink::links()
+                .ok()?
+                .into_iter()
+                .find(|l| l.index == index)
+                .map(|l| l.name)
+        })
+    }
 }
 
 #[cfg(test)]

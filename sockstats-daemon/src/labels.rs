@@ -2,11 +2,10 @@
 //!
 //! Ids are handed out once and never renumbered or reused, across restarts too: the file records
 //! the next id to hand out. Id 0 is `unlabeled` and never belongs to a name. Every change is
-//! written to disk (write, fsync, rename) before the id is used in the kernel.
+//! written to disk ([`crate::state_file::write_atomically`]) before the id is used in the kernel.
 use std::{
     collections::BTreeMap,
-    fs::{self, File},
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
 };
 
@@ -200,16 +199,7 @@ impl LabelRegistry {
         };
         let mut text = serde_json::to_string_pretty(&file).expect("registry serializes");
         text.push('\n');
-        let temporary = self.path.with_extension("json.tmp");
-        let mut out = File::create(&temporary).map_err(write_error)?;
-        out.write_all(text.as_bytes()).map_err(write_error)?;
-        out.sync_all().map_err(write_error)?;
-        fs::rename(&temporary, &self.path).map_err(write_error)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(write_error)?;
-        }
+        crate::state_file::write_atomically(&self.path, text.as_bytes()).map_err(write_error)?;
         Ok(())
     }
 }

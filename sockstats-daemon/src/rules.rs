@@ -6,8 +6,7 @@
 //! module owns what they are, checks them, and turns them into the kernel's keys.
 use std::{
     collections::BTreeMap,
-    fmt, fs,
-    io::{self, Write as _},
+    fmt, fs, io,
     path::{Component, Path, PathBuf},
 };
 
@@ -368,12 +367,8 @@ impl RuleSet {
             path: self.state_path.clone(),
             source,
         };
-        let temporary = self.state_path.with_extension("json.tmp");
-        let mut out = fs::File::create(&temporary).map_err(write_error)?;
-        out.write_all(&serde_json::to_vec_pretty(&file).expect("rules serialize"))
-            .map_err(write_error)?;
-        out.sync_all().map_err(write_error)?;
-        fs::rename(&temporary, &self.state_path).map_err(write_error)
+        let bytes = serde_json::to_vec_pretty(&file).expect("rules serialize");
+        crate::state_file::write_atomically(&self.state_path, &bytes).map_err(write_error)
     }
 }
 

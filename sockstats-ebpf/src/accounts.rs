@@ -5,42 +5,20 @@
 //! insert into the id → key map (`BPF_NOEXIST`) decides which CPU gets a candidate id, so ids
 //! are unique without any atomic beyond the hash map's own. The totals are per-CPU arrays
 //! indexed by id, added to atomically (softirq can interrupt a program of the same CPU).
-use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    macros::map,
-    maps::{Array, HashMap, PerCpuArray},
-    Global,
-};
+use aya_ebpf::{bindings::BPF_NOEXIST, maps::HashMap};
 use sockstats_common::{
-    Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey, OwnerCounters, ALLOC_NEXT_ACCOUNT,
-    ALLOC_NEXT_OWNER, DEFAULT_MAX_ACCOUNTS, MAX_LABELS, MAX_OWNERS,
+    Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey, ALLOC_NEXT_ACCOUNT, ALLOC_NEXT_OWNER,
+    MAX_OWNERS,
 };
 
 use crate::counters::{self, atomic_add};
-
-/// The capacity the daemon gave the account maps (`--max-accounts`).
-#[no_mangle]
-static MAX_ACCOUNTS: Global<u32> = Global::new(DEFAULT_MAX_ACCOUNTS);
-
-#[map(name = "ACCOUNTS")]
-static ACCOUNTS: PerCpuArray<IfaceCounters> = PerCpuArray::pinned(DEFAULT_MAX_ACCOUNTS, 0);
-#[map(name = "ACCOUNT_IDS")]
-static ACCOUNT_IDS: HashMap<LabelIfaceKey, u32> = HashMap::pinned(DEFAULT_MAX_ACCOUNTS, 0);
-#[map(name = "ACCOUNT_KEYS")]
-static ACCOUNT_KEYS: HashMap<u32, LabelIfaceKey> = HashMap::pinned(DEFAULT_MAX_ACCOUNTS, 0);
-
-#[map(name = "OWNER_ACCOUNTS")]
-static OWNER_ACCOUNTS: PerCpuArray<OwnerCounters> = PerCpuArray::pinned(MAX_OWNERS, 0);
-#[map(name = "OWNER_IDS")]
-static OWNER_IDS: HashMap<OwnerAccountKey, u32> = HashMap::pinned(MAX_OWNERS, 0);
-#[map(name = "OWNER_KEYS")]
-static OWNER_KEYS: HashMap<u32, OwnerAccountKey> = HashMap::pinned(MAX_OWNERS, 0);
-
-#[map(name = "LABEL_SOCKETS")]
-static LABEL_SOCKETS: PerCpuArray<u64> = PerCpuArray::pinned(MAX_LABELS, 0);
-
-#[map(name = "ALLOCATOR")]
-static ALLOCATOR: Array<u32> = Array::pinned(2, 0);
+use crate::{
+    globals::MAX_ACCOUNTS,
+    maps::{
+        ACCOUNTS, ACCOUNT_IDS, ACCOUNT_KEYS, ALLOCATOR, LABEL_SOCKETS, OWNER_ACCOUNTS, OWNER_IDS,
+        OWNER_KEYS,
+    },
+};
 
 /// Candidate ids tried before giving up (another CPU taking the same candidate costs one).
 const ATTEMPTS: u32 = 8;

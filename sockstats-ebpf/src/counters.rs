@@ -3,11 +3,8 @@
 //! Counters are per CPU, so a counter bumped once per connection never bounces a cache line
 //! between CPUs; the adds stay atomic because a packet program in softirq can interrupt a
 //! program of the same CPU in the middle of its read-modify-write.
-use aya_ebpf::{macros::map, maps::PerCpuArray};
+use crate::maps::COUNTERS;
 use sockstats_common::Counter;
-
-#[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(Counter::COUNT, 0);
 
 /// Adds `value` to `*dst` with the BPF `lock xadd` instruction, safe against other CPUs. On
 /// x86-64 it is a full memory barrier too (`lock add`), which the relabel handshake of

@@ -21,6 +21,11 @@
 //!
 //! On the host (`cargo check`/`clippy` of the workspace) this binary is an empty stub.
 #![cfg_attr(target_arch = "bpf", no_std, no_main, feature(core_intrinsics))]
+#![allow(
+    unsafe_code,
+    reason = "kernel programs read kernel memory and map values through raw pointers; the \
+              workspace denies unsafe_code everywhere else"
+)]
 #![cfg_attr(
     target_arch = "bpf",
     expect(
@@ -52,7 +57,11 @@ mod counters;
 #[cfg(target_arch = "bpf")]
 mod fexit;
 #[cfg(target_arch = "bpf")]
+mod globals;
+#[cfg(target_arch = "bpf")]
 mod iter;
+#[cfg(target_arch = "bpf")]
+mod maps;
 #[cfg(target_arch = "bpf")]
 mod packets;
 #[cfg(target_arch = "bpf")]
@@ -77,6 +86,21 @@ mod sockets;
 mod state;
 #[cfg(target_arch = "bpf")]
 mod validation;
+
+/// Every program the table of programs in `sockstats-common` (`for_each_program!`) names is
+/// here under that name (the daemon attaches them by it; its test of the built object checks
+/// their sections).
+#[cfg(target_arch = "bpf")]
+macro_rules! check_programs {
+    ($( $(#[$doc:meta])* $const:ident = $name:ident: $kind:ident $target:literal; )*) => {
+        const _: () = {
+            use crate::programs::*;
+            $( let _ = $name; )*
+        };
+    };
+}
+#[cfg(target_arch = "bpf")]
+sockstats_common::for_each_program!(check_programs);
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

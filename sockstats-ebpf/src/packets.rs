@@ -4,10 +4,10 @@ use aya_ebpf::{
     bindings::__sk_buff,
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_sk_fullsock},
     programs::SkBuffContext,
-    Global,
 };
 use sockstats_common::Counter;
 
+use crate::globals::PACKET_NETNS_COOKIE;
 use crate::{
     accounts::Field,
     counters,
@@ -58,12 +58,11 @@ fn header_len(ctx: &SkBuffContext) -> u64 {
     ip_len + transport
 }
 
-/// The network namespace cookie every packet is charged to where `cgroup_skb` programs may
-/// not call `bpf_get_netns_cookie` (it came to them after 6.12): the daemon's own namespace's
-/// cookie, set at load time; 0 where they may, and the helper tells each packet's namespace.
-/// A read-only global: the verifier never checks the branch not taken.
-#[no_mangle]
-static PACKET_NETNS_COOKIE: Global<u64> = Global::new(0);
+// `PACKET_NETNS_COOKIE` (a global) is the network namespace cookie every packet
+// is charged to where `cgroup_skb` programs may not call `bpf_get_netns_cookie` (it came
+// to them after 6.12): the daemon's own namespace's cookie; 0 where they may, and the helper
+// tells each packet's namespace. A read-only global: the verifier never checks the branch not
+// taken.
 
 /// The namespace cookie of the packet `skb`.
 #[inline(always)]

@@ -1,25 +1,16 @@
 //! Labeling rules: a new socket of a task in a cgroup (or below it), or of a uid, gets the
 //! rule's label. The daemon writes the rules; they are looked up here when a socket's owner
 //! becomes known, so not one byte of a ruled socket goes unlabeled.
-use aya_ebpf::{
-    helpers::bpf_get_current_ancestor_cgroup_id,
-    macros::map,
-    maps::{Array, HashMap},
-    Global,
+use crate::{
+    globals::TRACING_ANCESTOR_HELPER,
+    maps::{RULES, RULE_KINDS},
 };
-use sockstats_common::{OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, MAX_RULES, UNLABELED_ID};
+use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
+use sockstats_common::{OwnerKey, OwnerKind, MAX_CGROUP_DEPTH, UNLABELED_ID};
 
-#[map(name = "RULES")]
-static RULES: HashMap<OwnerKey, u32> = HashMap::pinned(MAX_RULES, 0);
-
-/// One `u32`: a bit per [`OwnerKind`] that has at least one rule.
-#[map(name = "RULE_KINDS")]
-static RULE_KINDS: Array<u32> = Array::pinned(1, 0);
-
-/// 1 when tracing programs may call `bpf_get_current_ancestor_cgroup_id` (Linux 5.18+); set
-/// by the daemon at load time. Read-only: on older kernels the verifier never sees the call.
-#[no_mangle]
-static TRACING_ANCESTOR_HELPER: Global<u32> = Global::new(0);
+// `TRACING_ANCESTOR_HELPER` (a global) is 1 when tracing programs may call
+// `bpf_get_current_ancestor_cgroup_id` (Linux 5.18+). Read-only: on older kernels the verifier
+// never sees the call.
 
 /// Where a new socket is seen: the cgroup program at its creation, or a payload hook (a
 /// tracing program) at its first use.

@@ -3,14 +3,8 @@
 //! The cgroup programs are attached to the subtree's root, so the kernel scopes them. The
 //! tracepoints fire for every task on the host: they create entries lazily only for tasks inside
 //! the subtree, and count sockets that already have an entry wherever they are used.
-use aya_ebpf::{helpers::bpf_get_current_ancestor_cgroup_id, Global};
-
-/// cgroup id of the subtree root; set by the daemon at load time.
-#[no_mangle]
-static ROOT_CGROUP_ID: Global<u64> = Global::new(0);
-/// Depth of the subtree root below the cgroup2 mount; 0 = the whole host.
-#[no_mangle]
-static ROOT_CGROUP_LEVEL: Global<u32> = Global::new(0);
+use crate::globals::{ROOT_CGROUP_ID, ROOT_CGROUP_LEVEL};
+use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
 
 /// Is the current task inside the accounted subtree?
 #[inline(always)]

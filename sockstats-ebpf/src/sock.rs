@@ -1,9 +1,7 @@
 //! What a `struct sock *` handed to a tracing program tells about itself: its family, its
 //! cookie, whether a process holds it. BTF-checked loads where the verifier allows them.
-use aya_ebpf::{
-    helpers::{bpf_get_socket_cookie, bpf_probe_read_kernel},
-    Global,
-};
+use crate::globals::{SK_SOCKET_OFFSET, SOCKET_FILE_OFFSET, SOCK_COOKIE_OFFSET};
+use aya_ebpf::helpers::{bpf_get_socket_cookie, bpf_probe_read_kernel};
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -43,12 +41,11 @@ pub fn is_ipv4_sock(sk: *const u8) -> bool {
     family_of(sk) == AF_INET
 }
 
-/// Offset of `sk_cookie` (`__sk_common.skc_cookie`) in `struct sock`, read from the kernel's
-/// BTF by the daemon when tracing programs may not call `bpf_get_socket_cookie` (before 5.12);
-/// 0 when they may. A read-only global: the verifier sees it as a constant and never checks
-/// the branch not taken, so the helper call does not stop the program loading on 5.10.
-#[no_mangle]
-static SOCK_COOKIE_OFFSET: Global<u32> = Global::new(0);
+// `SOCK_COOKIE_OFFSET` (a global): the offset of `sk_cookie` (`__sk_common.skc_cookie`) in
+// `struct sock`, read from the kernel's BTF by the daemon when tracing programs may not call
+// `bpf_get_socket_cookie` (before 5.12); 0 when they may. A read-only global: the verifier sees
+// it as a constant and never checks the branch not taken, so the helper call does not stop the
+// program loading on 5.10.
 
 /// The cookie of the `struct sock *` `sk` handed to a tracing program; 0 if it has none yet.
 ///
@@ -72,12 +69,8 @@ pub fn socket_cookie(sk: *const u8) -> u64 {
     unsafe { bpf_probe_read_kernel(cookie_ptr) }.unwrap_or(0)
 }
 
-/// Offsets of `struct sock.sk_socket` and `struct socket.file` (from the kernel's BTF; set by
-/// the daemon at load time, 0 when unknown).
-#[no_mangle]
-static SK_SOCKET_OFFSET: Global<u32> = Global::new(0);
-#[no_mangle]
-static SOCKET_FILE_OFFSET: Global<u32> = Global::new(0);
+// `SK_SOCKET_OFFSET` and `SOCKET_FILE_OFFSET` (globals): offsets of `struct sock.sk_socket` and
+// `struct socket.file` (from the kernel's BTF; 0 when unknown).
 
 /// Does a process hold `sk` open (it has a `struct socket` with a file)? Then `sock_release`
 /// will see it close.

@@ -9,11 +9,13 @@ use aya_ebpf::{
         BPF_SK_STORAGE_GET_F_CREATE,
     },
     helpers::bpf_sk_storage_get,
-    macros::map,
-    maps::{Array, HashMap},
-    Global,
 };
-use sockstats_common::{SocketState, DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC};
+use sockstats_common::SocketState;
+
+use crate::{
+    globals::STATE_BY_COOKIE,
+    maps::{EMPTY_STATE, SOCKET_STATE, SOCKET_STATE_BY_COOKIE},
+};
 
 /// `LIBBPF_PIN_BY_NAME`: aya pins the map under the loader's map pin path.
 const PIN_BY_NAME: usize = 1;
@@ -30,31 +32,25 @@ pub struct SkStorageDef {
     pinning: *const [i32; PIN_BY_NAME],
 }
 
+impl SkStorageDef {
+    /// The definition: all its content is in its type.
+    pub const fn new() -> Self {
+        Self {
+            r#type: ptr::null(),
+            map_flags: ptr::null(),
+            key: ptr::null(),
+            value: ptr::null(),
+            pinning: ptr::null(),
+        }
+    }
+}
+
 // SAFETY: the definition is never read or written by the program; only its address is used,
 // which the loader relocates to the map.
 unsafe impl Sync for SkStorageDef {}
 
-#[link_section = ".maps"]
-#[export_name = "SOCKET_STATE"]
-static SOCKET_STATE: SkStorageDef = SkStorageDef {
-    r#type: ptr::null(),
-    map_flags: ptr::null(),
-    key: ptr::null(),
-    value: ptr::null(),
-    pinning: ptr::null(),
-};
-
-#[map(name = "SOCKET_STATE_BY_COOKIE")]
-static SOCKET_STATE_BY_COOKIE: HashMap<u64, SocketState> =
-    HashMap::pinned(DEFAULT_MAX_SOCKETS, MAP_NO_PREALLOC);
-
-#[map(name = "EMPTY_STATE")]
-static EMPTY_STATE: Array<SocketState> = Array::with_max_entries(1, 0);
-
-/// 1 when states live in [`SOCKET_STATE_BY_COOKIE`] (set by the daemon at load time).
-/// Read-only: the verifier never sees the socket-storage calls where they are not allowed.
-#[no_mangle]
-static STATE_BY_COOKIE: Global<u32> = Global::new(0);
+// `STATE_BY_COOKIE` (a global): 1 when states live in `SOCKET_STATE_BY_COOKIE`. Read-only: the
+// verifier never sees the socket-storage calls where they are not allowed.
 
 /// Do states live in the cookie-keyed hash?
 #[inline(always)]

@@ -1,10 +1,8 @@
 //! Validation of closed sockets: the kernel's own final TCP counters (`tcp_info`'s
 //! `bytes_acked` and `bytes_received`), added per label when a TCP socket reaches `TCP_CLOSE`,
 //! only while the daemon asks for it (`--validate-closed`).
-use aya_ebpf::{
-    bindings::BPF_NOEXIST, helpers::bpf_probe_read_kernel, macros::map, maps::HashMap, Global,
-};
-use sockstats_common::{Control, Counter, Totals, MAP_NO_PREALLOC, MAX_LABELS};
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_probe_read_kernel};
+use sockstats_common::{Control, Counter, Totals};
 
 use crate::{
     control,
@@ -12,16 +10,14 @@ use crate::{
     sock,
     state::{self, Missing, SocketRef},
 };
+use crate::{
+    globals::{TCP_BYTES_ACKED_OFFSET, TCP_BYTES_RECEIVED_OFFSET},
+    maps::VALIDATION,
+};
 
-#[map(name = "VALIDATION")]
-static VALIDATION: HashMap<u32, Totals> = HashMap::pinned(MAX_LABELS, MAP_NO_PREALLOC);
-
-/// Offsets of `struct tcp_sock.bytes_acked` and `bytes_received` (from the kernel's BTF; 0 when
-/// unknown, and validation of closed sockets is then off).
-#[no_mangle]
-static TCP_BYTES_ACKED_OFFSET: Global<u32> = Global::new(0);
-#[no_mangle]
-static TCP_BYTES_RECEIVED_OFFSET: Global<u32> = Global::new(0);
+// `TCP_BYTES_ACKED_OFFSET` and `TCP_BYTES_RECEIVED_OFFSET` (globals): offsets of `struct
+// tcp_sock.bytes_acked` and `bytes_received` (from the kernel's BTF; 0 when unknown, and
+// validation of closed sockets is then off).
 
 /// Reads the `u64` at `offset` of `sk`.
 #[inline(always)]

@@ -1,7 +1,6 @@
 //! A private sockstatsd for one test: own socket, state dir, bpffs dir and cgroup root.
 use std::{
     fs,
-    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     thread,
@@ -146,13 +145,7 @@ impl TestDaemon {
         }
         if let Some(netns) = &self.netns {
             let namespace = fs::File::open(format!("/run/netns/{netns}")).expect("open namespace");
-            // SAFETY: between fork and exec only setns runs, which is async-signal-safe.
-            unsafe {
-                command.pre_exec(move || {
-                    nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(std::io::Error::from)
-                });
-            }
+            crate::sys::enter_netns_on_exec(&mut command, namespace);
         }
         let child = command
             .arg("--socket")
@@ -255,9 +248,7 @@ impl TestDaemon {
     /// Stops the daemon with SIGTERM and checks that it exits cleanly.
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("daemon is running");
-        let pid = libc::pid_t::try_from(child.id()).expect("pid");
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        crate::sys::terminate(child.id()).expect("SIGTERM to sockstatsd");
         let status = child.wait().expect("wait for sockstatsd");
         assert!(
             status.success(),

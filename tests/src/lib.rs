@@ -15,6 +15,11 @@ pub mod http;
 pub mod netns;
 pub mod prometheus;
 pub mod raw;
+#[allow(
+    unsafe_code,
+    reason = "the one module of the harness that makes raw system calls"
+)]
+pub mod sys;
 pub mod traffic;
 
 pub use cgroup::TestCgroup;

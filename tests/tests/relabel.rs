@@ -395,7 +395,7 @@ fn udp_over_ipv6_relabeled_under_load_is_exact() {
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn a_relabel_without_the_daemons_secret_is_refused_and_changes_nothing() {
-    use std::os::fd::AsRawFd as _;
+    use std::os::fd::AsFd as _;
     let harness = Harness::start("relabel-secret");
     let daemon = &harness.daemon;
     let (client, server) = tcp_pair(false);
@@ -408,21 +408,15 @@ fn a_relabel_without_the_daemons_secret_is_refused_and_changes_nothing() {
             cookie: 0,
             token,
         };
-        // SAFETY: a valid fd and a live option value of the size passed.
-        let result = unsafe {
-            libc::setsockopt(
-                client.as_raw_fd(),
-                sockstats_common::SOL_SOCKSTATS,
-                sockstats_common::SO_SOCKSTATS_LABEL,
-                (&raw const request).cast(),
-                24,
-            )
-        };
-        let error = std::io::Error::last_os_error();
-        assert_eq!(
-            result, -1,
-            "a foreign relabel with token {token:#x} was taken"
+        let result = sockstats_tests::sys::setsockopt_bytes(
+            client.as_fd(),
+            sockstats_common::SOL_SOCKSTATS,
+            sockstats_common::SO_SOCKSTATS_LABEL,
+            &request.to_bytes(),
         );
+        let error = result.expect_err(&format!(
+            "a foreign relabel with token {token:#x} was taken"
+        ));
         assert_eq!(error.raw_os_error(), Some(libc::ENOPROTOOPT), "{error}");
     }
     assert_eq!(

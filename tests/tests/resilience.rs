@@ -317,15 +317,7 @@ fn a_changed_max_sockets_on_existing_pins_is_refused_with_what_to_do() {
 
 /// Raises this process's open-file limit to `n`.
 fn raise_nofile(n: u64) {
-    let limit = libc::rlimit {
-        rlim_cur: n,
-        rlim_max: n,
-    };
-    // SAFETY: setrlimit with a valid struct.
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) },
-        0
-    );
+    sockstats_tests::sys::set_nofile_limit(n).expect("setrlimit(RLIMIT_NOFILE)");
 }
 
 fn rss_kib(pid: u32) -> u64 {

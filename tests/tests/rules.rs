@@ -291,19 +291,9 @@ fn cgroup_rules_cover_descendants_win_over_uid_rules_and_survive_a_restart() {
         .write(true)
         .open(grandchild.join("cgroup.procs"))
         .expect("cgroup.procs");
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
     let mut command = Command::new(TRAFFIC);
     command.args([&server, &send.to_string(), "0"]);
-    // SAFETY: only write(2) runs between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    sockstats_tests::sys::join_cgroup_on_exec(&mut command, procs);
     let output = command
         .output()
         .expect("run traffic in the grandchild cgroup");

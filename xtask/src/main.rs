@@ -9,6 +9,7 @@
 //! - `cargo xtask soak`, `cargo xtask install`: see `cargo xtask help`.
 //! - `cargo xtask bench [-- ARGS]`: set up (nethogs too), build (release) and run the benchmarks.
 mod install;
+mod run;
 mod setup;
 mod vm;
 
@@ -101,8 +102,7 @@ pub fn cargo() -> Command {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 fn main() -> ExitCode {
@@ -130,9 +130,7 @@ fn run_task(task: Task) -> Result<()> {
                     "sockstatsd loads eBPF programs and must run as root: `sudo cargo xtask run`"
                 );
             }
-            let daemon = workspace_root().join("target/release/sockstatsd");
-            eprintln!("xtask: starting {} {}", daemon.display(), args.join(" "));
-            run(Command::new(daemon).args(&args))
+            run::run_daemon(&workspace_root().join("target/release"), &args)
         }
         Task::Test { unit_only } => {
             setup::ensure_toolchain()?;

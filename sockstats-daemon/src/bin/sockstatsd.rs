@@ -2,8 +2,8 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::{Arc, Mutex},
-    time::Instant,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -12,7 +12,12 @@ use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFA
 use sockstats_daemon::{
     cgroup,
     daemon::{
-        self, socket_file, state::DaemonInfo, stats_log::StatsLogConfig, Daemon, ServerLimits,
+        self,
+        run::{self as tasks, Options, SHUTDOWN_WITHIN},
+        socket_file,
+        state::{Core, DaemonInfo},
+        stats_log::StatsLogConfig,
+        Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
     kernel::{
@@ -24,11 +29,7 @@ use sockstats_daemon::{
     rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
     sys::owners::{self, CgroupTree},
 };
-use tokio::{
-    io::unix::AsyncFd,
-    signal::unix::{signal, SignalKind},
-    sync::watch,
-};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Accounts the bytes every TCP/UDP socket on this host sends and receives, per label.
 ///
@@ -181,7 +182,8 @@ fn run(args: &Args) -> Result<()> {
         listener,
         attached.log_program_id,
     ))?;
-    drop(runtime);
+    // Blocking work still running (an op, a refresh) gets a moment, not forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     if let Err(error) = std::fs::remove_file(&args.socket) {
         log::warn!("cannot remove {}: {error}", args.socket.display());
     }
@@ -241,19 +243,23 @@ fn start(
         .context("cannot give the kernel programs the daemon's settings")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
+    sockstats_daemon::sys::malloc::trim();
     let listener = socket_file::bind_listener(&args.socket, args.socket_mode, args.socket_group)?;
     let mut interface_names = InterfaceNames::new(&args.state_dir)
         .context("cannot read this network namespace's cookie")?;
-    interface_names.refresh();
-    let daemon = Arc::new(Daemon {
-        kernel: Mutex::new(maps),
-        registry: Mutex::new(registry),
-        interfaces: Mutex::new(interface_names),
-        rules: Mutex::new(rules),
-        cgroups: CgroupTree::new(mount),
-        info: DaemonInfo {
+    if let Err(error) = interface_names.refresh() {
+        log::warn!("cannot list interfaces over rtnetlink: {error}");
+    }
+    let core = Core {
+        labels: registry,
+        rules,
+        kernel: Box::new(maps),
+    };
+    let daemon = Arc::new(Daemon::new(
+        core,
+        interface_names,
+        CgroupTree::new(mount),
+        DaemonInfo {
             programs: attached.programs.clone(),
             payload_hooks: attached.payload.clone(),
             kernel_limits: attached.kernel_limits.clone(),
@@ -264,9 +270,9 @@ fn start(
             validate_closed: args.validate_closed,
             started: Instant::now(),
         },
-    });
-    daemon::rule_ops::apply(&daemon).map_err(anyhow::Error::msg)?;
-    let rule_count = daemon.rules.lock().expect("rules lock").rules().len();
+    ));
+    daemon::rule_sync::resolve_and_sync(&daemon)?;
+    let rule_count = daemon.with_core(|core| core.rules.rules().len());
     if rule_count > 0 {
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
     }
@@ -297,7 +303,7 @@ fn read_rules_file(path: Option<&Path>) -> Result<Vec<(Selector, String)>> {
     Ok(rules)
 }
 
-/// Serves clients (and the optional stats log and metrics) until SIGTERM or SIGINT.
+/// Serves clients and runs every background task ([`tasks::run`]) until SIGTERM or SIGINT.
 async fn serve_until_signal(
     args: &Args,
     daemon: Arc<Daemon>,
@@ -309,15 +315,10 @@ async fn serve_until_signal(
     // Signal handlers first: a SIGTERM right after the socket answers must shut down cleanly.
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    if let Some(program_id) = log_program_id {
-        tokio::spawn(forward_kernel_logs(program_id));
-    }
-    tokio::spawn(follow_interfaces(Arc::clone(&daemon)));
     let stats_log = args.stats_log.clone().map(|path| {
         let config = StatsLogConfig {
             path,
-            interval: std::time::Duration::from_secs(args.stats_log_interval),
+            interval: Duration::from_secs(args.stats_log_interval),
             max_bytes: args.stats_log_max_bytes,
             keep: args.stats_log_keep,
             state_file: args.state_dir.join("stats-log-totals.json"),
@@ -327,61 +328,48 @@ async fn serve_until_signal(
             config.path.display(),
             config.interval
         );
-        tokio::spawn(daemon::stats_log::run(
-            Arc::clone(&daemon),
-            config,
-            shutdown_rx.clone(),
-        ))
+        config
     });
-    if let Some(address) = args.metrics {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen for metrics on {address}"))?;
-        log::info!(
-            "serving Prometheus metrics at http://{}/metrics",
-            listener.local_addr()?
-        );
-        tokio::spawn(daemon::metrics_server::serve(
-            listener,
-            Arc::clone(&daemon),
-            shutdown_rx.clone(),
-        ));
-    }
-    let limits = ServerLimits {
-        max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
-        max_clients_per_uid: usize::try_from(args.max_clients_per_uid).unwrap_or(usize::MAX),
-        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+    let metrics = match args.metrics {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            log::info!(
+                "serving Prometheus metrics at http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
     };
-    let server = tokio::spawn(daemon::serve(listener, daemon, limits, shutdown_rx));
+    let options = Options {
+        limits: ServerLimits {
+            max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
+            max_clients_per_uid: usize::try_from(args.max_clients_per_uid).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(args.request_timeout),
+        },
+        log_program_id,
+        stats_log,
+        metrics,
+    };
+    let (trigger, shutdown) = daemon::shutdown::channel();
+    let running = tokio::spawn(tasks::run(daemon, listener, options, shutdown));
     log::info!("serving on {}", args.socket.display());
     tokio::select! {
         _ = terminate.recv() => log::info!("SIGTERM: shutting down"),
         _ = interrupt.recv() => log::info!("SIGINT: shutting down"),
     }
-    let _ = shutdown_tx.send(true);
-    let _ = server.await;
-    if let Some(stats_log) = stats_log {
-        let _ = stats_log.await; // its last line
+    trigger.trigger();
+    let left = running.await.context("the daemon's tasks panicked")?;
+    if !left.is_empty() {
+        log::warn!(
+            "stopped without waiting for: {} (still busy after {} s)",
+            left.join(", "),
+            SHUTDOWN_WITHIN.as_secs()
+        );
     }
     Ok(())
-}
-
-/// Every second: re-reads interface names, so that an interface that exists only briefly
-/// between two queries still gets its name, and re-resolves the cgroups of rules.
-async fn follow_interfaces(daemon: Arc<Daemon>) {
-    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        every_second.tick().await;
-        let daemon = Arc::clone(&daemon);
-        let _ = tokio::task::spawn_blocking(move || {
-            daemon.interfaces.lock().expect("interfaces lock").refresh();
-            // A cgroup made again (a restarted service) has a new id: follow it.
-            if let Err(error) = daemon::rule_ops::apply(&daemon) {
-                log::warn!("{error}");
-            }
-        })
-        .await;
-    }
 }
 
 /// Clients pass fds: allow as many open fds as the hard limit permits (the soft default of 1024
@@ -394,31 +382,5 @@ fn raise_fd_limit() {
                 log::warn!("cannot raise the open-file limit from {soft} to {hard}: {error}");
             }
         }
-    }
-}
-
-/// Prints what the kernel programs log (cold paths only: full maps and the like).
-async fn forward_kernel_logs(program_id: u32) {
-    let logger = match aya_log::EbpfLogger::init_from_id(program_id) {
-        Ok(logger) => logger,
-        Err(error) => {
-            log::warn!("kernel program logs unavailable: {error}");
-            return;
-        }
-    };
-    // SAFETY: the logger owns its ring buffer fd and keeps it open, unchanged, until dropped,
-    // which happens only after the AsyncFd is gone.
-    let registered =
-        unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
-    let Ok(mut logger) = registered else {
-        log::warn!("kernel program logs unavailable: cannot poll the log ring buffer");
-        return;
-    };
-    loop {
-        let Ok(mut guard) = logger.readable_mut().await else {
-            return;
-        };
-        guard.get_inner_mut().flush();
-        guard.clear_ready();
     }
 }

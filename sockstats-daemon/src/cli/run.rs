@@ -3,12 +3,13 @@
 //!
 //! The cgroup is a child of this process's cgroup when that is inside the daemon's accounted
 //! subtree, else a child of the subtree's root. The rule is added before the command starts and
-//! belongs to this connection: if `sockstats run` dies, the daemon removes it.
+//! belongs to this connection: if `sockstats run` dies, the daemon removes it, and the cgroup
+//! once it is empty. SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to
+//! the command ([`crate::sys::signal_forwarding::FORWARDED`]); its exit, however it came, is followed by the same clean-up.
 use std::{
     ffi::OsString,
     fs,
     io::{self, Write as _},
-    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::{Path, PathBuf},
     process::{Command, ExitCode, ExitStatus},
     time::{Duration, Instant},
@@ -19,7 +20,10 @@ use sockstats_common::{
     protocol::RuleSelector,
 };
 
-use crate::cgroup;
+use crate::{
+    cgroup,
+    sys::{self, child::Identity, signal_forwarding::Forwarder},
+};
 
 /// How long to wait for the command's leftover processes to die after they were killed.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -44,6 +48,8 @@ pub enum RunError {
     OwnCgroup(String),
     #[error("no user {0:?}")]
     NoSuchUser(String),
+    #[error("cannot catch the signals to pass on to the command: {0}")]
+    Signals(#[source] io::Error),
 }
 
 /// The exit code a shell would give for `status`: its code, or 128 + the signal.
@@ -79,7 +85,11 @@ impl RunCgroup {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let path = parent.join(format!("sockstats-run-{}-{nanos}", std::process::id()));
+        let path = parent.join(format!(
+            "{}{}-{nanos}",
+            cgroup::RUN_CGROUP_PREFIX,
+            std::process::id()
+        ));
         fs::create_dir(&path).map_err(|source| RunError::MakeCgroup {
             path: path.clone(),
             source,
@@ -178,6 +188,9 @@ pub fn run_labeled(
     } else {
         accounted
     };
+    // From here on the signals for us are the command's: blocked until it runs, then passed
+    // on to it; none can end this process before it has cleaned up.
+    let mut forwarder = Forwarder::new().map_err(RunError::Signals)?;
     let cgroup = RunCgroup::make(&parent)?;
     let relative = cgroup
         .path
@@ -192,7 +205,7 @@ pub fn run_labeled(
         })?;
     client.add_rule(RuleSelector::cgroup(&relative), label, true)?;
 
-    let status = spawn_in(&cgroup.path, run_as, command);
+    let status = spawn_in(&cgroup.path, run_as, command, &mut forwarder);
     // Rule first, then the cgroup: no socket of the command is made unlabeled meanwhile. If
     // the daemon restarted meanwhile, it drops the rule itself once the cgroup is gone.
     if let Err(error) = client.remove_rule(RuleSelector::cgroup(&relative)) {
@@ -208,12 +221,13 @@ pub fn run_labeled(
     }
 }
 
-/// Starts `command` inside `cgroup` and waits for it. Errors carry the shell's exit code for
-/// them (127 not found, 126 not runnable).
+/// Starts `command` inside `cgroup` and waits for it, passing on the signals `forwarder`
+/// catches. Errors carry the shell's exit code for them (127 not found, 126 not runnable).
 fn spawn_in(
     cgroup: &Path,
     run_as: Option<&RunAs>,
     command: &[OsString],
+    forwarder: &mut Forwarder,
 ) -> Result<ExitStatus, (u8, String)> {
     let (program, args) = command
         .split_first()
@@ -222,30 +236,14 @@ fn spawn_in(
         .write(true)
         .open(cgroup.join("cgroup.procs"))
         .map_err(|e| (1, format!("cannot open {}: {e}", cgroup.display())))?;
-    let procs_fd = procs.as_raw_fd();
     let mut child = Command::new(program);
     child.args(args);
-
-    let run_as = run_as.cloned();
-    // SAFETY: the closure only makes async-signal-safe system calls (write, setgroups, setgid,
-    // setuid) on memory allocated before the fork. "0" moves the calling (child) process into
-    // the cgroup, which needs root: the identity changes after it.
-    unsafe {
-        child.pre_exec(move || {
-            if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(io::Error::last_os_error());
-            }
-            if let Some(run_as) = &run_as {
-                if libc::setgroups(run_as.groups.len(), run_as.groups.as_ptr()) != 0
-                    || libc::setgid(run_as.gid) != 0
-                    || libc::setuid(run_as.uid) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let identity = run_as.map(|run_as| Identity {
+        uid: run_as.uid,
+        gid: run_as.gid,
+        groups: run_as.groups.clone(),
+    });
+    sys::child::prepare(&mut child, procs, identity, forwarder.previous_mask());
     let mut child = child.spawn().map_err(|error| {
         let name = Path::new(program).display().to_string();
         match error.kind() {
@@ -254,29 +252,10 @@ fn spawn_in(
             _ => (1, format!("cannot run {name}: {error}")),
         }
     })?;
-    drop(procs);
-    // Like a shell: Ctrl-C and Ctrl-\ are for the command; we stay to clean up after it.
-    let ignore = nix::sys::signal::SigHandler::SigIgn;
-    // SAFETY: ignoring a signal installs no handler code.
-    let previous = unsafe {
-        (
-            nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, ignore),
-            nix::sys::signal::signal(nix::sys::signal::Signal::SIGQUIT, ignore),
-        )
-    };
-    let status = child
-        .wait()
-        .map_err(|e| (1, format!("cannot wait for the command: {e}")));
-    // SAFETY: restores the dispositions saved above.
-    unsafe {
-        if let Ok(handler) = previous.0 {
-            let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, handler);
-        }
-        if let Ok(handler) = previous.1 {
-            let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGQUIT, handler);
-        }
-    }
-    status
+    // Like sudo: the signals for us go to the command; we stay to clean up after it.
+    forwarder
+        .wait(&mut child)
+        .map_err(|e| (1, format!("cannot wait for the command: {e}")))
 }
 
 #[cfg(test)]

@@ -4,11 +4,15 @@ use std::{sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::{watch, Semaphore},
+    sync::Semaphore,
+    task::JoinSet,
 };
 
-use super::{state::Daemon, views};
-use crate::metrics::{self, Health};
+use super::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
+use crate::{
+    metrics::{self, Health},
+    ops::{naming, status::counters_by_name},
+};
 
 /// Longest request head read, and how long a client may take to send it or read the reply.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -17,31 +21,49 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Scrapes served at once; more wait (each reads every kernel map).
 const CONCURRENT_SCRAPES: usize = 4;
 
-/// Serves `listener` until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    daemon: Arc<Daemon>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// How long shutdown waits for scrapes in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `listener` until `shutdown`, then lets the scrapes in progress finish (briefly).
+pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>, mut shutdown: Shutdown) {
     let scrapes = Arc::new(Semaphore::new(CONCURRENT_SCRAPES));
+    let mut answering = JoinSet::new();
+    // accept(2) fails persistently when the daemon is out of fds: retry ever later.
+    let mut accept_backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let Ok(permit) = Arc::clone(&scrapes).acquire_owned().await else { return };
+                    accept_backoff.succeeded();
+                    let permit = tokio::select! {
+                        permit = Arc::clone(&scrapes).acquire_owned() => permit,
+                        () = shutdown.wait() => break,
+                    };
+                    let Ok(permit) = permit else { break };
                     let daemon = Arc::clone(&daemon);
-                    tokio::spawn(async move {
+                    answering.spawn(async move {
                         answer(stream, daemon).await;
                         drop(permit);
                     });
                 }
                 Err(error) => {
-                    log::warn!("metrics: accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let delay = accept_backoff.failed();
+                    log::warn!("metrics: accept failed: {error}; accepting again in {delay:?}");
+                    if !shutdown.sleep(delay).await {
+                        break;
+                    }
                 }
             },
-            _ = shutdown.changed() => return,
+            () = shutdown.wait() => break,
+            Some(_) = answering.join_next(), if !answering.is_empty() => {}
         }
+    }
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while answering.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        answering.abort_all();
     }
 }
 
@@ -73,10 +95,11 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
     let response = match (parts.next(), parts.next()) {
         (Some("GET"), Some("/metrics")) => {
             let daemon = Arc::clone(&daemon);
-            match tokio::task::spawn_blocking(move || exposition(&daemon))
-                .await
-                .unwrap_or_else(|error| Err(error.to_string()))
-            {
+            let made =
+                tokio::task::spawn_blocking(move || exposition(&daemon).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|error| Err(error.to_string()));
+            match made {
                 Ok(body) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body),
                 Err(error) => (
                     "500 Internal Server Error",
@@ -109,20 +132,20 @@ async fn answer(mut stream: TcpStream, daemon: Arc<Daemon>) {
 }
 
 /// The exposition text, or why it could not be made.
-fn exposition(daemon: &Daemon) -> Result<String, String> {
-    let named = views::named_totals(daemon)?;
-    let maps = daemon.kernel.lock().expect("kernel lock").fill();
+fn exposition(daemon: &Daemon) -> Result<String, crate::ops::Refusal> {
+    let named = naming::named_totals(daemon)?;
+    let maps = daemon.with_core(|core| core.kernel.fill());
     let live_sockets = named.snapshot.live_sockets();
     let health = Health {
-        counters: super::handler::counters_by_name(named.snapshot.counters),
+        counters: counters_by_name(named.snapshot.counters),
         maps,
         programs_attached: daemon
-            .info
+            .info()
             .programs
             .iter()
             .filter(|p| p.prog_id.is_some())
             .count(),
-        programs_expected: daemon.info.programs.len(),
+        programs_expected: daemon.info().programs.len(),
         live_sockets,
         overflow: named.snapshot.overflow(),
         wire_overflow: named.snapshot.wire_overflow(),

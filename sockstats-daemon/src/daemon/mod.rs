@@ -1,15 +1,14 @@
-//! The running daemon: shared state, the Unix-socket server and request handling.
-pub mod connection;
-pub mod handler;
+//! The running daemon: shared state, the Unix-socket server, rule syncing and the background
+//! tasks. The protocol's operations are in [`crate::ops`].
 pub mod metrics_server;
-pub mod refusal;
-pub mod rule_ops;
+pub mod rule_sync;
+pub mod run;
 pub mod server;
+pub mod shutdown;
 pub mod socket_file;
 pub mod state;
 pub mod stats_log;
-pub mod validation;
-pub mod views;
+pub mod tasks;
 
 pub use server::{serve, ServerLimits};
 pub use state::Daemon;

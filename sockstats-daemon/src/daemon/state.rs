@@ -1,11 +1,28 @@
-//! What every connection shares: the kernel maps, the label registry and fixed facts.
-use std::{path::PathBuf, sync::Mutex, time::Instant};
+//! What every connection and task shares, behind methods: the label registry, the rules and
+//! the kernel under one lock ([`Core`]), interface names under another ([`Interfaces`]), and
+//! facts fixed at start.
+//!
+//! Lock order, enforced by how the types are built: `core`, then `interfaces`. The core lock
+//! is only taken by [`Daemon::with_core`]; the interfaces lock only inside [`Interfaces`]'
+//! methods, which call nothing outside [`InterfaceNames`] and return no guard. So nothing can
+//! be locked while `interfaces` is held, and the only nesting possible is `core` →
+//! `interfaces`: two threads can never wait for each other. (A `with_core` inside `with_core`
+//! would block its own thread on the first call of that path, which any test of it shows.)
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+    time::Instant,
+};
 
-use sockstats_common::protocol::{PayloadHooks, ProgramStatus};
+use sockstats_common::{
+    protocol::{PayloadHooks, ProgramStatus},
+    UNLABELED_ID,
+};
 
 use crate::{
-    interfaces::InterfaceNames, kernel::KernelMaps, labels::LabelRegistry, rules::RuleSet,
-    sys::owners::CgroupTree,
+    attribution::Interface, interfaces::InterfaceNames, kernel::Kernel, labels::LabelRegistry,
+    rules::RuleSet, sys::owners::CgroupTree,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -25,16 +42,142 @@ pub struct DaemonInfo {
     pub started: Instant,
 }
 
-/// Shared daemon state. Lock order: `rules`, then `interfaces`, then `registry`, then
-/// `kernel`; no code holds `kernel` while taking another lock.
-pub struct Daemon {
-    pub kernel: Mutex<KernelMaps>,
-    pub registry: Mutex<LabelRegistry>,
-    /// Interface names, refreshed over rtnetlink every second and on each query.
-    pub interfaces: Mutex<InterfaceNames>,
+/// The data that changes together: a label id is made in the registry, then used in the
+/// kernel (a relabel, a rule). One lock, so a rule sync and a relabel never interleave.
+pub struct Core {
+    pub labels: LabelRegistry,
     /// The labeling rules in force.
-    pub rules: Mutex<RuleSet>,
-    /// The cgroup v2 tree: rule paths to ids, ids to names.
-    pub cgroups: CgroupTree,
-    pub info: DaemonInfo,
+    pub rules: RuleSet,
+    pub kernel: Box<dyn Kernel>,
+}
+
+impl Core {
+    /// The ids of every label, `unlabeled` included.
+    #[must_use]
+    pub fn label_ids(&self) -> Vec<u32> {
+        std::iter::once(UNLABELED_ID)
+            .chain(self.labels.iter().map(|(id, _)| id))
+            .collect()
+    }
+
+    /// Registered label names by id (without `unlabeled`).
+    #[must_use]
+    pub fn label_names(&self) -> BTreeMap<u32, String> {
+        self.labels
+            .iter()
+            .map(|(id, name)| (id, name.to_owned()))
+            .collect()
+    }
+}
+
+/// Interface names, refreshed over rtnetlink every second and on queries. A leaf lock: its
+/// methods never call out while holding it.
+pub struct Interfaces(Mutex<InterfaceNames>);
+
+impl Interfaces {
+    #[must_use]
+    pub fn new(names: InterfaceNames) -> Self {
+        Self(Mutex::new(names))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InterfaceNames> {
+        // A panic while naming leaves the names as they were: still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Re-reads the names over rtnetlink.
+    pub fn refresh(&self) -> std::io::Result<()> {
+        self.lock().refresh()
+    }
+
+    /// Re-reads the names, then returns the display name of each of `interfaces`.
+    pub fn refresh_and_name(
+        &self,
+        interfaces: impl IntoIterator<Item = Interface>,
+    ) -> HashMap<Interface, String> {
+        let mut names = self.lock();
+        if let Err(error) = names.refresh() {
+            log::warn!("cannot list interfaces over rtnetlink: {error}");
+        }
+        interfaces
+            .into_iter()
+            .map(|interface| {
+                let name = names.name_of(&interface);
+                (interface, name)
+            })
+            .collect()
+    }
+
+    /// The default-route interface now, after re-reading the names.
+    #[must_use]
+    pub fn current_interface(&self) -> Option<String> {
+        let mut names = self.lock();
+        if let Err(error) = names.refresh() {
+            log::warn!("cannot list interfaces over rtnetlink: {error}");
+        }
+        names.current_interface()
+    }
+
+    /// The default-route interface and the names of the daemon's namespace's interfaces, as
+    /// of the last refresh.
+    #[must_use]
+    pub fn host_links(&self) -> (Option<String>, Vec<String>) {
+        let names = self.lock();
+        (names.current_interface(), names.host_link_names())
+    }
+}
+
+/// The shared daemon state.
+pub struct Daemon {
+    core: Mutex<Core>,
+    interfaces: Interfaces,
+    /// The cgroup v2 tree: rule paths to ids, ids to names, and the `sockstats run` cgroups
+    /// left to remove once empty (a leaf lock inside; its methods only touch the file system).
+    cgroups: CgroupTree,
+    info: DaemonInfo,
+}
+
+impl Daemon {
+    #[must_use]
+    pub fn new(
+        core: Core,
+        interfaces: InterfaceNames,
+        cgroups: CgroupTree,
+        info: DaemonInfo,
+    ) -> Self {
+        Self {
+            core: Mutex::new(core),
+            interfaces: Interfaces::new(interfaces),
+            cgroups,
+            info,
+        }
+    }
+
+    /// Runs `work` with the core locked. Keep it short: every request waits for it.
+    pub fn with_core<R>(&self, work: impl FnOnce(&mut Core) -> R) -> R {
+        // The core's parts stay consistent across a panic (each change is one call on one
+        // of them), so a poisoned lock is taken over.
+        let mut core = self
+            .core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        work(&mut core)
+    }
+
+    #[must_use]
+    pub fn interfaces(&self) -> &Interfaces {
+        &self.interfaces
+    }
+
+    #[must_use]
+    pub fn cgroups(&self) -> &CgroupTree {
+        &self.cgroups
+    }
+
+    #[must_use]
+    pub fn info(&self) -> &DaemonInfo {
+        &self.info
+    }
 }

@@ -20,9 +20,9 @@ use std::{
 
 use serde::Serialize;
 use sockstats_common::Totals;
-use tokio::sync::watch;
 
-use super::{state::Daemon, views};
+use super::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
+use crate::ops::{naming, Refusal};
 
 /// Where and how often to log, and how much to keep.
 #[derive(Debug, Clone)]
@@ -82,12 +82,10 @@ impl Deltas {
             .iter()
             .map(|(l, t)| (l, [t.tx_bytes, t.rx_bytes]))
             .collect();
-        let temporary = state_file.with_extension("tmp");
-        fs::write(
-            &temporary,
-            serde_json::to_vec(&saved).map_err(io::Error::other)?,
+        crate::state_file::write_atomically(
+            state_file,
+            &serde_json::to_vec(&saved).map_err(io::Error::other)?,
         )?;
-        fs::rename(&temporary, state_file)?;
         self.previous = totals;
         Ok(())
     }
@@ -164,47 +162,69 @@ fn rotate(path: &Path, keep: usize) -> io::Result<()> {
     fs::rename(path, rotated(path, 1))
 }
 
-fn totals_now(daemon: &Daemon) -> Result<BTreeMap<String, Totals>, String> {
-    Ok(views::named_totals(daemon)?.payload_per_label())
+fn totals_now(daemon: &Daemon) -> Result<BTreeMap<String, Totals>, Refusal> {
+    Ok(naming::named_totals(daemon)?.payload_per_label())
 }
 
-/// Writes a line every interval until shutdown, and a last one then.
-pub async fn run(daemon: Arc<Daemon>, config: StatsLogConfig, mut shutdown: watch::Receiver<bool>) {
+/// The longest the log waits between tries while writing keeps failing.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// Writes a line every interval until shutdown, and a last one then. While writing fails,
+/// tries ever less often (up to [`MAX_RETRY_DELAY`] apart); the next line written carries
+/// the bytes of the lines that could not be.
+pub async fn run(daemon: Arc<Daemon>, config: StatsLogConfig, mut shutdown: Shutdown) {
     let mut deltas = Deltas::resume(&config.state_file);
     let mut last = Instant::now();
-    let mut ticks = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.interval,
-        config.interval,
-    );
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Backoff::new(config.interval, MAX_RETRY_DELAY.max(config.interval));
+    let mut next = tokio::time::Instant::now() + config.interval;
     loop {
         let stopping = tokio::select! {
-            _ = ticks.tick() => false,
-            _ = shutdown.changed() => true,
+            () = tokio::time::sleep_until(next) => false,
+            () = shutdown.wait() => true,
         };
         let daemon = Arc::clone(&daemon);
-        let totals = tokio::task::spawn_blocking(move || totals_now(&daemon)).await;
-        match totals {
-            Ok(Ok(totals)) => {
-                let now = Instant::now();
-                let written = match deltas.line(&totals, SystemTime::now(), now - last) {
-                    Some(line) => append(&config.path, &line, config.max_bytes, config.keep),
-                    None => Ok(()),
-                };
-                match written.and_then(|()| deltas.remember(totals, &config.state_file)) {
-                    Ok(()) => last = now,
-                    Err(error) => log::warn!(
-                        "cannot write the stats log {}: {error}",
-                        config.path.display()
-                    ),
-                }
+        let totals = tokio::task::spawn_blocking(move || totals_now(&daemon))
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|totals| totals.map_err(|error| error.to_string()));
+        let written = totals.and_then(|totals| {
+            let now = Instant::now();
+            match deltas.line(&totals, SystemTime::now(), now - last) {
+                Some(line) => append(&config.path, &line, config.max_bytes, config.keep),
+                None => Ok(()),
             }
-            Ok(Err(error)) => log::warn!("stats log: {error}"),
-            Err(error) => log::warn!("stats log: {error}"),
-        }
+            .and_then(|()| deltas.remember(totals, &config.state_file))
+            .map_err(|error| {
+                format!(
+                    "cannot write the stats log {}: {error}",
+                    config.path.display()
+                )
+            })?;
+            last = now;
+            Ok(())
+        });
+        let delay = match written {
+            Ok(()) => {
+                backoff.succeeded();
+                backoff.delay()
+            }
+            Err(error) => {
+                let delay = backoff.failed();
+                log::warn!("stats log: {error}; trying again in {} s", delay.as_secs());
+                delay
+            }
+        };
         if stopping {
             return;
         }
+        // Like a fixed interval (whose missed ticks are delayed), counted from the last
+        // deadline, not from when the work ended.
+        let now = tokio::time::Instant::now();
+        next = if next + delay < now {
+            now + delay
+        } else {
+            next + delay
+        };
     }
 }
 

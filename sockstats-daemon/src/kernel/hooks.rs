@@ -12,6 +12,7 @@
 //!
 //! The daemon tries the tracepoints first and falls back to fexit (see the loader).
 use aya::programs::CgroupSkbAttachType;
+use sockstats_common::abi::{program, FExitBody, FExitProgram, ProgramSpec, FEXIT_PROGRAMS};
 
 use super::btf::KernelBtf;
 
@@ -62,24 +63,29 @@ pub const CMPXCHG_SINCE: (u32, u32) = (5, 12);
 #[must_use]
 pub fn common(cmpxchg: bool, close_hook: bool) -> Vec<Program> {
     let (egress, ingress) = if cmpxchg {
-        ("packet_egress", "packet_ingress")
+        (program::PACKET_EGRESS, program::PACKET_INGRESS)
     } else {
-        ("packet_egress_nocas", "packet_ingress_nocas")
+        (program::PACKET_EGRESS_NOCAS, program::PACKET_INGRESS_NOCAS)
     };
     let mut programs = vec![
-        ("sock_create", Hook::CgroupSock("sock_create")),
-        ("sock_release", Hook::CgroupSock("sock_release")),
-        (egress, Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
-        (ingress, Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
-        ("relabel_socket", Hook::CgroupSetsockopt),
+        cgroup_sock(program::SOCK_CREATE),
+        cgroup_sock(program::SOCK_RELEASE),
+        (egress.name, Hook::CgroupSkb(CgroupSkbAttachType::Egress)),
+        (ingress.name, Hook::CgroupSkb(CgroupSkbAttachType::Ingress)),
+        (program::RELABEL_SOCKET.name, Hook::CgroupSetsockopt),
     ];
     if close_hook {
-        programs.push((
-            "inet_sock_set_state",
-            Hook::Tracepoint("inet_sock_set_state"),
-        ));
+        programs.push(tracepoint(program::INET_SOCK_SET_STATE));
     }
     programs
+}
+
+const fn cgroup_sock(spec: ProgramSpec) -> Program {
+    (spec.name, Hook::CgroupSock(spec.target))
+}
+
+const fn tracepoint(spec: ProgramSpec) -> Program {
+    (spec.name, Hook::Tracepoint(spec.target))
 }
 
 /// Which payload hook sets the daemon may try (`sockstatsd --payload-hooks`).
@@ -122,64 +128,9 @@ impl PayloadSet {
 
 /// The tracepoint set.
 pub const TRACEPOINTS: [Program; 2] = [
-    ("sock_send_length", Hook::Tracepoint("sock_send_length")),
-    ("sock_recv_length", Hook::Tracepoint("sock_recv_length")),
+    tracepoint(program::SOCK_SEND_LENGTH),
+    tracepoint(program::SOCK_RECV_LENGTH),
 ];
-
-/// One program of the fexit set for one signature of its function.
-struct FExitVariant {
-    program: &'static str,
-    function: &'static str,
-    /// The parameter count the program reads the return value after.
-    params: usize,
-    /// Where the program reads `flags` (receives only).
-    flags_at: Option<usize>,
-}
-
-const fn variant(
-    program: &'static str,
-    function: &'static str,
-    params: usize,
-    flags_at: Option<usize>,
-) -> FExitVariant {
-    FExitVariant {
-        program,
-        function,
-        params,
-        flags_at,
-    }
-}
-
-/// Every fexit program: per function, its signatures (see sockstats-ebpf's fexit.rs).
-const FEXIT_VARIANTS: [FExitVariant; 14] = [
-    variant("fexit_tcp_sendmsg", "tcp_sendmsg", 3, None),
-    variant("fexit_tcp_recvmsg", "tcp_recvmsg", 5, Some(3)),
-    variant("fexit_tcp_recvmsg_noaddrlen", "tcp_recvmsg", 4, Some(3)),
-    variant("fexit_tcp_recvmsg_nonblock", "tcp_recvmsg", 6, Some(4)),
-    variant("fexit_udp_sendmsg", "udp_sendmsg", 3, None),
-    variant("fexit_udp_recvmsg", "udp_recvmsg", 5, Some(3)),
-    variant("fexit_udp_recvmsg_noaddrlen", "udp_recvmsg", 4, Some(3)),
-    variant("fexit_udp_recvmsg_nonblock", "udp_recvmsg", 6, Some(4)),
-    variant("fexit_udpv6_sendmsg", "udpv6_sendmsg", 3, None),
-    variant("fexit_udpv6_recvmsg", "udpv6_recvmsg", 5, Some(3)),
-    variant("fexit_udpv6_recvmsg_noaddrlen", "udpv6_recvmsg", 4, Some(3)),
-    variant("fexit_udpv6_recvmsg_nonblock", "udpv6_recvmsg", 6, Some(4)),
-    variant("fexit_tcp_sendpage", "tcp_sendpage", 5, None),
-    variant("fexit_udp_sendpage", "udp_sendpage", 5, None),
-];
-
-/// Functions the fexit set cannot do without.
-const FEXIT_REQUIRED: [&str; 6] = [
-    "tcp_sendmsg",
-    "tcp_recvmsg",
-    "udp_sendmsg",
-    "udp_recvmsg",
-    "udpv6_sendmsg",
-    "udpv6_recvmsg",
-];
-
-/// sendfile/splice to TCP and IPv4 UDP sockets before 6.5; gone (and not needed) after.
-const FEXIT_OPTIONAL: [&str; 2] = ["tcp_sendpage", "udp_sendpage"];
 
 /// The tracepoint set, or what the kernel lacks for it.
 pub fn tracepoint_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
@@ -198,33 +149,45 @@ pub fn tracepoint_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
     }
 }
 
-fn matches(variant: &FExitVariant, params: &[String]) -> bool {
+fn matches(variant: &FExitProgram, params: &[String]) -> bool {
     params.len() == variant.params
         && params.first().map(String::as_str) == Some("sk")
         && variant
-            .flags_at
+            .flags_at()
             .is_none_or(|at| params.get(at).map(String::as_str) == Some("flags"))
 }
 
-/// The fexit set whose signatures match the kernel's BTF, or what does not match.
+/// The functions the fexit programs attach to, each once, in table order.
+fn fexit_functions() -> Vec<(&'static str, bool)> {
+    let mut functions: Vec<(&'static str, bool)> = Vec::new();
+    for variant in FEXIT_PROGRAMS {
+        if !functions.iter().any(|(f, _)| *f == variant.function) {
+            functions.push((variant.function, variant.optional));
+        }
+    }
+    functions
+}
+
+/// The fexit set whose signatures match the kernel's BTF, or what does not match. Functions a
+/// kernel may lack (`tcp_sendpage`/`udp_sendpage`, gone in 6.5) are left out when missing.
 pub fn fexit_set(btf: &KernelBtf) -> Result<Vec<Program>, String> {
     let mut programs = Vec::new();
     let mut problems = Vec::new();
-    for function in FEXIT_REQUIRED.iter().chain(&FEXIT_OPTIONAL) {
+    for (function, optional) in fexit_functions() {
         let Some(params) = btf.function_params(function) else {
-            if !FEXIT_OPTIONAL.contains(function) {
+            if !optional {
                 problems.push(format!("{function} is not in the kernel's BTF"));
             }
             continue;
         };
-        match FEXIT_VARIANTS
+        match FEXIT_PROGRAMS
             .iter()
-            .find(|v| v.function == *function && matches(v, &params))
+            .find(|v| v.function == function && matches(v, &params))
         {
             Some(v) => {
-                if v.function == "udp_sendpage" {
-                    // Marks the task so that the nested udp_sendmsg is not counted too.
-                    programs.push(("fentry_udp_sendpage", Hook::FEntry("udp_sendpage")));
+                if let FExitBody::SendIfEntered { entry } = v.body {
+                    // Marks the task so that a nested send is not counted too.
+                    programs.push((entry, Hook::FEntry(v.function)));
                 }
                 programs.push((v.program, Hook::FExit(v.function)));
             }
@@ -350,7 +313,7 @@ mod tests {
         let old = names(&["sk", "msg", "len", "nonblock", "flags", "addr_len"]);
         let new = names(&["sk", "msg", "len", "flags", "addr_len"]);
         let pick = |params: &[String]| {
-            FEXIT_VARIANTS
+            FEXIT_PROGRAMS
                 .iter()
                 .find(|v| v.function == "tcp_recvmsg" && matches(v, params))
                 .map(|v| v.program)

@@ -22,6 +22,7 @@ use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use sockstats_common::{
+    abi::program,
     globals,
     protocol::{PayloadHooks, ProgramStatus},
     Counter, IfaceCounters, LabelIfaceKey, SocketState, ACCOUNTS_MAP, ACCOUNT_IDS_MAP,
@@ -45,7 +46,8 @@ use crate::{
 };
 
 /// The kernel object built by build.rs from sockstats-ebpf.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats-ebpf"));
+pub(super) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sockstats-ebpf"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -441,7 +443,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     }
     let log_program_id = programs
         .iter()
-        .find(|p| p.name == "sock_create")
+        .find(|p| p.name == program::SOCK_CREATE.name)
         .and_then(|p| p.prog_id);
     let attached = AttachedKernel {
         programs,
@@ -830,9 +832,6 @@ fn map_error(name: &'static str, error: &MapError) -> KernelError {
     }
 }
 
-/// The iterator target of `socket_states`.
-const ITERATOR_TARGET: &str = "bpf_sk_storage_map";
-
 /// The names the loads of `common`, of the payload set `payload` and (`iterator`) of the
 /// socket-state iterator look up in the kernel's BTF.
 fn btf_names(common: &[Program], payload: Option<&[Program]>, iterator: bool) -> Vec<BtfName> {
@@ -848,28 +847,30 @@ fn btf_names(common: &[Program], payload: Option<&[Program]>, iterator: bool) ->
         })
         .collect();
     if iterator {
-        names.push(BtfName::Func(format!("bpf_iter_{ITERATOR_TARGET}")));
+        let target = program::SOCKET_STATES.target;
+        names.push(BtfName::Func(format!("bpf_iter_{target}")));
     }
     names
 }
 
 /// Loads the socket-state iterator (not attached: each read makes a link of its own).
 fn load_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<aya::programs::ProgramFd, KernelError> {
+    let spec = program::SOCKET_STATES;
     let error = |source| KernelError::Attach {
-        program: "socket_states",
-        hook: "iter/bpf_sk_storage_map".to_owned(),
+        program: spec.name,
+        hook: format!("iter/{}", spec.target),
         hint: " (socket-storage iterators need Linux 5.9 or newer)",
         source: Box::new(source),
     };
     let program: &mut Iter = ebpf
-        .program_mut("socket_states")
+        .program_mut(spec.name)
         .ok_or_else(|| KernelError::Map {
-            name: "socket_states",
+            name: spec.name,
             reason: "program not in the object".into(),
         })?
         .try_into()
         .map_err(error)?;
-    program.load(ITERATOR_TARGET, btf).map_err(error)?;
+    program.load(spec.target, btf).map_err(error)?;
     program
         .fd()
         .map_err(error)?

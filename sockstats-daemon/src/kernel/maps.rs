@@ -4,6 +4,8 @@
 //! Userspace never writes a map the kernel adds into (accounts, socket states, counters): a
 //! whole-value write from here would lose the kernel's concurrent increments. A relabel is a
 //! request to the kernel program that moves the bytes (see [`crate::sys::relabel`]).
+//!
+//! [`KernelMaps`] is the real [`Kernel`]: the daemon's operations reach it through that trait.
 use std::{
     collections::HashMap as StdHashMap,
     os::fd::{AsFd, BorrowedFd},
@@ -19,9 +21,10 @@ use sockstats_common::{
     RULES_MAP, SOCKET_STATE_BY_COOKIE_MAP, VALIDATION_MAP,
 };
 
+use super::interface::{AccessError, Counters, Kernel, LabelError, ProgramRunStats};
 use crate::{
     attribution::KernelSnapshot,
-    sys::{bpf_batch, bpf_link, relabel, sk_storage},
+    sys::{bpf_batch, bpf_link, relabel, sk_storage, sock_diag},
 };
 
 /// Attempts at a snapshot no relabel's move interleaves with, before settling for one that
@@ -55,15 +58,6 @@ pub struct KernelMaps {
     /// The cookie-keyed states: in use before 5.11 only, but held on every kernel (the loaded
     /// programs refer to it).
     pub(crate) states_by_cookie: HashMap<MapData, u64, SocketState>,
-}
-
-/// Why a socket could not be labeled.
-#[derive(Debug, thiserror::Error)]
-pub enum LabelError {
-    #[error(transparent)]
-    Relabel(#[from] relabel::RelabelError),
-    #[error("cannot read the socket's state: {0}")]
-    Read(#[source] std::io::Error),
 }
 
 /// A wrapping sum of the per-CPU shares of a value.
@@ -115,27 +109,6 @@ impl KernelMaps {
         let attempts = relabel::relabel(fd, cookie, label_id, self.token)?;
         if attempts > 1 {
             log::debug!("socket {cookie} relabeled after {attempts} attempts (it was busy)");
-        }
-        Ok(())
-    }
-
-    /// Puts every socket of `sockets` (fd, cookie) under `label_id`, or, if one fails, puts the
-    /// earlier ones back under the labels they had and returns the error.
-    pub fn relabel_all_or_nothing(
-        &self,
-        sockets: &[(BorrowedFd<'_>, u64)],
-        label_id: u32,
-    ) -> Result<(), LabelError> {
-        let mut done: Vec<(BorrowedFd<'_>, u64, u32)> = Vec::with_capacity(sockets.len());
-        for (fd, cookie) in sockets {
-            let previous = self.label_of(*fd, *cookie)?;
-            if let Err(error) = self.relabel(*fd, *cookie, label_id) {
-                for (fd, cookie, previous) in done.into_iter().rev() {
-                    let _ = self.relabel(fd, cookie, previous);
-                }
-                return Err(error);
-            }
-            done.push((*fd, *cookie, previous));
         }
         Ok(())
     }
@@ -233,11 +206,7 @@ impl KernelMaps {
                 let bytes = bpf_link::read_all(iterator.as_fd(), map.fd().as_fd())?;
                 Ok(bytes
                     .chunks_exact(size_of::<SocketRecord>())
-                    .map(|chunk| {
-                        // SAFETY: SocketRecord is plain old data of exactly this size; the
-                        // read is unaligned-safe.
-                        unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<SocketRecord>()) }
-                    })
+                    .filter_map(SocketRecord::from_bytes)
                     .collect())
             }
             LiveStates::ByCookie => {
@@ -361,5 +330,68 @@ fn is_not_found(error: &MapError) -> bool {
         MapError::KeyNotFound => true,
         MapError::SyscallError(error) => error.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
+    }
+}
+
+impl Kernel for KernelMaps {
+    fn snapshot(&self, label_ids: &[u32]) -> Result<KernelSnapshot, AccessError> {
+        Ok(KernelMaps::snapshot(self, label_ids)?)
+    }
+
+    fn label_of(&self, fd: BorrowedFd<'_>, cookie: u64) -> Result<u32, LabelError> {
+        KernelMaps::label_of(self, fd, cookie)
+    }
+
+    fn relabel(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        cookie: u64,
+        label_id: u32,
+    ) -> Result<(), LabelError> {
+        KernelMaps::relabel(self, fd, cookie, label_id)
+    }
+
+    fn sync_rules(
+        &mut self,
+        rules: &std::collections::BTreeMap<OwnerKey, u32>,
+    ) -> Result<(), AccessError> {
+        Ok(KernelMaps::sync_rules(self, rules)?)
+    }
+
+    fn counters(&self) -> Result<Counters, AccessError> {
+        Ok(KernelMaps::counters(self)?)
+    }
+
+    fn live_sockets(&self, label_ids: &[u32]) -> u64 {
+        KernelMaps::live_sockets(self, label_ids.iter().copied())
+    }
+
+    fn fill(&self) -> Vec<MapFill> {
+        KernelMaps::fill(self)
+    }
+
+    fn closed_tcp_counters(&self) -> Result<StdHashMap<u32, Totals>, AccessError> {
+        Ok(self.validation()?)
+    }
+
+    fn live_socket_records(&self) -> Result<Vec<SocketRecord>, AccessError> {
+        Ok(KernelMaps::live_socket_records(self)?)
+    }
+
+    fn live_tcp_counters(&self) -> Result<Vec<sock_diag::TcpCounters>, AccessError> {
+        Ok(sock_diag::dump_tcp()?)
+    }
+
+    fn program_stats(&self) -> StdHashMap<u32, ProgramRunStats> {
+        aya::programs::loaded_programs()
+            .flatten()
+            .map(|program| {
+                let stats = ProgramRunStats {
+                    run_count: program.run_count(),
+                    run_time_ns: u64::try_from(program.run_time().as_nanos()).unwrap_or(u64::MAX),
+                };
+                (program.id(), stats)
+            })
+            .collect()
     }
 }

@@ -5,6 +5,7 @@ use std::{
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
+    sync::Mutex,
 };
 
 use nix::unistd::{Uid, User};
@@ -40,12 +41,45 @@ pub fn process_name(tgid: u32) -> String {
 /// The cgroup v2 tree, to name cgroups by path.
 pub struct CgroupTree {
     mount: PathBuf,
+    /// Cgroups of `sockstats run`s that died before removing them (paths relative to the
+    /// mount): removed once empty.
+    left_behind: Mutex<Vec<String>>,
 }
 
 impl CgroupTree {
     #[must_use]
     pub fn new(mount: PathBuf) -> Self {
-        Self { mount }
+        Self {
+            mount,
+            left_behind: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers the cgroup at `path` to remove once it is empty, if `sockstats run` made it
+    /// (see [`crate::cgroup::is_run_cgroup`]; no other cgroup is ever removed).
+    pub fn remove_when_empty(&self, path: &str) {
+        if !crate::cgroup::is_run_cgroup(path) {
+            return;
+        }
+        let mut left_behind = self.left_behind.lock().expect("left-behind cgroups lock");
+        if !left_behind.iter().any(|known| known == path) {
+            left_behind.push(path.to_owned());
+        }
+    }
+
+    /// Removes the remembered cgroups that are empty now (the kernel refuses to remove one
+    /// with processes or children: those are kept for the next call). Returns the removed.
+    pub fn remove_empty_left_behind(&self) -> Vec<String> {
+        let mut left_behind = self.left_behind.lock().expect("left-behind cgroups lock");
+        let mut removed = Vec::new();
+        left_behind.retain(|path| match fs::remove_dir(self.directory(path)) {
+            Ok(()) => {
+                removed.push(path.clone());
+                false
+            }
+            Err(error) => error.kind() != std::io::ErrorKind::NotFound,
+        });
+        removed
     }
 
     /// The directory of `path` (`/` or `/a/b`, relative to the mount).

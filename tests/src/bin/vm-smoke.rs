@@ -10,7 +10,7 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket},
-    os::fd::AsRawFd,
+    os::fd::AsFd,
     panic::{self, AssertUnwindSafe},
     process::ExitCode,
     thread,
@@ -170,7 +170,7 @@ fn udp_v4_mapped(daemon: &TestDaemon) {
 }
 
 /// Sends `len` bytes of a fresh file to the socket `to` with `sendfile(2)`.
-fn sendfile_to(to: &impl AsRawFd, len: usize) {
+fn sendfile_to(to: &impl AsFd, len: usize) {
     let mut file = tempfile::tempfile().expect("temp file");
     let data: Vec<u8> = (0..len)
         .map(|i| u8::try_from(i % 253).expect("below 253"))
@@ -179,10 +179,8 @@ fn sendfile_to(to: &impl AsRawFd, len: usize) {
     let mut offset: libc::off_t = 0;
     let mut left = len;
     while left > 0 {
-        // SAFETY: both fds are open for the call; `offset` is a valid out-pointer.
-        let sent =
-            unsafe { libc::sendfile(to.as_raw_fd(), file.as_raw_fd(), &raw mut offset, left) };
-        let sent = usize::try_from(sent).expect("sendfile failed");
+        let sent = sockstats_tests::sys::sendfile(to.as_fd(), file.as_fd(), &mut offset, left)
+            .expect("sendfile failed");
         assert!(sent > 0, "sendfile sent nothing");
         left -= sent;
     }

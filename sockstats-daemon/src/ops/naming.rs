@@ -1,54 +1,49 @@
 //! Kernel snapshots turned into names: label names (from the registry) and interface names
-//! (from rtnetlink). Shared by `get_interfaces`, the metrics endpoint and the stats log.
-use std::collections::BTreeMap;
+//! (from rtnetlink). Shared by the `get` ops, the metrics endpoint and the stats log.
+use std::collections::{BTreeMap, BTreeSet};
 
 use sockstats_common::{protocol::GroupCounts, IfaceCounters, Totals};
 
-use super::state::Daemon;
+use super::Refusal;
 use crate::{
     attribution::{self, KernelSnapshot},
+    daemon::state::Daemon,
     grouping::{Group, GroupTotals},
-    labels::LabelRegistry,
     sys::owners,
 };
+
+/// Registered label names by id, to name label ids with [`label_name`].
+pub type LabelNames = BTreeMap<u32, String>;
 
 /// The label name of `id`. Ids the registry does not know (a state dir reset under live pins)
 /// stay visible as "#<id>": '#' is not allowed in label names, so this never clashes with one.
 #[must_use]
-pub fn label_name(registry: &LabelRegistry, id: u32) -> String {
-    registry
-        .name_of(id)
-        .map_or_else(|| format!("#{id}"), str::to_owned)
-}
-
-/// The ids of every label, `unlabeled` included.
-pub fn label_ids(daemon: &Daemon) -> Vec<u32> {
-    let registry = daemon.registry.lock().expect("registry lock");
-    std::iter::once(sockstats_common::UNLABELED_ID)
-        .chain(registry.iter().map(|(id, _)| id))
-        .collect()
+pub fn label_name(names: &LabelNames, id: u32) -> String {
+    if id == sockstats_common::UNLABELED_ID {
+        return sockstats_common::label_name::UNLABELED_NAME.to_owned();
+    }
+    names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
 }
 
 /// Reads the kernel's accounts once (consistently, see
-/// [`crate::kernel::KernelMaps::snapshot`]).
-pub fn snapshot(daemon: &Daemon) -> Result<KernelSnapshot, String> {
-    let label_ids = label_ids(daemon);
-    daemon
-        .kernel
-        .lock()
-        .expect("kernel lock")
-        .snapshot(&label_ids)
-        .map_err(|error| format!("cannot read the kernel maps: {error}"))
+/// [`crate::kernel::KernelMaps::snapshot`]), with the label names of that moment.
+pub fn snapshot(daemon: &Daemon) -> Result<(KernelSnapshot, LabelNames), Refusal> {
+    daemon.with_core(|core| {
+        let snapshot = core
+            .kernel
+            .snapshot(&core.label_ids())
+            .map_err(Refusal::ReadAccounts)?;
+        Ok((snapshot, core.label_names()))
+    })
 }
 
 /// Every live socket state (for the views of live sockets: `get --by process`, validation).
-pub fn live_sockets(daemon: &Daemon) -> Result<Vec<sockstats_common::SocketRecord>, String> {
-    daemon
-        .kernel
-        .lock()
-        .expect("kernel lock")
-        .live_socket_records()
-        .map_err(|error| format!("cannot list the live sockets: {error}"))
+pub fn live_sockets(daemon: &Daemon) -> Result<Vec<sockstats_common::SocketRecord>, Refusal> {
+    daemon.with_core(|core| {
+        core.kernel
+            .live_socket_records()
+            .map_err(Refusal::ListSockets)
+    })
 }
 
 /// Every label (registered ones included, even without traffic) → interface name → counters.
@@ -77,23 +72,26 @@ impl NamedTotals {
 }
 
 /// Reads the maps, refreshes interface names over rtnetlink and names everything.
-pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, String> {
-    let snapshot = snapshot(daemon)?;
+pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, Refusal> {
+    let (snapshot, label_names) = snapshot(daemon)?;
     let per_label = attribution::per_label_interface(&snapshot);
-    let mut names = daemon.interfaces.lock().expect("interfaces lock");
-    names.refresh();
-    let registry = daemon.registry.lock().expect("registry lock");
-    let mut labels: BTreeMap<String, BTreeMap<String, IfaceCounters>> = registry
-        .iter()
-        .map(|(_, name)| (name.to_owned(), BTreeMap::new()))
+    let interfaces: BTreeSet<_> = per_label
+        .values()
+        .flat_map(BTreeMap::keys)
+        .copied()
+        .collect();
+    let interface_names = daemon.interfaces().refresh_and_name(interfaces);
+    let mut labels: BTreeMap<String, BTreeMap<String, IfaceCounters>> = label_names
+        .values()
+        .map(|name| (name.clone(), BTreeMap::new()))
         .collect();
     for (id, by_interface) in per_label {
-        let interfaces = labels.entry(label_name(&registry, id)).or_default();
+        let named = labels.entry(label_name(&label_names, id)).or_default();
         for (interface, counters) in by_interface {
             // Two keys can share a name (an interface removed and another made with its
             // name): their bytes add up under it.
-            interfaces
-                .entry(names.name_of(&interface))
+            named
+                .entry(interface_names[&interface].clone())
                 .or_default()
                 .add(&counters);
         }
@@ -107,22 +105,17 @@ pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, String> {
 #[must_use]
 pub fn group_names(
     daemon: &Daemon,
+    label_names: &LabelNames,
     groups: BTreeMap<Group, GroupTotals>,
 ) -> BTreeMap<String, GroupCounts> {
     let cgroup_paths = groups
         .keys()
         .any(|group| matches!(group, Group::Cgroup(_)))
-        .then(|| daemon.cgroups.paths_by_id());
-    // Only label groups need the registry; user and process names (NSS, /proc) are looked up
-    // without holding it.
-    let registry = groups
-        .keys()
-        .any(|group| matches!(group, Group::Label(_)))
-        .then(|| daemon.registry.lock().expect("registry lock"));
+        .then(|| daemon.cgroups().paths_by_id());
     let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
     for (group, totals) in groups {
         let name = match group {
-            Group::Label(id) => label_name(registry.as_ref().expect("locked for labels"), id),
+            Group::Label(id) => label_name(label_names, id),
             Group::Uid(uid) => owners::user_name(uid),
             Group::Cgroup(id) => cgroup_paths
                 .as_ref()
@@ -140,4 +133,13 @@ pub fn group_names(
         counts.live_sockets += totals.live_sockets;
     }
     named
+}
+
+/// Payload bytes as the protocol shows them.
+#[must_use]
+pub fn byte_counts(totals: Totals) -> sockstats_common::protocol::ByteCounts {
+    sockstats_common::protocol::ByteCounts {
+        tx_bytes: totals.tx_bytes,
+        rx_bytes: totals.rx_bytes,
+    }
 }

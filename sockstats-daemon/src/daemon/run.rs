@@ -1,0 +1,132 @@
+//! `run(daemon, listener, options, shutdown)`: starts every task the daemon runs, waits for
+//! the shutdown signal, and joins them all within [`SHUTDOWN_WITHIN`]. `sockstatsd` calls it
+//! with the signal tied to SIGTERM and SIGINT; tests call it with the fake kernel.
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use super::{
+    metrics_server,
+    server::{self, ServerLimits},
+    shutdown::Shutdown,
+    state::Daemon,
+    stats_log::{self, StatsLogConfig},
+    tasks::{interface_follower, kernel_log, rule_resolver, Tasks},
+};
+
+/// How long the tasks get to end after shutdown (the server lets requests in progress finish
+/// for up to 5 s of it).
+pub const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
+
+/// What runs besides the server and the periodic tasks.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub limits: ServerLimits,
+    /// The program whose aya-log ring buffer to forward.
+    pub log_program_id: Option<u32>,
+    /// `--stats-log`.
+    pub stats_log: Option<StatsLogConfig>,
+    /// `--metrics`, bound.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves `listener` and runs every background task until `shutdown`, then joins them.
+/// Returns the names of the tasks that were still running after [`SHUTDOWN_WITHIN`] (and
+/// were aborted).
+pub async fn run(
+    daemon: Arc<Daemon>,
+    listener: UnixListener,
+    options: Options,
+    mut shutdown: Shutdown,
+) -> Vec<&'static str> {
+    let mut tasks = Tasks::new();
+    if let Some(program_id) = options.log_program_id {
+        tasks.spawn(
+            "kernel-log forwarder",
+            kernel_log::run(program_id, shutdown.clone()),
+        );
+    }
+    tasks.spawn(
+        "interface follower",
+        interface_follower::run(Arc::clone(&daemon), shutdown.clone()),
+    );
+    tasks.spawn(
+        "rule re-resolver",
+        rule_resolver::run(Arc::clone(&daemon), shutdown.clone()),
+    );
+    if let Some(config) = options.stats_log {
+        tasks.spawn(
+            "stats log",
+            stats_log::run(Arc::clone(&daemon), config, shutdown.clone()),
+        );
+    }
+    if let Some(listener) = options.metrics {
+        tasks.spawn(
+            "metrics server",
+            metrics_server::serve(listener, Arc::clone(&daemon), shutdown.clone()),
+        );
+    }
+    tasks.spawn(
+        "server",
+        server::serve(listener, daemon, options.limits, shutdown.clone()),
+    );
+    shutdown.wait().await;
+    tasks.join(SHUTDOWN_WITHIN).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use sockstats_common::client::Client;
+
+    use super::*;
+    use crate::{daemon::shutdown, ops::testing::Fixture};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_task_ends_promptly_on_shutdown() {
+        let test = Fixture::new();
+        let path = test.daemon.info().socket.clone();
+        let options = Options {
+            stats_log: Some(StatsLogConfig {
+                path: test.dir.path().join("stats.log"),
+                interval: Duration::from_secs(3600),
+                max_bytes: 1 << 20,
+                keep: 1,
+                state_file: test.state_dir().join("stats-log-totals.json"),
+            }),
+            metrics: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            ..Options::default()
+        };
+        let (trigger, stop) = shutdown::channel();
+        let running = tokio::spawn(run(
+            Arc::clone(&test.daemon),
+            UnixListener::bind(&path).unwrap(),
+            options,
+            stop,
+        ));
+        let status = tokio::task::spawn_blocking(move || Client::connect(&path).unwrap().status())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!status.attached, "the fixture attaches no programs");
+        // The rule re-resolver writes the (empty) rules to the fake kernel every second.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while test.with_kernel(|kernel| kernel.rule_writes) == 0 {
+            assert!(Instant::now() < deadline, "the rule re-resolver never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let started = Instant::now();
+        trigger.trigger();
+        let left = running.await.unwrap();
+        assert!(left.is_empty(), "{left:?} did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The stats log wrote its last line (unlabeled, zero bytes: nothing changed, no line)
+        // and the rule re-resolver ran against the fake kernel.
+        assert!(test.with_kernel(|kernel| kernel.rule_writes) >= 1);
+    }
+}

@@ -1,0 +1,16 @@
+//! Every second: re-resolves the cgroups of rules (a cgroup made again, a restarted service,
+//! has a new id) and drops temporary rules whose cgroup is gone.
+use std::{sync::Arc, time::Duration};
+
+use super::run_periodically;
+use crate::daemon::{rule_sync, shutdown::Shutdown, state::Daemon};
+
+pub async fn run(daemon: Arc<Daemon>, shutdown: Shutdown) {
+    run_periodically(
+        "rule re-resolver",
+        Duration::from_secs(1),
+        shutdown,
+        move || rule_sync::resolve_and_sync(&daemon),
+    )
+    .await;
+}

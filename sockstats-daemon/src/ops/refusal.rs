@@ -1,0 +1,188 @@
+//! Why an operation was refused: one variant per failure, each mapped to the error code of
+//! docs/protocol.md (`code`) with the message people read (`Display`).
+use std::path::PathBuf;
+
+use sockstats_common::{
+    protocol::{DecodeError, ErrorCode},
+    MAX_CGROUP_DEPTH,
+};
+
+use crate::{
+    kernel::{AccessError, LabelError},
+    labels::RegistryError,
+    rules::RuleError,
+    sys::socket_info::NotInetSocket,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The line is not a request (the server refuses it before any op runs).
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
+    /// The op panicked (a bug); the connection stays usable.
+    #[error("internal error: {reason}")]
+    Panicked { reason: String },
+    #[error("{op} needs the socket fds passed with the request (SCM_RIGHTS in the same sendmsg); none arrived")]
+    NoFds { op: &'static str },
+    #[error("op {op:?} does not take fds; the {passed} passed fd(s) were closed")]
+    FdsNotTaken { op: &'static str, passed: usize },
+    #[error("fd {position} of {passed} passed: {source}")]
+    NotInetSocket {
+        /// 1-based.
+        position: usize,
+        passed: usize,
+        #[source]
+        source: NotInetSocket,
+    },
+    #[error("cannot label the sockets: {0}; none was labeled")]
+    Relabel(#[source] LabelError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("only root may {action}; this client runs as uid {uid}")]
+    NotRoot { action: &'static str, uid: u32 },
+    #[error("cgroup {path} does not exist ({} is not a directory); for a cgroup that comes and goes, put the rule in the rules file", directory.display())]
+    NoSuchCgroup { path: String, directory: PathBuf },
+    #[error("cgroup {path} is outside the subtree this daemon accounts ({}); its sockets would never be counted", root.display())]
+    CgroupOutsideRoot { path: String, root: PathBuf },
+    #[error(
+        "cgroup {path} is deeper than the {MAX_CGROUP_DEPTH} levels the kernel programs look at"
+    )]
+    CgroupTooDeep { path: String },
+    #[error("cannot register a rule's label: {0}")]
+    RuleLabel(#[source] RegistryError),
+    #[error("cannot write the rules to the kernel: {0}")]
+    WriteRules(#[source] AccessError),
+    #[error("cannot read the kernel maps: {0}")]
+    ReadAccounts(#[source] AccessError),
+    #[error("cannot list the live sockets: {0}")]
+    ListSockets(#[source] AccessError),
+    #[error("cannot dump TCP sockets over sock_diag: {0}")]
+    DumpTcp(#[source] AccessError),
+    #[error("cannot read the closed sockets' counters: {0}")]
+    ReadClosedTcp(#[source] AccessError),
+    #[error("cannot read the kernel's counters: {0}")]
+    ReadCounters(#[source] AccessError),
+}
+
+impl Refusal {
+    /// The documented error code (docs/protocol.md, "Error codes").
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::Undecodable(_)
+            | Refusal::FdsNotTaken { .. }
+            | Refusal::CgroupOutsideRoot { .. }
+            | Refusal::CgroupTooDeep { .. } => ErrorCode::BadRequest,
+            Refusal::NoFds { .. } | Refusal::NotInetSocket { .. } => ErrorCode::NotASocket,
+            Refusal::NotRoot { .. } => ErrorCode::NotPermitted,
+            Refusal::NoSuchCgroup { .. } => ErrorCode::NotFound,
+            Refusal::Registry(error) | Refusal::RuleLabel(error) => registry_code(error),
+            Refusal::Rule(error) => rule_code(error),
+            Refusal::Panicked { .. }
+            | Refusal::Relabel(_)
+            | Refusal::WriteRules(_)
+            | Refusal::ReadAccounts(_)
+            | Refusal::ListSockets(_)
+            | Refusal::DumpTcp(_)
+            | Refusal::ReadClosedTcp(_)
+            | Refusal::ReadCounters(_) => ErrorCode::Failed,
+        }
+    }
+}
+
+fn registry_code(error: &RegistryError) -> ErrorCode {
+    match error {
+        RegistryError::BadName(_) => ErrorCode::BadLabel,
+        RegistryError::Full { .. } | RegistryError::UidQuota { .. } => ErrorCode::LimitReached,
+        RegistryError::Read { .. }
+        | RegistryError::Damaged { .. }
+        | RegistryError::Write { .. } => ErrorCode::Failed,
+    }
+}
+
+fn rule_code(error: &RuleError) -> ErrorCode {
+    match error {
+        RuleError::Conflict { .. } => ErrorCode::Conflict,
+        RuleError::NotFound(_) | RuleError::NoSuchUser(_) => ErrorCode::NotFound,
+        RuleError::FromConfig(_) => ErrorCode::NotPermitted,
+        RuleError::BadLabel(_) => ErrorCode::BadLabel,
+        RuleError::TooMany => ErrorCode::LimitReached,
+        RuleError::BadCgroup { .. } | RuleError::BadSelector | RuleError::TemporaryUid => {
+            ErrorCode::BadRequest
+        }
+        RuleError::Config { .. }
+        | RuleError::ReadConfig { .. }
+        | RuleError::ReadState { .. }
+        | RuleError::WriteState { .. } => ErrorCode::Failed,
+    }
+}
+
+/// Who sent a request: its uid (`SO_PEERCRED`) and its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    /// Unique per connection for the daemon's lifetime (temporary rules belong to one).
+    pub connection: u64,
+}
+
+impl Peer {
+    /// Refuses unless the peer is root.
+    pub fn require_root(&self, action: &'static str) -> Result<(), Refusal> {
+        if self.uid == 0 {
+            Ok(())
+        } else {
+            Err(Refusal::NotRoot {
+                action,
+                uid: self.uid,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_its_documented_code() {
+        let cases = [
+            (Refusal::NoFds { op: "label" }, ErrorCode::NotASocket),
+            (
+                Refusal::FdsNotTaken {
+                    op: "get",
+                    passed: 1,
+                },
+                ErrorCode::BadRequest,
+            ),
+            (
+                Refusal::NotRoot {
+                    action: "add rules",
+                    uid: 7,
+                },
+                ErrorCode::NotPermitted,
+            ),
+            (Refusal::Rule(RuleError::TooMany), ErrorCode::LimitReached),
+            (
+                Refusal::Registry(RegistryError::UidQuota { uid: 1, max: 2 }),
+                ErrorCode::LimitReached,
+            ),
+            (
+                Refusal::ReadAccounts(AccessError::Io(std::io::Error::other("x"))),
+                ErrorCode::Failed,
+            ),
+        ];
+        for (refusal, code) in cases {
+            assert_eq!(refusal.code(), code, "{refusal}");
+        }
+        assert_eq!(
+            Refusal::FdsNotTaken {
+                op: "get",
+                passed: 1
+            }
+            .to_string(),
+            "op \"get\" does not take fds; the 1 passed fd(s) were closed"
+        );
+    }
+}
