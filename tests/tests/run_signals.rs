@@ -12,12 +12,14 @@ use std::{
 
 use sockstats_tests::{daemon::binary, sys::send_signal, Harness, TestDaemon};
 
-/// `sockstats run -l <label> -- sh -c <script>`, its stdout piped.
+/// `sockstats run -l <label> -- sh -c <script>`, its stdin and stdout piped (the command
+/// inherits both).
 fn run_script(daemon: &TestDaemon, label: &str, script: &str) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(binary("sockstats"))
         .arg("--socket")
         .arg(&daemon.socket)
         .args(["run", "--label", label, "--", "sh", "-c", script])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start sockstats run");
@@ -110,7 +112,9 @@ fn signals_to_sockstats_run_reach_the_command_and_it_cleans_up() {
 fn a_killed_sockstats_run_leaves_no_rule_and_the_daemon_removes_its_cgroup_once_empty() {
     let harness = Harness::start("run-killed");
     let daemon = &harness.daemon;
-    let (mut run, mut stdout) = run_script(daemon, "orphan", "echo ready; sleep 2");
+    // The command runs until the test closes its stdin, whatever the machine's load.
+    let (mut run, mut stdout) = run_script(daemon, "orphan", "echo ready; read _line");
+    let stdin = run.stdin.take().expect("stdin");
     assert_eq!(next_line(&mut stdout), "ready");
     let cgroups = run_cgroups(&harness.cgroup.path);
     assert_eq!(cgroups.len(), 1, "{cgroups:?}");
@@ -124,6 +128,7 @@ fn a_killed_sockstats_run_leaves_no_rule_and_the_daemon_removes_its_cgroup_once_
     );
     // The command outlives sockstats run; its cgroup stays while it runs.
     assert!(cgroups[0].exists(), "removed while the command still ran");
+    drop(stdin);
     wait_until(
         "the daemon removes the cgroup once the command exited",
         Duration::from_secs(6),

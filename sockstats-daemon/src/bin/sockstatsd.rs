@@ -10,13 +10,13 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFAULT_MAX_SOCKETS};
 use sockstats_daemon::{
-    cgroup,
+    cgroup::{self, CgroupTree},
     daemon::{
         self,
         run::{self as tasks, Options, SHUTDOWN_WITHIN},
-        socket_file,
+        server::socket_file,
         state::{Core, DaemonInfo},
-        stats_log::StatsLogConfig,
+        tasks::stats_log::StatsLogConfig,
         Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
@@ -27,7 +27,7 @@ use sockstats_daemon::{
     },
     labels::LabelRegistry,
     rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
-    sys::owners::{self, CgroupTree},
+    sys::owners,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -271,7 +271,7 @@ fn start(
             started: Instant::now(),
         },
     ));
-    daemon::rule_sync::resolve_and_sync(&daemon)?;
+    sockstats_daemon::rules::sync::resolve_and_sync(&daemon)?;
     let rule_count = daemon.with_core(|core| core.rules.rules().len());
     if rule_count > 0 {
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");

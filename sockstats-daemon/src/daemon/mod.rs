@@ -1,13 +1,10 @@
-//! The running daemon: shared state, the Unix-socket server, rule syncing and the background
-//! tasks. The protocol's operations are in [`crate::ops`].
-pub mod metrics_server;
-pub mod rule_sync;
+//! The running daemon: shared state, the Unix-socket server and its connections, the
+//! background tasks and their shutdown. The protocol's operations are in [`crate::ops`], rules
+//! and their syncing in [`crate::rules`], the metrics and their server in [`crate::metrics`].
 pub mod run;
 pub mod server;
 pub mod shutdown;
-pub mod socket_file;
 pub mod state;
-pub mod stats_log;
 pub mod tasks;
 
 pub use server::{serve, ServerLimits};

@@ -6,13 +6,16 @@ use std::{sync::Arc, time::Duration};
 use tokio::net::{TcpListener, UnixListener};
 
 use super::{
-    metrics_server,
     server::{self, ServerLimits},
     shutdown::Shutdown,
     state::Daemon,
-    stats_log::{self, StatsLogConfig},
-    tasks::{interface_follower, kernel_log, rule_resolver, Tasks},
+    tasks::{
+        interface_follower, kernel_log, rule_resolver,
+        stats_log::{self, StatsLogConfig},
+        Tasks,
+    },
 };
+use crate::metrics::server as metrics_server;
 
 /// How long the tasks get to end after shutdown (the server lets requests in progress finish
 /// for up to 5 s of it).

@@ -21,8 +21,8 @@ use sockstats_common::{
 };
 
 use crate::{
-    attribution::Interface, interfaces::InterfaceNames, kernel::Kernel, labels::LabelRegistry,
-    rules::RuleSet, sys::owners::CgroupTree,
+    attribution::Interface, cgroup::CgroupTree, interfaces::InterfaceNames, kernel::Kernel,
+    labels::LabelRegistry, rules::RuleSet,
 };
 
 /// Facts fixed at start, reported by `status`.

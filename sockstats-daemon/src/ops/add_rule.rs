@@ -7,7 +7,8 @@ use sockstats_common::{
 
 use super::{rules::reply, Peer, Refusal};
 use crate::{
-    daemon::{rule_sync, state::Daemon},
+    daemon::state::Daemon,
+    rules::sync as rule_sync,
     rules::{self, Rule, RuleError, Selector, Source},
     sys::owners,
 };

@@ -2,11 +2,7 @@
 use sockstats_common::protocol::{RuleSelector, RulesReply};
 
 use super::{rules::reply, Peer, Refusal};
-use crate::{
-    daemon::{rule_sync, state::Daemon},
-    rules,
-    sys::owners,
-};
+use crate::{daemon::state::Daemon, rules, rules::sync as rule_sync, sys::owners};
 
 pub fn remove_rule(
     daemon: &Daemon,

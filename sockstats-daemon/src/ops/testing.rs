@@ -15,6 +15,7 @@ use sockstats_common::{protocol::MapFill, OwnerKey, SocketRecord, Totals};
 use super::Peer;
 use crate::{
     attribution::KernelSnapshot,
+    cgroup::CgroupTree,
     daemon::state::{Core, Daemon, DaemonInfo},
     interfaces::InterfaceNames,
     kernel::{
@@ -24,7 +25,7 @@ use crate::{
     },
     labels::LabelRegistry,
     rules::RuleSet,
-    sys::{owners::CgroupTree, sock_diag::TcpCounters},
+    sys::sock_diag::TcpCounters,
 };
 
 /// The daemon's network namespace cookie in the fixed interface table.

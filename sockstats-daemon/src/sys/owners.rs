@@ -1,15 +1,8 @@
-//! Names of socket owners: users (NSS, like `ls -l`), cgroups (by walking the cgroup2 tree:
-//! a cgroup's id is its directory's inode number) and processes (`/proc/<pid>/comm`).
-use std::{
-    collections::HashMap,
-    fs,
-    os::unix::fs::MetadataExt as _,
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+//! Names of socket owners: users (NSS, like `ls -l`) and processes (`/proc/<pid>/comm`);
+//! cgroups are named by [`crate::cgroup::CgroupTree`].
+use std::fs;
 
 use nix::unistd::{Uid, User};
-use sockstats_common::MAX_CGROUP_DEPTH;
 
 /// The name of `uid`, or `uid <N>` when no user has it.
 #[must_use]
@@ -38,107 +31,9 @@ pub fn process_name(tgid: u32) -> String {
     }
 }
 
-/// The cgroup v2 tree, to name cgroups by path.
-pub struct CgroupTree {
-    mount: PathBuf,
-    /// Cgroups of `sockstats run`s that died before removing them (paths relative to the
-    /// mount): removed once empty.
-    left_behind: Mutex<Vec<String>>,
-}
-
-impl CgroupTree {
-    #[must_use]
-    pub fn new(mount: PathBuf) -> Self {
-        Self {
-            mount,
-            left_behind: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Remembers the cgroup at `path` to remove once it is empty, if `sockstats run` made it
-    /// (see [`crate::cgroup::is_run_cgroup`]; no other cgroup is ever removed).
-    pub fn remove_when_empty(&self, path: &str) {
-        if !crate::cgroup::is_run_cgroup(path) {
-            return;
-        }
-        let mut left_behind = self.left_behind.lock().expect("left-behind cgroups lock");
-        if !left_behind.iter().any(|known| known == path) {
-            left_behind.push(path.to_owned());
-        }
-    }
-
-    /// Removes the remembered cgroups that are empty now (the kernel refuses to remove one
-    /// with processes or children: those are kept for the next call). Returns the removed.
-    pub fn remove_empty_left_behind(&self) -> Vec<String> {
-        let mut left_behind = self.left_behind.lock().expect("left-behind cgroups lock");
-        let mut removed = Vec::new();
-        left_behind.retain(|path| match fs::remove_dir(self.directory(path)) {
-            Ok(()) => {
-                removed.push(path.clone());
-                false
-            }
-            Err(error) => error.kind() != std::io::ErrorKind::NotFound,
-        });
-        removed
-    }
-
-    /// The directory of `path` (`/` or `/a/b`, relative to the mount).
-    #[must_use]
-    pub fn directory(&self, path: &str) -> PathBuf {
-        self.mount.join(path.trim_start_matches('/'))
-    }
-
-    /// The id of the cgroup at `path`, if it exists.
-    #[must_use]
-    pub fn id_of(&self, path: &str) -> Option<u64> {
-        let metadata = fs::metadata(self.directory(path)).ok()?;
-        metadata.is_dir().then(|| metadata.ino())
-    }
-
-    /// The path (relative to the mount) of every cgroup, by id.
-    #[must_use]
-    pub fn paths_by_id(&self) -> HashMap<u64, String> {
-        let mut paths = HashMap::new();
-        walk(&self.mount, "", 0, &mut paths);
-        paths
-    }
-}
-
-fn walk(directory: &Path, relative: &str, depth: u32, paths: &mut HashMap<u64, String>) {
-    let Ok(metadata) = fs::metadata(directory) else {
-        return;
-    };
-    let name = if relative.is_empty() { "/" } else { relative };
-    paths.insert(metadata.ino(), name.to_owned());
-    if depth >= MAX_CGROUP_DEPTH {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(directory) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let child = format!("{relative}/{}", entry.file_name().to_string_lossy());
-            walk(&entry.path(), &child, depth + 1, paths);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_cgroups_by_the_inode_of_their_directory() {
-        let mount = tempfile::tempdir().unwrap();
-        fs::create_dir_all(mount.path().join("a/b")).unwrap();
-        let tree = CgroupTree::new(mount.path().to_owned());
-        let id = tree.id_of("/a/b").unwrap();
-        let paths = tree.paths_by_id();
-        assert_eq!(paths[&id], "/a/b");
-        assert_eq!(paths[&tree.id_of("/").unwrap()], "/");
-        assert_eq!(tree.id_of("/missing"), None);
-    }
 
     #[test]
     fn names_users_and_processes() {

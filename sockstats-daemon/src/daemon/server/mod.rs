@@ -10,6 +10,7 @@ pub mod clients;
 pub mod closing;
 pub mod framing;
 pub mod session;
+pub mod socket_file;
 
 use clients::Clients;
 use closing::Closing;

@@ -11,8 +11,9 @@ use tokio::{
 
 use super::{clients::ClientSlot, closing::Closing, framing::LineFramer, ServerLimits, DRAIN_TIME};
 use crate::{
-    daemon::{rule_sync, shutdown::Shutdown, state::Daemon},
+    daemon::{shutdown::Shutdown, state::Daemon},
     ops::{self, Peer, Refusal},
+    rules::sync as rule_sync,
     sys::fd_passing::recv_with_fds,
 };
 

@@ -5,8 +5,8 @@
 //! is triggered, up to a bound, and aborts what is left. The tasks: the Unix-socket server
 //! ([`crate::daemon::server`]), the interface follower ([`interface_follower`]), the rule
 //! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), and when
-//! enabled the stats log ([`crate::daemon::stats_log`]) and the metrics server
-//! ([`crate::daemon::metrics_server`]). Periodic work that fails backs off ([`backoff`]).
+//! enabled the stats log ([`stats_log`]) and the metrics server
+//! ([`crate::metrics::server`]). Periodic work that fails backs off ([`backoff`]).
 use std::{collections::HashMap, fmt::Display, future::Future, sync::Arc, time::Duration};
 
 use tokio::task::{Id, JoinSet};
@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod interface_follower;
 pub mod kernel_log;
 pub mod rule_resolver;
+pub mod stats_log;
 
 use backoff::Backoff;
 

@@ -3,7 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use super::run_periodically;
-use crate::daemon::{rule_sync, shutdown::Shutdown, state::Daemon};
+use crate::{
+    daemon::{shutdown::Shutdown, state::Daemon},
+    rules::sync as rule_sync,
+};
 
 pub async fn run(daemon: Arc<Daemon>, shutdown: Shutdown) {
     run_periodically(

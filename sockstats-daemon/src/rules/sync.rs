@@ -1,11 +1,11 @@
 //! Keeping the kernel's rules equal to the daemon's: after every change, and every second
 //! (the rule re-resolver task), since a cgroup that is removed and made again (a restarted
 //! service) comes back with a new id.
-use super::state::{Core, Daemon};
+use crate::daemon::state::{Core, Daemon};
 use crate::{
+    cgroup::CgroupTree,
     ops::Refusal,
     rules::{self, Selector},
-    sys::owners::CgroupTree,
 };
 
 /// Writes the core's rules to the kernel, cgroup paths resolved now. The caller holds the

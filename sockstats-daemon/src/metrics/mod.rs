@@ -2,6 +2,8 @@
 //!
 //! Cardinality is bounded by design: series are keyed by label name, interface name and
 //! direction only, never by process, socket or cookie.
+pub mod server;
+
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use sockstats_common::{protocol::MapFill, IfaceCounters, Totals};

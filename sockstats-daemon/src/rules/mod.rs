@@ -4,6 +4,8 @@
 //! they survive restarts) and from `sockstats run` (temporary: gone when the connection that
 //! added them closes). The kernel applies them when a socket is made (the `RULES` map); this
 //! module owns what they are, checks them, and turns them into the kernel's keys.
+pub mod sync;
+
 use std::{
     collections::BTreeMap,
     fmt, fs, io,

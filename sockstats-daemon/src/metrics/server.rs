@@ -8,7 +8,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
+use crate::daemon::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
 use crate::{
     metrics::{self, Health},
     ops::{naming, status::counters_by_name},

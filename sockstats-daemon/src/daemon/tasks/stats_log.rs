@@ -21,7 +21,8 @@ use std::{
 use serde::Serialize;
 use sockstats_common::Totals;
 
-use super::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
+use super::backoff::Backoff;
+use crate::daemon::{shutdown::Shutdown, state::Daemon};
 use crate::ops::{naming, Refusal};
 
 /// Where and how often to log, and how much to keep.

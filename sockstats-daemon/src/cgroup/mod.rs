@@ -2,6 +2,10 @@
 //!
 //! The unified hierarchy is at /sys/fs/cgroup on pure-v2 hosts and /sys/fs/cgroup/unified on
 //! hybrid ones, so it is looked up in /proc/self/mountinfo, never assumed.
+mod tree;
+
+pub use tree::CgroupTree;
+
 use std::{
     fs, io,
     os::unix::fs::MetadataExt as _,
