@@ -42,7 +42,11 @@ pub const OPS: [&str; 12] = [
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Label the sockets whose fds come with this request.
-    Label { label: String },
+    Label {
+        /// The label name (see [`crate::label_name`]), registered if it is new; `unlabeled`
+        /// takes the label off, as [`Request::Unlabel`] does.
+        label: String,
+    },
     /// Remove the label of the sockets whose fds come with this request.
     Unlabel,
     /// Per-label payload bytes.
@@ -58,11 +62,16 @@ pub enum Request {
     /// Everything a maintainer needs: hooks, program run statistics, map fill, counters.
     DebugInfo,
     /// Payload bytes grouped by owner instead of label: uid, cgroup or process.
-    GetBy { by: Grouping },
+    GetBy {
+        /// What to group the bytes by.
+        by: Grouping,
+    },
     /// Label every socket made from now on by a uid or by tasks in a cgroup subtree. Root only.
     AddRule {
+        /// Which sockets the rule labels (its fields sit in the request object itself).
         #[serde(flatten)]
         selector: RuleSelector,
+        /// The label the rule's sockets get, registered if it is new.
         label: String,
         /// Remove the rule when this connection closes (what `sockstats run` uses).
         #[serde(default)]
@@ -70,6 +79,7 @@ pub enum Request {
     },
     /// Remove the rule of a uid or cgroup. Root only.
     RemoveRule {
+        /// The rule to remove, named by what it matches (its fields sit in the request object).
         #[serde(flatten)]
         selector: RuleSelector,
     },
@@ -81,13 +91,21 @@ pub enum Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grouping {
+    /// By label, as `get` does, with each label's live sockets.
     Label,
+    /// By the uid of the task that made the socket, shown as its user name (`uid <N>` for a
+    /// uid without a user).
     Uid,
+    /// By the cgroup v2 of the task that made the socket, shown as its path below the cgroup2
+    /// mount.
     Cgroup,
+    /// By the process that made the socket, shown as `<pid> (<command>)`: live sockets only,
+    /// the bytes of closed sockets are in `(closed sockets)`.
     Process,
 }
 
 impl Grouping {
+    /// The grouping as written on the wire (`label`, `uid`, `cgroup`, `process`).
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
@@ -115,6 +133,7 @@ pub struct RuleSelector {
 }
 
 impl RuleSelector {
+    /// Selects the sockets made by tasks running as `uid`.
     #[must_use]
     pub fn uid(uid: u32) -> Self {
         Self {
@@ -123,6 +142,8 @@ impl RuleSelector {
         }
     }
 
+    /// Selects the sockets made by tasks running as the user `name` (the daemon resolves it
+    /// to a uid when it adds the rule).
     #[must_use]
     pub fn user(name: &str) -> Self {
         Self {
@@ -131,6 +152,8 @@ impl RuleSelector {
         }
     }
 
+    /// Selects the sockets made by tasks in the cgroup v2 `path` (below the cgroup2 mount,
+    /// starting with `/`) or below it.
     #[must_use]
     pub fn cgroup(path: &str) -> Self {
         Self {
@@ -170,16 +193,32 @@ impl Request {
 /// Why a request line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The line is not JSON (or not UTF-8).
     #[error("request is not valid JSON: {reason}")]
-    InvalidJson { reason: String },
+    InvalidJson {
+        /// What the JSON parser found wrong, with its line and column.
+        reason: String,
+    },
+    /// The line is JSON but not an object.
     #[error("request must be a JSON object with an \"op\" field")]
     NotAnObject,
+    /// The object has no `"op"`, or its `"op"` is not a string.
     #[error("request has no \"op\" string; known ops: {}", OPS.join(", "))]
     MissingOp,
+    /// The `"op"` is none of [`OPS`].
     #[error("unknown op {op:?}; known ops: {}", OPS.join(", "))]
-    UnknownOp { op: String },
+    UnknownOp {
+        /// The op the request named.
+        op: String,
+    },
+    /// The op is known but a field it needs is missing or has the wrong type.
     #[error("bad {op:?} request: {reason}")]
-    BadFields { op: String, reason: String },
+    BadFields {
+        /// The op the request named.
+        op: String,
+        /// Which field is missing or mistyped, as the JSON decoder says it.
+        reason: String,
+    },
 }
 
 /// Decodes one request line (without its newline).
@@ -265,8 +304,17 @@ pub fn encode_error(error: &str) -> String {
 /// A reply line as the client sees it: the body on success, the daemon's reason on failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
+    /// The daemon refused the request (a reply with `"ok": false`).
     #[error("{message}")]
-    Refused { code: ErrorCode, message: String },
+    Refused {
+        /// The reply's `"code"`; a missing code, or one this client does not know, reads as
+        /// [`ErrorCode::Failed`].
+        code: ErrorCode,
+        /// The reply's `"error"`, for people (`no reason given` when the reply has none).
+        message: String,
+    },
+    /// The reply is not JSON, has no boolean `"ok"`, or its body does not have the expected
+    /// shape; the string says what the decoder found wrong.
     #[error("the daemon sent a reply this client cannot read: {0}")]
     Malformed(String),
 }
@@ -311,7 +359,11 @@ pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<T, ReplyError> {
 /// Payload bytes in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteCounts {
+    /// Bytes sent: payload in `get` (what successful sends returned), `tcp_info.bytes_acked`
+    /// in `get_validation`.
     pub tx_bytes: u64,
+    /// Bytes received: payload in `get` (what successful receives returned, `MSG_PEEK` not
+    /// counted), `tcp_info.bytes_received` in `get_validation`.
     pub rx_bytes: u64,
 }
 
@@ -328,10 +380,15 @@ pub struct GetReply {
     pub overflow: ByteCounts,
 }
 
-/// One label's payload bytes per interface name.
+/// One label's payload bytes per interface name (docs/protocol.md, `get_interfaces`, says how
+/// interfaces are named, `:unknown` and `:other` included).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStats {
+    /// Payload bytes sent, per interface name: the interface of the socket's latest outgoing
+    /// packet when the send returned.
     pub tx_bytes_by_interface: BTreeMap<String, u64>,
+    /// Payload bytes received, per interface name: the interface of the socket's latest
+    /// incoming packet when the receive returned.
     pub rx_bytes_by_interface: BTreeMap<String, u64>,
 }
 
@@ -339,9 +396,13 @@ pub struct InterfaceStats {
 /// included, GSO/GRO super-packets counted as the packets they stand for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireCounts {
+    /// IP-layer bytes sent, headers included.
     pub tx_bytes: u64,
+    /// IP-layer bytes received, headers included.
     pub rx_bytes: u64,
+    /// IP packets sent, a GSO super-packet counted as its segments.
     pub tx_packets: u64,
+    /// IP packets received, a GRO super-packet counted as its segments.
     pub rx_packets: u64,
 }
 
@@ -370,7 +431,8 @@ pub struct ValidationReply {
     /// Live TCP sockets tracked by sockstats that the dump covered.
     #[serde(default)]
     pub live_tcp_sockets: u64,
-    /// TCP sockets destroyed since the daemon started whose final counters were received.
+    /// TCP sockets whose final counters the kernel added to their label when they reached
+    /// `TCP_CLOSE` (counted only while the daemon runs with `--validate-closed`).
     #[serde(default)]
     pub closed_tcp_sockets: u64,
     /// In words, which sockets these numbers cover.
@@ -379,10 +441,12 @@ pub struct ValidationReply {
     /// Whether closed TCP sockets are covered (`sockstatsd --validate-closed`).
     #[serde(default)]
     pub closed_covered: bool,
-    /// Times the kernel dropped destroy notifications: closed sockets then missing here.
+    /// Always 0: kept for clients of the first version, which followed `sock_diag` destroy
+    /// notifications and counted the ones the kernel dropped.
     #[serde(default)]
     pub notifications_lost: u64,
-    /// Destroyed sockets left out because their tombstone (and so their label) was gone.
+    /// Always 0: kept for clients of the first version, which counted destroyed sockets left
+    /// out because their label was no longer known.
     #[serde(default)]
     pub closed_without_label: u64,
 }
@@ -390,31 +454,40 @@ pub struct ValidationReply {
 /// Run statistics of one kernel program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramDebug {
+    /// Program name in the object file.
     pub name: String,
+    /// Where it is attached, as in [`ProgramStatus::hook`].
     pub hook: String,
+    /// The kernel's program id, as in [`ProgramStatus::prog_id`].
     pub prog_id: Option<u32>,
     /// Runs counted by the kernel (only while `kernel.bpf_stats_enabled` is 1).
     pub run_count: u64,
     /// Total run time in ns (only while `kernel.bpf_stats_enabled` is 1).
     pub run_time_ns: u64,
-    /// `run_time_ns / run_count`, when there were runs.
+    /// `run_time_ns / run_count` in ns; `None` when there were no runs.
     pub average_ns: Option<f64>,
 }
 
 /// How full one map is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapFill {
+    /// The map's name: `ACCOUNT_KEYS`, `OWNER_KEYS`, `RULES`, `VALIDATION`, and
+    /// `SOCKET_STATE_BY_COOKIE` on kernels before 5.11.
     pub name: String,
+    /// Entries in the map now.
     pub entries: u64,
+    /// The most entries it holds (its `max_entries`); 0 when the kernel did not say.
     pub capacity: u64,
 }
 
 /// Reply to `debug_info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebugReply {
+    /// The daemon's version.
     pub version: String,
     /// The running kernel's release (`uname -r`).
     pub kernel: String,
+    /// Seconds since the daemon started.
     pub uptime_seconds: f64,
     /// `kernel.bpf_stats_enabled`: program run counts and times are only kept while it is on.
     pub bpf_stats_enabled: bool,
@@ -424,15 +497,23 @@ pub struct DebugReply {
     /// What the running kernel cannot do that a newer one can (empty on current kernels).
     #[serde(default)]
     pub kernel_limits: Vec<String>,
+    /// Every kernel program of the daemon, with its run statistics.
     pub programs: Vec<ProgramDebug>,
+    /// How full the maps that can fill up are.
     pub maps: Vec<MapFill>,
-    /// The kernel's failure and event counters by name.
+    /// The kernel's failure and event counters by name (as in [`StatusReply::counters`]).
     pub counters: BTreeMap<String, u64>,
+    /// Inet sockets held by processes that sockstats tracks right now.
     pub live_sockets: u64,
+    /// Registered labels (`unlabeled` not counted).
     pub labels: u64,
+    /// The path of the Unix socket the daemon listens on.
     pub socket: String,
+    /// The cgroup v2 directory whose subtree is accounted.
     pub cgroup_root: String,
+    /// Where the maps and links are pinned in bpffs.
     pub bpffs_dir: String,
+    /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
 }
 
@@ -450,28 +531,34 @@ pub struct SocketInfo {
 /// Reply to `label`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelReply {
+    /// The label name, as the request gave it.
     pub label: String,
-    /// The label's stable id.
+    /// The label's stable id (0 for `unlabeled`, which takes the label off).
     pub label_id: u32,
+    /// One entry per passed socket, in the order the fds were passed.
     pub sockets: Vec<SocketInfo>,
 }
 
 /// Reply to `unlabel`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlabelReply {
+    /// One entry per passed socket, in the order the fds were passed.
     pub sockets: Vec<SocketInfo>,
 }
 
 /// One registered label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelInfo {
+    /// The label name.
     pub name: String,
+    /// Its stable id: from 1 up, never renumbered or reused, also across restarts.
     pub id: u32,
 }
 
 /// Reply to `labels`, ordered by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelsReply {
+    /// Every registered label, ordered by id; `unlabeled` (id 0) is not listed.
     pub labels: Vec<LabelInfo>,
 }
 
@@ -482,16 +569,18 @@ pub struct ProgramStatus {
     pub name: String,
     /// Where it is attached, e.g. `tp_btf/sock_send_length` or `cgroup/sock_create`.
     pub hook: String,
-    /// The kernel's program id, for `bpftool prog show id N`.
+    /// The kernel's program id, for `bpftool prog show id N`; `None` when the daemon could
+    /// not read it from the program's link (then [`StatusReply::attached`] is false).
     pub prog_id: Option<u32>,
 }
 
 /// One rule in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
-    /// The uid, or the cgroup path, the rule is for.
+    /// The uid, or the cgroup path, the rule is for (a rule added for a user shows its uid).
     #[serde(flatten)]
     pub selector: RuleSelector,
+    /// The label the rule's sockets get.
     pub label: String,
     /// `config` (the rules file), `client` (added over the socket, kept in the state dir) or
     /// `temporary` (removed when the connection that added it closes).
@@ -507,13 +596,17 @@ pub struct RuleInfo {
 /// Reply to `rules`, and to `add_rule`/`remove_rule` (the rule added or removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulesReply {
+    /// For `rules`, every rule in force; for `add_rule` and `remove_rule`, the rule added or
+    /// removed.
     pub rules: Vec<RuleInfo>,
 }
 
 /// One group's bytes in a `get_by` reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCounts {
+    /// Payload bytes sent by the group's sockets.
     pub tx_bytes: u64,
+    /// Payload bytes received by the group's sockets.
     pub rx_bytes: u64,
     /// Live sockets of the group now.
     pub live_sockets: u64,
@@ -522,6 +615,7 @@ pub struct GroupCounts {
 /// Reply to `get_by`: payload bytes per uid, cgroup or process (or label).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetByReply {
+    /// The grouping the request asked for.
     pub by: Grouping,
     /// Bytes per group name: a user name, a cgroup path, `<pid> (<command>)` or a label, plus
     /// rows in parentheses for bytes no group can own (see `covers`).
@@ -543,9 +637,11 @@ pub struct PayloadHooks {
 /// Reply to `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
+    /// The daemon's version.
     pub version: String,
-    /// True when every program is attached.
+    /// True when the daemon has programs and every one of them has a `prog_id`.
     pub attached: bool,
+    /// Every kernel program of the daemon.
     pub programs: Vec<ProgramStatus>,
     /// Which hooks count payload bytes, and why.
     #[serde(default)]
@@ -555,9 +651,11 @@ pub struct StatusReply {
     pub kernel_limits: Vec<String>,
     /// The cgroup v2 directory whose subtree is accounted.
     pub cgroup_root: String,
+    /// Where the maps and links are pinned in bpffs.
     pub bpffs_dir: String,
+    /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
-    /// Inet sockets with an entry in the kernel right now.
+    /// Inet sockets held by processes that sockstats tracks right now.
     pub live_sockets: u64,
     /// The kernel's failure and event counters by name (`sockets_map_full`, ...).
     #[serde(default)]
