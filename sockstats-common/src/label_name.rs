@@ -12,14 +12,26 @@ pub const UNLABELED_NAME: &str = "unlabeled";
 /// Why a label name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelNameError {
+    /// The name is empty.
     #[error("label name is empty; use 1 to {MAX_LABEL_LEN} characters from [A-Za-z0-9._:/-]")]
     Empty,
+    /// The name is longer than [`MAX_LABEL_LEN`] bytes (all its characters are allowed ones).
     #[error("label name is {len} bytes long; the limit is {MAX_LABEL_LEN}")]
-    TooLong { len: usize },
+    TooLong {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// The name has a character outside `[A-Za-z0-9._:/-]`.
     #[error(
         "label name has {character:?} at position {position}; only [A-Za-z0-9._:/-] are allowed"
     )]
-    BadCharacter { character: char, position: usize },
+    BadCharacter {
+        /// The first such character.
+        character: char,
+        /// Its position in the name, in characters (not bytes), from 0.
+        position: usize,
+    },
+    /// The name is [`UNLABELED_NAME`], which cannot be registered.
     #[error("label name \"{UNLABELED_NAME}\" cannot be registered: it is the name of sockets without a label")]
     Reserved,
 }
