@@ -1,5 +1,31 @@
 //! A small blocking client for `sockstatsd`, for programs that label their own sockets.
 //!
+//! The whole API: connect with [`Client::connect_default`] (`$SOCKSTATS_SOCKET`, else
+//! `/run/sockstats/sockstats.sock`) or [`Client::connect`], then make requests; each
+//! returns its reply type from [`protocol`](crate::protocol) or a [`ClientError`].
+//!
+//! | method | request | returns |
+//! |---|---|---|
+//! | [`label`](Client::label)`(socket, name)` | put one socket under a label | [`LabelReply`] |
+//! | [`label_all`](Client::label_all)`(sockets, name)` | the same for up to 64 sockets at once | [`LabelReply`] |
+//! | [`unlabel`](Client::unlabel)`(socket)` | take the label off: `unlabeled` again | [`UnlabelReply`] |
+//! | [`get`](Client::get)`()` | payload bytes per label | [`GetReply`] |
+//! | [`get_interfaces`](Client::get_interfaces)`()` | … per label and interface, and IP-layer bytes and packets | [`GetInterfacesReply`] |
+//! | [`get_validation`](Client::get_validation)`()` | per-label bytes from the kernel's TCP counters | [`ValidationReply`] |
+//! | [`get_by`](Client::get_by)`(grouping)` | payload bytes per label, uid, cgroup or process | [`GetByReply`] |
+//! | [`labels`](Client::labels)`()` | registered labels and their ids | [`LabelsReply`] |
+//! | [`add_rule`](Client::add_rule)`(selector, name, temporary)` | label a uid's or cgroup's new sockets (root) | [`RulesReply`] |
+//! | [`remove_rule`](Client::remove_rule)`(selector)` | remove such a rule (root) | [`RulesReply`] |
+//! | [`rules`](Client::rules)`()` | the rules in force | [`RulesReply`] |
+//! | [`status`](Client::status)`()` | version, attached programs, paths | [`StatusReply`] |
+//! | [`is_available`](Client::is_available)`()` | does the daemon answer with all programs attached? | `bool` |
+//! | [`debug_info`](Client::debug_info)`()` | hooks, run statistics, map fill, counters | [`DebugReply`] |
+//!
+//! A refusal's [`ErrorCode`](crate::protocol::ErrorCode) is [`ClientError::code`]. One
+//! `Client` is one connection: requests are answered in order, one at a time. For one-off
+//! calls, [`sockstats`](crate::sockstats) has the Go-shaped free functions (`get`,
+//! `with_sock_stats`, …) that connect for each call.
+//!
 //! ```no_run
 //! use std::net::TcpStream;
 //! use sockstats_common::client::Client;
@@ -7,13 +33,14 @@
 //! let stream = TcpStream::connect("127.0.0.1:8080")?;
 //! let mut client = Client::connect_default()?;
 //! client.label(&stream, "uploader")?;
+//! // ... use the stream ...
 //! let stats = client.get()?;
 //! println!("{:?}", stats.stats.get("uploader"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! No async runtime and no aya: a Unix stream socket, `sendmsg` with `SCM_RIGHTS` for the fds,
-//! and JSON lines.
+//! and JSON lines (docs/protocol.md).
 use std::{
     io::{self, BufRead, BufReader, IoSlice, Read, Write},
     os::{
@@ -42,22 +69,36 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The daemon's socket could not be connected to; the message says what to do (start the
+    /// daemon, point `$SOCKSTATS_SOCKET` at its socket, or get permission).
     #[error("{}", connect_advice(path, source))]
     Connect {
+        /// The socket path the client tried.
         path: PathBuf,
+        /// Why `connect` failed.
         #[source]
         source: io::Error,
     },
+    /// Sending the request or reading the reply failed, including no reply within 30 seconds.
     #[error("talking to sockstatsd failed: {0}")]
     Io(#[from] io::Error),
+    /// The daemon closed the connection before a whole reply line arrived, for example because
+    /// it is stopping or closed this connection to make room for a root client.
     #[error("sockstatsd closed the connection without a reply")]
     Closed,
+    /// The reply line was longer than [`MAX_REPLY_BYTES`].
     #[error("sockstatsd sent a reply longer than {MAX_REPLY_BYTES} bytes")]
     ReplyTooLong,
+    /// The daemon refused the request ([`ClientError::code`] says why), or its reply could not
+    /// be read.
     #[error("{0}")]
     Reply(#[from] ReplyError),
+    /// `label_all` got no socket, or more than [`MAX_FDS_PER_REQUEST`]; nothing was sent.
     #[error("a request takes 1 to {MAX_FDS_PER_REQUEST} sockets, got {count}")]
-    FdCount { count: usize },
+    FdCount {
+        /// How many sockets the call was given.
+        count: usize,
+    },
 }
 
 impl ClientError {
