@@ -37,7 +37,7 @@ counters! {
     OverflowTxBytes = 1 => "overflow_tx_bytes";
     /// Payload bytes received that no account could take.
     OverflowRxBytes = 2 => "overflow_rx_bytes";
-    /// Times a (label, interface) account could not be made: [`ACCOUNTS_MAP`] was full.
+    /// Times a (label, interface) account could not be made: [`ACCOUNTS_MAP`](crate::ACCOUNTS_MAP) was full.
     AccountsFull = 3 => "accounts_full";
     /// Sockets whose state `cgroup/sock_create` made.
     SocketsCreated = 4 => "sockets_created";
@@ -47,7 +47,7 @@ counters! {
     SocketsReleased = 6 => "sockets_released";
     /// Relabels whose bytes began moving between accounts (bumped before the move). While it differs from [`Counter::MovesFinished`] a move is in flight; the daemon uses the pair to take snapshots no move interleaves with.
     MovesStarted = 7 => "relabel_moves_started";
-    /// Packets of sockets that had already used [`INTERFACE_SLOTS`] other interfaces (their bytes are charged to the "other" interface).
+    /// Packets of sockets that had already used [`INTERFACE_SLOTS`](crate::INTERFACE_SLOTS) other interfaces (their bytes are charged to the "other" interface).
     InterfaceSlotsFull = 8 => "interface_slots_full";
     /// IP-layer bytes sent that no account could take.
     OverflowWireTxBytes = 9 => "overflow_wire_tx_bytes";
@@ -57,7 +57,7 @@ counters! {
     UntrackedWireBytes = 11 => "untracked_wire_bytes";
     /// Before 5.11 only: cookie-keyed states deleted when TCP moved a socket no process holds to `TCP_CLOSE` (kernel sockets, connections dropped from a closing listener's accept queue).
     DeletedAtClose = 12 => "deleted_at_close";
-    /// Times an owner account could not be made: [`OWNER_ACCOUNTS_MAP`] was full.
+    /// Times an owner account could not be made: [`OWNER_ACCOUNTS_MAP`](crate::OWNER_ACCOUNTS_MAP) was full.
     OwnerAccountsFull = 13 => "owner_accounts_full";
     /// Payload bytes sent by sockets whose owner had no account (they are in the label accounts, not in any owner's).
     OwnerOverflowTxBytes = 14 => "owner_overflow_tx_bytes";
@@ -75,9 +75,9 @@ counters! {
     RelabelsBusy = 20 => "relabels_busy";
     /// Relabels whose bytes finished moving (bumped after the move).
     MovesFinished = 21 => "relabel_moves_finished";
-    /// Closed TCP sockets whose final counters found [`VALIDATION_MAP`] full.
+    /// Closed TCP sockets whose final counters found [`VALIDATION_MAP`](crate::VALIDATION_MAP) full.
     ValidationFull = 22 => "validation_full";
-    /// Closed TCP sockets whose final counters went into [`VALIDATION_MAP`].
+    /// Closed TCP sockets whose final counters went into [`VALIDATION_MAP`](crate::VALIDATION_MAP).
     ValidatedClosed = 23 => "validated_closed_sockets";
 }
 
