@@ -6,8 +6,19 @@
 //! ([`client`]) that programs can link without pulling in aya or an async runtime; `pod` adds
 //! `aya::Pod` for the daemon.
 #![cfg_attr(not(any(feature = "user", feature = "pod")), no_std)]
+#![deny(missing_docs)]
 
+// The kernel ABI (`abi`, `kernel`) is documented in docs/architecture.md; `missing_docs` is for
+// the client library.
+#[allow(
+    missing_docs,
+    reason = "the kernel ABI is documented in docs/architecture.md"
+)]
 pub mod abi;
+#[allow(
+    missing_docs,
+    reason = "the kernel ABI is documented in docs/architecture.md"
+)]
 pub mod kernel;
 
 #[cfg(feature = "user")]
