@@ -6,16 +6,16 @@
 //!
 //! | method | request | returns |
 //! |---|---|---|
-//! | [`label`](Client::label)`(socket, name)` | put one socket under a label | [`LabelReply`] |
-//! | [`label_all`](Client::label_all)`(sockets, name)` | the same for up to 64 sockets at once | [`LabelReply`] |
+//! | [`label`](Client::label)`(socket, label)` | put one socket under a label | [`LabelReply`] |
+//! | [`label_all`](Client::label_all)`(sockets, label)` | the same for 1 to [`MAX_FDS_PER_REQUEST`] sockets in one request | [`LabelReply`] |
 //! | [`unlabel`](Client::unlabel)`(socket)` | take the label off: `unlabeled` again | [`UnlabelReply`] |
 //! | [`get`](Client::get)`()` | payload bytes per label | [`GetReply`] |
-//! | [`get_interfaces`](Client::get_interfaces)`()` | … per label and interface, and IP-layer bytes and packets | [`GetInterfacesReply`] |
+//! | [`get_interfaces`](Client::get_interfaces)`()` | payload bytes per label and interface, and IP-layer bytes and packets | [`GetInterfacesReply`] |
 //! | [`get_validation`](Client::get_validation)`()` | per-label bytes from the kernel's TCP counters | [`ValidationReply`] |
-//! | [`get_by`](Client::get_by)`(grouping)` | payload bytes per label, uid, cgroup or process | [`GetByReply`] |
+//! | [`get_by`](Client::get_by)`(by)` | payload bytes per label, uid, cgroup or process | [`GetByReply`] |
 //! | [`labels`](Client::labels)`()` | registered labels and their ids | [`LabelsReply`] |
-//! | [`add_rule`](Client::add_rule)`(selector, name, temporary)` | label a uid's or cgroup's new sockets (root) | [`RulesReply`] |
-//! | [`remove_rule`](Client::remove_rule)`(selector)` | remove such a rule (root) | [`RulesReply`] |
+//! | [`add_rule`](Client::add_rule)`(selector, label, temporary)` | label the new sockets of a uid, user or cgroup subtree (root only) | [`RulesReply`] |
+//! | [`remove_rule`](Client::remove_rule)`(selector)` | remove such a rule (root only) | [`RulesReply`] |
 //! | [`rules`](Client::rules)`()` | the rules in force | [`RulesReply`] |
 //! | [`status`](Client::status)`()` | version, attached programs, paths | [`StatusReply`] |
 //! | [`is_available`](Client::is_available)`()` | does the daemon answer with all programs attached? | `bool` |
@@ -35,7 +35,9 @@
 //! client.label(&stream, "uploader")?;
 //! // ... use the stream ...
 //! let stats = client.get()?;
-//! println!("{:?}", stats.stats.get("uploader"));
+//! if let Some(uploader) = stats.stats.get("uploader") {
+//!     println!("uploader sent {} bytes", uploader.tx_bytes);
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

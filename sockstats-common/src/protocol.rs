@@ -87,7 +87,8 @@ pub enum Request {
     Rules,
 }
 
-/// What `get_by` groups bytes by.
+/// What `get_by` groups bytes by. Every grouping sums to `get`'s totals plus its `overflow`;
+/// groups in parentheses hold bytes no owner can be named for (docs/protocol.md, `get_by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grouping {
@@ -143,7 +144,7 @@ impl RuleSelector {
     }
 
     /// Selects the sockets made by tasks running as the user `name` (the daemon resolves it
-    /// to a uid when it adds the rule).
+    /// to its uid).
     #[must_use]
     pub fn user(name: &str) -> Self {
         Self {
@@ -639,7 +640,7 @@ pub struct PayloadHooks {
 pub struct StatusReply {
     /// The daemon's version.
     pub version: String,
-    /// True when the daemon has programs and every one of them has a `prog_id`.
+    /// True when every program is attached: there is at least one, and each has a `prog_id`.
     pub attached: bool,
     /// Every kernel program of the daemon.
     pub programs: Vec<ProgramStatus>,
