@@ -7,6 +7,24 @@ use std::{
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// The cgroups `sockstats run` made under `parent` (`sockstats-run-*`).
+///
+/// # Panics
+/// When `parent` cannot be read.
+#[must_use]
+pub fn run_cgroups(parent: &Path) -> Vec<PathBuf> {
+    fs::read_dir(parent)
+        .expect("read cgroup")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("sockstats-run-")
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 fn cgroup2_mount() -> PathBuf {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     mountinfo

@@ -102,15 +102,7 @@ fn run_exact(address: &str) {
     assert_eq!(stats["unlabeled"], counts(reply, send));
     // The temporary rule and the command's cgroup are gone.
     assert!(daemon.client().rules().expect("rules").rules.is_empty());
-    let leftovers: Vec<_> = fs::read_dir(&harness.cgroup.path)
-        .expect("read cgroup")
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("sockstats-run-")
-        })
-        .collect();
+    let leftovers = sockstats_tests::cgroup::run_cgroups(&harness.cgroup.path);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_groupings_agree(daemon);
 }

@@ -2,15 +2,13 @@
 //! by the usual clean-up; a `sockstats run` killed outright leaves no rule, and the daemon
 //! removes its cgroup once the command is gone.
 use std::{
-    fs,
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use sockstats_tests::{daemon::binary, sys::send_signal, Harness, TestDaemon};
+use sockstats_tests::{cgroup::run_cgroups, daemon::binary, sys::send_signal, Harness, TestDaemon};
 
 /// `sockstats run -l <label> -- sh -c <script>`, its stdin and stdout piped (the command
 /// inherits both).
@@ -33,20 +31,6 @@ fn next_line(stdout: &mut BufReader<ChildStdout>) -> String {
         .read_line(&mut line)
         .expect("read the command's output");
     line.trim_end().to_owned()
-}
-
-/// The `sockstats-run-*` cgroups under `parent`.
-fn run_cgroups(parent: &Path) -> Vec<PathBuf> {
-    fs::read_dir(parent)
-        .expect("read cgroup")
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("sockstats-run-")
-        })
-        .map(|e| e.path())
-        .collect()
 }
 
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
