@@ -11,6 +11,7 @@ pub mod grouping;
 pub mod interfaces;
 pub mod kernel;
 pub mod labels;
+pub mod man;
 pub mod metrics;
 pub mod ops;
 pub mod rules;

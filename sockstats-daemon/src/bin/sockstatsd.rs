@@ -1,18 +1,18 @@
 //! `sockstatsd`: the sockstats daemon. See `sockstatsd --help`.
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::ExitCode,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
-use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFAULT_MAX_SOCKETS};
+use clap::Parser as _;
 use sockstats_daemon::{
     cgroup::{self, CgroupTree},
     daemon::{
         self,
+        args::Args,
         run::{self as tasks, Options, SHUTDOWN_WITHIN},
         server::socket_file,
         state::{Core, DaemonInfo},
@@ -30,121 +30,6 @@ use sockstats_daemon::{
     sys::owners,
 };
 use tokio::signal::unix::{signal, SignalKind};
-
-/// Accounts the bytes every TCP/UDP socket on this host sends and receives, per label.
-///
-/// Loads eBPF programs that count payload bytes per socket, pins them so counting continues
-/// while the daemon is down, and answers `sockstats` (and the client library) on a Unix socket.
-/// Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) and Linux 5.10+ with BTF.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about)]
-#[expect(
-    clippy::doc_markdown,
-    reason = "doc comments are the plain-text --help"
-)]
-struct Args {
-    /// Unix socket to serve clients on.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
-    socket: PathBuf,
-    /// Permissions of the socket file, in octal. Anyone who can connect can label the sockets
-    /// they hold and read all stats.
-    #[arg(long, value_name = "MODE", default_value = "0666", value_parser = parse_mode)]
-    socket_mode: u32,
-    /// Group of the socket file (a name or a number), set with the mode before `listen`: with
-    /// --socket-mode 0660 only root and that group may connect.
-    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
-    socket_group: Option<u32>,
-    /// Directory on a BPF file system for pinned maps and links (bpffs at /sys/fs/bpf is
-    /// mounted if needed).
-    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/sockstats")]
-    bpffs_dir: PathBuf,
-    /// Directory for persistent state (the label registry).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/sockstats")]
-    state_dir: PathBuf,
-    /// cgroup v2 directory whose subtree is accounted [default: the whole host, i.e. the
-    /// cgroup2 mount found in /proc/self/mountinfo].
-    #[arg(long, value_name = "DIR")]
-    cgroup_root: Option<PathBuf>,
-    /// Which hooks count payload bytes: `auto` (the sock_send_length/sock_recv_length
-    /// tracepoints where the kernel has them, else fexit on tcp_sendmsg, udp_sendmsg, ...),
-    /// `tp_btf` or `fexit` (only that set, or fail).
-    #[arg(long, value_name = "SET", default_value = "auto", value_parser = ["auto", "tp_btf", "fexit"])]
-    payload_hooks: String,
-    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464.
-    /// Off by default; anyone who can reach ADDR can read every label's totals.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<std::net::SocketAddr>,
-    /// Every --stats-log-interval, append one JSON line of the per-label payload bytes moved
-    /// since the previous line (labels that changed only) to this file. Off by default.
-    #[arg(long, value_name = "FILE")]
-    stats_log: Option<PathBuf>,
-    /// Seconds between stats log lines.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    stats_log_interval: u64,
-    /// Rotate the stats log before it grows past this many bytes (to FILE.1, FILE.2, ...).
-    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
-    stats_log_max_bytes: u64,
-    /// Rotated stats log files kept.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    stats_log_keep: usize,
-    /// Let `get --validation` cover closed TCP sockets too: a kernel program on every TCP
-    /// state change adds each socket's final tcp_info counters to its label when it reaches
-    /// TCP_CLOSE. Off by default, and then that program is not attached at all (it would run
-    /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
-    #[arg(long)]
-    validate_closed: bool,
-    /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
-    /// `cgroup <path below the cgroup2 mount> <label>`; `#` starts a comment. The default file
-    /// may be missing; a file named here must exist.
-    #[arg(long, value_name = "FILE")]
-    rules_file: Option<PathBuf>,
-    /// Most clients served at once.
-    #[arg(long, value_name = "N", default_value_t = daemon::server::DEFAULT_MAX_CLIENTS, value_parser = clap::value_parser!(u64).range(1..))]
-    max_clients: u64,
-    /// Most connections one non-root uid may hold at once.
-    #[arg(long, value_name = "N", default_value_t = daemon::server::DEFAULT_MAX_CLIENTS_PER_UID, value_parser = clap::value_parser!(u64).range(1..))]
-    max_clients_per_uid: u64,
-    /// Seconds a started request line may take to arrive, and a reply to be read, before the
-    /// connection is closed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    request_timeout: u64,
-    /// Most labels one non-root uid may make (labels that exist can be used by anyone).
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    max_labels_per_uid: usize,
-    /// On kernels before 5.11 only (where socket states are kept in a hash by cookie): live
-    /// sockets tracked at once. Sockets beyond it are counted in the overflow bucket. Changing
-    /// it needs fresh maps (`--uninstall` first). Newer kernels keep each socket's state with
-    /// the socket, without a limit of their own.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOCKETS, value_parser = clap::value_parser!(u32).range(1..))]
-    max_sockets: u32,
-    /// Accounts the kernel keeps running totals in: one per (label, interface) pair that ever
-    /// moved bytes (id 0 is never used, so N-1 pairs). Bytes of pairs beyond it are counted in
-    /// the overflow bucket. Each costs 48 bytes per CPU. Changing it needs fresh maps
-    /// (`--uninstall` first).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ACCOUNTS, value_parser = clap::value_parser!(u32).range(2..))]
-    max_accounts: u32,
-    /// Detach the programs and delete every pin under --bpffs-dir (the kernel-side totals go
-    /// with them), then exit.
-    #[arg(long)]
-    uninstall: bool,
-}
-
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|mode| *mode <= 0o777)
-        .ok_or_else(|| format!("{text:?} is not an octal file mode like 0660"))
-}
-
-fn parse_group(text: &str) -> Result<u32, String> {
-    if let Ok(gid) = text.parse() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(text) {
-        Ok(Some(group)) => Ok(group.gid.as_raw()),
-        _ => Err(format!("no group named {text:?}")),
-    }
-}
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

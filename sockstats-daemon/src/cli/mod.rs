@@ -1,5 +1,6 @@
 //! The `sockstats` CLI: presentation ([`format`], shared with the client library), the live
 //! view ([`watch`]) and `sockstats run` ([`run`]).
 pub use sockstats_common::text as format;
+pub mod args;
 pub mod run;
 pub mod watch;

@@ -1,0 +1,223 @@
+//! The `sockstats` command line: its clap definitions, shared by the binary and by the man
+//! pages ([`crate::man`]), so that both always say the same.
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use sockstats_common::protocol::{Grouping, RuleSelector};
+
+const EXAMPLES: &str = "\
+Examples:
+  sockstats get                      bytes per label, largest first
+  sockstats get --by uid             bytes per user, no labeling needed
+  sockstats get --interfaces --wire  per interface, with IP-layer bytes and packets
+  sockstats watch                    live rates, like top
+  sudo sockstats run --label backup -- rsync -a /data host:/backup
+  sudo sockstats rules add --cgroup /system.slice/nginx.service --label web
+  sockstats completions bash > /etc/bash_completion.d/sockstats
+
+Environment:
+  SOCKSTATS_SOCKET  the daemon's socket (default /run/sockstats/sockstats.sock)
+  NO_COLOR          no bold headers even on a terminal
+
+Exit status: 0 on success, 1 on any error (one line on stderr saying what to do);
+`status` exits 1 when the programs are not attached; `run` exits with the command's status.";
+
+/// Per-label network bytes of every TCP and UDP socket on this host.
+///
+/// Which part of your software spends the network: per-label (and per-user, per-cgroup,
+/// per-process) bytes of this host's TCP and UDP sockets, counted exactly in the kernel by
+/// sockstatsd.
+#[derive(Debug, Parser)]
+#[command(name = "sockstats", version, after_long_help = EXAMPLES)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "doc comments are the plain-text --help"
+)]
+pub struct Args {
+    /// The daemon's socket [default: $SOCKSTATS_SOCKET, else /run/sockstats/sockstats.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "doc comments are the plain-text --help"
+)]
+pub enum Command {
+    /// Payload bytes sent (tx) and received (rx) per label, since the daemon's state was made.
+    ///
+    /// Payload is what applications passed to send and got from recv, exactly; sockets nobody
+    /// labeled count as "unlabeled". Rows are sorted by total bytes, largest first.
+    Get {
+        /// Print JSON: {"stats": {"<label>": {"tx_bytes": N, "rx_bytes": N}}, "current_interface": …}.
+        #[arg(long)]
+        json: bool,
+        /// Exact byte counts instead of human units.
+        #[arg(long)]
+        bytes: bool,
+        /// Group by something other than labels: uid (user), cgroup (path below the cgroup2
+        /// mount) or process ("pid (command)"). uid and cgroup cover live and closed sockets;
+        /// process covers live sockets, closed ones are one row "(closed sockets)". With
+        /// --json: {"by": …, "stats": {"<group>": {"tx_bytes", "rx_bytes", "live_sockets"}}, "covers": …}.
+        #[arg(long, value_name = "GROUPING", value_enum, conflicts_with_all = ["interfaces", "validation"])]
+        by: Option<GroupingArg>,
+        /// Split each label's bytes by the interface its packets really used. With --json:
+        /// {"stats": {"<label>": {"tx_bytes_by_interface": {"<iface>": N}, "rx_bytes_by_interface": {…}}},
+        /// "interfaces": […], "wire": {…}}. Interfaces of other network namespaces are named
+        /// <name>/<namespace>.
+        #[arg(long)]
+        interfaces: bool,
+        /// Per label, bytes from the kernel's own TCP counters (tcp_info bytes_acked and
+        /// bytes_received of live and closed TCP sockets) instead, to check the payload counts
+        /// against. Covers TCP only; the kernel counts SYN and FIN as a byte each. Costs more
+        /// than plain get.
+        #[arg(long, conflicts_with = "interfaces")]
+        validation: bool,
+        /// With --interfaces: also IP-layer (wire) bytes and packets: headers, ACKs and
+        /// retransmits included, what metered links bill.
+        #[arg(long, requires = "interfaces")]
+        wire: bool,
+    },
+    /// A live view of per-label rates and totals, like top: redrawn every interval on a
+    /// terminal (q, Esc or Ctrl-C to quit); plain blocks of lines when stdout is not a terminal.
+    Watch {
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_interval)]
+        interval: f64,
+        /// One row per label and interface.
+        #[arg(long)]
+        interfaces: bool,
+        /// Exact byte counts instead of human units.
+        #[arg(long)]
+        bytes: bool,
+        /// Stop after N refreshes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Run a command with every socket it (and its children) make labeled LABEL (root).
+    ///
+    /// The command runs in a cgroup of its own with a temporary rule; its exit status is
+    /// passed through (128+N when killed by signal N, 127 when it is not found). Processes it
+    /// leaves behind are killed when it exits, and the cgroup is removed. It runs as root
+    /// unless --user says otherwise.
+    Run {
+        /// The label for the command's sockets.
+        #[arg(long, short)]
+        label: String,
+        /// Run the command as this user (a name or a uid) with its groups, not as root.
+        #[arg(long, short, value_name = "USER")]
+        user: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, last = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// The labeling rules in force; `rules add` and `rules remove` change them (root).
+    ///
+    /// A rule labels every socket made from then on by a uid, or by a task in a cgroup or
+    /// below it, in the kernel, when the socket is made. The deepest cgroup rule wins over a
+    /// uid rule; a label set by a program over the socket wins over both. Rules added here
+    /// are kept across daemon restarts; rules from the rules file (sockstatsd --rules-file)
+    /// can only be changed in the file.
+    Rules {
+        #[command(subcommand)]
+        action: Option<RulesAction>,
+        /// Print JSON: {"rules": [{"uid"|"cgroup": …, "label", "source", "active"}]}.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Registered labels and their stable ids.
+    Labels {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything a maintainer needs on one screen: kernel, hooks and program ids, per-program
+    /// run counts and average ns (when kernel.bpf_stats_enabled=1), map fill, failure
+    /// counters, live sockets, labels, uptime, paths.
+    Debug {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether the daemon answers and its programs are attached (exit 0 only then).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GroupingArg {
+    Label,
+    Uid,
+    Cgroup,
+    Process,
+}
+
+impl From<GroupingArg> for Grouping {
+    fn from(arg: GroupingArg) -> Self {
+        match arg {
+            GroupingArg::Label => Grouping::Label,
+            GroupingArg::Uid => Grouping::Uid,
+            GroupingArg::Cgroup => Grouping::Cgroup,
+            GroupingArg::Process => Grouping::Process,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// Label every socket made from now on by a uid/user or in a cgroup subtree.
+    Add {
+        #[command(flatten)]
+        selector: SelectorArgs,
+        /// The label.
+        #[arg(long, short)]
+        label: String,
+    },
+    /// Remove the rule of a uid/user or cgroup.
+    Remove {
+        #[command(flatten)]
+        selector: SelectorArgs,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+#[group(required = true, multiple = false)]
+pub struct SelectorArgs {
+    /// Sockets made by tasks running as this uid.
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Sockets made by tasks running as this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Sockets made by tasks in this cgroup or below it: a path below the cgroup2 mount,
+    /// like /system.slice/nginx.service.
+    #[arg(long)]
+    pub cgroup: Option<String>,
+}
+
+impl SelectorArgs {
+    /// The selector of the protocol's rule requests.
+    #[must_use]
+    pub fn selector(&self) -> RuleSelector {
+        RuleSelector {
+            uid: self.uid,
+            user: self.user.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|seconds| (0.05..=3600.0).contains(seconds))
+        .ok_or_else(|| format!("{text:?} is not a number of seconds between 0.05 and 3600"))
+}
