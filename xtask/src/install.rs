@@ -1,5 +1,5 @@
-//! `cargo xtask install`: the binaries, the systemd unit, a sample rules file and shell
-//! completions, under a prefix (and a staging `--destdir` for packagers).
+//! `cargo xtask install`: the binaries, the systemd unit, a sample rules file, shell
+//! completions and man pages, under a prefix (and a staging `--destdir` for packagers).
 use std::{
     fs,
     os::unix::fs::PermissionsExt as _,
@@ -17,13 +17,74 @@ pub struct InstallArgs {
     /// Installation prefix: binaries go to PREFIX/bin, the unit to PREFIX/lib/systemd/system,
     /// completions under PREFIX/share.
     #[arg(long, default_value = "/usr/local")]
-    prefix: PathBuf,
+    pub prefix: PathBuf,
     /// Stage everything under this directory instead of / (for packages and tests).
     #[arg(long, value_name = "DIR")]
-    destdir: Option<PathBuf>,
-    /// Install already built binaries from this directory instead of building in release mode.
+    pub destdir: Option<PathBuf>,
+    /// Install already built binaries from this directory instead of building in release mode
+    /// (it must hold `examples/man_pages` too: `cargo build --bins --examples`).
     #[arg(long, value_name = "DIR")]
-    binaries: Option<PathBuf>,
+    pub binaries: Option<PathBuf>,
+}
+
+/// The man pages `examples/man_pages` writes (`sockstats_daemon::man`), below PREFIX/share/man.
+/// Installing checks that the example wrote exactly these.
+pub const MAN_PAGES: &[&str] = &[
+    "man1/sockstats.1",
+    "man1/sockstats-get.1",
+    "man1/sockstats-watch.1",
+    "man1/sockstats-run.1",
+    "man1/sockstats-rules.1",
+    "man1/sockstats-rules-add.1",
+    "man1/sockstats-rules-remove.1",
+    "man1/sockstats-labels.1",
+    "man1/sockstats-debug.1",
+    "man1/sockstats-status.1",
+    "man1/sockstats-completions.1",
+    "man8/sockstatsd.8",
+];
+
+/// The rules file, outside the prefix (the daemon's default `--rules-file`).
+pub const RULES_FILE: &str = "/etc/sockstats/rules.conf";
+
+/// Where zsh finds completions: Debian's zsh searches `/usr/share/zsh/vendor-completions` for
+/// packaged ones and `/usr/local/share/zsh/site-functions` for local ones.
+fn zsh_completions(prefix: &Path) -> &'static str {
+    if prefix == Path::new("/usr") {
+        "share/zsh/vendor-completions/_sockstats"
+    } else {
+        "share/zsh/site-functions/_sockstats"
+    }
+}
+
+/// The completion scripts: (shell, path below the prefix).
+fn completions(prefix: &Path) -> [(&'static str, &'static str); 3] {
+    [
+        ("bash", "share/bash-completion/completions/sockstats"),
+        ("zsh", zsh_completions(prefix)),
+        ("fish", "share/fish/vendor_completions.d/sockstats.fish"),
+    ]
+}
+
+/// Every file an installation under `prefix` puts in place (absolute paths).
+pub fn installed_files(prefix: &Path) -> Vec<PathBuf> {
+    let mut files = vec![
+        prefix.join("bin/sockstatsd"),
+        prefix.join("bin/sockstats"),
+        prefix.join("lib/systemd/system/sockstatsd.service"),
+        PathBuf::from(RULES_FILE),
+    ];
+    files.extend(
+        completions(prefix)
+            .iter()
+            .map(|(_, path)| prefix.join(path)),
+    );
+    files.extend(
+        MAN_PAGES
+            .iter()
+            .map(|page| prefix.join("share/man").join(page)),
+    );
+    files
 }
 
 /// Paths of one installation.
@@ -100,7 +161,7 @@ pub fn install(args: &InstallArgs, build_release: impl FnOnce() -> Result<()>) -
     let unit = layout.staged(&layout.under_prefix("lib/systemd/system/sockstatsd.service"));
     write_file(&unit, render_unit(&bindir)?.as_bytes())?;
 
-    let rules = layout.staged(Path::new("/etc/sockstats/rules.conf"));
+    let rules = layout.staged(Path::new(RULES_FILE));
     if rules.exists() {
         eprintln!("xtask: kept the existing {}", rules.display());
     } else {
@@ -108,11 +169,7 @@ pub fn install(args: &InstallArgs, build_release: impl FnOnce() -> Result<()>) -
     }
 
     let sockstats = binaries.join("sockstats");
-    for (shell, relative) in [
-        ("bash", "share/bash-completion/completions/sockstats"),
-        ("zsh", "share/zsh/site-functions/_sockstats"),
-        ("fish", "share/fish/vendor_completions.d/sockstats.fish"),
-    ] {
+    for (shell, relative) in completions(&layout.prefix) {
         let output = Command::new(&sockstats)
             .args(["completions", shell])
             .output()
@@ -125,6 +182,7 @@ pub fn install(args: &InstallArgs, build_release: impl FnOnce() -> Result<()>) -
             &output.stdout,
         )?;
     }
+    install_man_pages(&binaries, &layout.staged(&layout.under_prefix("share/man")))?;
     if args.destdir.is_none() {
         eprintln!(
             "xtask: done; start it with `systemctl daemon-reload && systemctl enable --now sockstatsd`"
@@ -133,8 +191,47 @@ pub fn install(args: &InstallArgs, build_release: impl FnOnce() -> Result<()>) -
     Ok(())
 }
 
+/// Writes the man pages below `mandir` with the internal `man_pages` example (built with the
+/// binaries), and checks it wrote exactly [`MAN_PAGES`].
+fn install_man_pages(binaries: &Path, mandir: &Path) -> Result<()> {
+    let generator = binaries.join("examples/man_pages");
+    if !generator.exists() {
+        bail!(
+            "{} is not built (run `cargo build --bins --examples`, with --release for target/release)",
+            generator.display()
+        );
+    }
+    let output = Command::new(&generator)
+        .arg(mandir)
+        .output()
+        .with_context(|| format!("cannot run {}", generator.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            generator.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let mut written: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    for page in &written {
+        eprintln!("xtask: installed {}", page.display());
+    }
+    let mut expected: Vec<PathBuf> = MAN_PAGES.iter().map(|page| mandir.join(page)).collect();
+    written.sort();
+    expected.sort();
+    if written != expected {
+        bail!(
+            "the man pages written ({written:?}) are not xtask's MAN_PAGES ({expected:?}): update xtask/src/install.rs"
+        );
+    }
+    Ok(())
+}
+
 /// The unit with its binaries in `bindir`.
-fn render_unit(bindir: &Path) -> Result<String> {
+pub fn render_unit(bindir: &Path) -> Result<String> {
     let template = fs::read_to_string(workspace_root().join("dist/sockstatsd.service"))
         .context("cannot read dist/sockstatsd.service")?;
     Ok(template.replace("@BINDIR@", &bindir.display().to_string()))
@@ -162,4 +259,37 @@ pub fn verify_unit(bindir: &Path) -> Result<()> {
     }
     eprintln!("xtask: dist/sockstatsd.service verified with systemd-analyze");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_install_lists_every_file_under_the_prefix_and_the_rules_file() {
+        let files = installed_files(Path::new("/usr/local"));
+        for file in [
+            "/usr/local/bin/sockstatsd",
+            "/usr/local/bin/sockstats",
+            "/usr/local/lib/systemd/system/sockstatsd.service",
+            "/etc/sockstats/rules.conf",
+            "/usr/local/share/bash-completion/completions/sockstats",
+            "/usr/local/share/zsh/site-functions/_sockstats",
+            "/usr/local/share/fish/vendor_completions.d/sockstats.fish",
+            "/usr/local/share/man/man1/sockstats.1",
+            "/usr/local/share/man/man1/sockstats-rules-add.1",
+            "/usr/local/share/man/man8/sockstatsd.8",
+        ] {
+            assert!(files.contains(&PathBuf::from(file)), "{file} missing");
+        }
+        assert_eq!(files.len(), 7 + MAN_PAGES.len());
+    }
+
+    #[test]
+    fn zsh_completions_go_where_debians_zsh_looks() {
+        let files = installed_files(Path::new("/usr"));
+        assert!(files.contains(&PathBuf::from(
+            "/usr/share/zsh/vendor-completions/_sockstats"
+        )));
+    }
 }

@@ -270,17 +270,10 @@ fn check_install() -> Result<()> {
         .arg(&destdir)
         .arg("--binaries")
         .arg(&binaries))?;
-    for path in [
-        "usr/local/bin/sockstatsd",
-        "usr/local/bin/sockstats",
-        "usr/local/lib/systemd/system/sockstatsd.service",
-        "etc/sockstats/rules.conf",
-        "usr/local/share/bash-completion/completions/sockstats",
-        "usr/local/share/zsh/site-functions/_sockstats",
-        "usr/local/share/fish/vendor_completions.d/sockstats.fish",
-    ] {
-        if !destdir.join(path).is_file() {
-            bail!("`cargo xtask install` did not install {path}");
+    for path in install::installed_files(Path::new("/usr/local")) {
+        let staged = destdir.join(path.strip_prefix("/").expect("absolute"));
+        if !staged.is_file() {
+            bail!("`cargo xtask install` did not install {}", path.display());
         }
     }
     install::verify_unit(&binaries)
