@@ -7,7 +7,9 @@
 //! - `cargo xtask vm-test [KERNEL…]`: the exact-count smoke suite inside QEMU guests running
 //!   Debian's 5.10, 6.1, 6.12 and newest kernels.
 //! - `cargo xtask soak`, `cargo xtask install`: see `cargo xtask help`.
+//! - `cargo xtask deb`: a Debian package in `target/deb` (see `deb.rs`).
 //! - `cargo xtask bench [-- ARGS]`: set up (nethogs too), build (release) and run the benchmarks.
+mod deb;
 mod install;
 mod run;
 mod setup;
@@ -57,8 +59,12 @@ enum Task {
         sockets: u64,
     },
     /// Set up, build in release mode and install the binaries, the systemd unit, a sample
-    /// rules file (/etc/sockstats/rules.conf, never overwritten) and shell completions.
+    /// rules file (/etc/sockstats/rules.conf, never overwritten), shell completions and man
+    /// pages.
     Install(install::InstallArgs),
+    /// Set up, build in release mode and make a Debian package of what `install` installs
+    /// (prefix /usr): target/deb/sockstats_<version>_<arch>.deb. Installing it starts nothing.
+    Deb(deb::DebArgs),
     /// Set up (nethogs included), build in release mode and run the benchmarks (as root):
     /// `cargo xtask bench [--quick] [--rounds N] ...` (see `--help` of sockstats-bench).
     Bench {
@@ -166,6 +172,23 @@ fn run_task(task: Task) -> Result<()> {
             setup::ensure_toolchain()?;
             build(true)
         }),
+        Task::Deb(args) => {
+            let binaries = if let Some(dir) = args.binaries {
+                dir
+            } else {
+                setup::ensure_toolchain()?;
+                build(true)?;
+                workspace_root().join("target/release")
+            };
+            if args.check && !is_root() {
+                bail!("the package check installs and removes it: `sudo cargo xtask deb --check`");
+            }
+            deb::build(&binaries)?;
+            if args.check {
+                deb::check_built()?;
+            }
+            Ok(())
+        }
         Task::Bench { args } => bench(&args),
     }
 }
@@ -245,6 +268,7 @@ fn test(unit_only: bool) -> Result<()> {
         ])
         .env("SOCKSTATSD", daemon))?;
     check_install()?;
+    deb::check_package(&workspace_root().join("target/debug"))?;
     eprintln!("xtask: the smoke suite on Debian's kernels, in QEMU guests");
     vm::vm_test(&[])?;
     eprintln!("xtask: all tests passed");
