@@ -1,18 +1,28 @@
 //! `sockstats watch`: a live view of per-label (and per-interface) rates and totals.
 //!
-//! On a terminal: a full-screen view redrawn every interval, left with q, Esc or Ctrl-C (the
-//! terminal is restored however it ends). Otherwise (a pipe, a file): one plain block of lines
-//! per interval, so it can be logged or grepped.
+//! On a terminal: a full-screen [`ratatui`] view redrawn every interval: a table of the rows,
+//! sortable (`s` cycles the column, `r` reverses), and sparklines of the selected row's tx and
+//! rx rates (`↑`/`↓` select); left with q, Esc or Ctrl-C (the terminal is restored however it
+//! ends, a panic too). Otherwise (a pipe, a file): one plain block of lines per interval, so it
+//! can be logged or grepped.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     io::{self, IsTerminal as _, Write as _},
     time::{Duration, Instant},
 };
 
 use crossterm::{
     cursor,
-    event::{self, Event, KeyCode, KeyEventKind, KeyModifiers},
+    event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers},
     execute, terminal,
+};
+use ratatui::{
+    backend::{Backend, CrosstermBackend},
+    layout::{Constraint, Layout, Rect},
+    style::{Modifier, Style},
+    text::Line,
+    widgets::{Block, Cell, Paragraph, Row as TableRow, Sparkline, Table, TableState},
+    Frame, Terminal, TerminalOptions, Viewport,
 };
 use sockstats_common::client::{Client, ClientError};
 
@@ -52,58 +62,406 @@ fn sample(client: &mut Client, interfaces: bool) -> Result<Sample, ClientError> 
     Ok(sample)
 }
 
-/// Rows sorted by current rate, then total: label, [interface], tx/s, rx/s, tx, rx.
+/// One row of the view: a label (and interface, or "") with its rates (bytes/s) and totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    label: String,
+    interface: String,
+    tx_rate: u64,
+    rx_rate: u64,
+    tx: u64,
+    rx: u64,
+}
+
+impl Row {
+    fn key(&self) -> (String, String) {
+        (self.label.clone(), self.interface.clone())
+    }
+}
+
+/// Bytes per second from `then` to `now` over `elapsed` (counters only grow; a reset counts 0).
+fn rate(now: u64, then: u64, elapsed: Duration) -> u64 {
+    let seconds = elapsed.as_secs_f64().max(1e-3);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "a displayed rate"
+    )]
+    let per_second = (now.saturating_sub(then) as f64 / seconds) as u64;
+    per_second
+}
+
+/// The rows of `now`, rates against `before` (none yet: all 0; a row new since: from 0).
+fn rows(now: &Sample, before: Option<&Sample>, elapsed: Duration) -> Vec<Row> {
+    now.iter()
+        .map(|((label, interface), (tx, rx))| {
+            let (tx_before, rx_before) = before
+                .and_then(|b| b.get(&(label.clone(), interface.clone())))
+                .copied()
+                .unwrap_or(if before.is_some() { (0, 0) } else { (*tx, *rx) });
+            Row {
+                label: label.clone(),
+                interface: interface.clone(),
+                tx_rate: rate(*tx, tx_before, elapsed),
+                rx_rate: rate(*rx, rx_before, elapsed),
+                tx: *tx,
+                rx: *rx,
+            }
+        })
+        .collect()
+}
+
+/// What the view's table is sorted by (`s` cycles through them in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKey {
+    /// tx + rx rate, then tx + rx total: the plain output's order.
+    Rate,
+    TxRate,
+    RxRate,
+    Tx,
+    Rx,
+    Label,
+}
+
+impl SortKey {
+    const ALL: [Self; 6] = [
+        Self::Rate,
+        Self::TxRate,
+        Self::RxRate,
+        Self::Tx,
+        Self::Rx,
+        Self::Label,
+    ];
+
+    fn next(self) -> Self {
+        let index = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL[(index + 1) % Self::ALL.len()]
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::TxRate => "tx rate",
+            Self::RxRate => "rx rate",
+            Self::Tx => "tx",
+            Self::Rx => "rx",
+            Self::Label => "label",
+        }
+    }
+}
+
+/// Sorts largest first by `key` (a label A to Z), ties by label and interface; `reverse`
+/// turns the whole order round.
+fn sort_rows(rows: &mut [Row], key: SortKey, reverse: bool) {
+    rows.sort_by(|a, b| {
+        let by_key = match key {
+            SortKey::Rate => (b.tx_rate + b.rx_rate)
+                .cmp(&(a.tx_rate + a.rx_rate))
+                .then((b.tx + b.rx).cmp(&(a.tx + a.rx))),
+            SortKey::TxRate => b.tx_rate.cmp(&a.tx_rate),
+            SortKey::RxRate => b.rx_rate.cmp(&a.rx_rate),
+            SortKey::Tx => b.tx.cmp(&a.tx),
+            SortKey::Rx => b.rx.cmp(&a.rx),
+            SortKey::Label => std::cmp::Ordering::Equal,
+        };
+        let order = by_key
+            .then_with(|| a.label.cmp(&b.label))
+            .then_with(|| a.interface.cmp(&b.interface));
+        if reverse {
+            order.reverse()
+        } else {
+            order
+        }
+    });
+}
+
+/// The last `capacity` (tx, rx) rates of each row still shown.
+#[derive(Debug)]
+struct History {
+    capacity: usize,
+    rates: BTreeMap<(String, String), VecDeque<(u64, u64)>>,
+}
+
+impl History {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            rates: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one refresh; rows gone from it are forgotten.
+    fn record(&mut self, rows: &[Row]) {
+        self.rates.retain(|key, _| {
+            rows.iter()
+                .any(|row| row.label == key.0 && row.interface == key.1)
+        });
+        for row in rows {
+            let rates = self.rates.entry(row.key()).or_default();
+            rates.push_back((row.tx_rate, row.rx_rate));
+            while rates.len() > self.capacity {
+                rates.pop_front();
+            }
+        }
+    }
+
+    /// The tx rates (`rx` false) or rx rates of `key`, oldest first.
+    fn series(&self, key: &(String, String), rx: bool) -> Vec<u64> {
+        self.rates.get(key).map_or_else(Vec::new, |rates| {
+            rates
+                .iter()
+                .map(|(tx_rate, rx_rate)| if rx { *rx_rate } else { *tx_rate })
+                .collect()
+        })
+    }
+}
+
+/// What a key press asks of the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Quit,
+    Redraw,
+    Nothing,
+}
+
+/// The state of the terminal view: sort, selection, rate history.
+#[derive(Debug)]
+struct View {
+    options: WatchOptions,
+    sort: SortKey,
+    reverse: bool,
+    /// Index of the selected row in the sorted table.
+    selected: usize,
+    history: History,
+}
+
+impl View {
+    /// Rates kept per row: enough for a wide sparkline.
+    const HISTORY: usize = 240;
+
+    fn new(options: WatchOptions) -> Self {
+        Self {
+            options,
+            sort: SortKey::Rate,
+            reverse: false,
+            selected: 0,
+            history: History::new(Self::HISTORY),
+        }
+    }
+
+    /// q, Esc, Ctrl-C quit; s cycles the sort column, r reverses; ↑/k ↓/j Home End select.
+    fn on_key(&mut self, key: KeyEvent, row_count: usize) -> Action {
+        if key.kind != KeyEventKind::Press {
+            return Action::Nothing;
+        }
+        let last = row_count.saturating_sub(1);
+        match key.code {
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => Action::Quit,
+            KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
+            KeyCode::Char('s') => {
+                self.sort = self.sort.next();
+                Action::Redraw
+            }
+            KeyCode::Char('r') => {
+                self.reverse = !self.reverse;
+                Action::Redraw
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.selected = self.selected.saturating_sub(1).min(last);
+                Action::Redraw
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(last);
+                Action::Redraw
+            }
+            KeyCode::Home => {
+                self.selected = 0;
+                Action::Redraw
+            }
+            KeyCode::End => {
+                self.selected = last;
+                Action::Redraw
+            }
+            _ => Action::Nothing,
+        }
+    }
+
+    fn cell(&self, bytes: u64) -> String {
+        if self.options.exact {
+            bytes.to_string()
+        } else {
+            human_bytes(bytes)
+        }
+    }
+
+    /// Draws `rows` (in any order) under `title`.
+    fn draw(&self, frame: &mut Frame, rows: &[Row], title: &str) {
+        let mut rows = rows.to_vec();
+        sort_rows(&mut rows, self.sort, self.reverse);
+        let selected = self.selected.min(rows.len().saturating_sub(1));
+        let [top, middle, bottom] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(3),
+            Constraint::Length(7),
+        ])
+        .areas(frame.area());
+        frame.render_widget(Paragraph::new(title), top);
+
+        let arrow = if self.reverse { " ▲" } else { " ▼" };
+        let mut columns: Vec<(&str, Option<SortKey>)> = vec![("LABEL", Some(SortKey::Label))];
+        if self.options.interfaces {
+            columns.push(("INTERFACE", None));
+        }
+        columns.extend([
+            ("TX RATE", Some(SortKey::TxRate)),
+            ("RX RATE", Some(SortKey::RxRate)),
+            ("TX", Some(SortKey::Tx)),
+            ("RX", Some(SortKey::Rx)),
+        ]);
+        let text_columns = if self.options.interfaces { 2 } else { 1 };
+        let header = TableRow::new(columns.iter().enumerate().map(|(index, (name, key))| {
+            let marked = if *key == Some(self.sort)
+                || (self.sort == SortKey::Rate
+                    && matches!(key, Some(SortKey::TxRate | SortKey::RxRate)))
+            {
+                format!("{name}{arrow}")
+            } else {
+                (*name).to_owned()
+            };
+            let line = Line::from(marked);
+            Cell::from(if index < text_columns {
+                line
+            } else {
+                line.right_aligned()
+            })
+        }))
+        .style(Style::new().add_modifier(Modifier::BOLD));
+        let body = rows.iter().map(|row| {
+            let mut cells = vec![Cell::from(row.label.clone())];
+            if self.options.interfaces {
+                cells.push(Cell::from(row.interface.clone()));
+            }
+            for text in [
+                format!("{}/s", self.cell(row.tx_rate)),
+                format!("{}/s", self.cell(row.rx_rate)),
+                self.cell(row.tx),
+                self.cell(row.rx),
+            ] {
+                cells.push(Cell::from(Line::from(text).right_aligned()));
+            }
+            TableRow::new(cells)
+        });
+        let label_width = rows
+            .iter()
+            .map(|row| row.label.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let mut widths = vec![Constraint::Length(
+            u16::try_from(label_width).unwrap_or(u16::MAX),
+        )];
+        if self.options.interfaces {
+            let width = rows
+                .iter()
+                .map(|row| row.interface.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(9);
+            widths.push(Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX)));
+        }
+        widths.extend([Constraint::Length(13); 4]);
+        let table = Table::new(body, widths)
+            .header(header)
+            .column_spacing(2)
+            .block(Block::bordered().title(format!(
+                " sorted by {}{} (s: sort, r: reverse, ↑↓: select, q: quit) ",
+                self.sort.name(),
+                if self.reverse { ", reversed" } else { "" }
+            )))
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+        let mut state = TableState::default().with_selected((!rows.is_empty()).then_some(selected));
+        frame.render_stateful_widget(table, middle, &mut state);
+
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        if let Some(row) = rows.get(selected) {
+            let name = if row.interface.is_empty() {
+                row.label.clone()
+            } else {
+                format!("{} on {}", row.label, row.interface)
+            };
+            for (area, rx, now) in [(left, false, row.tx_rate), (right, true, row.rx_rate)] {
+                self.sparkline(
+                    frame,
+                    area,
+                    &row.key(),
+                    rx,
+                    &format!(
+                        " {name} {} {}/s ",
+                        if rx { "rx" } else { "tx" },
+                        self.cell(now)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The newest rates of `key` that fit in `area`, as a sparkline.
+    fn sparkline(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        key: &(String, String),
+        rx: bool,
+        title: &str,
+    ) {
+        let series = self.history.series(key, rx);
+        let fit = usize::from(area.width.saturating_sub(2));
+        let newest = &series[series.len().saturating_sub(fit)..];
+        frame.render_widget(
+            Sparkline::default()
+                .block(Block::bordered().title(title.to_owned()))
+                .data(newest),
+            area,
+        );
+    }
+}
+
+/// The plain block: rows sorted by current rate, then total: label, [interface], tx/s, rx/s,
+/// tx, rx.
 fn render(
     now: &Sample,
     before: Option<&Sample>,
     elapsed: Duration,
     options: WatchOptions,
 ) -> String {
-    let rate = |now: u64, then: u64| -> u64 {
-        let seconds = elapsed.as_secs_f64().max(1e-3);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "a displayed rate"
-        )]
-        let per_second = (now.saturating_sub(then) as f64 / seconds) as u64;
-        per_second
+    let mut sorted = rows(now, before, elapsed);
+    sort_rows(&mut sorted, SortKey::Rate, false);
+    let cell = |bytes: u64| {
+        if options.exact {
+            bytes.to_string()
+        } else {
+            human_bytes(bytes)
+        }
     };
-    let mut rows: Vec<(u64, u64, Vec<String>)> = now
-        .iter()
-        .map(|((label, interface), (tx, rx))| {
-            let (tx_before, rx_before) = before
-                .and_then(|b| b.get(&(label.clone(), interface.clone())))
-                .copied()
-                .unwrap_or(if before.is_some() { (0, 0) } else { (*tx, *rx) });
-            let (tx_rate, rx_rate) = (rate(*tx, tx_before), rate(*rx, rx_before));
-            let cell = |bytes: u64| {
-                if options.exact {
-                    bytes.to_string()
-                } else {
-                    human_bytes(bytes)
-                }
-            };
-            let mut row = vec![label.clone()];
+    let rows: Vec<Vec<String>> = sorted
+        .into_iter()
+        .map(|row| {
+            let mut cells = vec![row.label];
             if options.interfaces {
-                row.push(interface.clone());
+                cells.push(row.interface);
             }
-            row.extend([
-                format!("{}/s", cell(tx_rate)),
-                format!("{}/s", cell(rx_rate)),
-                cell(*tx),
-                cell(*rx),
+            cells.extend([
+                format!("{}/s", cell(row.tx_rate)),
+                format!("{}/s", cell(row.rx_rate)),
+                cell(row.tx),
+                cell(row.rx),
             ]);
-            (tx_rate + rx_rate, tx + rx, row)
+            cells
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then(b.1.cmp(&a.1))
-            .then_with(|| a.2.cmp(&b.2))
-    });
-    let rows: Vec<Vec<String>> = rows.into_iter().map(|(_, _, row)| row).collect();
     let mut header = vec!["LABEL"];
     if options.interfaces {
         header.push("INTERFACE");
@@ -112,52 +470,27 @@ fn render(
     table(&header, if options.interfaces { 2 } else { 1 }, &rows)
 }
 
-/// Runs the view until it is left (or `count` refreshes are done).
+/// Runs the view until it is left (or `count` refreshes are done): full screen on a terminal,
+/// plain blocks otherwise.
 pub fn watch(client: &mut Client, options: WatchOptions) -> Result<(), ClientError> {
     if io::stdout().is_terminal() {
-        let _screen = Screen::enter()?;
-        watch_loop(
-            client,
-            options,
-            true,
-            |text| {
-                let mut out = io::stdout();
-                execute!(
-                    out,
-                    cursor::MoveTo(0, 0),
-                    terminal::Clear(terminal::ClearType::All)
-                )?;
-                // Raw mode: lines need explicit carriage returns.
-                write!(out, "{}", text.replace('\n', "\r\n"))?;
-                out.flush()
-            },
-            wait_for_quit,
-        )
+        watch_terminal(client, options)
     } else {
-        watch_loop(
-            client,
-            options,
-            false,
-            |text| {
-                let mut out = io::stdout();
-                write!(out, "{text}")?;
-                out.flush()
-            },
-            |interval| {
-                std::thread::sleep(interval);
-                Ok(false)
-            },
-        )
+        watch_plain(client, options)
     }
 }
 
-fn watch_loop(
-    client: &mut Client,
-    options: WatchOptions,
-    interactive: bool,
-    mut show: impl FnMut(&str) -> io::Result<()>,
-    mut wait: impl FnMut(Duration) -> io::Result<bool>,
-) -> Result<(), ClientError> {
+/// The header line of a refresh.
+fn title(options: WatchOptions, interactive: bool) -> String {
+    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    format!(
+        "sockstats watch — {time}, every {:.1} s{}",
+        options.interval.as_secs_f64(),
+        if interactive { " (q to quit)" } else { "" },
+    )
+}
+
+fn watch_plain(client: &mut Client, options: WatchOptions) -> Result<(), ClientError> {
     let mut before: Option<(Sample, Instant)> = None;
     let mut refreshes = 0;
     loop {
@@ -166,50 +499,110 @@ fn watch_loop(
         let elapsed = before
             .as_ref()
             .map_or(options.interval, |(_, at)| taken - *at);
-        let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let text = format!(
-            "sockstats watch — {time}, every {:.1} s{}\n{}",
-            options.interval.as_secs_f64(),
-            if interactive { " (q to quit)" } else { "" },
+            "{}\n{}",
+            title(options, false),
             render(&now, before.as_ref().map(|(s, _)| s), elapsed, options)
         );
-        show(&text)?;
+        let mut out = io::stdout();
+        write!(out, "{text}")?;
+        out.flush()?;
         refreshes += 1;
         if options.count.is_some_and(|count| refreshes >= count) {
             return Ok(());
         }
         before = Some((now, taken));
-        if wait(options.interval)? {
-            return Ok(());
-        }
+        std::thread::sleep(options.interval);
     }
 }
 
-/// Waits up to `interval` for q, Esc or Ctrl-C; true when one came.
-fn wait_for_quit(interval: Duration) -> io::Result<bool> {
-    let deadline = Instant::now() + interval;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !event::poll(left)? {
-            return Ok(false);
+fn watch_terminal(client: &mut Client, options: WatchOptions) -> Result<(), ClientError> {
+    let _screen = Screen::enter()?;
+    let backend = CrosstermBackend::new(io::stdout());
+    // A terminal that reports no size (a pty nobody sized) still gets a screen to draw on.
+    let viewport = match terminal::size() {
+        Ok((width, height)) if width > 0 && height > 0 => Viewport::Fullscreen,
+        _ => Viewport::Fixed(Rect::new(0, 0, 100, 30)),
+    };
+    let mut terminal = Terminal::with_options(backend, TerminalOptions { viewport })?;
+    run_view(client, options, &mut terminal, |timeout| {
+        if event::poll(timeout)? {
+            event::read().map(Some)
+        } else {
+            Ok(None)
         }
-        if let Event::Key(key) = event::read()? {
-            let ctrl_c =
-                key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
-            if key.kind == KeyEventKind::Press
-                && (ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Esc))
-            {
-                return Ok(true);
+    })
+}
+
+/// The terminal view's loop: sample, draw, then wait out the interval while handling keys
+/// (`next_event` waits up to its timeout for one).
+fn run_view<B: Backend>(
+    client: &mut Client,
+    options: WatchOptions,
+    terminal: &mut Terminal<B>,
+    mut next_event: impl FnMut(Duration) -> io::Result<Option<Event>>,
+) -> Result<(), ClientError> {
+    let mut view = View::new(options);
+    let mut before: Option<(Sample, Instant)> = None;
+    let mut refreshes = 0;
+    loop {
+        let now = sample(client, options.interfaces)?;
+        let taken = Instant::now();
+        let elapsed = before
+            .as_ref()
+            .map_or(options.interval, |(_, at)| taken - *at);
+        let current = rows(&now, before.as_ref().map(|(s, _)| s), elapsed);
+        view.history.record(&current);
+        let heading = title(options, true);
+        terminal.draw(|frame| view.draw(frame, &current, &heading))?;
+        refreshes += 1;
+        if options.count.is_some_and(|count| refreshes >= count) {
+            return Ok(());
+        }
+        before = Some((now, taken));
+        let deadline = Instant::now() + options.interval;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let redraw = match next_event(left)? {
+                None => break,
+                Some(Event::Key(key)) => match view.on_key(key, current.len()) {
+                    Action::Quit => return Ok(()),
+                    Action::Redraw => true,
+                    Action::Nothing => false,
+                },
+                Some(Event::Resize(..)) => {
+                    terminal.autoresize()?;
+                    true
+                }
+                Some(_) => false,
+            };
+            if redraw {
+                terminal.draw(|frame| view.draw(frame, &current, &heading))?;
             }
         }
     }
 }
 
-/// The terminal in raw mode on the alternate screen, restored on drop (also on errors).
+/// Leaves the alternate screen and raw mode (harmless when already left).
+fn restore_terminal() {
+    let _ = execute!(io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
+    let _ = terminal::disable_raw_mode();
+}
+
+/// The terminal in raw mode on the alternate screen, restored on drop (also on errors) and
+/// before a panic's message is printed.
 struct Screen;
 
 impl Screen {
     fn enter() -> io::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
         terminal::enable_raw_mode()?;
         let screen = Self;
         execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
@@ -219,8 +612,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let _ = execute!(io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
-        let _ = terminal::disable_raw_mode();
+        restore_terminal();
     }
 }
 
@@ -258,5 +650,174 @@ mod tests {
             lines[2].split_whitespace().collect::<Vec<_>>(),
             ["b", "0/s", "0/s", "5", "5"]
         );
+    }
+
+    fn row(label: &str, tx_rate: u64, rx_rate: u64, tx: u64, rx: u64) -> Row {
+        Row {
+            label: label.to_owned(),
+            interface: String::new(),
+            tx_rate,
+            rx_rate,
+            tx,
+            rx,
+        }
+    }
+
+    fn labels(rows: &[Row]) -> Vec<&str> {
+        rows.iter().map(|r| r.label.as_str()).collect()
+    }
+
+    #[test]
+    fn rows_have_rates_against_the_previous_sample_and_zero_at_first() {
+        let before = Sample::from([(("a".to_owned(), String::new()), (100, 0))]);
+        let now = Sample::from([
+            (("a".to_owned(), String::new()), (300, 50)),
+            (("new".to_owned(), String::new()), (10, 0)),
+        ]);
+        let rows = rows(&now, Some(&before), Duration::from_secs(2));
+        assert_eq!(rows[0], row("a", 100, 25, 300, 50));
+        assert_eq!(rows[1], row("new", 5, 0, 10, 0), "a new row counts from 0");
+        let first = super::rows(&now, None, Duration::from_secs(2));
+        assert!(first.iter().all(|r| r.tx_rate == 0 && r.rx_rate == 0));
+        assert_eq!(rate(5, 10, Duration::from_secs(1)), 0, "a reset is no rate");
+    }
+
+    #[test]
+    fn sort_keys_cycle_and_reverse() {
+        let mut key = SortKey::Rate;
+        let mut seen = vec![key];
+        for _ in 1..SortKey::ALL.len() {
+            key = key.next();
+            seen.push(key);
+        }
+        assert_eq!(seen, SortKey::ALL);
+        assert_eq!(key.next(), SortKey::Rate);
+
+        let mut rows = vec![
+            row("b", 10, 0, 1, 1000),
+            row("a", 0, 20, 500, 0),
+            row("c", 0, 0, 9999, 9999),
+        ];
+        sort_rows(&mut rows, SortKey::Rate, false);
+        assert_eq!(labels(&rows), ["a", "b", "c"]);
+        sort_rows(&mut rows, SortKey::TxRate, false);
+        assert_eq!(labels(&rows), ["b", "a", "c"]);
+        sort_rows(&mut rows, SortKey::Tx, false);
+        assert_eq!(labels(&rows), ["c", "a", "b"]);
+        sort_rows(&mut rows, SortKey::Rx, true);
+        assert_eq!(labels(&rows), ["a", "b", "c"]);
+        sort_rows(&mut rows, SortKey::Label, false);
+        assert_eq!(labels(&rows), ["a", "b", "c"]);
+        sort_rows(&mut rows, SortKey::Label, true);
+        assert_eq!(labels(&rows), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn history_keeps_the_newest_rates_of_rows_still_shown() {
+        let mut history = History::new(3);
+        for n in 0..5 {
+            history.record(&[row("a", n, n * 10, 0, 0), row("b", 1, 1, 0, 0)]);
+        }
+        let a = ("a".to_owned(), String::new());
+        assert_eq!(history.series(&a, false), [2, 3, 4]);
+        assert_eq!(history.series(&a, true), [20, 30, 40]);
+        history.record(&[row("a", 7, 7, 0, 0)]);
+        assert!(history
+            .series(&("b".to_owned(), String::new()), false)
+            .is_empty());
+    }
+
+    fn press(view: &mut View, code: KeyCode, rows: usize) -> Action {
+        view.on_key(KeyEvent::new(code, KeyModifiers::NONE), rows)
+    }
+
+    #[test]
+    fn keys_sort_select_and_quit() {
+        let options = WatchOptions {
+            interval: Duration::from_secs(1),
+            interfaces: false,
+            exact: true,
+            count: None,
+        };
+        let mut view = View::new(options);
+        assert_eq!(press(&mut view, KeyCode::Char('s'), 2), Action::Redraw);
+        assert_eq!(view.sort, SortKey::TxRate);
+        press(&mut view, KeyCode::Char('r'), 2);
+        assert!(view.reverse);
+        press(&mut view, KeyCode::Down, 2);
+        press(&mut view, KeyCode::Down, 2);
+        assert_eq!(view.selected, 1, "the selection stops at the last row");
+        press(&mut view, KeyCode::Up, 2);
+        assert_eq!(view.selected, 0);
+        assert_eq!(press(&mut view, KeyCode::Char('x'), 2), Action::Nothing);
+        assert_eq!(press(&mut view, KeyCode::Char('q'), 2), Action::Quit);
+        assert_eq!(press(&mut view, KeyCode::Esc, 2), Action::Quit);
+        assert_eq!(
+            view.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), 2),
+            Action::Quit
+        );
+    }
+
+    fn screen(view: &View, rows: &[Row]) -> Vec<String> {
+        let mut terminal =
+            Terminal::new(ratatui::backend::TestBackend::new(100, 20)).expect("test terminal");
+        terminal
+            .draw(|frame| view.draw(frame, rows, "sockstats watch"))
+            .expect("draw");
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_view_shows_the_labels_sorted_and_the_selected_rows_sparklines() {
+        let options = WatchOptions {
+            interval: Duration::from_secs(1),
+            interfaces: false,
+            exact: true,
+            count: None,
+        };
+        let mut view = View::new(options);
+        let rows = [row("slow", 1, 1, 90_000, 0), row("fast", 500, 70, 10, 20)];
+        for _ in 0..3 {
+            view.history.record(&rows);
+        }
+        let lines = screen(&view, &rows);
+        let text = lines.join("\n");
+        assert!(lines[0].starts_with("sockstats watch"), "{text}");
+        let line_of = |lines: &[String], label: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(&format!("│{label} ")))
+                .unwrap_or_else(|| panic!("no row {label}: {}", lines.join("\n")))
+        };
+        assert!(line_of(&lines, "fast") < line_of(&lines, "slow"), "{text}");
+        assert!(text.contains("TX RATE ▼"), "{text}");
+        assert!(text.contains("500/s") && text.contains("90000"), "{text}");
+        assert!(
+            text.contains(" fast tx 500/s ") && text.contains(" fast rx 70/s "),
+            "{text}"
+        );
+
+        // s s s s: sorted by tx total, "slow" first; r reverses.
+        for _ in 0..3 {
+            press(&mut view, KeyCode::Char('s'), 2);
+        }
+        assert_eq!(view.sort, SortKey::Tx);
+        let lines = screen(&view, &rows);
+        assert!(line_of(&lines, "slow") < line_of(&lines, "fast"));
+        assert!(
+            lines.join("\n").contains(" slow tx 1/s "),
+            "the selection is the top row"
+        );
+        press(&mut view, KeyCode::Char('r'), 2);
+        let lines = screen(&view, &rows);
+        assert!(line_of(&lines, "fast") < line_of(&lines, "slow"));
+        assert!(lines.join("\n").contains("sorted by tx, reversed"));
     }
 }
