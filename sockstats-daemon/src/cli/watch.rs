@@ -308,6 +308,37 @@ impl View {
         .areas(frame.area());
         frame.render_widget(Paragraph::new(title), top);
 
+        let table = self.table(&rows);
+        let mut state = TableState::default().with_selected((!rows.is_empty()).then_some(selected));
+        frame.render_stateful_widget(table, middle, &mut state);
+
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        if let Some(row) = rows.get(selected) {
+            let name = if row.interface.is_empty() {
+                row.label.clone()
+            } else {
+                format!("{} on {}", row.label, row.interface)
+            };
+            for (area, rx, now) in [(left, false, row.tx_rate), (right, true, row.rx_rate)] {
+                self.sparkline(
+                    frame,
+                    area,
+                    &row.key(),
+                    rx,
+                    &format!(
+                        " {name} {} {}/s ",
+                        if rx { "rx" } else { "tx" },
+                        self.cell(now)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The sorted rows as a table, the sort column marked.
+    fn table(&self, rows: &[Row]) -> Table<'static> {
         let arrow = if self.reverse { " ▲" } else { " ▼" };
         let mut columns: Vec<(&str, Option<SortKey>)> = vec![("LABEL", Some(SortKey::Label))];
         if self.options.interfaces {
@@ -371,7 +402,7 @@ impl View {
             widths.push(Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX)));
         }
         widths.extend([Constraint::Length(13); 4]);
-        let table = Table::new(body, widths)
+        Table::new(body, widths)
             .header(header)
             .column_spacing(2)
             .block(Block::bordered().title(format!(
@@ -379,33 +410,7 @@ impl View {
                 self.sort.name(),
                 if self.reverse { ", reversed" } else { "" }
             )))
-            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-        let mut state = TableState::default().with_selected((!rows.is_empty()).then_some(selected));
-        frame.render_stateful_widget(table, middle, &mut state);
-
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(bottom);
-        if let Some(row) = rows.get(selected) {
-            let name = if row.interface.is_empty() {
-                row.label.clone()
-            } else {
-                format!("{} on {}", row.label, row.interface)
-            };
-            for (area, rx, now) in [(left, false, row.tx_rate), (right, true, row.rx_rate)] {
-                self.sparkline(
-                    frame,
-                    area,
-                    &row.key(),
-                    rx,
-                    &format!(
-                        " {name} {} {}/s ",
-                        if rx { "rx" } else { "tx" },
-                        self.cell(now)
-                    ),
-                );
-            }
-        }
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     }
 
     /// The newest rates of `key` that fit in `area`, as a sparkline.
