@@ -35,36 +35,40 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Renders rows as columns: the first `text_columns` left-aligned (names), the others
-/// right-aligned (numbers).
+/// Renders rows as columns with [`comfy_table`], without borders: the first `text_columns`
+/// left-aligned (names), the others right-aligned (numbers), two spaces between columns, no
+/// trailing spaces.
 #[must_use]
 pub fn table(header: &[&str], text_columns: usize, rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    render_table(header, text_columns, rows, COLOUR.load(Ordering::Relaxed))
+}
+
+/// [`table`], with the header bold or not.
+fn render_table(header: &[&str], text_columns: usize, rows: &[Vec<String>], bold: bool) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
     for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+        table.add_row(row.iter().map(String::as_str));
+    }
+    let last = header.len().saturating_sub(1);
+    for (index, column) in table.column_iter_mut().enumerate() {
+        // Two spaces between columns, none before the first or after the last.
+        column.set_padding((0, if index == last { 0 } else { 2 }));
+        column.set_cell_alignment(if index < text_columns {
+            comfy_table::CellAlignment::Left
+        } else {
+            comfy_table::CellAlignment::Right
+        });
     }
     let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for (index, row) in std::iter::once(&header).chain(rows).enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| {
-                if i < text_columns {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        let line = cells.join("  ");
-        if index == 0 && COLOUR.load(Ordering::Relaxed) {
-            let _ = write!(out, "\x1b[1m{}\x1b[0m", line.trim_end());
+    for (index, line) in table.trim_fmt().lines().enumerate() {
+        if index == 0 && bold {
+            let _ = write!(out, "\x1b[1m{line}\x1b[0m");
         } else {
-            out.push_str(line.trim_end());
+            out.push_str(line);
         }
         out.push('\n');
     }
@@ -431,5 +435,73 @@ mod tests {
         assert_eq!(lines[2], "small     1   1");
         assert_eq!(lines[3], "current interface: none (no default route)");
         assert!(get_table(&reply, false).contains("4.0 KiB"));
+    }
+
+    #[test]
+    fn table_has_no_borders_and_aligns_names_left_numbers_right() {
+        let rows = vec![
+            vec![
+                "uploader".to_owned(),
+                "1.2 GiB".to_owned(),
+                "3.4 MiB".to_owned(),
+            ],
+            vec![
+                "unlabeled".to_owned(),
+                "8.1 MiB".to_owned(),
+                "92 MiB".to_owned(),
+            ],
+        ];
+        assert_eq!(
+            table(&["LABEL", "TX", "RX"], 1, &rows),
+            "LABEL           TX       RX\n\
+             uploader   1.2 GiB  3.4 MiB\n\
+             unlabeled  8.1 MiB   92 MiB\n"
+        );
+        // Only the header when there are no rows; no trailing spaces after a short last column.
+        assert_eq!(table(&["LABEL", "ID"], 1, &[]), "LABEL  ID\n");
+        let rows = vec![
+            vec![
+                "cgroup".to_owned(),
+                "/a/long/path".to_owned(),
+                "web".to_owned(),
+            ],
+            vec!["uid".to_owned(), "34".to_owned(), "x".to_owned()],
+        ];
+        assert_eq!(
+            table(&["KIND", "MATCHES", "LABEL"], 3, &rows),
+            "KIND    MATCHES       LABEL\ncgroup  /a/long/path  web\nuid     34            x\n"
+        );
+    }
+
+    #[test]
+    fn interfaces_table_with_wire_keeps_its_columns_and_order() {
+        let mut reply = GetInterfacesReply::default();
+        let mut stats = crate::protocol::InterfaceStats::default();
+        stats.tx_bytes_by_interface.insert("lo".into(), 5000);
+        stats.rx_bytes_by_interface.insert("lo".into(), 70);
+        stats.tx_bytes_by_interface.insert("eth0".into(), 1);
+        reply.stats.insert("cli-label".into(), stats);
+        let text = interfaces_table(&reply, true, true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "LABEL      INTERFACE    TX  RX  WIRE TX  WIRE RX  PKTS TX  PKTS RX"
+        );
+        assert_eq!(
+            lines[1],
+            "cli-label  eth0          1   0        0        0        0        0"
+        );
+        assert_eq!(
+            lines[2],
+            "cli-label  lo         5000  70        0        0        0        0"
+        );
+        assert!(lines[3].starts_with("current interface:"));
+    }
+
+    #[test]
+    fn bold_header_wraps_the_whole_first_line() {
+        let rows = [vec!["a".to_owned(), "1".to_owned()]];
+        let text = render_table(&["LABEL", "ID"], 1, &rows, true);
+        assert_eq!(text, "\x1b[1mLABEL  ID\x1b[0m\na       1\n");
     }
 }
