@@ -238,28 +238,63 @@ fn title(options: WatchOptions, interactive: bool) -> String {
     )
 }
 
-fn watch_plain(client: &mut Client, options: WatchOptions) -> Result<(), ClientError> {
-    let mut before: Option<(Sample, Instant)> = None;
-    let mut refreshes = 0;
-    loop {
-        let now = sample(client, options.interfaces)?;
+/// Successive samples of the daemon's totals, each seen beside the one before it.
+struct Samples {
+    options: WatchOptions,
+    before: Option<(Sample, Instant)>,
+    taken: u64,
+}
+
+impl Samples {
+    fn new(options: WatchOptions) -> Self {
+        Self {
+            options,
+            before: None,
+            taken: 0,
+        }
+    }
+
+    /// Takes a sample and gives `use_it` it, the one before (none at first) and the time
+    /// between them (the interval at first).
+    fn next<T>(
+        &mut self,
+        client: &mut Client,
+        use_it: impl FnOnce(&Sample, Option<&Sample>, Duration) -> T,
+    ) -> Result<T, ClientError> {
+        let now = sample(client, self.options.interfaces)?;
         let taken = Instant::now();
-        let elapsed = before
+        let elapsed = self
+            .before
             .as_ref()
-            .map_or(options.interval, |(_, at)| taken - *at);
-        let text = format!(
-            "{}\n{}",
-            title(options, false),
-            render(&now, before.as_ref().map(|(s, _)| s), elapsed, options)
-        );
+            .map_or(self.options.interval, |(_, at)| taken - *at);
+        let used = use_it(&now, self.before.as_ref().map(|(s, _)| s), elapsed);
+        self.before = Some((now, taken));
+        self.taken += 1;
+        Ok(used)
+    }
+
+    /// Has `--count` been reached?
+    fn done(&self) -> bool {
+        self.options.count.is_some_and(|count| self.taken >= count)
+    }
+}
+
+fn watch_plain(client: &mut Client, options: WatchOptions) -> Result<(), ClientError> {
+    let mut samples = Samples::new(options);
+    loop {
+        let text = samples.next(client, |now, before, elapsed| {
+            format!(
+                "{}\n{}",
+                title(options, false),
+                render(now, before, elapsed, options)
+            )
+        })?;
         let mut out = io::stdout();
         write!(out, "{text}")?;
         out.flush()?;
-        refreshes += 1;
-        if options.count.is_some_and(|count| refreshes >= count) {
+        if samples.done() {
             return Ok(());
         }
-        before = Some((now, taken));
         std::thread::sleep(options.interval);
     }
 }
@@ -291,23 +326,15 @@ fn run_view<B: Backend>(
     mut next_event: impl FnMut(Duration) -> io::Result<Option<Event>>,
 ) -> Result<(), ClientError> {
     let mut view = View::new(options);
-    let mut before: Option<(Sample, Instant)> = None;
-    let mut refreshes = 0;
+    let mut samples = Samples::new(options);
     loop {
-        let now = sample(client, options.interfaces)?;
-        let taken = Instant::now();
-        let elapsed = before
-            .as_ref()
-            .map_or(options.interval, |(_, at)| taken - *at);
-        let current = rows(&now, before.as_ref().map(|(s, _)| s), elapsed);
+        let current = samples.next(client, rows)?;
         view.history.record(&current);
         let heading = title(options, true);
         terminal.draw(|frame| view.draw(frame, &current, &heading))?;
-        refreshes += 1;
-        if options.count.is_some_and(|count| refreshes >= count) {
+        if samples.done() {
             return Ok(());
         }
-        before = Some((now, taken));
         let deadline = Instant::now() + options.interval;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

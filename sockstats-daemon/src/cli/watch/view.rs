@@ -295,19 +295,23 @@ mod tests {
             .is_empty());
     }
 
+    /// Every second, labels only, exact numbers, until quit.
+    fn options() -> WatchOptions {
+        WatchOptions {
+            interval: Duration::from_secs(1),
+            interfaces: false,
+            exact: true,
+            count: None,
+        }
+    }
+
     fn press(view: &mut View, code: KeyCode, rows: usize) -> Action {
         view.on_key(KeyEvent::new(code, KeyModifiers::NONE), rows)
     }
 
     #[test]
     fn keys_sort_select_and_quit() {
-        let options = WatchOptions {
-            interval: Duration::from_secs(1),
-            interfaces: false,
-            exact: true,
-            count: None,
-        };
-        let mut view = View::new(options);
+        let mut view = View::new(options());
         assert_eq!(press(&mut view, KeyCode::Char('s'), 2), Action::Redraw);
         assert_eq!(view.sort, SortKey::TxRate);
         press(&mut view, KeyCode::Char('r'), 2);
@@ -344,13 +348,7 @@ mod tests {
 
     #[test]
     fn the_view_shows_the_labels_sorted_and_the_selected_rows_sparklines() {
-        let options = WatchOptions {
-            interval: Duration::from_secs(1),
-            interfaces: false,
-            exact: true,
-            count: None,
-        };
-        let mut view = View::new(options);
+        let mut view = View::new(options());
         let rows = [row("slow", 1, 1, 90_000, 0), row("fast", 500, 70, 10, 20)];
         for _ in 0..3 {
             view.history.record(&rows);
