@@ -107,6 +107,15 @@ pub fn cargo() -> Command {
     command
 }
 
+/// `cargo xtask` itself, as a user types it (`cargo run --quiet --package xtask --`): for a
+/// task that checks another task as a user would run it.
+#[must_use]
+pub fn xtask() -> Command {
+    let mut command = cargo();
+    command.args(["run", "--quiet", "--package", "xtask", "--"]);
+    command
+}
+
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -281,16 +290,8 @@ fn check_install() -> Result<()> {
     let binaries = workspace_root().join("target/debug");
     let destdir = workspace_root().join("target/install-check");
     let _ = std::fs::remove_dir_all(&destdir);
-    run(cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "xtask",
-            "--",
-            "install",
-            "--destdir",
-        ])
+    run(xtask()
+        .args(["install", "--destdir"])
         .arg(&destdir)
         .arg("--binaries")
         .arg(&binaries))?;

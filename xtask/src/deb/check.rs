@@ -173,17 +173,7 @@ pub(super) fn check_archive(deb: &Path, arch: &str) -> Result<()> {
 pub fn check_package(binaries: &Path) -> Result<()> {
     eprintln!("xtask: the Debian package: dpkg-deb checks, a real install and purge");
     refuse_if_in_use()?;
-    run(crate::cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "xtask",
-            "--",
-            "deb",
-            "--binaries",
-        ])
-        .arg(binaries))?;
+    run(crate::xtask().args(["deb", "--binaries"]).arg(binaries))?;
     check_built()
 }
 
