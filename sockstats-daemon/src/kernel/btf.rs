@@ -296,6 +296,12 @@ impl KernelBtf {
             .find(|(_, ty)| ty.kind == kind && self.name_bytes(ty.name) == name.as_bytes())
     }
 
+    /// The id of the kernel function `name`, if BTF describes it.
+    #[must_use]
+    pub fn function_id(&self, name: &str) -> Option<u32> {
+        self.find(KIND_FUNC, name).map(|(id, _)| id)
+    }
+
     /// Does the kernel have the BTF tracepoint `name` (its `btf_trace_<name>` typedef)?
     #[must_use]
     pub fn has_tracepoint(&self, name: &str) -> bool {

@@ -2,6 +2,7 @@
 //! is the only module of the daemon allowed `unsafe` (the crates deny `unsafe_code`).
 pub mod bpf_batch;
 pub mod bpf_link;
+pub mod bpf_probe;
 pub mod bpf_syscall;
 pub mod bpffs;
 pub mod btf_mapping;

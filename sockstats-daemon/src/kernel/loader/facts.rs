@@ -111,8 +111,20 @@ pub(super) fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, Kernel
         );
     }
     let socket_offsets = socket_offsets(kernel_btf, &mut limits);
-    let state_by_cookie = version < TRACING_SK_STORAGE_SINCE;
-    if state_by_cookie {
+    let mut state_by_cookie = version < TRACING_SK_STORAGE_SINCE;
+    if !state_by_cookie {
+        if let Err(refused) = socket_storage_iterator_loads(kernel_btf) {
+            state_by_cookie = true;
+            limits.push(format!(
+                "this kernel refuses socket-storage iterators ({refused}; a security policy can \
+                 do this): socket states are kept in a hash by cookie (--max-sockets of them), \
+                 deleted when the socket closes, so the packets a socket sends or receives after \
+                 its close (FIN, ACKs, retransmits) are not charged to its label (they are in \
+                 untracked_wire_bytes)"
+            ));
+        }
+    }
+    if version < TRACING_SK_STORAGE_SINCE {
         limits.push(
             "tracing programs cannot use socket storage before 5.11: socket states are kept in \
              a hash by cookie (--max-sockets of them), deleted when the socket closes, so the \
@@ -140,6 +152,16 @@ pub(super) fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, Kernel
         tcp_counter_offsets,
         limits,
     })
+}
+
+/// Does the kernel load an iterator over socket storage (the daemon's view of every live
+/// socket's state when states are kept in socket storage)?
+fn socket_storage_iterator_loads(kernel_btf: &KernelBtf) -> Result<(), String> {
+    let name = format!("bpf_iter_{}", program::SOCKET_STATES.target);
+    let id = kernel_btf
+        .function_id(&name)
+        .ok_or_else(|| format!("its BTF has no {name}"))?;
+    crate::sys::bpf_probe::iterator_loads(id).map_err(|error| error.to_string())
 }
 
 pub(super) fn read_kernel_btf() -> Result<KernelBtf, KernelError> {
