@@ -349,6 +349,8 @@ fn socket_churn_leaves_the_maps_at_baseline_and_every_byte_counted() {
         }
     });
     let mut control = daemon.client();
+    // One round trip first: the daemon has accepted this connection before its fds are counted.
+    control.status().expect("status");
     let fds_before = daemon.open_fds();
     let no_linger = libc::linger {
         l_onoff: 1,
