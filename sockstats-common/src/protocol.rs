@@ -103,6 +103,13 @@ pub enum Grouping {
     /// By the process that made the socket, shown as `<pid> (<command>)`: live sockets only,
     /// the bytes of closed sockets are in `(closed sockets)`.
     Process,
+    /// By the systemd unit (`nginx.service`, `user@1000.service`, `session-3.scope`) of the
+    /// cgroup of the task that made the socket, from its path.
+    Unit,
+    /// By the container (Docker, Podman, containerd, CRI-O; Kubernetes ones as
+    /// `<namespace>/<pod>/<container>`) of the cgroup of the task that made the socket, named
+    /// from the runtime's metadata, else by its short id.
+    Container,
 }
 
 impl Grouping {
@@ -114,11 +121,14 @@ impl Grouping {
             Grouping::Uid => "uid",
             Grouping::Cgroup => "cgroup",
             Grouping::Process => "process",
+            Grouping::Unit => "unit",
+            Grouping::Container => "container",
         }
     }
 }
 
-/// Which sockets a rule labels: exactly one of `uid`, `user` or `cgroup`.
+/// Which sockets a rule labels: exactly one of `uid`, `user`, `cgroup`, `unit` or
+/// `container`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RuleSelector {
     /// Sockets made by tasks running as this uid.
@@ -131,9 +141,35 @@ pub struct RuleSelector {
     /// mount, like `/system.slice/nginx.service`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Sockets made by tasks in this systemd unit (`nginx.service`), wherever its cgroup is,
+    /// also after the unit restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Sockets made by tasks in this container: its name as `get --by container` shows it, or
+    /// its id (at least 12 hex digits); also after it is made again under that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl RuleSelector {
+    /// Selects the sockets made by tasks in the systemd unit `name`.
+    #[must_use]
+    pub fn unit(name: &str) -> Self {
+        Self {
+            unit: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// Selects the sockets made by tasks in the container `name` (or id).
+    #[must_use]
+    pub fn container(name: &str) -> Self {
+        Self {
+            container: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
     /// Selects the sockets made by tasks running as `uid`.
     #[must_use]
     pub fn uid(uid: u32) -> Self {
@@ -578,7 +614,8 @@ pub struct ProgramStatus {
 /// One rule in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
-    /// The uid, or the cgroup path, the rule is for (a rule added for a user shows its uid).
+    /// The uid, cgroup path, unit or container the rule is for (a rule added for a user shows
+    /// its uid).
     #[serde(flatten)]
     pub selector: RuleSelector,
     /// The label the rule's sockets get.
@@ -589,9 +626,12 @@ pub struct RuleInfo {
     /// Whether the kernel applies it now (a cgroup rule is inactive while its cgroup does not
     /// exist).
     pub active: bool,
-    /// The cgroup's id while it exists.
+    /// The cgroup's id while it exists (cgroup rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_id: Option<u64>,
+    /// The cgroups a unit or container rule applies to now (paths below the cgroup2 mount).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
 }
 
 /// Reply to `rules`, and to `add_rule`/`remove_rule` (the rule added or removed).
@@ -656,6 +696,11 @@ pub struct StatusReply {
     pub bpffs_dir: String,
     /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
+    /// Where the kernel keeps each socket's state: `socket_storage` (with the socket, Linux
+    /// 5.11+) or `hash_by_cookie` (before 5.11, or on a kernel that refuses socket-storage
+    /// iterators; see `kernel_limits`).
+    #[serde(default)]
+    pub socket_states: String,
     /// Inet sockets held by processes that sockstats tracks right now.
     pub live_sockets: u64,
     /// The kernel's failure and event counters by name (`sockets_map_full`, ...).

@@ -327,22 +327,32 @@ pub fn rules_table(reply: &RulesReply) -> String {
         .rules
         .iter()
         .map(|rule| {
-            let (kind, what) = match (&rule.selector.uid, &rule.selector.cgroup) {
-                (Some(uid), _) => ("uid", uid.to_string()),
-                (None, Some(path)) => ("cgroup", path.clone()),
-                (None, None) => ("user", rule.selector.user.clone().unwrap_or_default()),
-            };
-            let state = if rule.active {
-                "active"
+            let selector = &rule.selector;
+            let (kind, what) = if let Some(uid) = selector.uid {
+                ("uid", uid.to_string())
+            } else if let Some(path) = &selector.cgroup {
+                ("cgroup", path.clone())
+            } else if let Some(unit) = &selector.unit {
+                ("unit", unit.clone())
+            } else if let Some(container) = &selector.container {
+                ("container", container.clone())
             } else {
-                "inactive (no such cgroup now)"
+                ("user", selector.user.clone().unwrap_or_default())
+            };
+            let state = match (rule.active, rule.cgroups.as_slice()) {
+                (true, []) => "active".to_owned(),
+                (true, cgroups) => format!("active ({})", cgroups.join(", ")),
+                (false, _) if selector.cgroup.is_some() => {
+                    "inactive (no such cgroup now)".to_owned()
+                }
+                (false, _) => format!("inactive (no such {kind} running now)"),
             };
             vec![
                 kind.to_owned(),
                 what,
                 rule.label.clone(),
                 rule.source.clone(),
-                state.to_owned(),
+                state,
             ]
         })
         .collect();
@@ -364,7 +374,7 @@ pub fn labels_table(reply: &LabelsReply) -> String {
 #[must_use]
 pub fn status_text(reply: &StatusReply) -> String {
     let mut out = format!(
-        "sockstatsd {}: {}\npayload hooks: {} ({})\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
+        "sockstatsd {}: {}\npayload hooks: {} ({})\nsocket states: {}\ncgroup root: {}\npins: {}\nstate: {}\nlive sockets: {}\n",
         reply.version,
         if reply.attached {
             "attached"
@@ -373,6 +383,7 @@ pub fn status_text(reply: &StatusReply) -> String {
         },
         reply.payload_hooks.set,
         reply.payload_hooks.reason,
+        reply.socket_states.replace('_', " "),
         reply.cgroup_root,
         reply.bpffs_dir,
         reply.state_dir,
@@ -400,6 +411,7 @@ pub fn status_text(reply: &StatusReply) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{RuleInfo, RuleSelector};
 
     #[test]
     fn human_units() {
@@ -496,6 +508,45 @@ mod tests {
             "cli-label  lo         5000  70        0        0        0        0"
         );
         assert!(lines[3].starts_with("current interface:"));
+    }
+
+    #[test]
+    fn rules_table_names_each_kind_and_where_unit_and_container_rules_apply() {
+        let rule = |selector: RuleSelector, active, cgroups: &[&str]| RuleInfo {
+            selector,
+            label: "l".to_owned(),
+            source: "client".to_owned(),
+            active,
+            cgroup_id: None,
+            cgroups: cgroups.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let reply = RulesReply {
+            rules: vec![
+                rule(
+                    RuleSelector::unit("web.service"),
+                    true,
+                    &["/system.slice/web.service"],
+                ),
+                rule(RuleSelector::container("shop"), false, &[]),
+                rule(RuleSelector::cgroup("/gone"), false, &[]),
+            ],
+        };
+        let table = rules_table(&reply);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].starts_with("unit")
+                && lines[1].ends_with("active (/system.slice/web.service)"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("container")
+                && lines[2].ends_with("inactive (no such container running now)"),
+            "{table}"
+        );
+        assert!(
+            lines[3].ends_with("inactive (no such cgroup now)"),
+            "{table}"
+        );
     }
 
     #[test]

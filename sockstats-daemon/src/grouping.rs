@@ -1,5 +1,5 @@
 //! Grouping arithmetic: payload bytes per uid, cgroup, process or label, from one kernel
-//! snapshot. Pure functions, so tests need no kernel; the names come from [`crate::sys::owners`].
+//! snapshot (units and containers are groups of cgroups, named in [`crate::ops::naming`]). Pure functions, so tests need no kernel; the names come from [`crate::sys::owners`].
 //!
 //! Every grouping covers the same bytes, so each one's groups sum to the same total: the
 //! kernel adds each payload byte to its label's account and its owner's (uid, cgroup) account
@@ -54,7 +54,7 @@ pub fn group(
                 out.entry(Group::Label(label)).or_default().payload = payload;
             }
         }
-        Grouping::Uid | Grouping::Cgroup => {
+        Grouping::Uid | Grouping::Cgroup | Grouping::Unit | Grouping::Container => {
             for (owner, totals) in &snapshot.owners {
                 let group = match by {
                     Grouping::Uid if owner.uid == UNKNOWN_UID => Group::UnknownOwner,
@@ -113,6 +113,9 @@ pub const fn covers(by: Grouping) -> &'static str {
         Grouping::Label => "live and closed sockets, by label",
         Grouping::Uid | Grouping::Cgroup => {
             "live and closed sockets, by the uid or cgroup of the task that made the socket (for accepted sockets and sockets older than the daemon: the first task that moved bytes on it)"
+        }
+        Grouping::Unit | Grouping::Container => {
+            "live and closed sockets, by the systemd unit or the container of the cgroup of the task that made the socket (for accepted sockets and sockets older than the daemon: the first task that moved bytes on it); \"(no unit)\" and \"(no container)\" hold the rest, \"(unknown cgroup N)\" a cgroup removed before the daemon saw it"
         }
         Grouping::Process => {
             "live sockets by the process that made them; the bytes of closed sockets are in \"(closed sockets)\", as processes are not kept once their sockets close"
@@ -209,7 +212,13 @@ mod tests {
     fn every_grouping_covers_the_same_bytes_and_sockets() {
         let (snapshot, live) = snapshot();
         let by_label = group(&snapshot, Grouping::Label, &live);
-        for by in [Grouping::Uid, Grouping::Cgroup, Grouping::Process] {
+        for by in [
+            Grouping::Uid,
+            Grouping::Cgroup,
+            Grouping::Process,
+            Grouping::Unit,
+            Grouping::Container,
+        ] {
             assert_eq!(sum(&group(&snapshot, by, &live)), sum(&by_label), "{by:?}");
         }
         assert_eq!(sum(&by_label), (Totals::new(1064, 2013), 3));

@@ -21,3 +21,4 @@ pub mod state_file;
     reason = "the one module of raw system calls, in safe wrappers"
 )]
 pub mod sys;
+pub mod workloads;

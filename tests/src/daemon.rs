@@ -245,6 +245,21 @@ impl TestDaemon {
         self.get().stats.get(label).copied().unwrap_or_default()
     }
 
+    /// Does the daemon keep socket states in a hash by cookie (before 5.11, or where the kernel
+    /// refuses socket-storage iterators)? Then the TCP close backstop is attached too, and
+    /// closed sockets are not validated.
+    #[must_use]
+    pub fn states_by_cookie(&self) -> bool {
+        self.client().status().expect("status").socket_states == "hash_by_cookie"
+    }
+
+    /// The kernel programs attached: seven, and the TCP close backstop where states are kept
+    /// by cookie.
+    #[must_use]
+    pub fn expected_programs(&self) -> usize {
+        7 + usize::from(self.states_by_cookie())
+    }
+
     /// Stops the daemon with SIGTERM and checks that it exits cleanly.
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("daemon is running");

@@ -56,4 +56,12 @@ impl Harness {
         let daemon = TestDaemon::start_whole_host(name, &cgroup);
         Self { daemon, cgroup }
     }
+
+    /// As [`Harness::start_whole_host`], with more sockstatsd arguments.
+    #[must_use]
+    pub fn start_whole_host_with_args(name: &str, extra_args: &[&str]) -> Self {
+        let cgroup = TestCgroup::enter(name);
+        let daemon = TestDaemon::start_whole_host_with_args(name, &cgroup, extra_args);
+        Self { daemon, cgroup }
+    }
 }

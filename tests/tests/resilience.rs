@@ -127,7 +127,7 @@ fn kill_9_during_labeled_traffic_loses_and_doubles_nothing_and_uninstall_detache
         .iter()
         .filter_map(|p| p.prog_id)
         .collect();
-    assert_eq!(program_ids.len(), 7);
+    assert_eq!(program_ids.len(), harness.daemon.expected_programs());
     let bpffs_dir = harness.daemon.bpffs_dir.clone();
     let uninstall = || {
         Command::new(binary("sockstatsd"))

@@ -66,6 +66,8 @@ fn assert_groupings_agree(daemon: &TestDaemon) {
         Grouping::Uid,
         Grouping::Cgroup,
         Grouping::Process,
+        Grouping::Unit,
+        Grouping::Container,
     ] {
         let reply = client.get_by(by).expect("get_by");
         let grouped = reply

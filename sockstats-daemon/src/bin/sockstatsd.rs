@@ -28,6 +28,7 @@ use sockstats_daemon::{
     labels::LabelRegistry,
     rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
     sys::owners,
+    workloads::Workloads,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -63,10 +64,11 @@ fn run(args: &Args) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(serve_until_signal(
         args,
-        daemon,
+        Arc::clone(&daemon),
         listener,
         attached.log_program_id,
     ))?;
+    daemon.workloads().flush();
     // Blocking work still running (an op, a refresh) gets a moment, not forever.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Err(error) = std::fs::remove_file(&args.socket) {
@@ -124,7 +126,17 @@ fn start(
     let (attached, mut maps) = kernel::load_and_attach(&options)?;
     let token = sockstats_daemon::sys::relabel::new_token()
         .context("cannot make a secret for relabel requests from /dev/urandom")?;
-    maps.set_control(token, args.validate_closed)
+    // Where states are kept by cookie, a socket's state goes at its release, before its TCP
+    // counters are final at TCP_CLOSE: closed sockets cannot be validated.
+    let validate_closed = args.validate_closed && !attached.states_by_cookie;
+    if args.validate_closed && !validate_closed {
+        log::warn!(
+            "--validate-closed is ignored: socket states are kept by cookie on this kernel, and \
+             a socket's state is gone at its release, before its TCP counters are final; \
+             `get --validation` covers live TCP sockets"
+        );
+    }
+    maps.set_control(token, validate_closed)
         .context("cannot give the kernel programs the daemon's settings")?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
@@ -144,6 +156,7 @@ fn start(
         core,
         interface_names,
         CgroupTree::new(mount),
+        Workloads::open(args.container_metadata_root.clone(), &args.state_dir),
         DaemonInfo {
             programs: attached.programs.clone(),
             payload_hooks: attached.payload.clone(),
@@ -152,7 +165,8 @@ fn start(
             bpffs_dir: args.bpffs_dir.clone(),
             state_dir: args.state_dir.clone(),
             socket: args.socket.clone(),
-            validate_closed: args.validate_closed,
+            validate_closed,
+            states_by_cookie: attached.states_by_cookie,
             started: Instant::now(),
         },
     ));

@@ -59,7 +59,9 @@ pub enum Command {
         #[arg(long)]
         bytes: bool,
         /// Group by something other than labels: uid (user), cgroup (path below the cgroup2
-        /// mount) or process ("pid (command)"). uid and cgroup cover live and closed sockets;
+        /// mount), process ("pid (command)"), unit (systemd unit, like nginx.service) or
+        /// container (its name from the runtime, namespace/pod/container for Kubernetes, else
+        /// its short id). uid, cgroup, unit and container cover live and closed sockets;
         /// process covers live sockets, closed ones are one row "(closed sockets)". With
         /// --json: {"by": …, "stats": {"<group>": {"tx_bytes", "rx_bytes", "live_sockets"}}, "covers": …}.
         #[arg(long, value_name = "GROUPING", value_enum, conflicts_with_all = ["interfaces", "validation"])]
@@ -158,6 +160,8 @@ pub enum GroupingArg {
     Uid,
     Cgroup,
     Process,
+    Unit,
+    Container,
 }
 
 impl From<GroupingArg> for Grouping {
@@ -167,13 +171,17 @@ impl From<GroupingArg> for Grouping {
             GroupingArg::Uid => Grouping::Uid,
             GroupingArg::Cgroup => Grouping::Cgroup,
             GroupingArg::Process => Grouping::Process,
+            GroupingArg::Unit => Grouping::Unit,
+            GroupingArg::Container => Grouping::Container,
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RulesAction {
-    /// Label every socket made from now on by a uid/user or in a cgroup subtree.
+    /// Label every socket made from now on by a uid/user, in a cgroup subtree, a systemd unit
+    /// or a container. A unit or container must be running; a rule for it follows its
+    /// restarts (put one for a unit or container that is not running yet in the rules file).
     Add {
         #[command(flatten)]
         selector: SelectorArgs,
@@ -181,7 +189,7 @@ pub enum RulesAction {
         #[arg(long, short)]
         label: String,
     },
-    /// Remove the rule of a uid/user or cgroup.
+    /// Remove the rule of a uid/user, cgroup, unit or container.
     Remove {
         #[command(flatten)]
         selector: SelectorArgs,
@@ -201,6 +209,13 @@ pub struct SelectorArgs {
     /// like /system.slice/nginx.service.
     #[arg(long)]
     pub cgroup: Option<String>,
+    /// Sockets made by tasks in this systemd unit, like nginx.service or session-3.scope.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Sockets made by tasks in this container: its name as `get --by container` shows it
+    /// (namespace/pod/container for Kubernetes) or its id (12 hex digits or more).
+    #[arg(long)]
+    pub container: Option<String>,
 }
 
 impl SelectorArgs {
@@ -211,6 +226,8 @@ impl SelectorArgs {
             uid: self.uid,
             user: self.user.clone(),
             cgroup: self.cgroup.clone(),
+            unit: self.unit.clone(),
+            container: self.container.clone(),
         }
     }
 }

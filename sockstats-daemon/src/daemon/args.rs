@@ -83,11 +83,17 @@ pub struct Args {
     /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
     #[arg(long)]
     pub validate_closed: bool,
-    /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
-    /// `cgroup <path below the cgroup2 mount> <label>`; `#` starts a comment. The default file
+    /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>`,
+    /// `cgroup <path below the cgroup2 mount> <label>`, `unit <systemd unit> <label>` or
+    /// `container <name or id> <label>`; `#` starts a comment. The default file
     /// may be missing; a file named here must exist.
     #[arg(long, value_name = "FILE")]
     pub rules_file: Option<PathBuf>,
+    /// Directory below which container runtimes keep the metadata `get --by container` and
+    /// container rules take names from: var/lib/docker (Docker), var/lib/containers/storage
+    /// (Podman, CRI-O), run/containers/storage (CRI-O), run/containerd (containerd). Read only.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub container_metadata_root: PathBuf,
     /// Most clients served at once.
     #[arg(long, value_name = "N", default_value_t = daemon::server::DEFAULT_MAX_CLIENTS, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_clients: u64,

@@ -22,7 +22,7 @@ use sockstats_common::{
 
 use crate::{
     attribution::Interface, cgroup::CgroupTree, interfaces::InterfaceNames, kernel::Kernel,
-    labels::LabelRegistry, rules::RuleSet,
+    labels::LabelRegistry, rules::RuleSet, workloads::Workloads,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -37,8 +37,11 @@ pub struct DaemonInfo {
     pub bpffs_dir: PathBuf,
     pub state_dir: PathBuf,
     pub socket: PathBuf,
-    /// `--validate-closed`: validation follows destroyed TCP sockets too.
+    /// `--validate-closed`: validation follows destroyed TCP sockets too (never where socket
+    /// states are kept by cookie: a socket's state is gone at its release, before `TCP_CLOSE`).
     pub validate_closed: bool,
+    /// Socket states are kept in a hash by cookie, not in socket storage.
+    pub states_by_cookie: bool,
     pub started: Instant,
 }
 
@@ -136,6 +139,8 @@ pub struct Daemon {
     /// The cgroup v2 tree: rule paths to ids, ids to names, and the `sockstats run` cgroups
     /// left to remove once empty (a leaf lock inside; its methods only touch the file system).
     cgroups: CgroupTree,
+    /// Every cgroup's unit and container, also of removed cgroups (a leaf lock inside).
+    workloads: Workloads,
     info: DaemonInfo,
 }
 
@@ -145,12 +150,14 @@ impl Daemon {
         core: Core,
         interfaces: InterfaceNames,
         cgroups: CgroupTree,
+        workloads: Workloads,
         info: DaemonInfo,
     ) -> Self {
         Self {
             core: Mutex::new(core),
             interfaces: Interfaces::new(interfaces),
             cgroups,
+            workloads,
             info,
         }
     }
@@ -174,6 +181,18 @@ impl Daemon {
     #[must_use]
     pub fn cgroups(&self) -> &CgroupTree {
         &self.cgroups
+    }
+
+    /// The units and containers of cgroups, as of the last [`Daemon::refresh_workloads`].
+    #[must_use]
+    pub fn workloads(&self) -> &Workloads {
+        &self.workloads
+    }
+
+    /// Walks the cgroup tree and names what is new in it (the rule re-resolver does this
+    /// every second, `get --by unit|container` before it answers).
+    pub fn refresh_workloads(&self) {
+        self.workloads.refresh(self.cgroups.paths_by_id());
     }
 
     #[must_use]

@@ -1,5 +1,5 @@
-//! `add_rule`: label every socket made from now on by a uid, or by tasks in a cgroup subtree.
-//! Root only.
+//! `add_rule`: label every socket made from now on by a uid, or by tasks in a cgroup subtree,
+//! a systemd unit or a container. Root only.
 use sockstats_common::{
     protocol::{RuleSelector, RulesReply},
     MAX_CGROUP_DEPTH,
@@ -27,10 +27,11 @@ pub fn add_rule(daemon: &Daemon, peer: Peer, request: &AddRule<'_>) -> Result<Ru
     let selector = rules::selector_of(request.selector, owners::uid_of_user)?;
     match &selector {
         Selector::Cgroup(path) => check_cgroup(daemon, path)?,
-        // A uid outlives any connection: a temporary one would stay in the kernel if the
-        // daemon crashed.
-        Selector::Uid(_) if request.temporary => return Err(RuleError::TemporaryUid.into()),
+        // A uid, unit or container outlives any connection: a temporary rule would stay in
+        // the kernel if the daemon crashed.
+        _ if request.temporary => return Err(RuleError::TemporaryUid.into()),
         Selector::Uid(_) => {}
+        Selector::Unit(_) | Selector::Container(_) => check_running(daemon, &selector)?,
     }
     let rule = Rule {
         selector,
@@ -48,9 +49,9 @@ pub fn add_rule(daemon: &Daemon, peer: Peer, request: &AddRule<'_>) -> Result<Ru
         // sync.
         core.labels.get_or_create(&rule.label)?;
         core.rules.add(rule.clone())?;
-        if let Err(error) = rule_sync::sync(core, daemon.cgroups()) {
+        if let Err(error) = rule_sync::sync(core, daemon) {
             let _ = core.rules.remove(&rule.selector);
-            let _ = rule_sync::sync(core, daemon.cgroups());
+            let _ = rule_sync::sync(core, daemon);
             return Err(error);
         }
         Ok(())
@@ -62,6 +63,37 @@ pub fn add_rule(daemon: &Daemon, peer: Peer, request: &AddRule<'_>) -> Result<Ru
         rule.source.name()
     );
     Ok(reply(daemon, &[&rule]))
+}
+
+/// A unit or container rule added by a client must name one that runs now, inside the
+/// accounted subtree: a typo is refused rather than kept waiting. (The rules file may name
+/// ones that are not running yet.)
+fn check_running(daemon: &Daemon, selector: &Selector) -> Result<(), Refusal> {
+    daemon.refresh_workloads();
+    let found = rule_sync::cgroups_of(daemon, selector);
+    let Some((_, first)) = found.first() else {
+        return Err(match selector {
+            Selector::Container(name) => Refusal::NoSuchContainer {
+                name: name.clone(),
+                running: daemon.workloads().container_names(),
+            },
+            other => Refusal::NoSuchUnit {
+                name: other.to_string().trim_start_matches("unit ").to_owned(),
+            },
+        });
+    };
+    let root = &daemon.info().cgroup_root;
+    let inside = |path: &str| {
+        std::fs::canonicalize(daemon.cgroups().directory(path))
+            .is_ok_and(|dir| dir.starts_with(root))
+    };
+    if !found.iter().any(|(_, path)| inside(path)) {
+        return Err(Refusal::CgroupOutsideRoot {
+            path: first.clone(),
+            root: root.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// A cgroup rule must name an existing cgroup inside the accounted subtree, no deeper than the
@@ -133,6 +165,61 @@ mod tests {
     }
 
     #[test]
+    fn unit_and_container_rules_must_name_running_ones_and_cannot_be_temporary() {
+        let test = Fixture::new();
+        let cases: Vec<(RuleSelector, &str, bool, ErrorCode, &str)> = vec![
+            (
+                RuleSelector::unit("nginx"),
+                "x",
+                false,
+                ErrorCode::BadRequest,
+                "not a systemd unit name: write it whole",
+            ),
+            (
+                RuleSelector::unit("nginx.service"),
+                "x",
+                false,
+                ErrorCode::NotFound,
+                "no unit nginx.service is running here",
+            ),
+            (
+                RuleSelector::unit("web.service"),
+                "x",
+                true,
+                ErrorCode::BadRequest,
+                "only cgroup rules can be temporary",
+            ),
+            (
+                RuleSelector::container("no-such-box"),
+                "x",
+                false,
+                ErrorCode::NotFound,
+                "no container no-such-box is running here (running: none)",
+            ),
+            (
+                RuleSelector::container("has space"),
+                "x",
+                false,
+                ErrorCode::BadRequest,
+                "not a container name or id",
+            ),
+        ];
+        for (selector, label, temporary, code, needle) in cases {
+            let request = AddRule {
+                selector: &selector,
+                label,
+                temporary,
+            };
+            let refused = add_rule(&test.daemon, peer(0), &request).unwrap_err();
+            assert_eq!(refused.code(), code, "{selector:?}: {refused}");
+            assert!(
+                refused.to_string().contains(needle),
+                "{selector:?}: {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals_carry_their_codes() {
         let test = Fixture::new();
         let deep = format!("/accounted{}", "/d".repeat(MAX_CGROUP_DEPTH as usize));
@@ -179,7 +266,7 @@ mod tests {
                 "x",
                 false,
                 ErrorCode::BadRequest,
-                "exactly one of uid, user or cgroup",
+                "exactly one of uid, user, cgroup, unit or container",
             ),
             (
                 RuleSelector::user("no-such-user-here"),

@@ -1,4 +1,4 @@
-//! `get_by`: payload bytes grouped by label, uid, cgroup or process.
+//! `get_by`: payload bytes grouped by label, uid, cgroup, process, systemd unit or container.
 use sockstats_common::protocol::{GetByReply, Grouping};
 
 use super::{
@@ -17,7 +17,7 @@ pub fn get_by(daemon: &Daemon, by: Grouping) -> Result<GetByReply, Refusal> {
     let groups = grouping::group(&snapshot, by, &live);
     Ok(GetByReply {
         by,
-        stats: group_names(daemon, &label_names, groups),
+        stats: group_names(daemon, by, &label_names, groups),
         covers: grouping::covers(by).to_owned(),
     })
 }
@@ -78,6 +78,72 @@ mod tests {
         assert_eq!(by_process.stats[&me].tx_bytes, 100);
         assert_eq!(by_process.stats["(unknown owner)"].tx_bytes, 7);
         assert!(!by_process.covers.is_empty());
+    }
+
+    #[test]
+    fn groups_by_unit_and_container_also_after_their_cgroups_are_gone() {
+        let test = Fixture::new();
+        let id = crate::workloads::metadata::tests::ID;
+        let service = "/accounted/system.slice/web.service";
+        let container = format!("/accounted/libpod_parent/libpod-{id}");
+        let worker = format!("{service}/worker");
+        for path in [worker.as_str(), container.as_str(), "/accounted/plain"] {
+            test.make_cgroup(path);
+        }
+        crate::workloads::metadata::tests::write(
+            &test.dir.path().join("runtimes"),
+            "var/lib/containers/storage/overlay-containers/containers.json",
+            &format!(r#"[{{"id": "{id}", "names": ["box"]}}]"#),
+        );
+        let cgroups = test.daemon.cgroups();
+        let owners = [
+            (cgroups.id_of(service).unwrap(), Totals::new(100, 1)),
+            (cgroups.id_of(&worker).unwrap(), Totals::new(20, 2)),
+            (cgroups.id_of(&container).unwrap(), Totals::new(3000, 30)),
+            (
+                cgroups.id_of("/accounted/plain").unwrap(),
+                Totals::new(4, 0),
+            ),
+            (999_999_999, Totals::new(5, 5)), // removed before the daemon saw it
+        ];
+        test.with_kernel(|kernel| {
+            for (cgroup_id, payload) in owners {
+                let owner = OwnerAccountKey {
+                    uid: 0,
+                    cgroup_id,
+                    pad: 0,
+                };
+                kernel.snapshot.owners.insert(
+                    owner,
+                    OwnerTotals {
+                        payload,
+                        live_sockets: 1,
+                    },
+                );
+            }
+        });
+        let check = |test: &Fixture| {
+            let by_unit = get_by(&test.daemon, Grouping::Unit).unwrap();
+            assert_eq!(
+                (
+                    by_unit.stats["web.service"].tx_bytes,
+                    by_unit.stats["web.service"].live_sockets
+                ),
+                (120, 2)
+            );
+            assert_eq!(by_unit.stats["(no unit)"].tx_bytes, 3004);
+            assert_eq!(by_unit.stats["(unknown cgroup 999999999)"].tx_bytes, 5);
+            let by_container = get_by(&test.daemon, Grouping::Container).unwrap();
+            assert_eq!(by_container.stats["box"].rx_bytes, 30);
+            assert_eq!(by_container.stats["(no container)"].tx_bytes, 124);
+            assert_eq!(by_container.by, Grouping::Container);
+        };
+        check(&test);
+        // The unit stops and the container goes; their closed sockets keep their names.
+        for path in [worker.as_str(), service, container.as_str()] {
+            std::fs::remove_dir(test.mount().join(path.trim_start_matches('/'))).unwrap();
+        }
+        check(&test);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! (from rtnetlink). Shared by the `get` ops, the metrics endpoint and the stats log.
 use std::collections::{BTreeMap, BTreeSet};
 
-use sockstats_common::{protocol::GroupCounts, IfaceCounters, Totals};
+use sockstats_common::{
+    protocol::{GroupCounts, Grouping},
+    IfaceCounters, Totals,
+};
 
 use super::Refusal;
 use crate::{
@@ -99,28 +102,45 @@ pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, Refusal> {
     Ok(NamedTotals { labels, snapshot })
 }
 
-/// Names the groups of a grouping: label names, user names, cgroup paths, `<pid> (<comm>)`,
-/// and names in parentheses for the groups no owner has. Groups that end up with one name
-/// (two removed cgroups, say) add up under it.
+/// Names the groups of the grouping `by`: label names, user names, cgroup paths, units,
+/// containers, `<pid> (<comm>)`, and names in parentheses for the groups no owner has.
+/// Groups that end up with one name (two removed cgroups, every cgroup of a unit) add up
+/// under it.
 #[must_use]
 pub fn group_names(
     daemon: &Daemon,
+    by: Grouping,
     label_names: &LabelNames,
     groups: BTreeMap<Group, GroupTotals>,
 ) -> BTreeMap<String, GroupCounts> {
-    let cgroup_paths = groups
-        .keys()
-        .any(|group| matches!(group, Group::Cgroup(_)))
-        .then(|| daemon.cgroups().paths_by_id());
+    let cgroup_paths = (by == Grouping::Cgroup).then(|| daemon.cgroups().paths_by_id());
+    if matches!(by, Grouping::Unit | Grouping::Container) {
+        daemon.refresh_workloads();
+    }
+    let workload = |id: u64| {
+        let Some(names) = daemon.workloads().names(id) else {
+            return format!("(unknown cgroup {id})");
+        };
+        if by == Grouping::Unit {
+            names.unit.unwrap_or_else(|| "(no unit)".to_owned())
+        } else {
+            names
+                .container
+                .map_or_else(|| "(no container)".to_owned(), |c| c.display_name())
+        }
+    };
     let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
     for (group, totals) in groups {
         let name = match group {
             Group::Label(id) => label_name(label_names, id),
             Group::Uid(uid) => owners::user_name(uid),
-            Group::Cgroup(id) => cgroup_paths
-                .as_ref()
-                .and_then(|paths| paths.get(&id).cloned())
-                .unwrap_or_else(|| format!("(removed cgroup {id})")),
+            Group::Cgroup(id) => match &cgroup_paths {
+                Some(paths) => paths
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("(removed cgroup {id})")),
+                None => workload(id),
+            },
             Group::Process(tgid) => owners::process_name(tgid),
             Group::ClosedSockets => "(closed sockets)".to_owned(),
             Group::UnknownOwner => "(unknown owner)".to_owned(),

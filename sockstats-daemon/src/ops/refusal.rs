@@ -44,6 +44,10 @@ pub enum Refusal {
     NotRoot { action: &'static str, uid: u32 },
     #[error("cgroup {path} does not exist ({} is not a directory); for a cgroup that comes and goes, put the rule in the rules file", directory.display())]
     NoSuchCgroup { path: String, directory: PathBuf },
+    #[error("no unit {name} is running here (no cgroup holds it); start it first, or put `unit {name} <label>` in the rules file (/etc/sockstats/rules.conf, or --rules-file), which labels it whenever it runs")]
+    NoSuchUnit { name: String },
+    #[error("no container {name} is running here (running: {}); start it first, or put `container {name} <label>` in the rules file (/etc/sockstats/rules.conf, or --rules-file), which labels it whenever it runs", running_list(running))]
+    NoSuchContainer { name: String, running: Vec<String> },
     #[error("cgroup {path} is outside the subtree this daemon accounts ({}); its sockets would never be counted", root.display())]
     CgroupOutsideRoot { path: String, root: PathBuf },
     #[error(
@@ -77,7 +81,9 @@ impl Refusal {
             | Refusal::CgroupTooDeep { .. } => ErrorCode::BadRequest,
             Refusal::NoFds { .. } | Refusal::NotInetSocket { .. } => ErrorCode::NotASocket,
             Refusal::NotRoot { .. } => ErrorCode::NotPermitted,
-            Refusal::NoSuchCgroup { .. } => ErrorCode::NotFound,
+            Refusal::NoSuchCgroup { .. }
+            | Refusal::NoSuchUnit { .. }
+            | Refusal::NoSuchContainer { .. } => ErrorCode::NotFound,
             Refusal::Registry(error) | Refusal::RuleLabel(error) => registry_code(error),
             Refusal::Rule(error) => rule_code(error),
             Refusal::Panicked { .. }
@@ -102,6 +108,16 @@ fn registry_code(error: &RegistryError) -> ErrorCode {
     }
 }
 
+/// The running containers' names for a message, a few at most.
+fn running_list(running: &[String]) -> String {
+    const SHOWN: usize = 8;
+    match running.len() {
+        0 => "none".to_owned(),
+        n if n <= SHOWN => running.join(", "),
+        n => format!("{}, and {} more", running[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
 fn rule_code(error: &RuleError) -> ErrorCode {
     match error {
         RuleError::Conflict { .. } => ErrorCode::Conflict,
@@ -109,9 +125,11 @@ fn rule_code(error: &RuleError) -> ErrorCode {
         RuleError::FromConfig(_) => ErrorCode::NotPermitted,
         RuleError::BadLabel(_) => ErrorCode::BadLabel,
         RuleError::TooMany => ErrorCode::LimitReached,
-        RuleError::BadCgroup { .. } | RuleError::BadSelector | RuleError::TemporaryUid => {
-            ErrorCode::BadRequest
-        }
+        RuleError::BadCgroup { .. }
+        | RuleError::BadSelector
+        | RuleError::TemporaryUid
+        | RuleError::BadUnit(_)
+        | RuleError::BadContainer(_) => ErrorCode::BadRequest,
         RuleError::Config { .. }
         | RuleError::ReadConfig { .. }
         | RuleError::ReadState { .. }

@@ -15,7 +15,7 @@ pub fn remove_rule(
         let rule = core.rules.remove(&selector)?;
         // The rule is gone from the daemon's set; if the kernel write fails now, the next
         // second's sync retries it.
-        if let Err(error) = rule_sync::sync(core, daemon.cgroups()) {
+        if let Err(error) = rule_sync::sync(core, daemon) {
             log::warn!("{error}; retrying within a second");
         }
         Ok::<_, Refusal>(rule)

@@ -5,8 +5,8 @@ use crate::{daemon::state::Daemon, rules::Rule};
 
 #[must_use]
 pub fn rules(daemon: &Daemon) -> RulesReply {
-    let rules = daemon.with_core(|core| core.rules.rules().to_vec());
-    reply(daemon, &rules.iter().collect::<Vec<_>>())
+    // Under the core: the cgroups shown are those the kernel has (see `resolve_and_sync`).
+    daemon.with_core(|core| reply(daemon, &core.rules.rules().iter().collect::<Vec<_>>()))
 }
 
 /// How `rules` (and the rule ops, for the rule they changed) show rules.
@@ -15,7 +15,11 @@ pub fn reply(daemon: &Daemon, rules: &[&Rule]) -> RulesReply {
     RulesReply {
         rules: rules
             .iter()
-            .map(|rule| crate::rules::rule_info(rule, |path| daemon.cgroups().id_of(path)))
+            .map(|rule| {
+                crate::rules::rule_info(rule, |selector| {
+                    crate::rules::sync::cgroups_of(daemon, selector)
+                })
+            })
             .collect(),
     }
 }

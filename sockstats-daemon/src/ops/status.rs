@@ -24,6 +24,12 @@ pub fn status(daemon: &Daemon) -> StatusReply {
         cgroup_root: info.cgroup_root.display().to_string(),
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
+        socket_states: if info.states_by_cookie {
+            "hash_by_cookie"
+        } else {
+            "socket_storage"
+        }
+        .to_owned(),
         live_sockets,
         counters: counters_by_name(counters),
     }

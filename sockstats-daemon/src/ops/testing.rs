@@ -26,6 +26,7 @@ use crate::{
     labels::LabelRegistry,
     rules::RuleSet,
     sys::sock_diag::TcpCounters,
+    workloads::Workloads,
 };
 
 /// The daemon's network namespace cookie in the fixed interface table.
@@ -140,10 +141,18 @@ impl Fixture {
             state_dir: state,
             socket: dir.path().join("sockstats.sock"),
             validate_closed: false,
+            states_by_cookie: false,
             started: Instant::now(),
         };
         change(&mut info);
-        let daemon = Arc::new(Daemon::new(core, interfaces, CgroupTree::new(mount), info));
+        let workloads = Workloads::open(dir.path().join("runtimes"), &info.state_dir);
+        let daemon = Arc::new(Daemon::new(
+            core,
+            interfaces,
+            CgroupTree::new(mount),
+            workloads,
+            info,
+        ));
         Self {
             daemon,
             kernel,

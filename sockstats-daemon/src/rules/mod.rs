@@ -1,9 +1,12 @@
-//! Labeling rules: every socket made by a uid, or by a task in a cgroup subtree, gets a label.
+//! Labeling rules: every socket made by a uid, or by a task in a cgroup subtree, a systemd
+//! unit or a container, gets a label.
 //!
 //! Rules come from the rules file (read at start), from root clients (kept in the state dir, so
 //! they survive restarts) and from `sockstats run` (temporary: gone when the connection that
 //! added them closes). The kernel applies them when a socket is made (the `RULES` map); this
-//! module owns what they are, checks them, and turns them into the kernel's keys.
+//! module owns what they are, checks them, and turns them into the kernel's keys. A unit or
+//! container rule becomes one key per cgroup that holds the unit or container now, resolved
+//! again every second ([`sync`]), so it follows restarts.
 pub mod sync;
 
 use std::{
@@ -33,6 +36,11 @@ pub enum Selector {
     /// Sockets made by tasks in this cgroup or below it: a normalized path relative to the
     /// cgroup2 mount (`/` or `/a/b`).
     Cgroup(String),
+    /// Sockets made by tasks in this systemd unit (see [`crate::workloads::unit`]).
+    Unit(String),
+    /// Sockets made by tasks in the containers this name or id names (see
+    /// [`crate::workloads::catalog::Container::is_named`]).
+    Container(String),
 }
 
 impl fmt::Display for Selector {
@@ -40,6 +48,8 @@ impl fmt::Display for Selector {
         match self {
             Selector::Uid(uid) => write!(f, "uid {uid}"),
             Selector::Cgroup(path) => write!(f, "cgroup {path}"),
+            Selector::Unit(name) => write!(f, "unit {name}"),
+            Selector::Container(name) => write!(f, "container {name}"),
         }
     }
 }
@@ -107,10 +117,18 @@ pub enum RuleError {
     BadCgroup { path: String, reason: &'static str },
     #[error("no user named {0:?}")]
     NoSuchUser(String),
-    #[error("a rule names exactly one of uid, user or cgroup")]
+    #[error("a rule names exactly one of uid, user, cgroup, unit or container")]
     BadSelector,
-    #[error("only cgroup rules can be temporary (a uid outlives any connection)")]
+    #[error(
+        "only cgroup rules can be temporary (a uid, unit or container outlives any connection)"
+    )]
     TemporaryUid,
+    #[error(
+        "{0:?} is not a systemd unit name: write it whole, like nginx.service or session-3.scope"
+    )]
+    BadUnit(String),
+    #[error("{0:?} is not a container name or id")]
+    BadContainer(String),
     #[error("there are {MAX_RULES} rules already, the most the kernel map holds")]
     TooMany,
     #[error(transparent)]
@@ -151,18 +169,61 @@ pub fn selector_of(
     selector: &RuleSelector,
     resolve_user: impl Fn(&str) -> Option<u32>,
 ) -> Result<Selector, RuleError> {
-    match (&selector.uid, &selector.user, &selector.cgroup) {
-        (Some(uid), None, None) => Ok(Selector::Uid(*uid)),
-        (None, Some(name), None) => resolve_user(name)
+    let RuleSelector {
+        uid,
+        user,
+        cgroup,
+        unit,
+        container,
+    } = selector;
+    let named = [
+        uid.is_some(),
+        user.is_some(),
+        cgroup.is_some(),
+        unit.is_some(),
+        container.is_some(),
+    ];
+    if named.iter().filter(|named| **named).count() != 1 {
+        return Err(RuleError::BadSelector);
+    }
+    if let Some(uid) = uid {
+        return Ok(Selector::Uid(*uid));
+    }
+    if let Some(name) = user {
+        return resolve_user(name)
             .map(Selector::Uid)
-            .ok_or_else(|| RuleError::NoSuchUser(name.clone())),
-        (None, None, Some(path)) => Ok(Selector::Cgroup(normalize_cgroup(path)?)),
-        _ => Err(RuleError::BadSelector),
+            .ok_or_else(|| RuleError::NoSuchUser(name.clone()));
+    }
+    if let Some(path) = cgroup {
+        return Ok(Selector::Cgroup(normalize_cgroup(path)?));
+    }
+    if let Some(name) = unit {
+        return unit_selector(name);
+    }
+    container_selector(container.as_deref().unwrap_or_default())
+}
+
+fn unit_selector(name: &str) -> Result<Selector, RuleError> {
+    if crate::workloads::unit::is_unit_name(name) {
+        Ok(Selector::Unit(name.to_owned()))
+    } else {
+        Err(RuleError::BadUnit(name.to_owned()))
     }
 }
 
-/// Parses a rules file: one rule per line, `uid <N> <label>`, `user <name> <label>` or
-/// `cgroup <path> <label>`; `#` starts a comment.
+/// A container is named by what `get --by container` shows (Kubernetes names have `/`s) or
+/// its id: anything printable without spaces.
+fn container_selector(name: &str) -> Result<Selector, RuleError> {
+    let printable = name.chars().all(|c| c.is_ascii_graphic());
+    if name.is_empty() || name.len() > 255 || !printable {
+        return Err(RuleError::BadContainer(name.to_owned()));
+    }
+    Ok(Selector::Container(name.to_owned()))
+}
+
+/// Parses a rules file: one rule per line, `uid <N> <label>`, `user <name> <label>`,
+/// `cgroup <path> <label>`, `unit <unit> <label>` or `container <name or id> <label>`; `#`
+/// starts a comment.
 pub fn parse_config(
     text: &str,
     path: &Path,
@@ -182,7 +243,7 @@ pub fn parse_config(
         let words: Vec<&str> = line.split_whitespace().collect();
         let [kind, value, label] = words[..] else {
             return Err(error(format!(
-                "expected `uid <N> <label>`, `user <name> <label>` or `cgroup <path> <label>`, got {line:?}"
+                "expected `uid <N> <label>`, `user <name> <label>`, `cgroup <path> <label>`, `unit <unit> <label>` or `container <name> <label>`, got {line:?}"
             )));
         };
         let selector = match kind {
@@ -197,9 +258,11 @@ pub fn parse_config(
             "cgroup" => {
                 Selector::Cgroup(normalize_cgroup(value).map_err(|e| error(e.to_string()))?)
             }
+            "unit" => unit_selector(value).map_err(|e| error(e.to_string()))?,
+            "container" => container_selector(value).map_err(|e| error(e.to_string()))?,
             other => {
                 return Err(error(format!(
-                    "unknown rule kind {other:?}: use uid, user or cgroup"
+                    "unknown rule kind {other:?}: use uid, user, cgroup, unit or container"
                 )))
             }
         };
@@ -374,43 +437,65 @@ impl RuleSet {
     }
 }
 
-/// The kernel's rules: key → label id, for every rule whose cgroup exists now
-/// (`cgroup_id` resolves a path; `label_id` a label name).
+/// The kernel's rules: key → label id, for every rule whose cgroups exist now (`cgroups`
+/// gives the (id, path) of those a selector applies to, none for a uid: the daemon's is
+/// [`sync::cgroups_of`]; `label_id` resolves a label name). Two rules for one cgroup (a unit rule and a
+/// cgroup rule for its path): the rule listed first wins.
 pub fn kernel_rules<E>(
     rules: &[Rule],
     mut label_id: impl FnMut(&str) -> Result<u32, E>,
-    cgroup_id: impl Fn(&str) -> Option<u64>,
+    cgroups: impl Fn(&Selector) -> Vec<(u64, String)>,
 ) -> Result<BTreeMap<OwnerKey, u32>, E> {
     let mut keys = BTreeMap::new();
     for rule in rules {
-        let key = match &rule.selector {
-            Selector::Uid(uid) => OwnerKey::uid(*uid),
-            Selector::Cgroup(path) => match cgroup_id(path) {
-                Some(id) => OwnerKey::cgroup(id),
-                None => continue,
-            },
+        let rule_keys = match &rule.selector {
+            Selector::Uid(uid) => vec![OwnerKey::uid(*uid)],
+            other => cgroups(other)
+                .into_iter()
+                .map(|(id, _)| OwnerKey::cgroup(id))
+                .collect(),
         };
-        keys.insert(key, label_id(&rule.label)?);
+        if rule_keys.is_empty() {
+            continue;
+        }
+        let label = label_id(&rule.label)?;
+        for key in rule_keys {
+            keys.entry(key).or_insert(label);
+        }
     }
     Ok(keys)
 }
 
 /// How a rule is shown to clients.
 #[must_use]
-pub fn rule_info(rule: &Rule, cgroup_id: impl Fn(&str) -> Option<u64>) -> RuleInfo {
-    let (selector, active, id) = match &rule.selector {
-        Selector::Uid(uid) => (RuleSelector::uid(*uid), true, None),
-        Selector::Cgroup(path) => {
-            let id = cgroup_id(path);
-            (RuleSelector::cgroup(path), id.is_some(), id)
-        }
+pub fn rule_info(rule: &Rule, cgroups: impl Fn(&Selector) -> Vec<(u64, String)>) -> RuleInfo {
+    let selector = match &rule.selector {
+        Selector::Uid(uid) => RuleSelector::uid(*uid),
+        Selector::Cgroup(path) => RuleSelector::cgroup(path),
+        Selector::Unit(name) => RuleSelector::unit(name),
+        Selector::Container(name) => RuleSelector::container(name),
+    };
+    let found = cgroups(&rule.selector);
+    let (active, cgroup_id, paths) = match &rule.selector {
+        Selector::Uid(_) => (true, None, Vec::new()),
+        Selector::Cgroup(_) => (
+            !found.is_empty(),
+            found.first().map(|(id, _)| *id),
+            Vec::new(),
+        ),
+        Selector::Unit(_) | Selector::Container(_) => (
+            !found.is_empty(),
+            None,
+            found.into_iter().map(|(_, path)| path).collect(),
+        ),
     };
     RuleInfo {
         selector,
         label: rule.label.clone(),
         source: rule.source.name().to_owned(),
         active,
-        cgroup_id: id,
+        cgroup_id,
+        cgroups: paths,
     }
 }
 
@@ -424,7 +509,7 @@ mod tests {
 
     #[test]
     fn parses_the_rules_file_and_points_at_bad_lines() {
-        let text = "# web traffic\ncgroup /system.slice/nginx.service/ web\n\nuser www-data www # by user\nuid 0 root-things\n";
+        let text = "# web traffic\ncgroup /system.slice/nginx.service/ web\n\nuser www-data www # by user\nuid 0 root-things\nunit postgresql.service db\ncontainer shop/cart-1/cart cart\n";
         let rules = parse_config(text, Path::new("rules.conf"), users).unwrap();
         assert_eq!(
             rules,
@@ -435,6 +520,14 @@ mod tests {
                 ),
                 (Selector::Uid(33), "www".to_owned()),
                 (Selector::Uid(0), "root-things".to_owned()),
+                (
+                    Selector::Unit("postgresql.service".to_owned()),
+                    "db".to_owned()
+                ),
+                (
+                    Selector::Container("shop/cart-1/cart".to_owned()),
+                    "cart".to_owned()
+                ),
             ]
         );
         for (text, needle) in [
@@ -443,6 +536,11 @@ mod tests {
             ("cgroup relative/x a\n", "must start with /"),
             ("cgroup /a/../b a\n", ". or .."),
             ("pid 7 a\n", "unknown rule kind"),
+            (
+                "unit nginx web\n",
+                "rules.conf:1: \"nginx\" is not a systemd unit name",
+            ),
+            ("unit web.slice web\n", "is not a systemd unit name"),
             ("uid 7\n", "expected `uid <N> <label>`"),
             ("uid 7 bad*label\n", "rules.conf:1:"),
             (
@@ -575,12 +673,16 @@ mod tests {
         ];
         // Ids that tell the labels apart: their lengths differ.
         let ids = |name: &str| u32::try_from(name.len());
-        let keys = kernel_rules(&rules, ids, |path| (path == "/there").then_some(99)).unwrap();
+        let cgroups = |selector: &Selector| match selector {
+            Selector::Cgroup(path) if path == "/there" => vec![(99, path.clone())],
+            _ => Vec::new(),
+        };
+        let keys = kernel_rules(&rules, ids, cgroups).unwrap();
         assert_eq!(
             keys.into_iter().collect::<Vec<_>>(),
             [(OwnerKey::uid(33), 3), (OwnerKey::cgroup(99), 4)]
         );
-        let info = rule_info(&rules[2], |_| None);
+        let info = rule_info(&rules[2], |_: &Selector| Vec::new());
         assert!(!info.active);
         assert_eq!(info.selector, RuleSelector::cgroup("/gone"));
     }

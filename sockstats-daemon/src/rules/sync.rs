@@ -1,30 +1,53 @@
 //! Keeping the kernel's rules equal to the daemon's: after every change, and every second
 //! (the rule re-resolver task), since a cgroup that is removed and made again (a restarted
-//! service) comes back with a new id.
+//! service or container) comes back with a new id.
 use crate::daemon::state::{Core, Daemon};
 use crate::{
-    cgroup::CgroupTree,
     ops::Refusal,
     rules::{self, Selector},
 };
 
-/// Writes the core's rules to the kernel, cgroup paths resolved now. The caller holds the
-/// core until the kernel has them, so two syncs never interleave (an older set written last
-/// would undo a newer rule).
-pub fn sync(core: &mut Core, cgroups: &CgroupTree) -> Result<(), Refusal> {
+/// The cgroups (id, path) `selector` applies to now: a cgroup rule's own, while it exists;
+/// those that hold a unit or a container, from the daemon's last walk of the cgroup tree
+/// ([`Daemon::refresh_workloads`]); none for a uid.
+#[must_use]
+pub fn cgroups_of(daemon: &Daemon, selector: &Selector) -> Vec<(u64, String)> {
+    match selector {
+        Selector::Uid(_) => Vec::new(),
+        Selector::Cgroup(path) => daemon
+            .cgroups()
+            .id_of(path)
+            .map(|id| (id, path.clone()))
+            .into_iter()
+            .collect(),
+        Selector::Unit(name) => daemon.workloads().unit_cgroups(name),
+        Selector::Container(name) => daemon.workloads().container_cgroups(name),
+    }
+}
+
+/// Writes the core's rules to the kernel, cgroups resolved now. The caller holds the core
+/// until the kernel has them, so two syncs never interleave (an older set written last would
+/// undo a newer rule).
+pub fn sync(core: &mut Core, daemon: &Daemon) -> Result<(), Refusal> {
     let keys = rules::kernel_rules(
         core.rules.rules(),
         |label| core.labels.get_or_create(label),
-        |path| cgroups.id_of(path),
+        |selector| cgroups_of(daemon, selector),
     )
     .map_err(Refusal::RuleLabel)?;
     core.kernel.sync_rules(&keys).map_err(Refusal::WriteRules)
 }
 
-/// Drops temporary rules whose cgroup is gone, then writes the rules in force to the kernel.
+/// Names what is new in the cgroup tree, drops temporary rules whose cgroup is gone, then
+/// writes the rules in force to the kernel.
 pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
     let cgroups = daemon.cgroups();
+    // The walk outside the core (it is the slow part on a host of many cgroups); what it found
+    // is taken in under the core, so that `rules` never shows a cgroup the kernel does not
+    // have yet.
+    let paths = cgroups.paths_by_id();
     daemon.with_core(|core| {
+        daemon.workloads().refresh(paths);
         let gone = core
             .rules
             .remove_vanished_temporary(|path| cgroups.id_of(path).is_some())?;
@@ -38,7 +61,7 @@ pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
         for path in cgroups.remove_empty_left_behind() {
             log::info!("removed the cgroup {path} a `sockstats run` left behind");
         }
-        sync(core, cgroups)
+        sync(core, daemon)
     })
 }
 
@@ -66,7 +89,7 @@ pub fn connection_closed(daemon: &Daemon, connection: u64) {
                 daemon.cgroups().remove_when_empty(path);
             }
         }
-        if let Err(error) = sync(core, daemon.cgroups()) {
+        if let Err(error) = sync(core, daemon) {
             log::warn!("{error}");
         }
     });
@@ -110,6 +133,76 @@ mod tests {
         resolve_and_sync(&test.daemon).unwrap();
         test.with_kernel(|kernel| assert!(kernel.rules.is_empty()));
         assert!(test.daemon.with_core(|core| core.rules.rules().is_empty()));
+    }
+
+    #[test]
+    fn unit_and_container_rules_follow_restarts() {
+        let test = Fixture::new();
+        let service = "/accounted/system.slice/web.service";
+        let id = crate::workloads::metadata::tests::ID;
+        let container = format!("/accounted/docker/{id}");
+        test.make_cgroup(&format!("{service}/worker"));
+        test.make_cgroup(&container);
+        test.make_cgroup("/elsewhere.service");
+        crate::workloads::metadata::tests::write(
+            &test.dir.path().join("runtimes"),
+            &format!("var/lib/docker/containers/{id}/config.v2.json"),
+            r#"{"Name": "/shop"}"#,
+        );
+        for (selector, label) in [
+            (RuleSelector::unit("web.service"), "web"),
+            (RuleSelector::container("shop"), "shop"),
+        ] {
+            let request = add_rule::AddRule {
+                selector: &selector,
+                label,
+                temporary: false,
+            };
+            let reply = add_rule::add_rule(&test.daemon, peer(0), &request).unwrap();
+            assert!(reply.rules[0].active, "{selector:?}");
+        }
+        let outside = add_rule::AddRule {
+            selector: &RuleSelector::unit("elsewhere.service"),
+            label: "x",
+            temporary: false,
+        };
+        let refused = add_rule::add_rule(&test.daemon, peer(0), &outside).unwrap_err();
+        assert!(
+            refused.to_string().contains("outside the subtree"),
+            "{refused}"
+        );
+        let rules = crate::ops::rules::rules(&test.daemon);
+        assert_eq!(rules.rules[0].cgroups, [service]);
+        assert_eq!(rules.rules[1].cgroups, std::slice::from_ref(&container));
+
+        let keys = |test: &Fixture| {
+            let cgroups = test.daemon.cgroups();
+            let expected = [
+                (OwnerKey::cgroup(cgroups.id_of(service).unwrap()), 1),
+                (OwnerKey::cgroup(cgroups.id_of(&container).unwrap()), 2),
+            ];
+            test.with_kernel(|kernel| {
+                let mut keys: Vec<_> = kernel.rules.iter().map(|(k, v)| (*k, *v)).collect();
+                keys.sort();
+                let mut expected = expected.to_vec();
+                expected.sort();
+                assert_eq!(keys, expected);
+            });
+        };
+        keys(&test);
+        // The unit and the container restart: new cgroups, new ids.
+        std::fs::remove_dir(
+            test.mount()
+                .join("accounted/system.slice/web.service/worker"),
+        )
+        .unwrap();
+        std::fs::remove_dir(test.mount().join("accounted/system.slice/web.service")).unwrap();
+        std::fs::remove_dir(test.mount().join(container.trim_start_matches('/'))).unwrap();
+        test.make_cgroup("/accounted/placeholder");
+        test.make_cgroup(service);
+        test.make_cgroup(&container);
+        resolve_and_sync(&test.daemon).unwrap();
+        keys(&test);
     }
 
     #[test]

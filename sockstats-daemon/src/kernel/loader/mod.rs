@@ -127,6 +127,9 @@ pub struct AttachedKernel {
     pub reused_links: bool,
     /// Where the maps are pinned.
     pub maps_dir: PathBuf,
+    /// Socket states are kept in a hash by cookie (before 5.11, or where the kernel refuses
+    /// socket-storage iterators), not in socket storage.
+    pub states_by_cookie: bool,
     _ebpf: Ebpf,
     _links: Vec<FdLink>,
     /// Held while the daemon runs: one daemon per pin directory.
@@ -268,6 +271,7 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
         log_program_id,
         reused_links: attached.reused,
         maps_dir: maps_dir.clone(),
+        states_by_cookie: state_by_cookie,
         _ebpf: ebpf,
         _links: attached.links.into_iter().map(|(_, link)| link).collect(),
         _pin_lock: pin_lock,
