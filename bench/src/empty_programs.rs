@@ -17,6 +17,7 @@ use aya_obj::{
     btf::BtfKind,
     generated::{bpf_attach_type, bpf_cmd, bpf_prog_type},
 };
+use sockstats_common::bpf_attr::ProgLoadAttr;
 
 /// What an empty program stands in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,35 +76,6 @@ pub struct EmptyProgram {
     _program: OwnedFd,
     _link: OwnedFd,
 }
-
-/// `BPF_PROG_LOAD` attributes up to `attach_btf_obj_fd` (the kernel zero-fills the rest).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-    attach_btf_obj_fd: u32,
-    _pad: u32,
-}
-const _: () = assert!(size_of::<ProgLoadAttr>() == 120);
 
 /// `BPF_RAW_TRACEPOINT_OPEN` attributes.
 #[repr(C)]

@@ -22,6 +22,8 @@ pub mod abi;
 pub mod kernel;
 
 #[cfg(feature = "user")]
+pub mod bpf_attr;
+#[cfg(feature = "user")]
 pub mod client;
 #[cfg(feature = "user")]
 pub mod label_name;

@@ -2,7 +2,7 @@
 //! returned, the same quantity sockstats accounts.
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
     thread,
 };
 
@@ -87,4 +87,24 @@ pub fn udp_send(from: &UdpSocket, to: &UdpSocket, count: usize) -> u64 {
         sent += batch;
     }
     total
+}
+
+/// A loopback server for one connection: reads until the client closes its side, then sends
+/// `reply` bytes and closes. Returns its address and a handle giving the bytes it read.
+///
+/// # Panics
+/// When the server cannot bind, accept, read or write.
+#[must_use]
+pub fn serve_once(address: &str, reply: usize) -> (String, thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind(address).expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let handle = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).expect("read");
+        stream.write_all(&vec![b'r'; reply]).expect("reply");
+        stream.shutdown(Shutdown::Both).expect("shutdown");
+        received.len()
+    });
+    (address, handle)
 }

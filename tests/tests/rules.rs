@@ -3,16 +3,13 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{Read as _, Write as _},
-    net::{Shutdown, TcpListener},
     os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
     path::Path,
     process::{Command, Output},
-    thread,
 };
 
 use sockstats_common::protocol::{ByteCounts, ErrorCode, Grouping, RuleSelector};
-use sockstats_tests::{Harness, TestDaemon};
+use sockstats_tests::{traffic::serve_once, Harness, TestDaemon};
 
 const NOBODY: u32 = 65_534;
 const TRAFFIC: &str = env!("CARGO_BIN_EXE_sockstats-test-traffic");
@@ -22,22 +19,6 @@ fn counts(tx_bytes: usize, rx_bytes: usize) -> ByteCounts {
         tx_bytes: tx_bytes as u64,
         rx_bytes: rx_bytes as u64,
     }
-}
-
-/// A loopback server for one connection: reads until the client closes its side, then sends
-/// `reply` bytes and closes. Returns its address and a handle giving the bytes it read.
-fn serve_once(address: &str, reply: usize) -> (String, thread::JoinHandle<usize>) {
-    let listener = TcpListener::bind(address).expect("bind");
-    let address = listener.local_addr().expect("address").to_string();
-    let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        let mut received = Vec::new();
-        stream.read_to_end(&mut received).expect("read");
-        stream.write_all(&vec![b'r'; reply]).expect("reply");
-        stream.shutdown(Shutdown::Both).expect("shutdown");
-        received.len()
-    });
-    (address, handle)
 }
 
 fn stdout_of(output: &Output) -> String {

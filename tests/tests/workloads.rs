@@ -53,16 +53,7 @@ fn serve_once(expect: usize, reply: usize) -> (String, thread::JoinHandle<()>) {
 /// Runs the traffic helper in the cgroup `dir`: it sends `send` bytes to a server that answers
 /// with `reply` bytes.
 fn traffic_in(dir: &Path, send: usize, reply: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address").to_string();
-    let server = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        let mut received = Vec::new();
-        stream.read_to_end(&mut received).expect("read");
-        stream.write_all(&vec![b'r'; reply]).expect("reply");
-        stream.shutdown(Shutdown::Both).expect("shutdown");
-        received.len()
-    });
+    let (address, server) = sockstats_tests::traffic::serve_once("127.0.0.1:0", reply);
     let procs = fs::OpenOptions::new()
         .write(true)
         .open(dir.join("cgroup.procs"))

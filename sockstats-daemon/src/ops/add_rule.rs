@@ -164,6 +164,24 @@ mod tests {
         assert_eq!(saved.rules().len(), 2);
     }
 
+    /// Each (selector, label, temporary) is refused with its code and a message holding its
+    /// needle.
+    fn assert_refused(test: &Fixture, cases: Vec<(RuleSelector, &str, bool, ErrorCode, &str)>) {
+        for (selector, label, temporary, code, needle) in cases {
+            let request = AddRule {
+                selector: &selector,
+                label,
+                temporary,
+            };
+            let refused = add_rule(&test.daemon, peer(0), &request).unwrap_err();
+            assert_eq!(refused.code(), code, "{selector:?}: {refused}");
+            assert!(
+                refused.to_string().contains(needle),
+                "{selector:?}: {refused}"
+            );
+        }
+    }
+
     #[test]
     fn unit_and_container_rules_must_name_running_ones_and_cannot_be_temporary() {
         let test = Fixture::new();
@@ -204,19 +222,7 @@ mod tests {
                 "not a container name or id",
             ),
         ];
-        for (selector, label, temporary, code, needle) in cases {
-            let request = AddRule {
-                selector: &selector,
-                label,
-                temporary,
-            };
-            let refused = add_rule(&test.daemon, peer(0), &request).unwrap_err();
-            assert_eq!(refused.code(), code, "{selector:?}: {refused}");
-            assert!(
-                refused.to_string().contains(needle),
-                "{selector:?}: {refused}"
-            );
-        }
+        assert_refused(&test, cases);
     }
 
     #[test]
@@ -290,19 +296,7 @@ mod tests {
                 "label name has ' '",
             ),
         ];
-        for (selector, label, temporary, code, needle) in cases {
-            let request = AddRule {
-                selector: &selector,
-                label,
-                temporary,
-            };
-            let refused = add_rule(&test.daemon, peer(0), &request).unwrap_err();
-            assert_eq!(refused.code(), code, "{selector:?}: {refused}");
-            assert!(
-                refused.to_string().contains(needle),
-                "{selector:?}: {refused}"
-            );
-        }
+        assert_refused(&test, cases);
         add_rule(
             &test.daemon,
             peer(0),

@@ -6,6 +6,8 @@ use std::{
     os::fd::{FromRawFd as _, OwnedFd},
 };
 
+use sockstats_common::bpf_attr::ProgLoadAttr;
+
 use super::bpf_syscall::bpf;
 
 /// `BPF_PROG_LOAD` from `enum bpf_cmd`.
@@ -13,34 +15,6 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 /// `BPF_PROG_TYPE_TRACING` and `BPF_TRACE_ITER`.
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_TRACE_ITER: u32 = 28;
-
-/// The `prog_load` member of `union bpf_attr`, up to `attach_btf_id` (Linux 5.5+).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-}
-
-const _: () = assert!(size_of::<ProgLoadAttr>() == 112);
 
 /// Loads (and drops at once) an iterator program for the target whose `bpf_iter_<target>`
 /// function has the kernel BTF id `attach_btf_id`: the kernel's error if it refuses.
