@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     fs,
-    os::unix::fs::MetadataExt as _,
+    os::unix::fs::{DirEntryExt as _, MetadataExt as _},
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -71,17 +71,29 @@ impl CgroupTree {
     #[must_use]
     pub fn paths_by_id(&self) -> HashMap<u64, String> {
         let mut paths = HashMap::new();
-        walk(&self.mount, "", 0, &mut paths);
+        if let Ok(metadata) = fs::metadata(&self.mount) {
+            paths.insert(metadata.ino(), "/".to_owned());
+            walk(&self.mount, "", 0, &mut paths);
+        }
         paths
+    }
+
+    /// The whole tree's `nr_descendants` and `nr_dying_descendants` (from the mount's
+    /// `cgroup.stat`): one read that changes when cgroups are made or removed.
+    #[must_use]
+    pub fn descendant_counts(&self) -> Option<(u64, u64)> {
+        let text = fs::read_to_string(self.mount.join("cgroup.stat")).ok()?;
+        let count = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.trim().parse().ok())
+        };
+        Some((count("nr_descendants ")?, count("nr_dying_descendants ")?))
     }
 }
 
+/// Adds the cgroups below `directory` (`relative` to the mount) to `paths`. A cgroup's id is
+/// its directory's inode number, which the directory listing gives: no `stat` per cgroup.
 fn walk(directory: &Path, relative: &str, depth: u32, paths: &mut HashMap<u64, String>) {
-    let Ok(metadata) = fs::metadata(directory) else {
-        return;
-    };
-    let name = if relative.is_empty() { "/" } else { relative };
-    paths.insert(metadata.ino(), name.to_owned());
     if depth >= MAX_CGROUP_DEPTH {
         return;
     }
@@ -91,6 +103,7 @@ fn walk(directory: &Path, relative: &str, depth: u32, paths: &mut HashMap<u64, S
     for entry in entries.flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             let child = format!("{relative}/{}", entry.file_name().to_string_lossy());
+            paths.insert(entry.ino(), child.clone());
             walk(&entry.path(), &child, depth + 1, paths);
         }
     }

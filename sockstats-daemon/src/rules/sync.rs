@@ -45,9 +45,20 @@ pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
     // The walk outside the core (it is the slow part on a host of many cgroups); what it found
     // is taken in under the core, so that `rules` never shows a cgroup the kernel does not
     // have yet.
-    let paths = cgroups.paths_by_id();
+    let workload_rules = daemon.with_core(|core| {
+        core.rules
+            .rules()
+            .iter()
+            .any(|rule| matches!(rule.selector, Selector::Unit(_) | Selector::Container(_)))
+    });
+    let paths = daemon
+        .workloads()
+        .walk_due(workload_rules, cgroups.descendant_counts())
+        .then(|| cgroups.paths_by_id());
     daemon.with_core(|core| {
-        daemon.workloads().refresh(paths);
+        if let Some(paths) = paths {
+            daemon.workloads().refresh(paths);
+        }
         let gone = core
             .rules
             .remove_vanished_temporary(|path| cgroups.id_of(path).is_some())?;

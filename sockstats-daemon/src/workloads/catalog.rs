@@ -1,8 +1,11 @@
 //! What every cgroup is, by id: its path, its systemd unit, its container and the container's
 //! name, kept after the cgroup is removed so the bytes of its closed sockets keep their names.
 //!
-//! The daemon refreshes it from the cgroup tree every second (with the rules); a cgroup that
-//! comes and goes between two refreshes is never seen and shows under its id. The names of
+//! The daemon refreshes it from the cgroup tree: every second while a unit or container rule
+//! needs the tree's cgroups, else when the tree's cgroup counts change and at least every
+//! [`WALK_AT_LEAST_EVERY`] (one read of the root's `cgroup.stat` a second instead of a walk),
+//! and before `get --by unit|container` answers. A cgroup that comes and goes between two
+//! walks is never seen and shows under its id. The names of
 //! removed cgroups are saved in the state dir (at most every [`SAVE_EVERY`], so a `kill -9`
 //! can lose the last seconds of them) for the boot they belong to: cgroup ids are not unique
 //! across boots, and the kernel's accounts do not outlive one either.
@@ -28,6 +31,8 @@ pub const STATE_FILE: &str = "cgroup-names.json";
 pub const MAX_REMOVED: usize = 4096;
 /// Most often the names of removed cgroups are written to the state dir.
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
+/// Longest time between two walks of the cgroup tree while its counts stay the same.
+pub const WALK_AT_LEAST_EVERY: Duration = Duration::from_secs(10);
 /// How long a container's name is looked for after its cgroup appears (a runtime may write
 /// its metadata just after making the cgroup); after that it is shown by its short id.
 const NAME_LOOKUP_FOR: Duration = Duration::from_secs(30);
@@ -105,6 +110,8 @@ struct Catalog {
     /// `removed` changed since it was saved.
     unsaved: bool,
     saved_at: Option<Instant>,
+    /// When the tree was last walked, and its descendant counts then.
+    walked: Option<(Instant, Option<(u64, u64)>)>,
 }
 
 /// The cgroup catalog (a leaf lock inside: it only touches the file system).
@@ -164,6 +171,23 @@ impl Workloads {
         self.catalog
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Should the tree be walked now? Yes when `always` (a rule needs every new cgroup at
+    /// once), when its descendant `counts` differ from the last walk's, when they cannot be
+    /// read, or after [`WALK_AT_LEAST_EVERY`]. A yes counts as a walk.
+    pub fn walk_due(&self, always: bool, counts: Option<(u64, u64)>) -> bool {
+        let now = Instant::now();
+        let mut catalog = self.lock();
+        let due = always
+            || counts.is_none()
+            || catalog.walked.is_none_or(|(at, last)| {
+                last != counts || now.duration_since(at) >= WALK_AT_LEAST_EVERY
+            });
+        if due {
+            catalog.walked = Some((now, counts));
+        }
+        due
     }
 
     /// Takes in the cgroups that exist now (`paths` by id, from [`crate::cgroup::CgroupTree`]):
@@ -383,6 +407,21 @@ mod tests {
         let reopened = Workloads::open(root.path().to_owned(), state.path());
         assert_eq!(reopened.names(4).unwrap().path, container);
         assert_eq!(reopened.names(1), None, "never removed, so not saved");
+    }
+
+    #[test]
+    fn walks_when_rules_need_it_or_the_tree_changed() {
+        let state = tempfile::tempdir().unwrap();
+        let workloads = Workloads::open(state.path().to_owned(), state.path());
+        assert!(workloads.walk_due(false, Some((3, 0))), "the first time");
+        assert!(!workloads.walk_due(false, Some((3, 0))));
+        assert!(
+            workloads.walk_due(true, Some((3, 0))),
+            "a unit or container rule"
+        );
+        assert!(workloads.walk_due(false, Some((3, 1))), "a cgroup removed");
+        assert!(!workloads.walk_due(false, Some((3, 1))));
+        assert!(workloads.walk_due(false, None), "counts unknown");
     }
 
     #[test]
