@@ -552,6 +552,36 @@ pub struct DebugReply {
     pub bpffs_dir: String,
     /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
+    /// The OTLP exporter's state, when `--otlp-endpoint` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpDebug>,
+}
+
+/// The OTLP exporter (`sockstatsd --otlp-endpoint`): where it posts and how that goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtlpDebug {
+    /// The URL exports are posted to.
+    pub endpoint: String,
+    /// Seconds between two readings of the counters (`--otlp-interval`).
+    pub interval_seconds: f64,
+    /// Exports the collector took.
+    pub sent: u64,
+    /// Attempts that failed and are retried (connection errors, timeouts, 429, 5xx).
+    pub failed: u64,
+    /// Exports the collector refused for good (any other 4xx), dropped.
+    pub refused: u64,
+    /// Exports dropped unsent because the queue was full (the oldest go first).
+    pub dropped: u64,
+    /// Exports waiting to be sent.
+    pub queued: u64,
+    /// The most exports that wait; more drop the oldest.
+    pub queue_limit: u64,
+    /// The last error, and when (RFC 3339, UTC).
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<String>,
+    /// When the collector last took an export (RFC 3339, UTC).
+    pub last_success_at: Option<String>,
 }
 
 /// One socket a `label` or `unlabel` request applied to.

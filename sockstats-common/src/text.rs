@@ -6,8 +6,8 @@ use std::{
 };
 
 use crate::protocol::{
-    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelsReply, RulesReply,
-    StatusReply, ValidationReply, WireCounts,
+    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelsReply, OtlpDebug,
+    RulesReply, StatusReply, ValidationReply, WireCounts,
 };
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
@@ -294,6 +294,31 @@ pub fn debug_text(reply: &DebugReply) -> String {
         .collect();
     out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
     out.push_str(&counters_table(&reply.counters));
+    if let Some(otlp) = &reply.otlp {
+        out.push_str(&otlp_text(otlp));
+    }
+    out
+}
+
+/// The OTLP exporter's lines of `sockstats debug`.
+fn otlp_text(otlp: &OtlpDebug) -> String {
+    let mut out = format!(
+        "otlp {} every {} s: {} sent, {} failed, {} refused, {} dropped, {} queued (of {})\n",
+        otlp.endpoint,
+        otlp.interval_seconds,
+        otlp.sent,
+        otlp.failed,
+        otlp.refused,
+        otlp.dropped,
+        otlp.queued,
+        otlp.queue_limit
+    );
+    if let Some(at) = &otlp.last_success_at {
+        let _ = writeln!(out, "otlp last sent {at}");
+    }
+    if let (Some(error), Some(at)) = (&otlp.last_error, &otlp.last_error_at) {
+        let _ = writeln!(out, "otlp last error {at}: {error}");
+    }
     out
 }
 

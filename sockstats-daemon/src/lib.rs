@@ -14,6 +14,7 @@ pub mod labels;
 pub mod man;
 pub mod metrics;
 pub mod ops;
+pub mod otlp;
 pub mod rules;
 pub mod state_file;
 #[expect(

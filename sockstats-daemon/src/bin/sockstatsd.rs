@@ -3,7 +3,7 @@ use std::{
     path::Path,
     process::ExitCode,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
@@ -16,7 +16,7 @@ use sockstats_daemon::{
         run::{self as tasks, Options, SHUTDOWN_WITHIN},
         server::socket_file,
         state::{Core, DaemonInfo},
-        tasks::stats_log::StatsLogConfig,
+        tasks::{otlp_export::OtlpConfig, stats_log::StatsLogConfig},
         Daemon, ServerLimits,
     },
     interfaces::InterfaceNames,
@@ -26,6 +26,7 @@ use sockstats_daemon::{
         AttachedKernel, LoadOptions,
     },
     labels::LabelRegistry,
+    otlp::{self, encode::Source},
     rules::{RuleError, RuleSet, Selector, DEFAULT_RULES_FILE},
     sys::owners,
     workloads::Workloads,
@@ -56,17 +57,20 @@ fn run(args: &Args) -> Result<()> {
         }
         return Ok(());
     }
+    let started = SystemTime::now();
     let (attached, daemon, listener) = start(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let counters_since = otlp::counters_since(&attached.maps_dir, started);
     runtime.block_on(serve_until_signal(
         args,
         Arc::clone(&daemon),
         listener,
         attached.log_program_id,
+        counters_since,
     ))?;
     daemon.workloads().flush();
     // Blocking work still running (an op, a refresh) gets a moment, not forever.
@@ -208,6 +212,7 @@ async fn serve_until_signal(
     daemon: Arc<Daemon>,
     listener: std::os::unix::net::UnixListener,
     log_program_id: Option<u32>,
+    counters_since: SystemTime,
 ) -> Result<()> {
     let listener = tokio::net::UnixListener::from_std(listener)
         .context("cannot register the listening socket")?;
@@ -251,6 +256,7 @@ async fn serve_until_signal(
         log_program_id,
         stats_log,
         metrics,
+        otlp: otlp_config(args, counters_since),
     };
     let (trigger, shutdown) = daemon::shutdown::channel();
     let running = tokio::spawn(tasks::run(daemon, listener, options, shutdown));
@@ -269,6 +275,27 @@ async fn serve_until_signal(
         );
     }
     Ok(())
+}
+
+/// `--otlp-endpoint` and `--otlp-interval`, said in the log.
+fn otlp_config(args: &Args, counters_since: SystemTime) -> Option<OtlpConfig> {
+    let endpoint = args.otlp_endpoint.clone()?;
+    let config = OtlpConfig {
+        endpoint,
+        interval: args.otlp_interval,
+        source: Source {
+            host_name: otlp::host_name(),
+            counters_since,
+        },
+    };
+    log::info!(
+        "exporting OTLP metrics to {} every {} (host.name {}, counters since {})",
+        config.endpoint,
+        humantime::format_duration(config.interval),
+        config.source.host_name,
+        humantime::format_rfc3339_seconds(counters_since)
+    );
+    Some(config)
 }
 
 /// Clients pass fds: allow as many open fds as the hard limit permits (the soft default of 1024

@@ -1,10 +1,10 @@
 //! The `sockstatsd` command line: its clap definitions, shared by the binary and by the man
 //! page ([`crate::man`]), so that both always say the same.
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use sockstats_common::{protocol::DEFAULT_SOCKET_PATH, DEFAULT_MAX_ACCOUNTS, DEFAULT_MAX_SOCKETS};
 
-use crate::daemon;
+use crate::{daemon, otlp::endpoint::Endpoint};
 
 const DAEMON_NOTES: &str = "\
 Files:
@@ -64,6 +64,15 @@ pub struct Args {
     /// Off by default; anyone who can reach ADDR can read every label's totals.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Push the counters the metrics endpoint shows as OTLP metrics (HTTP/protobuf, cumulative
+    /// sums) to this collector every --otlp-interval: its full URL
+    /// (http://127.0.0.1:4318/v1/metrics), or a base URL without a path, to which /v1/metrics
+    /// is appended. http:// only (https is not supported yet). Off by default.
+    #[arg(long, value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<Endpoint>,
+    /// Time between two OTLP exports, like 60s, 5m or 1m30s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub otlp_interval: Duration,
     /// Every --stats-log-interval, append one JSON line of the per-label payload bytes moved
     /// since the previous line (labels that changed only) to this file. Off by default.
     #[arg(long, value_name = "FILE")]
@@ -140,4 +149,19 @@ fn parse_group(text: &str) -> Result<u32, String> {
         Ok(Some(group)) => Ok(group.gid.as_raw()),
         _ => Err(format!("no group named {text:?}")),
     }
+}
+
+fn parse_otlp_endpoint(text: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(text).map_err(|error| error.to_string())
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration like 60s, 5m or 1m30s: {error}"))?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!(
+            "{text:?} is shorter than the shortest interval, 1s"
+        ));
+    }
+    Ok(interval)
 }

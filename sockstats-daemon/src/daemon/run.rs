@@ -10,7 +10,9 @@ use super::{
     shutdown::Shutdown,
     state::Daemon,
     tasks::{
-        interface_follower, kernel_log, rule_resolver,
+        interface_follower, kernel_log,
+        otlp_export::{self, OtlpConfig},
+        rule_resolver,
         stats_log::{self, StatsLogConfig},
         Tasks,
     },
@@ -31,6 +33,8 @@ pub struct Options {
     pub stats_log: Option<StatsLogConfig>,
     /// `--metrics`, bound.
     pub metrics: Option<TcpListener>,
+    /// `--otlp-endpoint`.
+    pub otlp: Option<OtlpConfig>,
 }
 
 /// Serves `listener` and runs every background task until `shutdown`, then joins them.
@@ -69,6 +73,12 @@ pub async fn run(
             metrics_server::serve(listener, Arc::clone(&daemon), shutdown.clone()),
         );
     }
+    if let Some(config) = options.otlp {
+        tasks.spawn(
+            "otlp exporter",
+            otlp_export::run(Arc::clone(&daemon), config, shutdown.clone()),
+        );
+    }
     tasks.spawn(
         "server",
         server::serve(listener, daemon, options.limits, shutdown.clone()),
@@ -99,6 +109,16 @@ mod tests {
                 state_file: test.state_dir().join("stats-log-totals.json"),
             }),
             metrics: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            // A collector that is not there: the exporter must not hold shutdown up.
+            otlp: Some(OtlpConfig {
+                endpoint: crate::otlp::endpoint::Endpoint::parse("http://127.0.0.1:9/v1/metrics")
+                    .unwrap(),
+                interval: Duration::from_millis(10),
+                source: crate::otlp::encode::Source {
+                    host_name: "test".to_owned(),
+                    counters_since: std::time::SystemTime::now(),
+                },
+            }),
             ..Options::default()
         };
         let (trigger, stop) = shutdown::channel();

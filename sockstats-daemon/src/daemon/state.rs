@@ -22,7 +22,7 @@ use sockstats_common::{
 
 use crate::{
     attribution::Interface, cgroup::CgroupTree, interfaces::InterfaceNames, kernel::Kernel,
-    labels::LabelRegistry, rules::RuleSet, workloads::Workloads,
+    labels::LabelRegistry, otlp::ExporterStatus, rules::RuleSet, workloads::Workloads,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -141,6 +141,8 @@ pub struct Daemon {
     cgroups: CgroupTree,
     /// Every cgroup's unit and container, also of removed cgroups (a leaf lock inside).
     workloads: Workloads,
+    /// What the OTLP exporter last published (a leaf lock inside).
+    exporter: ExporterStatus,
     info: DaemonInfo,
 }
 
@@ -158,6 +160,7 @@ impl Daemon {
             interfaces: Interfaces::new(interfaces),
             cgroups,
             workloads,
+            exporter: ExporterStatus::default(),
             info,
         }
     }
@@ -181,6 +184,12 @@ impl Daemon {
     #[must_use]
     pub fn cgroups(&self) -> &CgroupTree {
         &self.cgroups
+    }
+
+    /// The OTLP exporter's state (empty when none runs).
+    #[must_use]
+    pub fn exporter(&self) -> &ExporterStatus {
+        &self.exporter
     }
 
     /// The units and containers of cgroups, as of the last [`Daemon::refresh_workloads`].

@@ -8,6 +8,7 @@
 //!
 //! Cardinality is bounded by design: series are keyed by label name, interface name and
 //! direction only, never by process, socket or cookie.
+pub mod collect;
 pub mod server;
 
 use std::collections::BTreeMap;

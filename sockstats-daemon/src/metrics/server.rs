@@ -26,10 +26,7 @@ use tokio::{
 };
 
 use crate::daemon::{shutdown::Shutdown, state::Daemon, tasks::backoff::Backoff};
-use crate::{
-    metrics::{self, Format, Health},
-    ops::{naming, status::counters_by_name},
-};
+use crate::metrics::{self, Format};
 
 /// How long a client may take to send its request head, and the whole exchange.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -136,24 +133,8 @@ async fn scrape(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> Respon
 
 /// The exposition text, or why it could not be made.
 fn exposition(daemon: &Daemon, format: Format) -> Result<String, crate::ops::Refusal> {
-    let named = naming::named_totals(daemon)?;
-    let maps = daemon.with_core(|core| core.kernel.fill());
-    let live_sockets = named.snapshot.live_sockets();
-    let health = Health {
-        counters: counters_by_name(named.snapshot.counters),
-        maps,
-        programs_attached: daemon
-            .info()
-            .programs
-            .iter()
-            .filter(|p| p.prog_id.is_some())
-            .count(),
-        programs_expected: daemon.info().programs.len(),
-        live_sockets,
-        overflow: named.snapshot.overflow(),
-        wire_overflow: named.snapshot.wire_overflow(),
-    };
-    Ok(metrics::render(named.labels, health, format))
+    let exported = metrics::collect::collect(daemon)?;
+    Ok(metrics::render(exported.labels, exported.health, format))
 }
 
 #[cfg(test)]

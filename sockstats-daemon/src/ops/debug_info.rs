@@ -1,4 +1,5 @@
-//! `debug_info`: what a maintainer needs: hooks, program run statistics, map fill, counters.
+//! `debug_info`: what a maintainer needs: hooks, program run statistics, map fill, counters,
+//! and the OTLP exporter's state.
 use sockstats_common::protocol::{DebugReply, ProgramDebug};
 
 use super::status::counters_by_name;
@@ -61,6 +62,7 @@ pub fn debug_info(daemon: &Daemon) -> DebugReply {
         cgroup_root: info.cgroup_root.display().to_string(),
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
+        otlp: daemon.exporter().get(),
     }
 }
 
@@ -114,5 +116,19 @@ mod tests {
             reply.socket,
             test.daemon.info().socket.display().to_string()
         );
+        assert_eq!(reply.otlp, None, "no exporter runs");
+    }
+
+    #[test]
+    fn shows_what_the_exporter_published() {
+        let test = Fixture::new();
+        let published = sockstats_common::protocol::OtlpDebug {
+            endpoint: "http://127.0.0.1:4318/v1/metrics".to_owned(),
+            failed: 2,
+            last_error: Some("connection refused".to_owned()),
+            ..Default::default()
+        };
+        test.daemon.exporter().publish(&published);
+        assert_eq!(debug_info(&test.daemon).otlp, Some(published));
     }
 }

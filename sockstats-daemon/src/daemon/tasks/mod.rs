@@ -5,8 +5,8 @@
 //! is triggered, up to a bound, and aborts what is left. The tasks: the Unix-socket server
 //! ([`crate::daemon::server`]), the interface follower ([`interface_follower`]), the rule
 //! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), and when
-//! enabled the stats log ([`stats_log`]) and the metrics server
-//! ([`crate::metrics::server`]). Periodic work that fails backs off ([`backoff`]).
+//! enabled the stats log ([`stats_log`]), the metrics server ([`crate::metrics::server`])
+//! and the OTLP exporter ([`otlp_export`]). Periodic work that fails backs off ([`backoff`]).
 use std::{collections::HashMap, fmt::Display, future::Future, sync::Arc, time::Duration};
 
 use tokio::task::{Id, JoinSet};
@@ -16,6 +16,7 @@ use super::shutdown::Shutdown;
 pub mod backoff;
 pub mod interface_follower;
 pub mod kernel_log;
+pub mod otlp_export;
 pub mod rule_resolver;
 pub mod stats_log;
 

@@ -1,0 +1,45 @@
+//! One reading of everything sockstats exports: the per-label, per-interface totals and the
+//! daemon's health. The metrics endpoint renders it as Prometheus text, the OTLP exporter
+//! ([`crate::otlp`]) as OTLP metrics: both show the same counters.
+use std::collections::BTreeMap;
+
+use sockstats_common::IfaceCounters;
+
+use super::Health;
+use crate::{
+    daemon::state::Daemon,
+    ops::{naming, status::counters_by_name, Refusal},
+};
+
+/// Label name → interface name → counters, and the health beside them.
+#[derive(Debug, Clone, Default)]
+pub struct Exported {
+    pub labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    pub health: Health,
+}
+
+/// Reads the kernel's maps once and names everything (blocking: call it off the async
+/// workers).
+pub fn collect(daemon: &Daemon) -> Result<Exported, Refusal> {
+    let named = naming::named_totals(daemon)?;
+    let maps = daemon.with_core(|core| core.kernel.fill());
+    let live_sockets = named.snapshot.live_sockets();
+    let health = Health {
+        counters: counters_by_name(named.snapshot.counters),
+        maps,
+        programs_attached: daemon
+            .info()
+            .programs
+            .iter()
+            .filter(|p| p.prog_id.is_some())
+            .count(),
+        programs_expected: daemon.info().programs.len(),
+        live_sockets,
+        overflow: named.snapshot.overflow(),
+        wire_overflow: named.snapshot.wire_overflow(),
+    };
+    Ok(Exported {
+        labels: named.labels,
+        health,
+    })
+}
