@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod daemon;
 pub mod http;
 pub mod netns;
+pub mod otlp;
 pub mod prometheus;
 pub mod raw;
 #[allow(

@@ -11,6 +11,7 @@
 //! - `cargo xtask bench [-- ARGS]`: set up (nethogs too), build (release) and run the benchmarks.
 mod deb;
 mod install;
+mod python;
 mod run;
 mod setup;
 mod vm;

@@ -50,8 +50,10 @@ pub fn ensure_bench_tools() -> Result<()> {
 }
 
 /// Ensures what the root integration tests run is present, without starting its service:
-/// each test runs a Prometheus of its own, on a free loopback port.
+/// each test runs a Prometheus of its own, on a free loopback port; and the Python modules of
+/// the OTLP receiver ([`crate::python`]).
 pub fn ensure_test_tools() -> Result<()> {
+    crate::python::ensure_otlp_modules()?;
     if TEST_PACKAGES.iter().all(|p| package_installed(p)) {
         return ensure_packages(&TEST_PACKAGES);
     }

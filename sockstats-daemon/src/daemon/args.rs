@@ -165,3 +165,52 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     }
     Ok(interval)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn otlp_flags_parse_and_bad_ones_say_why() {
+        let args = Args::try_parse_from(["sockstatsd"]).unwrap();
+        assert_eq!(args.otlp_endpoint, None);
+        assert_eq!(args.otlp_interval, Duration::from_secs(60));
+        let args = Args::try_parse_from([
+            "sockstatsd",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+            "--otlp-interval",
+            "1m30s",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.otlp_endpoint.unwrap().to_string(),
+            "http://127.0.0.1:4318/v1/metrics"
+        );
+        assert_eq!(args.otlp_interval, Duration::from_secs(90));
+        for (flag, value, says) in [
+            (
+                "--otlp-endpoint",
+                "https://c:4318",
+                "https is not supported yet",
+            ),
+            ("--otlp-endpoint", "c:4318", "is not a URL"),
+            ("--otlp-interval", "soon", "is not a duration"),
+            (
+                "--otlp-interval",
+                "500ms",
+                "shorter than the shortest interval, 1s",
+            ),
+        ] {
+            let error = Args::try_parse_from(["sockstatsd", flag, value]).unwrap_err();
+            let text = error.to_string();
+            let first = text.lines().next().unwrap();
+            assert!(
+                first.starts_with("error: invalid value") && first.contains(says),
+                "{text}"
+            );
+        }
+    }
+}
