@@ -439,6 +439,30 @@ mod tests {
     use crate::protocol::{RuleInfo, RuleSelector};
 
     #[test]
+    fn the_exporter_lines_say_its_counts_and_last_error() {
+        let mut otlp = OtlpDebug {
+            endpoint: "http://127.0.0.1:4318/v1/metrics".to_owned(),
+            interval_seconds: 60.0,
+            sent: 4,
+            failed: 3,
+            refused: 1,
+            dropped: 2,
+            queued: 5,
+            queue_limit: 30,
+            ..OtlpDebug::default()
+        };
+        assert_eq!(
+            otlp_text(&otlp),
+            "otlp http://127.0.0.1:4318/v1/metrics every 60 s: 4 sent, 3 failed, 1 refused, 2 dropped, 5 queued (of 30)\n"
+        );
+        otlp.last_error = Some("connection refused".to_owned());
+        otlp.last_error_at = Some("2026-12-02T02:00:00Z".to_owned());
+        otlp.last_success_at = Some("2026-12-02T01:59:00Z".to_owned());
+        let text = otlp_text(&otlp);
+        assert!(text.ends_with("otlp last sent 2026-12-02T01:59:00Z\notlp last error 2026-12-02T02:00:00Z: connection refused\n"), "{text}");
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1023), "1023 B");

@@ -170,6 +170,7 @@ fn the_last_export_equals_get() {
         assert_eq!(point["resource"]["service.name"], "sockstatsd");
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
         assert_eq!(point["resource"]["host.name"], host.trim());
+        assert_eq!(point["resource"]["service.instance.id"], host.trim());
         if point["kind"] == "sum" {
             assert_eq!(point["monotonic"], true, "{point}");
             assert_eq!(point["temporality"], 2, "cumulative: {point}");

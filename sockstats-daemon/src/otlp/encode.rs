@@ -5,7 +5,8 @@
 //! the counters began (the pins of the kernel's account map were made); the health values
 //! that are levels, not counts (map fill, programs, live sockets) are `Gauge`s. Attributes
 //! follow the semantic conventions where they have a name (`network.io.direction` with
-//! `transmit`/`receive`, `network.interface.name`, resource `host.name` and `service.name`)
+//! `transmit`/`receive`, `network.interface.name`, resource `host.name`, `service.name` and
+//! `service.instance.id`)
 //! and are `sockstats.*` otherwise. The table in the README maps each metric to its
 //! Prometheus name.
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -162,6 +163,8 @@ pub fn request(
             attribute("service.name", "sockstatsd"),
             attribute("service.version", env!("CARGO_PKG_VERSION")),
             attribute("host.name", &source.host_name),
+            // One daemon per host: what Prometheus exporters of a collector make `instance`.
+            attribute("service.instance.id", &source.host_name),
         ],
         ..Resource::default()
     };
@@ -399,6 +402,7 @@ mod tests {
         let resource = string_attributes(&resource.attributes);
         assert_eq!(resource["host.name"], "web-1");
         assert_eq!(resource["service.name"], "sockstatsd");
+        assert_eq!(resource["service.instance.id"], "web-1");
         let (metric, values) = points(&request, "sockstats.payload.io");
         assert_eq!(metric.unit, "By");
         let Some(Data::Sum(sum)) = &metric.data else {
