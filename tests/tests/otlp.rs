@@ -150,7 +150,7 @@ fn the_last_export_equals_get() {
     let port = free_loopback_port();
     let receiver = Receiver::start(port, dir.path());
     let before_start = now_nanos();
-    let harness = start("otlp-push", port);
+    let mut harness = start("otlp-push", port);
     let daemon = &harness.daemon;
     move_labeled_bytes(daemon, "otlp");
     let traffic_done = now_nanos();
@@ -207,6 +207,28 @@ fn the_last_export_equals_get() {
         )),
         "{text}"
     );
+
+    // A restarted daemon keeps the pinned counters, and says they began when they did (the
+    // pins' time), not when it started.
+    let began = points[0]["start"].as_i64().expect("start");
+    harness.daemon.stop();
+    harness.daemon.restart();
+    let restarted = now_nanos();
+    let points = export_after(
+        &receiver,
+        &harness.daemon,
+        restarted,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        exported_on_lo(&points, &labels)["otlp-client"],
+        (sent, answered)
+    );
+    let sums = points.iter().filter(|p| p["kind"] == "sum");
+    assert!(sums.clone().count() > 0);
+    for point in sums {
+        assert_eq!(point["start"].as_i64(), Some(began), "{point}");
+    }
 }
 
 #[test]

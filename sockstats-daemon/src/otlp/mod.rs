@@ -38,13 +38,13 @@ impl ExporterStatus {
 
 /// When the counters in the pinned maps began: when the pin of the account map under
 /// `maps_dir` was made (bpffs sets a pin's times when it is made and never after), else
-/// `fallback` (the daemon's start; a bpffs without times, a map not pinned).
+/// `fallback` (the daemon's start: a map not pinned, a pin time in the future).
 #[must_use]
 pub fn counters_since(maps_dir: &Path, fallback: SystemTime) -> SystemTime {
     std::fs::metadata(maps_dir.join("ACCOUNTS"))
         .and_then(|metadata| metadata.modified())
         .ok()
-        .filter(|made| *made > SystemTime::UNIX_EPOCH && *made <= fallback)
+        .filter(|made| *made > SystemTime::UNIX_EPOCH && *made <= SystemTime::now())
         .unwrap_or(fallback)
 }
 
@@ -75,11 +75,17 @@ mod tests {
             .modified()
             .unwrap();
         assert_eq!(counters_since(dir.path(), now), made);
-        // A pin "made" after the daemon started is not believed.
-        assert_eq!(
-            counters_since(dir.path(), SystemTime::UNIX_EPOCH + Duration::from_secs(1)),
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1)
-        );
+        // A pin made after the daemon started (fresh maps) is when the counters began.
+        let started = made - Duration::from_secs(1);
+        assert_eq!(counters_since(dir.path(), started), made);
+        // A pin "made" in the future (a clock set back since) is not believed.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("ACCOUNTS"))
+            .unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(counters_since(dir.path(), started), started);
     }
 
     #[test]
