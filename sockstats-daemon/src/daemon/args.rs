@@ -196,7 +196,7 @@ mod tests {
                 "https://c:4318",
                 "https is not supported yet",
             ),
-            ("--otlp-endpoint", "c:4318", "is not a URL"),
+            ("--otlp-endpoint", "c:4318", "not a URL"),
             ("--otlp-interval", "soon", "is not a duration"),
             (
                 "--otlp-interval",

@@ -11,17 +11,19 @@ use hyper::Uri;
 /// The OTLP/HTTP path of the metrics signal.
 pub const METRICS_PATH: &str = "/v1/metrics";
 
-/// Why an `--otlp-endpoint` cannot be used.
+/// Why an `--otlp-endpoint` cannot be used (clap's message names the value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    #[error("{0:?} is not a URL: give the collector's OTLP/HTTP address, like http://127.0.0.1:4318/v1/metrics")]
-    NotAUrl(String),
-    #[error("{0:?}: https is not supported yet; give an http:// URL (a collector or agent on this host or a trusted network)")]
-    Https(String),
-    #[error("{url:?}: the scheme {scheme:?} is not supported; give an http:// URL")]
-    Scheme { url: String, scheme: String },
-    #[error("{0:?} has no host: give one like http://127.0.0.1:4318/v1/metrics")]
-    NoHost(String),
+    #[error(
+        "not a URL: give the collector's OTLP/HTTP address, like http://127.0.0.1:4318/v1/metrics"
+    )]
+    NotAUrl,
+    #[error("https is not supported yet; give an http:// URL (a collector or agent on this host or a trusted network)")]
+    Https,
+    #[error("the scheme {0:?} is not supported; give an http:// URL")]
+    Scheme(String),
+    #[error("no host: give one, like http://127.0.0.1:4318/v1/metrics")]
+    NoHost,
 }
 
 /// An `http://` URL to POST OTLP metrics to.
@@ -31,22 +33,19 @@ pub struct Endpoint(Uri);
 impl Endpoint {
     /// Parses `text` (for clap), appending [`METRICS_PATH`] to a URL without a path.
     pub fn parse(text: &str) -> Result<Self, EndpointError> {
-        let not_a_url = || EndpointError::NotAUrl(text.to_owned());
+        let not_a_url = || EndpointError::NotAUrl;
         let uri: Uri = text.parse().map_err(|_| not_a_url())?;
         let scheme = uri.scheme_str().ok_or_else(not_a_url)?;
         if scheme.eq_ignore_ascii_case("https") {
-            return Err(EndpointError::Https(text.to_owned()));
+            return Err(EndpointError::Https);
         }
         if !scheme.eq_ignore_ascii_case("http") {
-            return Err(EndpointError::Scheme {
-                url: text.to_owned(),
-                scheme: scheme.to_owned(),
-            });
+            return Err(EndpointError::Scheme(scheme.to_owned()));
         }
         let authority = uri
             .authority()
             .filter(|a| !a.host().is_empty())
-            .ok_or_else(|| EndpointError::NoHost(text.to_owned()))?
+            .ok_or(EndpointError::NoHost)?
             .clone();
         let path_and_query = match uri.path_and_query() {
             Some(given) if !matches!(given.path(), "" | "/") => given.as_str().to_owned(),
@@ -111,39 +110,21 @@ mod tests {
     #[test]
     fn bad_endpoints_are_refused_saying_why() {
         for (given, error) in [
-            (
-                "collector:4318",
-                EndpointError::NotAUrl("collector:4318".to_owned()),
-            ),
+            ("collector:4318", EndpointError::NotAUrl),
+            ("not a url", EndpointError::NotAUrl),
+            ("127.0.0.1", EndpointError::NotAUrl),
+            ("/v1/metrics", EndpointError::NotAUrl),
+            ("", EndpointError::NotAUrl),
+            ("https://collector:4318/v1/metrics", EndpointError::Https),
             (
                 "ftp://collector/v1/metrics",
-                EndpointError::Scheme {
-                    url: "ftp://collector/v1/metrics".to_owned(),
-                    scheme: "ftp".to_owned(),
-                },
-            ),
-            ("not a url", EndpointError::NotAUrl("not a url".to_owned())),
-            ("127.0.0.1", EndpointError::NotAUrl("127.0.0.1".to_owned())),
-            (
-                "/v1/metrics",
-                EndpointError::NotAUrl("/v1/metrics".to_owned()),
-            ),
-            ("", EndpointError::NotAUrl(String::new())),
-            (
-                "https://collector:4318/v1/metrics",
-                EndpointError::Https("https://collector:4318/v1/metrics".to_owned()),
+                EndpointError::Scheme("ftp".to_owned()),
             ),
             (
                 "grpc://collector:4317",
-                EndpointError::Scheme {
-                    url: "grpc://collector:4317".to_owned(),
-                    scheme: "grpc".to_owned(),
-                },
+                EndpointError::Scheme("grpc".to_owned()),
             ),
-            (
-                "http://:4318/v1/metrics",
-                EndpointError::NoHost("http://:4318/v1/metrics".to_owned()),
-            ),
+            ("http://:4318/v1/metrics", EndpointError::NoHost),
         ] {
             assert_eq!(Endpoint::parse(given), Err(error), "{given:?}");
         }

@@ -8,8 +8,9 @@
 //!   [`Backoff`]). The first delivery after failures sends the rest at once.
 //! - Any other answer (4xx but 429, a redirect) refuses that export for good: it is counted and
 //!   dropped, and the next one is sent.
-//! - At most [`QUEUE_LIMIT`] exports wait; a new one then drops the oldest (counted). The
-//!   counters are cumulative, so the newest export carries every byte the dropped ones did.
+//! - At most [`QUEUE_LIMIT`] exports, of at most [`QUEUE_MAX_BYTES`] in all, wait; a new one
+//!   then drops the oldest (counted). The counters are cumulative, so the newest export carries
+//!   every byte the dropped ones did.
 use std::{
     collections::VecDeque,
     time::{Duration, SystemTime},
@@ -23,6 +24,9 @@ use crate::daemon::tasks::backoff::Backoff;
 
 /// Exports kept while the collector cannot take them (the newest ones).
 pub const QUEUE_LIMIT: usize = 30;
+/// The most bytes they may hold together (an export of 1,000 labels on two interfaces is about
+/// 1.4 MiB); the newest export is kept whatever its size.
+pub const QUEUE_MAX_BYTES: usize = 16 << 20;
 /// The first retry of a failed export comes after twice this; each failure in a row doubles it.
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two tries.
@@ -62,6 +66,9 @@ pub enum Next {
 pub struct Outbox {
     queue: VecDeque<Export>,
     limit: usize,
+    max_bytes: usize,
+    /// The bytes of the exports in `queue`.
+    bytes: usize,
     backoff: Backoff,
     retry_at: Option<Instant>,
     status: OtlpDebug,
@@ -74,6 +81,8 @@ impl Outbox {
         Self {
             queue: VecDeque::new(),
             limit: limit.max(1),
+            max_bytes: QUEUE_MAX_BYTES,
+            bytes: 0,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             retry_at: None,
             status: OtlpDebug {
@@ -85,17 +94,34 @@ impl Outbox {
         }
     }
 
-    /// Queues `export`, dropping the oldest waiting one if the queue is full. Returns whether
-    /// one was dropped.
+    /// The same with a byte bound other than [`QUEUE_MAX_BYTES`].
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Queues `export`, dropping the oldest waiting ones while the queue would be too long or
+    /// too large. Returns whether any was dropped.
     pub fn push(&mut self, export: Export) -> bool {
-        let dropped = self.queue.len() >= self.limit;
-        if dropped {
-            self.queue.pop_front();
+        let mut dropped = false;
+        while !self.queue.is_empty()
+            && (self.queue.len() >= self.limit || self.bytes + export.body.len() > self.max_bytes)
+        {
+            self.pop();
             self.status.dropped += 1;
+            dropped = true;
         }
+        self.bytes += export.body.len();
         self.queue.push_back(export);
         self.status.queued = self.queue.len() as u64;
         dropped
+    }
+
+    fn pop(&mut self) {
+        if let Some(export) = self.queue.pop_front() {
+            self.bytes -= export.body.len();
+        }
     }
 
     /// The oldest export, if one waits and its retry time (if any) has come.
@@ -116,7 +142,7 @@ impl Outbox {
     pub fn settle(&mut self, outcome: Outcome, now: Instant, wall: SystemTime) -> Next {
         let next = match outcome {
             Outcome::Delivered { rejected } => {
-                self.queue.pop_front();
+                self.pop();
                 self.status.sent += 1;
                 self.status.last_success_at = Some(rfc3339(wall));
                 if let Some(rejected) = rejected {
@@ -133,7 +159,7 @@ impl Outbox {
                 Next::Continue
             }
             Outcome::Refused(reason) => {
-                self.queue.pop_front();
+                self.pop();
                 self.status.refused += 1;
                 log::warn!("otlp: export dropped: {reason}");
                 self.error(reason, wall);
@@ -289,6 +315,27 @@ mod tests {
             outbox.settle(delivered(), now, WALL);
         }
         assert_eq!(left, [3, 4, 5], "the newest are kept");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let now = Instant::now();
+        let mut outbox = outbox(10).with_max_bytes(3);
+        let big = |n: u8, len: usize| Export {
+            body: Bytes::from(vec![n; len]),
+            taken: SystemTime::UNIX_EPOCH,
+        };
+        assert!(!outbox.push(big(1, 1)));
+        assert!(!outbox.push(big(2, 2)));
+        // 1 + 2 + 2 > 3: the oldest goes, then 2 + 2 > 3: the next too.
+        assert!(outbox.push(big(3, 2)));
+        assert_eq!((outbox.status().queued, outbox.status().dropped), (1, 2));
+        // An export larger than the bound is still kept, alone.
+        assert!(outbox.push(big(4, 5)));
+        assert_eq!(head(&outbox, now), Some(4));
+        outbox.settle(delivered(), now, WALL);
+        assert_eq!(outbox.bytes, 0);
+        assert!(!outbox.push(big(5, 3)));
     }
 
     #[test]
