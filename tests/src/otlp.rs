@@ -34,12 +34,20 @@ impl Receiver {
     /// it does not listen within 20 s.
     #[must_use]
     pub fn start(port: u16, dir: &Path) -> Self {
+        Self::answering(port, dir, 200)
+    }
+
+    /// As [`Receiver::start`], answering every export with `status` (and recording none
+    /// unless it is 200).
+    #[must_use]
+    pub fn answering(port: u16, dir: &Path, status: u16) -> Self {
         let out = dir.join(format!("otlp-{port}.jsonl"));
         let log = dir.join(format!("otlp-{port}.log"));
         let child = Command::new("python3")
             .arg(script())
             .arg(port.to_string())
             .arg(&out)
+            .arg(status.to_string())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("receiver log"))
             .spawn()

@@ -1,7 +1,8 @@
 //! OTLP push (`sockstatsd --otlp-endpoint`): a receiver that decodes with the OpenTelemetry
 //! project's own Python definitions gets the counters, and the last export equals
 //! `sockstats get --interfaces --json` exactly; a collector that is down at first gets them
-//! once it is up, and `sockstats debug` counts the failed tries.
+//! once it is up, and `sockstats debug` counts the failed tries; one that answers 400 gets
+//! each export once, with no retries.
 use std::{
     collections::BTreeMap,
     process::Command,
@@ -289,6 +290,42 @@ fn a_collector_down_at_first_gets_the_totals_once_up() {
     assert!(debug["sent"].as_u64().expect("sent") >= 2, "{debug}");
     assert!(debug["failed"].as_u64().expect("failed") >= 2, "{debug}");
     assert!(debug["last_success_at"].is_string(), "{debug}");
+}
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn a_collector_that_refuses_is_not_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_loopback_port();
+    let _receiver = Receiver::answering(port, dir.path(), 400);
+    let harness = start("otlp-refused", port);
+    let daemon = &harness.daemon;
+    // A 400 is for good: each export is tried once and counted as refused; a retry would
+    // only follow a failure (which `failed` counts).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let debug = loop {
+        let debug = otlp_debug(daemon);
+        if debug["refused"]
+            .as_u64()
+            .is_some_and(|refused| refused >= 3)
+        {
+            break debug;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusals counted: {debug}\n{}",
+            daemon.log()
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(debug["failed"], 0, "{debug}");
+    assert_eq!(debug["sent"], 0, "{debug}");
+    assert!(debug["queued"].as_u64().expect("queued") <= 1, "{debug}");
+    let error = debug["last_error"].as_str().expect("a last error");
+    assert!(
+        error.contains("400 Bad Request") && error.contains("refused by the test"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -11,7 +11,10 @@ line per data point to OUT:
 
 and answers 200 with an empty ExportMetricsServiceResponse (415 for another content type).
 
-Usage: otlp_receiver.py PORT OUT
+Usage: otlp_receiver.py PORT OUT [STATUS]
+
+With STATUS (say 400), every request is decoded but answered with that status and not
+recorded: a collector that refuses.
 """
 import json
 import sys
@@ -77,6 +80,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         request = metrics_service_pb2.ExportMetricsServiceRequest()
         request.ParseFromString(body)
+        if STATUS != 200:
+            self.answer(STATUS, b"refused by the test\n", "text/plain")
+            return
         with LOCK:
             REQUESTS[0] += 1
             lines = [json.dumps(p) for p in points(request, REQUESTS[0], content_type, self.path)]
@@ -98,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     PORT, OUT = int(sys.argv[1]), sys.argv[2]
+    STATUS = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
     print("listening", flush=True)
     server.serve_forever()
