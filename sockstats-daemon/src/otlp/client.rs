@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{
-    header::{CONTENT_TYPE, USER_AGENT},
+    header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT},
     Request, StatusCode,
 };
 use hyper_util::{
@@ -61,12 +61,18 @@ impl Collector {
                 .await
                 .map_err(|error| describe(&error))?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let answer = Limited::new(response.into_body(), MAX_ANSWER)
                 .collect()
                 .await
                 .map(http_body_util::Collected::to_bytes)
                 .unwrap_or_default();
-            Ok::<_, String>(answered(status, &answer))
+            Ok::<_, String>(answered(status, retry_after, &answer))
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(outcome)) => outcome,
@@ -89,9 +95,10 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// What the collector's answer means: 2xx delivered (maybe partly rejected), 429 and 5xx
-/// retried, anything else refused.
+/// retried (not before `retry_after`, the `Retry-After` header in seconds; its HTTP-date form
+/// is not read), anything else refused.
 #[must_use]
-pub fn answered(status: StatusCode, answer: &[u8]) -> Outcome {
+pub fn answered(status: StatusCode, retry_after: Option<Duration>, answer: &[u8]) -> Outcome {
     if status.is_success() {
         let rejected = prost::Message::decode(answer)
             .ok()
@@ -112,7 +119,10 @@ pub fn answered(status: StatusCode, answer: &[u8]) -> Outcome {
         .collect();
     let reason = format!("the collector answered {status}: {}", said.trim());
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        Outcome::Retry(reason)
+        match retry_after {
+            Some(after) => Outcome::RetryAfter(reason, after),
+            None => Outcome::Retry(reason),
+        }
     } else {
         Outcome::Refused(reason)
     }
@@ -128,7 +138,7 @@ mod tests {
     #[test]
     fn answers_are_delivered_retried_or_refused() {
         assert_eq!(
-            answered(StatusCode::OK, b""),
+            answered(StatusCode::OK, None, b""),
             Outcome::Delivered { rejected: None }
         );
         let partial = ExportMetricsServiceResponse {
@@ -139,7 +149,7 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(
-            answered(StatusCode::OK, &partial),
+            answered(StatusCode::OK, None, &partial),
             Outcome::Delivered {
                 rejected: Some("the collector rejected 2 point(s): bad unit".to_owned())
             }
@@ -147,19 +157,30 @@ mod tests {
         for status in [429, 500, 502, 503, 504] {
             let status = StatusCode::from_u16(status).unwrap();
             assert!(
-                matches!(answered(status, b"busy"), Outcome::Retry(_)),
+                matches!(answered(status, None, b"busy"), Outcome::Retry(_)),
                 "{status}"
             );
         }
         for status in [400, 401, 403, 404, 413, 301] {
             let status = StatusCode::from_u16(status).unwrap();
             assert!(
-                matches!(answered(status, b""), Outcome::Refused(_)),
+                matches!(answered(status, None, b""), Outcome::Refused(_)),
                 "{status}"
             );
         }
         assert_eq!(
-            answered(StatusCode::BAD_REQUEST, b"bad\nrequest\n"),
+            answered(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(Duration::from_secs(7)),
+                b""
+            ),
+            Outcome::RetryAfter(
+                "the collector answered 503 Service Unavailable: ".to_owned(),
+                Duration::from_secs(7)
+            )
+        );
+        assert_eq!(
+            answered(StatusCode::BAD_REQUEST, None, b"bad\nrequest\n"),
             Outcome::Refused("the collector answered 400 Bad Request: bad request".to_owned())
         );
     }

@@ -5,7 +5,8 @@
 //! - Exports are sent oldest first, one at a time; while the oldest fails with an error worth
 //!   retrying (a connection error, a timeout, 429 or 5xx) nothing newer is sent before it, and
 //!   it is retried after [`RETRY_FIRST`] doubling up to [`RETRY_MAX`] (the project's
-//!   [`Backoff`]). The first delivery after failures sends the rest at once.
+//!   [`Backoff`]), or later when the collector's `Retry-After` says so (up to
+//!   [`RETRY_AFTER_MAX`]). The first delivery after failures sends the rest at once.
 //! - Any other answer (4xx but 429, a redirect) refuses that export for good: it is counted and
 //!   dropped, and the next one is sent.
 //! - At most [`QUEUE_LIMIT`] exports, of at most [`QUEUE_MAX_BYTES`] in all, wait; a new one
@@ -31,6 +32,8 @@ pub const QUEUE_MAX_BYTES: usize = 16 << 20;
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two tries.
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The longest a collector's `Retry-After` is followed.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
 /// One reading of the counters, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub enum Outcome {
     Delivered { rejected: Option<String> },
     /// Worth trying again: the collector is down, slow, overloaded or failing.
     Retry(String),
+    /// The same, and the collector said when (`Retry-After`): not before then.
+    RetryAfter(String, Duration),
     /// The collector will never take this export.
     Refused(String),
 }
@@ -167,22 +172,27 @@ impl Outbox {
                 self.retry_at = None;
                 Next::Continue
             }
-            Outcome::Retry(reason) => {
-                self.status.failed += 1;
-                let delay = self.backoff.failed();
-                log::warn!(
-                    "otlp: cannot export to {}: {reason}; trying again in {} s ({} export(s) waiting)",
-                    self.status.endpoint,
-                    delay.as_secs(),
-                    self.queue.len()
-                );
-                self.error(reason, wall);
-                self.retry_at = Some(now + delay);
-                Next::RetryIn(delay)
-            }
+            Outcome::Retry(reason) => self.retry(reason, Duration::ZERO, now, wall),
+            Outcome::RetryAfter(reason, after) => self.retry(reason, after, now, wall),
         };
         self.status.queued = self.queue.len() as u64;
         next
+    }
+
+    /// The oldest export failed: retried after the back-off's delay, or `after` if the
+    /// collector asked for longer (up to [`RETRY_AFTER_MAX`]).
+    fn retry(&mut self, reason: String, after: Duration, now: Instant, wall: SystemTime) -> Next {
+        self.status.failed += 1;
+        let delay = self.backoff.failed().max(after.min(RETRY_AFTER_MAX));
+        log::warn!(
+            "otlp: cannot export to {}: {reason}; trying again in {} s ({} export(s) waiting)",
+            self.status.endpoint,
+            delay.as_secs(),
+            self.queue.len()
+        );
+        self.error(reason, wall);
+        self.retry_at = Some(now + delay);
+        Next::RetryIn(delay)
     }
 
     /// Remembers `reason` as the last error.
@@ -277,6 +287,31 @@ mod tests {
             outbox.settle(Outcome::Retry("503".to_owned()), now, WALL),
             Next::RetryIn(Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn a_collectors_retry_after_is_followed_when_longer_than_the_backoff() {
+        let now = Instant::now();
+        let mut outbox = outbox(10);
+        outbox.push(export(1));
+        let after = |secs| Outcome::RetryAfter("429".to_owned(), Duration::from_secs(secs));
+        assert_eq!(
+            outbox.settle(after(1), now, WALL),
+            Next::RetryIn(Duration::from_secs(2))
+        );
+        assert_eq!(
+            outbox.settle(after(30), now, WALL),
+            Next::RetryIn(Duration::from_secs(30))
+        );
+        assert_eq!(
+            outbox.settle(after(86_400), now, WALL),
+            Next::RetryIn(RETRY_AFTER_MAX)
+        );
+        assert_eq!(
+            head(&outbox, now + RETRY_AFTER_MAX - Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(outbox.status().failed, 3);
     }
 
     #[test]
