@@ -139,6 +139,16 @@ mod tests {
             assert!(Instant::now() < deadline, "the rule re-resolver never ran");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The exporter runs: its first try (port 9 refuses) is counted where debug_info reads.
+        while test
+            .daemon
+            .exporter()
+            .get()
+            .is_none_or(|status| status.failed == 0)
+        {
+            assert!(Instant::now() < deadline, "the OTLP exporter never tried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let started = Instant::now();
         trigger.trigger();
         let left = running.await.unwrap();

@@ -164,9 +164,14 @@ impl Outbox {
                 Next::Continue
             }
             Outcome::Refused(reason) => {
+                if let Some(export) = self.queue.front() {
+                    log::warn!(
+                        "otlp: the export read at {} is dropped: {reason}",
+                        rfc3339(export.taken)
+                    );
+                }
                 self.pop();
                 self.status.refused += 1;
-                log::warn!("otlp: export dropped: {reason}");
                 self.error(reason, wall);
                 self.backoff.succeeded();
                 self.retry_at = None;
