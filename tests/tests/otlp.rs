@@ -144,6 +144,23 @@ fn otlp_debug(daemon: &TestDaemon) -> Value {
     json(daemon, &["debug", "--json"])["otlp"].clone()
 }
 
+/// The exporter's `debug` state once its count `field` is at least `at_least` (within 15 s).
+fn debug_once(daemon: &TestDaemon, field: &str, at_least: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let debug = otlp_debug(daemon);
+        if debug[field].as_u64().is_some_and(|n| n >= at_least) {
+            return debug;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{field} never reached {at_least}: {debug}\n{}",
+            daemon.log()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn the_last_export_equals_get() {
@@ -243,19 +260,7 @@ fn a_collector_down_at_first_gets_the_totals_once_up() {
     let traffic_done = now_nanos();
 
     // Nothing listens: every try is refused, counted and retried; accounting goes on.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let debug = loop {
-        let debug = otlp_debug(daemon);
-        if debug["failed"].as_u64().is_some_and(|failed| failed >= 2) {
-            break debug;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failed tries counted: {debug}\n{}",
-            daemon.log()
-        );
-        thread::sleep(Duration::from_millis(200));
-    };
+    let debug = debug_once(daemon, "failed", 2);
     assert_eq!(debug["sent"], 0, "{debug}");
     assert!(debug["queued"].as_u64().expect("queued") >= 1, "{debug}");
     let error = debug["last_error"].as_str().expect("a last error");
@@ -302,22 +307,7 @@ fn a_collector_that_refuses_is_not_retried() {
     let daemon = &harness.daemon;
     // A 400 is for good: each export is tried once and counted as refused; a retry would
     // only follow a failure (which `failed` counts).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let debug = loop {
-        let debug = otlp_debug(daemon);
-        if debug["refused"]
-            .as_u64()
-            .is_some_and(|refused| refused >= 3)
-        {
-            break debug;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no refusals counted: {debug}\n{}",
-            daemon.log()
-        );
-        thread::sleep(Duration::from_millis(200));
-    };
+    let debug = debug_once(daemon, "refused", 3);
     assert_eq!(debug["failed"], 0, "{debug}");
     assert_eq!(debug["sent"], 0, "{debug}");
     assert!(debug["queued"].as_u64().expect("queued") <= 1, "{debug}");
