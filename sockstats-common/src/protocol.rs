@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod history;
+pub use history::{
+    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply,
+    HistoryStatus, Period,
+};
+
 /// Longest accepted request line, newline included. Longer input gets an error reply and the
 /// connection is closed.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;

@@ -6,6 +6,7 @@
 pub mod attribution;
 pub mod cgroup;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod grouping;
 pub mod interfaces;

@@ -59,8 +59,8 @@ enum Task {
         sockets: u64,
     },
     /// Set up, build in release mode and install the binaries, the systemd unit, a sample
-    /// rules file (/etc/sockstats/rules.conf, never overwritten), shell completions and man
-    /// pages.
+    /// rules file (/etc/sockstats/rules.conf) and config file (/etc/sockstats/sockstats.conf),
+    /// neither overwritten once there, shell completions and man pages.
     Install(install::InstallArgs),
     /// Set up, build in release mode and make a Debian package of what `install` installs
     /// (prefix /usr): target/deb/sockstats_<version>_<arch>.deb. Installing it starts nothing.

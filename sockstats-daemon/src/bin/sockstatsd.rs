@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser as _;
 use sockstats_daemon::{
     cgroup::{self, CgroupTree},
+    config,
     daemon::{
         self,
         args::Args,
@@ -91,6 +92,14 @@ fn start(
     if !nix::unistd::geteuid().is_root() {
         log::warn!("not running as root: loading eBPF programs will most likely be refused");
     }
+    let (config, config_file) = config::read(args.config.as_deref())?;
+    match &config_file {
+        Some(path) => log::info!("read the config file {}", path.display()),
+        None => log::info!(
+            "no config file at {}: every setting is the default",
+            config::DEFAULT_CONFIG_FILE
+        ),
+    }
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
     socket_file::check_not_in_use(&args.socket)?;
@@ -154,6 +163,7 @@ fn start(
             socket: args.socket.clone(),
             validate_closed: args.validate_closed,
             started: Instant::now(),
+            config,
         },
     ));
     sockstats_daemon::rules::sync::resolve_and_sync(&daemon)?;

@@ -8,9 +8,11 @@ use crate::daemon;
 
 const DAEMON_NOTES: &str = "\
 Files:
+  /etc/sockstats/sockstats.conf  billing day, metered interfaces, history retention (--config)
   /etc/sockstats/rules.conf      labeling rules read at start (--rules-file)
   /run/sockstats/sockstats.sock  the socket sockstats and the client library use (--socket)
-  /var/lib/sockstats             labels, rules added by clients, interface names (--state-dir)
+  /var/lib/sockstats             labels, rules added by clients, interface names, the usage
+                                 history history.sqlite (--state-dir)
   /sys/fs/bpf/sockstats          pinned maps and program links (--bpffs-dir)
 
 Running it: `systemctl enable --now sockstatsd` as a service, or `sudo sockstatsd` by hand;
@@ -83,6 +85,12 @@ pub struct Args {
     /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
     #[arg(long)]
     pub validate_closed: bool,
+    /// The config file, read at start: `billing-day N`, `metered GLOB…`, `retention
+    /// 5min|hour|day|month DURATION|forever` (the shipped /etc/sockstats/sockstats.conf
+    /// documents each). The default file may be missing (then everything is the default); a
+    /// file named here must exist. A line it cannot take stops the daemon, naming the line.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>` or
     /// `cgroup <path below the cgroup2 mount> <label>`; `#` starts a comment. The default file
     /// may be missing; a file named here must exist.

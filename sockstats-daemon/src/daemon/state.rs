@@ -21,8 +21,8 @@ use sockstats_common::{
 };
 
 use crate::{
-    attribution::Interface, cgroup::CgroupTree, interfaces::InterfaceNames, kernel::Kernel,
-    labels::LabelRegistry, rules::RuleSet,
+    attribution::Interface, cgroup::CgroupTree, config::Config, interfaces::InterfaceNames,
+    kernel::Kernel, labels::LabelRegistry, rules::RuleSet,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -40,6 +40,8 @@ pub struct DaemonInfo {
     /// `--validate-closed`: validation follows destroyed TCP sockets too.
     pub validate_closed: bool,
     pub started: Instant,
+    /// What the config file says (`--config`), or the defaults.
+    pub config: Config,
 }
 
 /// The data that changes together: a label id is made in the registry, then used in the

@@ -141,6 +141,7 @@ impl Fixture {
             socket: dir.path().join("sockstats.sock"),
             validate_closed: false,
             started: Instant::now(),
+            config: crate::config::Config::default(),
         };
         change(&mut info);
         let daemon = Arc::new(Daemon::new(core, interfaces, CgroupTree::new(mount), info));
