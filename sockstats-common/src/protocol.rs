@@ -28,7 +28,7 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 12] = [
+pub const OPS: [&str; 14] = [
     "label",
     "unlabel",
     "get",
@@ -41,6 +41,8 @@ pub const OPS: [&str; 12] = [
     "add_rule",
     "remove_rule",
     "rules",
+    "history",
+    "history_reset",
 ];
 
 /// A request, as the daemon decodes it.
@@ -91,6 +93,18 @@ pub enum Request {
     },
     /// The rules in force.
     Rules,
+    /// Recorded usage per bucket of a period (docs/history.md).
+    History {
+        /// What to answer (its fields sit in the request object itself).
+        #[serde(flatten)]
+        query: HistoryQuery,
+    },
+    /// Forget recorded usage: of one label, or all of it. Root only.
+    HistoryReset {
+        /// The label whose history to forget; all history when missing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
 }
 
 /// What `get_by` groups bytes by. Every grouping sums to `get`'s totals plus its `overflow`;
@@ -193,6 +207,8 @@ impl Request {
             Request::AddRule { .. } => "add_rule",
             Request::RemoveRule { .. } => "remove_rule",
             Request::Rules => "rules",
+            Request::History { .. } => "history",
+            Request::HistoryReset { .. } => "history_reset",
         }
     }
 }
@@ -522,6 +538,9 @@ pub struct DebugReply {
     pub bpffs_dir: String,
     /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
+    /// The usage history's health; `None` from daemons without one.
+    #[serde(default)]
+    pub history: Option<HistoryStatus>,
 }
 
 /// One socket a `label` or `unlabel` request applied to.
@@ -667,6 +686,9 @@ pub struct StatusReply {
     /// The kernel's failure and event counters by name (`sockets_map_full`, ...).
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// The usage history's health; `None` from daemons without one.
+    #[serde(default)]
+    pub history: Option<HistoryStatus>,
 }
 
 #[cfg(test)]
@@ -697,6 +719,10 @@ mod tests {
                 selector: RuleSelector::uid(1),
             },
             Request::Rules,
+            Request::History {
+                query: HistoryQuery::default(),
+            },
+            Request::HistoryReset { label: None },
         ];
         for request in &all {
             match request {
@@ -711,7 +737,9 @@ mod tests {
                 | Request::DebugInfo
                 | Request::AddRule { .. }
                 | Request::RemoveRule { .. }
-                | Request::Rules => {}
+                | Request::Rules
+                | Request::History { .. }
+                | Request::HistoryReset { .. } => {}
             }
         }
         all

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod grouping;
+pub mod history;
 pub mod interfaces;
 pub mod kernel;
 pub mod labels;

@@ -79,6 +79,10 @@ pub struct Args {
     /// Rotated stats log files kept.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub stats_log_keep: usize,
+    /// Seconds between recordings of the usage history (history.sqlite in --state-dir; see
+    /// `sockstats history`). Bytes moved since the last recording are in no bucket yet.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::history::DEFAULT_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub history_interval: u64,
     /// Let `get --validation` cover closed TCP sockets too: a kernel program on every TCP
     /// state change adds each socket's final tcp_info counters to its label when it reaches
     /// TCP_CLOSE. Off by default, and then that program is not attached at all (it would run

@@ -10,7 +10,7 @@ use super::{
     shutdown::Shutdown,
     state::Daemon,
     tasks::{
-        interface_follower, kernel_log, rule_resolver,
+        history_recorder, interface_follower, kernel_log, rule_resolver,
         stats_log::{self, StatsLogConfig},
         Tasks,
     },
@@ -57,6 +57,12 @@ pub async fn run(
         "rule re-resolver",
         rule_resolver::run(Arc::clone(&daemon), shutdown.clone()),
     );
+    if let Some(history) = daemon.history() {
+        tasks.spawn(
+            "history recorder",
+            history_recorder::run(Arc::clone(&daemon), Arc::clone(history), shutdown.clone()),
+        );
+    }
     if let Some(config) = options.stats_log {
         tasks.spawn(
             "stats log",
@@ -89,6 +95,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_task_ends_promptly_on_shutdown() {
         let test = Fixture::new();
+        let (history, opened) = crate::history::History::open(
+            test.state_dir(),
+            &test.daemon.info().config,
+            "epoch".to_owned(),
+            Duration::from_secs(1),
+            Arc::new(crate::history::clock::SystemClock),
+        );
+        opened.unwrap();
+        let history = Arc::new(history);
+        test.daemon.set_history(Arc::clone(&history));
         let path = test.daemon.info().socket.clone();
         let options = Options {
             stats_log: Some(StatsLogConfig {
@@ -117,6 +133,11 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while test.with_kernel(|kernel| kernel.rule_writes) == 0 {
             assert!(Instant::now() < deadline, "the rule re-resolver never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The history recorder records every second.
+        while !history.status().recording {
+            assert!(Instant::now() < deadline, "the history recorder never ran");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let started = Instant::now();

@@ -11,7 +11,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Instant,
 };
 
@@ -21,8 +21,8 @@ use sockstats_common::{
 };
 
 use crate::{
-    attribution::Interface, cgroup::CgroupTree, config::Config, interfaces::InterfaceNames,
-    kernel::Kernel, labels::LabelRegistry, rules::RuleSet,
+    attribution::Interface, cgroup::CgroupTree, config::Config, history::History,
+    interfaces::InterfaceNames, kernel::Kernel, labels::LabelRegistry, rules::RuleSet,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -139,6 +139,9 @@ pub struct Daemon {
     /// left to remove once empty (a leaf lock inside; its methods only touch the file system).
     cgroups: CgroupTree,
     info: DaemonInfo,
+    /// The usage history, once opened (set once at start; a daemon without one answers
+    /// `history` with an error).
+    history: OnceLock<Arc<History>>,
 }
 
 impl Daemon {
@@ -154,7 +157,19 @@ impl Daemon {
             interfaces: Interfaces::new(interfaces),
             cgroups,
             info,
+            history: OnceLock::new(),
         }
+    }
+
+    /// Gives the daemon its history (once; later calls are ignored).
+    pub fn set_history(&self, history: Arc<History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// The usage history, if the daemon has one.
+    #[must_use]
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.get()
     }
 
     /// Runs `work` with the core locked. Keep it short: every request waits for it.

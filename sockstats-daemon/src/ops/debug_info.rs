@@ -61,6 +61,7 @@ pub fn debug_info(daemon: &Daemon) -> DebugReply {
         cgroup_root: info.cgroup_root.display().to_string(),
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
+        history: daemon.history().map(|history| history.status()),
     }
 }
 

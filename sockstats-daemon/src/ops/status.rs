@@ -26,6 +26,7 @@ pub fn status(daemon: &Daemon) -> StatusReply {
         state_dir: info.state_dir.display().to_string(),
         live_sockets,
         counters: counters_by_name(counters),
+        history: daemon.history().map(|history| history.status()),
     }
 }
 

@@ -4,8 +4,8 @@
 //! Every task takes the same [`Shutdown`]; [`Tasks::join`] waits for all of them after it
 //! is triggered, up to a bound, and aborts what is left. The tasks: the Unix-socket server
 //! ([`crate::daemon::server`]), the interface follower ([`interface_follower`]), the rule
-//! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), and when
-//! enabled the stats log ([`stats_log`]) and the metrics server
+//! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), the history
+//! recorder ([`history_recorder`]) when the daemon has a history, and when enabled the stats log ([`stats_log`]) and the metrics server
 //! ([`crate::metrics::server`]). Periodic work that fails backs off ([`backoff`]).
 use std::{collections::HashMap, fmt::Display, future::Future, sync::Arc, time::Duration};
 
@@ -14,6 +14,7 @@ use tokio::task::{Id, JoinSet};
 use super::shutdown::Shutdown;
 
 pub mod backoff;
+pub mod history_recorder;
 pub mod interface_follower;
 pub mod kernel_log;
 pub mod rule_resolver;
