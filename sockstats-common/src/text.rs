@@ -6,8 +6,8 @@ use std::{
 };
 
 use crate::protocol::{
-    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelsReply, RulesReply,
-    StatusReply, ValidationReply, WireCounts,
+    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryStatus, LabelsReply,
+    RulesReply, StatusReply, ValidationReply, WireCounts,
 };
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
@@ -294,6 +294,9 @@ pub fn debug_text(reply: &DebugReply) -> String {
         .collect();
     out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
     out.push_str(&counters_table(&reply.counters));
+    if let Some(history) = &reply.history {
+        out.push_str(&history_line(history));
+    }
     out
 }
 
@@ -392,9 +395,28 @@ pub fn status_text(reply: &StatusReply) -> String {
     for limit in &reply.kernel_limits {
         let _ = writeln!(out, "kernel limit: {limit}");
     }
+    if let Some(history) = &reply.history {
+        out.push_str(&history_line(history));
+    }
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
     out.push_str(&counters_table(&reply.counters));
     out
+}
+
+/// The usage history's health in one line (`status`, `debug`).
+#[must_use]
+pub fn history_line(history: &HistoryStatus) -> String {
+    match (&history.error, &history.recorded_until) {
+        (Some(error), _) => format!("history: NOT recording: {error}\n"),
+        (None, Some(until)) => format!(
+            "history: {} (every {} s, last at {until})\n",
+            history.path, history.interval_seconds
+        ),
+        (None, None) => format!(
+            "history: {} (every {} s, nothing recorded yet)\n",
+            history.path, history.interval_seconds
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -2,5 +2,6 @@
 //! view ([`watch`]) and `sockstats run` ([`run`]).
 pub use sockstats_common::text as format;
 pub mod args;
+pub mod history;
 pub mod run;
 pub mod watch;
