@@ -398,6 +398,11 @@ pub struct GetReply {
     pub stats: BTreeMap<String, ByteCounts>,
     /// The interface of the default route (IPv4 first, then IPv6), if there is one.
     pub current_interface: Option<String>,
+    /// Whether `current_interface` is metered: its name matches a `metered` glob of the
+    /// daemon's config file (`rmnet*`, `ww*`, `pdp*` unless set; Tailscale's
+    /// `CurrentInterfaceCellular`). False without a current interface.
+    #[serde(default)]
+    pub current_interface_metered: bool,
     /// Bytes of sockets the kernel could not track because a map was full.
     #[serde(default)]
     pub overflow: ByteCounts,

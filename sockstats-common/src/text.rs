@@ -138,6 +138,15 @@ fn current_interface_line(current_interface: Option<&str>) -> String {
     )
 }
 
+/// `current interface: wwan0 (metered)` when it is.
+fn current_interface_line_of(reply: &GetReply) -> String {
+    let mut line = current_interface_line(reply.current_interface.as_deref());
+    if reply.current_interface_metered {
+        line.insert_str(line.len() - 1, " (metered)");
+    }
+    line
+}
+
 /// The kernel's counters, by name.
 fn counters_table(counters: &std::collections::BTreeMap<String, u64>) -> String {
     let rows: Vec<Vec<String>> = counters
@@ -159,7 +168,7 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
         ]);
     }
     let mut out = table(&["LABEL", "TX", "RX"], 1, &rows);
-    out.push_str(&current_interface_line(reply.current_interface.as_deref()));
+    out.push_str(&current_interface_line_of(reply));
     out
 }
 

@@ -305,3 +305,69 @@ fn wait_for_a_recording_after_error(daemon: &TestDaemon) {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+#[ignore = "needs root and the real kernel: cargo xtask test"]
+fn metered_interfaces_filter_the_history_and_reset_forgets_a_label() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sockstats.conf");
+    fs::write(&config, "metered lo\nbilling-day 31\n").expect("write config");
+    let harness = Harness::start_with_args(
+        "history-metered",
+        &[
+            "--history-interval",
+            "1",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    let daemon = &harness.daemon;
+    wait_for_a_recording(daemon);
+    let (client, server) = tcp_pair(false);
+    daemon.client().label(&client, "metered-up").expect("label");
+    daemon
+        .client()
+        .label(&server, "metered-down")
+        .expect("label");
+    tcp_send(&client, &server, 200_003, 1000);
+    let totals = wait_until_history_is_get(daemon);
+    let metered = |interfaces: Vec<String>| {
+        let reply = daemon
+            .client()
+            .history(HistoryQuery {
+                period: Period::Month,
+                by: sockstats_common::protocol::HistoryBy::Interface,
+                metered: true,
+                interfaces,
+                ..HistoryQuery::default()
+            })
+            .expect("history");
+        let mut sum = 0i64;
+        for bucket in &reply.buckets {
+            assert_eq!(bucket.stats.keys().collect::<Vec<_>>(), ["lo"]);
+            sum += bucket.stats["lo"].tx_bytes;
+        }
+        sum
+    };
+    let all_tx: u64 = totals.values().map(|counts| counts.tx_bytes).sum();
+    assert_eq!(metered(Vec::new()), i64::try_from(all_tx).expect("fits"));
+    assert_eq!(metered(vec!["eth0".to_owned()]), 0);
+    let get = daemon.get();
+    assert_eq!(
+        get.current_interface_metered,
+        get.current_interface.as_deref() == Some("lo")
+    );
+
+    let reset = daemon.cli(&["history", "reset", "--label", "metered-up"]);
+    assert!(reset.status.success(), "{reset:?}");
+    let sums = sums(daemon, Period::Day);
+    assert!(!sums.contains_key("metered-up"), "{sums:?}");
+    assert_eq!(sums["metered-down"], totals["metered-down"]);
+    let json = daemon.cli(&["history", "--json", "--period", "day"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(value["period"], "day");
+    assert_eq!(
+        value["buckets"][0]["stats"]["metered-down"]["rx_bytes"],
+        200_003
+    );
+}
