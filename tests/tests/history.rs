@@ -363,6 +363,17 @@ fn metered_interfaces_filter_the_history_and_reset_forgets_a_label() {
     let sums = sums(daemon, Period::Day);
     assert!(!sums.contains_key("metered-up"), "{sums:?}");
     assert_eq!(sums["metered-down"], totals["metered-down"]);
+    // The same as a chart (fonts-dejavu-core, installed by `cargo xtask test`).
+    let png = dir.path().join("chart.png");
+    let plotted = daemon.cli(&[
+        "history",
+        "--period",
+        "day",
+        "--plot",
+        png.to_str().expect("utf-8"),
+    ]);
+    assert!(plotted.status.success(), "{plotted:?}");
+    assert_eq!(&fs::read(&png).expect("the chart")[1..4], b"PNG");
     let json = daemon.cli(&["history", "--json", "--period", "day"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(value["period"], "day");

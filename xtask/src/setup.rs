@@ -13,8 +13,9 @@ const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
 /// apache2-utils, iperf3).
 const BENCH_PACKAGES: [&str; 4] = ["nethogs", "nginx", "apache2-utils", "iperf3"];
 /// Debian packages only the root integration tests need: Prometheus, which scrapes a test
-/// daemon and evaluates every query of the Grafana dashboard (`tests/tests/fleet.rs`).
-const TEST_PACKAGES: [&str; 1] = ["prometheus"];
+/// daemon and evaluates every query of the Grafana dashboard (`tests/tests/fleet.rs`), and a
+/// TrueType font for the text of `sockstats history --plot` (`tests/tests/history.rs`).
+const TEST_PACKAGES: [&str; 2] = ["prometheus", "fonts-dejavu-core"];
 /// Debian's `invoke-rc.d` asks this script whether a package may start its service; exit code
 /// 101 says no.
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";

@@ -13,7 +13,7 @@ use sockstats_common::{
 };
 use sockstats_daemon::cli::{
     args::{Args, Command, HistoryAction, RulesAction, WindowArgs},
-    format, history, run, watch,
+    format, history, plot, run, watch,
 };
 use sockstats_daemon::history::clock::{Clock as _, SystemClock};
 
@@ -117,9 +117,13 @@ fn query(command: &Command, socket: &Path) -> Result<ExitCode, String> {
             period,
             json,
             csv,
+            plot,
         } => {
             let request = history_query(window, *period, history::default_since_seconds(*period))?;
             let reply = client.history(request).map_err(|e| e.to_string())?;
+            if let Some(path) = plot {
+                plot::plot(&reply, path).map_err(|e| e.to_string())?;
+            }
             if *json {
                 print_json(&history::history_json(&reply));
             } else if *csv {

@@ -121,6 +121,11 @@ pub enum Command {
         /// Print CSV: start,end,<key>,tx_bytes,rx_bytes, a line per bucket and key.
         #[arg(long)]
         csv: bool,
+        /// Also draw the buckets as a stacked area chart over time into FILE (.svg or .png;
+        /// the 8 largest keys, the rest as "(others)"). Needs a TrueType font (Debian:
+        /// fonts-dejavu-core).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
     /// The labels (or --by keys) that moved the most bytes over a window of the recorded
     /// history, largest first.

@@ -3,5 +3,6 @@
 pub use sockstats_common::text as format;
 pub mod args;
 pub mod history;
+pub mod plot;
 pub mod run;
 pub mod watch;
