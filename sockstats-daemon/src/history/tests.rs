@@ -532,3 +532,31 @@ fn a_locked_file_is_reported_and_recording_resumes_after() {
     assert_eq!(test.sums(Period::Hour)["web"], (10, 0));
     assert!(test.history.status().recording);
 }
+
+#[test]
+fn a_file_that_cannot_be_made_is_reported_as_unwritable() {
+    let dir = tempfile::tempdir().unwrap();
+    // The state "dir" is a file: SQLite cannot make the history in it (root or not).
+    let not_a_dir = dir.path().join("state");
+    std::fs::write(&not_a_dir, "a file").unwrap();
+    let (history, opened) = History::open(
+        &not_a_dir,
+        &Config::default(),
+        "boot-1".to_owned(),
+        Duration::from_secs(60),
+        Arc::new(FakeClock::at(0)),
+    );
+    let error = opened.unwrap_err();
+    assert!(
+        matches!(error, HistoryError::Unwritable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("check the state dir's permissions"),
+        "{error}"
+    );
+    assert!(history.record(&[]).is_err());
+    assert_eq!(std::fs::read_to_string(&not_a_dir).unwrap(), "a file");
+}
