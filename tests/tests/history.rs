@@ -3,20 +3,13 @@
 //! restart; a damaged history file leaves accounting intact and is left as it was.
 use std::{
     collections::BTreeMap,
-    fs,
-    io::{Read as _, Write as _},
-    net::{Shutdown, TcpStream},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    thread,
+    fs, thread,
     time::{Duration, Instant, SystemTime},
 };
 
 use sockstats_common::protocol::{ByteCounts, HistoryQuery, HistoryReply, Period};
 use sockstats_tests::{
-    traffic::{tcp_pair, tcp_send},
+    traffic::{tcp_pair, tcp_send, Stream},
     Harness, TestDaemon,
 };
 
@@ -80,18 +73,15 @@ fn wait_until_history_is_get(daemon: &TestDaemon) -> BTreeMap<String, ByteCounts
     }
 }
 
-/// Waits until the daemon has recorded once (its history file starts from the kernel's
-/// totals of that moment).
-fn wait_for_a_recording(daemon: &TestDaemon) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while daemon
-        .client()
-        .status()
-        .expect("status")
-        .history
-        .and_then(|history| history.recorded_until)
-        .is_none()
-    {
+/// Waits up to `within` until the daemon's last recording went into its history (the first
+/// one of a new file starts it from the kernel's totals of that moment).
+fn wait_for_a_recording(daemon: &TestDaemon, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let health = daemon.client().status().expect("status").history;
+        if health.is_some_and(|health| health.recording) {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
             "never recorded:\n{}",
@@ -101,62 +91,12 @@ fn wait_for_a_recording(daemon: &TestDaemon) {
     }
 }
 
-/// Streams from `from` to `to` until stopped; returns the bytes sent and received.
-struct Stream {
-    stop: Arc<AtomicBool>,
-    writer: thread::JoinHandle<u64>,
-    reader: thread::JoinHandle<u64>,
-}
-
-impl Stream {
-    fn start(from: &TcpStream, to: &TcpStream) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut out = from.try_clone().expect("clone");
-        let mut inbound = to.try_clone().expect("clone");
-        let stopping = Arc::clone(&stop);
-        let writer = thread::spawn(move || {
-            let block = vec![3u8; 40_009];
-            let mut sent = 0u64;
-            while !stopping.load(Ordering::Relaxed) {
-                out.write_all(&block).expect("write");
-                sent += block.len() as u64;
-                thread::sleep(Duration::from_millis(2));
-            }
-            out.shutdown(Shutdown::Write).expect("shutdown");
-            sent
-        });
-        let reader = thread::spawn(move || {
-            let mut buffer = vec![0u8; 1 << 16];
-            let mut received = 0u64;
-            loop {
-                match inbound.read(&mut buffer).expect("read") {
-                    0 => return received,
-                    n => received += n as u64,
-                }
-            }
-        });
-        Self {
-            stop,
-            writer,
-            reader,
-        }
-    }
-
-    fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        (
-            self.writer.join().expect("writer"),
-            self.reader.join().expect("reader"),
-        )
-    }
-}
-
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn labeled_traffic_lands_in_buckets_and_history_sums_to_get_across_kill_9_and_restart() {
     let mut harness = Harness::start_with_args("history-sums", &["--history-interval", "1"]);
     let daemon = &mut harness.daemon;
-    wait_for_a_recording(daemon);
+    wait_for_a_recording(daemon, Duration::from_secs(10));
     let (client, server) = tcp_pair(false);
     let mut control = daemon.client();
     control.label(&client, "history-up").expect("label");
@@ -275,7 +215,8 @@ fn a_damaged_history_file_leaves_accounting_intact_and_is_never_touched() {
 
     // Moved away: the next recording starts a new history, and counting never stopped.
     fs::rename(&file, daemon.state_dir.join("history.sqlite.damaged")).expect("move away");
-    wait_for_a_recording_after_error(daemon);
+    // The recorder backs off while failing (up to a minute between tries).
+    wait_for_a_recording(daemon, Duration::from_secs(70));
     tcp_send(&client, &server, 777, 777);
     let deadline = Instant::now() + Duration::from_secs(10);
     while sums(daemon, Period::Hour)
@@ -287,23 +228,6 @@ fn a_damaged_history_file_leaves_accounting_intact_and_is_never_touched() {
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(daemon.stats("still-counted").tx_bytes, MIB as u64 + 1 + 777);
-}
-
-/// Waits (up to 70 s: the recorder backs off while failing) until recording works again.
-fn wait_for_a_recording_after_error(daemon: &TestDaemon) {
-    let deadline = Instant::now() + Duration::from_secs(70);
-    loop {
-        let health = daemon.client().status().expect("status").history;
-        if health.is_some_and(|health| health.recording) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never recorded again:\n{}",
-            daemon.log()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -322,7 +246,7 @@ fn metered_interfaces_filter_the_history_and_reset_forgets_a_label() {
         ],
     );
     let daemon = &harness.daemon;
-    wait_for_a_recording(daemon);
+    wait_for_a_recording(daemon, Duration::from_secs(10));
     let (client, server) = tcp_pair(false);
     daemon.client().label(&client, "metered-up").expect("label");
     daemon

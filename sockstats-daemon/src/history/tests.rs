@@ -38,14 +38,24 @@ struct Test {
     history: History,
 }
 
-fn open(dir: &std::path::Path, clock: &FakeClock, config: &Config, epoch: &str) -> History {
-    let (history, opened) = History::open(
+/// The history in `dir` (recorded every minute), and how opening it went.
+fn try_open(
+    dir: &std::path::Path,
+    clock: &FakeClock,
+    config: &Config,
+    epoch: &str,
+) -> (History, Result<(), HistoryError>) {
+    History::open(
         dir,
         config,
         epoch.to_owned(),
         Duration::from_secs(60),
         Arc::new(clock.clone()),
-    );
+    )
+}
+
+fn open(dir: &std::path::Path, clock: &FakeClock, config: &Config, epoch: &str) -> History {
+    let (history, opened) = try_open(dir, clock, config, epoch);
     opened.unwrap();
     history
 }
@@ -68,6 +78,18 @@ impl Test {
 
     fn reopen(&mut self, epoch: &str) {
         self.history = open(self.dir.path(), &self.clock, &Config::default(), epoch);
+    }
+
+    fn record(&self, samples: &[Sample]) {
+        self.history.record(samples).unwrap();
+    }
+
+    /// (bucket start, tx) of every row of `period`.
+    fn starts_and_tx(&self, period: Period) -> Vec<(i64, i64)> {
+        self.rows(period)
+            .into_iter()
+            .map(|(start, _, tx, _)| (start, tx))
+            .collect()
     }
 
     fn rows(&self, period: Period) -> Vec<Row> {
@@ -97,9 +119,7 @@ impl Test {
 fn a_new_file_starts_from_the_kernels_totals_then_records_deltas_in_every_period() {
     let test = Test::new();
     // Bytes moved before history began are not history.
-    test.history
-        .record(&[label("a1", "web", "eth0", 1000, 500)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 1000, 500)]);
     assert!(test.rows(Period::Hour).is_empty());
     test.clock.advance(61);
     let recorded = test
@@ -130,7 +150,7 @@ fn a_new_file_starts_from_the_kernels_totals_then_records_deltas_in_every_period
 #[test]
 fn a_day_is_the_sum_of_its_hours_and_its_five_minutes_to_the_byte() {
     let test = Test::new();
-    test.history.record(&[]).unwrap();
+    test.record(&[]);
     let mut tx = 0u64;
     let mut rx = 0u64;
     // Two days of recordings every 7 minutes with uneven amounts on two labels.
@@ -138,12 +158,10 @@ fn a_day_is_the_sum_of_its_hours_and_its_five_minutes_to_the_byte() {
         test.clock.advance(420);
         tx += 1_000_003 * u64::try_from(step % 13).unwrap();
         rx += 77 * u64::try_from(step % 5).unwrap();
-        test.history
-            .record(&[
-                label("a1", "web", "eth0", tx, rx),
-                label("a2", "dns", "eth0", rx, tx / 3),
-            ])
-            .unwrap();
+        test.record(&[
+            label("a1", "web", "eth0", tx, rx),
+            label("a2", "dns", "eth0", rx, tx / 3),
+        ]);
     }
     let per_start = |period| {
         let mut out: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
@@ -181,20 +199,14 @@ fn a_day_is_the_sum_of_its_hours_and_its_five_minutes_to_the_byte() {
 #[test]
 fn restarts_continue_from_the_saved_baseline_and_lost_pins_restart_it() {
     let mut test = Test::new();
-    test.history
-        .record(&[label("a1", "web", "eth0", 100, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 100, 0)]);
     test.clock.advance(60);
-    test.history
-        .record(&[label("a1", "web", "eth0", 150, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 150, 0)]);
     // The daemon restarts (same kernel counters): the bytes moved while it was down land in
     // the first bucket after it comes back, once.
     test.reopen("boot-1");
     test.clock.advance(3 * HOUR);
-    test.history
-        .record(&[label("a1", "web", "eth0", 400, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 400, 0)]);
     assert_eq!(test.sums(Period::Hour)["web"], (300, 0));
     assert_eq!(
         test.rows(Period::Hour).last().unwrap().0,
@@ -204,33 +216,25 @@ fn restarts_continue_from_the_saved_baseline_and_lost_pins_restart_it() {
     // was recorded stays, nothing negative is recorded, and the new totals count in full.
     test.reopen("boot-2");
     test.clock.advance(60);
-    test.history
-        .record(&[label("a9", "web", "eth0", 20, 5)])
-        .unwrap();
+    test.record(&[label("a9", "web", "eth0", 20, 5)]);
     assert_eq!(test.sums(Period::Day)["web"], (320, 5));
     test.clock.advance(60);
-    test.history
-        .record(&[label("a9", "web", "eth0", 25, 5)])
-        .unwrap();
+    test.record(&[label("a9", "web", "eth0", 25, 5)]);
     assert_eq!(test.sums(Period::Day)["web"], (325, 5));
 }
 
 #[test]
 fn a_relabel_moves_recorded_bytes_so_each_label_sums_to_its_total() {
     let test = Test::new();
-    test.history.record(&[]).unwrap();
+    test.record(&[]);
     test.clock.advance(60);
-    test.history
-        .record(&[label("a0", "unlabeled", "eth0", 500, 50)])
-        .unwrap();
+    test.record(&[label("a0", "unlabeled", "eth0", 500, 50)]);
     // A live socket with 200/20 of those bytes is labeled `web`: the kernel moves them.
     test.clock.advance(60);
-    test.history
-        .record(&[
-            label("a0", "unlabeled", "eth0", 300, 30),
-            label("a1", "web", "eth0", 200, 20),
-        ])
-        .unwrap();
+    test.record(&[
+        label("a0", "unlabeled", "eth0", 300, 30),
+        label("a1", "web", "eth0", 200, 20),
+    ]);
     let sums = test.sums(Period::Hour);
     assert_eq!(sums["unlabeled"], (300, 30));
     assert_eq!(sums["web"], (200, 20));
@@ -239,30 +243,17 @@ fn a_relabel_moves_recorded_bytes_so_each_label_sums_to_its_total() {
 #[test]
 fn the_clock_jumping_back_or_forward_neither_loses_nor_doubles_bytes() {
     let test = Test::new();
-    test.history
-        .record(&[label("a1", "web", "eth0", 0, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 0, 0)]);
     test.clock.advance(HOUR);
-    test.history
-        .record(&[label("a1", "web", "eth0", 10, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 10, 0)]);
     // Back by a day: the delta goes into the bucket of the time the clock says.
     test.clock.advance(-DAY);
-    test.history
-        .record(&[label("a1", "web", "eth0", 30, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 30, 0)]);
     // Forward by a week.
     test.clock.advance(8 * DAY);
-    test.history
-        .record(&[label("a1", "web", "eth0", 70, 0)])
-        .unwrap();
-    let rows: Vec<(i64, i64)> = test
-        .rows(Period::Day)
-        .into_iter()
-        .map(|(start, _, tx, _)| (start, tx))
-        .collect();
+    test.record(&[label("a1", "web", "eth0", 70, 0)]);
     assert_eq!(
-        rows,
+        test.starts_and_tx(Period::Day),
         [
             (midnight() - DAY, 20),
             (midnight(), 10),
@@ -283,16 +274,12 @@ fn retention_deletes_old_buckets_per_period() {
         .retention
         .insert(Period::Hour, Some(Duration::from_secs(2 * 86_400)));
     let test = Test::with_config(&config);
-    test.history
-        .record(&[label("a1", "web", "eth0", 0, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 0, 0)]);
     let mut total = 0;
     for _ in 0..(4 * 24) {
         test.clock.advance(HOUR);
         total += 10;
-        test.history
-            .record(&[label("a1", "web", "eth0", total, 0)])
-            .unwrap();
+        test.record(&[label("a1", "web", "eth0", total, 0)]);
     }
     let now = test.clock.clone();
     let now = super::clock::Clock::now(&now);
@@ -314,24 +301,13 @@ fn billing_months_follow_the_billing_day() {
     let test = Test::with_config(&config);
     test.clock
         .set(days_from_civil(2026, 12, 14) * DAY + 23 * HOUR);
-    test.history
-        .record(&[label("a1", "web", "wwan0", 0, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "wwan0", 0, 0)]);
     test.clock.advance(30 * 60);
-    test.history
-        .record(&[label("a1", "web", "wwan0", 5, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "wwan0", 5, 0)]);
     test.clock.advance(60 * 60);
-    test.history
-        .record(&[label("a1", "web", "wwan0", 12, 0)])
-        .unwrap();
-    let months: Vec<(i64, i64)> = test
-        .rows(Period::Month)
-        .into_iter()
-        .map(|(start, _, tx, _)| (start, tx))
-        .collect();
+    test.record(&[label("a1", "web", "wwan0", 12, 0)]);
     assert_eq!(
-        months,
+        test.starts_and_tx(Period::Month),
         [
             (days_from_civil(2026, 11, 15) * DAY, 5),
             (days_from_civil(2026, 12, 15) * DAY, 7)
@@ -358,17 +334,15 @@ fn queries_filter_and_group_by_interface_and_owner() {
             },
         ],
     };
-    test.history.record(&[]).unwrap();
+    test.record(&[]);
     test.clock.advance(60);
-    test.history
-        .record(&[
-            label("a1", "web", "eth0", 10, 1),
-            label("a2", "web", "wwan0", 20, 2),
-            label("a3", "dns", "wwan0", 30, 3),
-            owner("o1", "33", "/web.slice", 40),
-            owner("o2", "33", "/other.slice", 5),
-        ])
-        .unwrap();
+    test.record(&[
+        label("a1", "web", "eth0", 10, 1),
+        label("a2", "web", "wwan0", 20, 2),
+        label("a3", "dns", "wwan0", 30, 3),
+        owner("o1", "33", "/web.slice", 40),
+        owner("o2", "33", "/other.slice", 5),
+    ]);
     let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0;
     let by_interface = select(Selection {
         period: Period::Day,
@@ -422,17 +396,17 @@ fn queries_filter_and_group_by_interface_and_owner() {
 #[test]
 fn reset_forgets_a_label_or_everything_and_never_records_old_bytes_again() {
     let test = Test::new();
-    test.history.record(&[]).unwrap();
+    test.record(&[]);
     test.clock.advance(60);
     let samples = [
         label("a1", "web", "eth0", 10, 1),
         label("a2", "dns", "eth0", 7, 0),
     ];
-    test.history.record(&samples).unwrap();
+    test.record(&samples);
     assert_eq!(test.history.reset(Some("web")).unwrap(), 4);
     assert_eq!(test.sums(Period::Hour).keys().collect::<Vec<_>>(), ["dns"]);
     test.clock.advance(60);
-    test.history.record(&samples).unwrap();
+    test.record(&samples);
     assert!(!test.sums(Period::Hour).contains_key("web"));
     test.history.reset(None).unwrap();
     assert!(test.rows(Period::Month).is_empty());
@@ -445,13 +419,7 @@ fn a_damaged_file_is_reported_and_left_alone_until_it_is_moved_away() {
     let garbage = b"this is somebody's file, not a database\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
     let clock = FakeClock::at(midnight());
-    let (history, opened) = History::open(
-        dir.path(),
-        &Config::default(),
-        "boot-1".to_owned(),
-        Duration::from_secs(60),
-        Arc::new(clock.clone()),
-    );
+    let (history, opened) = try_open(dir.path(), &clock, &Config::default(), "boot-1");
     let error = opened.unwrap_err();
     assert!(matches!(error, HistoryError::Damaged { .. }), "{error}");
     assert!(error.to_string().contains("move it away"), "{error}");
@@ -491,13 +459,7 @@ fn a_file_of_another_schema_is_refused_unchanged() {
         )
         .unwrap();
     drop(other);
-    let (_, opened) = History::open(
-        dir.path(),
-        &Config::default(),
-        "boot-1".to_owned(),
-        Duration::from_secs(60),
-        Arc::new(FakeClock::at(0)),
-    );
+    let (_, opened) = try_open(dir.path(), &FakeClock::at(0), &Config::default(), "boot-1");
     let error = opened.unwrap_err();
     assert!(
         error
@@ -510,9 +472,7 @@ fn a_file_of_another_schema_is_refused_unchanged() {
 #[test]
 fn a_locked_file_is_reported_and_recording_resumes_after() {
     let test = Test::new();
-    test.history
-        .record(&[label("a1", "web", "eth0", 0, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 0, 0)]);
     let other = rusqlite::Connection::open(test.history.path()).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     test.clock.advance(60);
@@ -526,9 +486,7 @@ fn a_locked_file_is_reported_and_recording_resumes_after() {
     assert!(test.rows(Period::Hour).is_empty());
     other.execute_batch("ROLLBACK").unwrap();
     test.clock.advance(60);
-    test.history
-        .record(&[label("a1", "web", "eth0", 10, 0)])
-        .unwrap();
+    test.record(&[label("a1", "web", "eth0", 10, 0)]);
     assert_eq!(test.sums(Period::Hour)["web"], (10, 0));
     assert!(test.history.status().recording);
 }
@@ -539,13 +497,7 @@ fn a_file_that_cannot_be_made_is_reported_as_unwritable() {
     // The state "dir" is a file: SQLite cannot make the history in it (root or not).
     let not_a_dir = dir.path().join("state");
     std::fs::write(&not_a_dir, "a file").unwrap();
-    let (history, opened) = History::open(
-        &not_a_dir,
-        &Config::default(),
-        "boot-1".to_owned(),
-        Duration::from_secs(60),
-        Arc::new(FakeClock::at(0)),
-    );
+    let (history, opened) = try_open(&not_a_dir, &FakeClock::at(0), &Config::default(), "boot-1");
     let error = opened.unwrap_err();
     assert!(
         matches!(error, HistoryError::Unwritable { .. }),
