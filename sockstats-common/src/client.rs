@@ -17,6 +17,8 @@
 //! | [`add_rule`](Client::add_rule)`(selector, label, temporary)` | label the new sockets of a uid, user or cgroup subtree (root only) | [`RulesReply`] |
 //! | [`remove_rule`](Client::remove_rule)`(selector)` | remove such a rule (root only) | [`RulesReply`] |
 //! | [`rules`](Client::rules)`()` | the rules in force | [`RulesReply`] |
+//! | [`history`](Client::history)`(query)` | recorded usage per bucket of a period | [`HistoryReply`] |
+//! | [`history_reset`](Client::history_reset)`(label)` | forget recorded usage (root only) | [`HistoryResetReply`] |
 //! | [`status`](Client::status)`()` | version, attached programs, paths | [`StatusReply`] |
 //! | [`is_available`](Client::is_available)`()` | does the daemon answer with all programs attached? | `bool` |
 //! | [`debug_info`](Client::debug_info)`()` | hooks, run statistics, map fill, counters | [`DebugReply`] |
@@ -58,8 +60,9 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     decode_reply, encode_request, DebugReply, GetByReply, GetInterfacesReply, GetReply, Grouping,
-    LabelReply, LabelsReply, ReplyError, Request, RuleSelector, RulesReply, StatusReply,
-    UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, ReplyError, Request,
+    RuleSelector, RulesReply, StatusReply, UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH,
+    MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -240,6 +243,18 @@ impl Client {
     /// The rules in force.
     pub fn rules(&mut self) -> Result<RulesReply, ClientError> {
         self.call(&Request::Rules)
+    }
+
+    /// Recorded usage per bucket (docs/history.md).
+    pub fn history(&mut self, query: HistoryQuery) -> Result<HistoryReply, ClientError> {
+        self.call(&Request::History { query })
+    }
+
+    /// Forgets the recorded usage of `label`, or all of it (root only).
+    pub fn history_reset(&mut self, label: Option<&str>) -> Result<HistoryResetReply, ClientError> {
+        self.call(&Request::HistoryReset {
+            label: label.map(str::to_owned),
+        })
     }
 
     /// The daemon's status: version, attached programs, paths.

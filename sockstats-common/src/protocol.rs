@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod history;
+pub use history::{
+    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply,
+    HistoryStatus, Period,
+};
+
 /// Longest accepted request line, newline included. Longer input gets an error reply and the
 /// connection is closed.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -22,7 +28,7 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 12] = [
+pub const OPS: [&str; 14] = [
     "label",
     "unlabel",
     "get",
@@ -35,6 +41,8 @@ pub const OPS: [&str; 12] = [
     "add_rule",
     "remove_rule",
     "rules",
+    "history",
+    "history_reset",
 ];
 
 /// A request, as the daemon decodes it.
@@ -85,6 +93,18 @@ pub enum Request {
     },
     /// The rules in force.
     Rules,
+    /// Recorded usage per bucket of a period (docs/history.md).
+    History {
+        /// What to answer (its fields sit in the request object itself).
+        #[serde(flatten)]
+        query: HistoryQuery,
+    },
+    /// Forget recorded usage: of one label, or all of it. Root only.
+    HistoryReset {
+        /// The label whose history to forget; all history when missing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
 }
 
 /// What `get_by` groups bytes by. Every grouping sums to `get`'s totals plus its `overflow`;
@@ -223,6 +243,8 @@ impl Request {
             Request::AddRule { .. } => "add_rule",
             Request::RemoveRule { .. } => "remove_rule",
             Request::Rules => "rules",
+            Request::History { .. } => "history",
+            Request::HistoryReset { .. } => "history_reset",
         }
     }
 }
@@ -412,6 +434,11 @@ pub struct GetReply {
     pub stats: BTreeMap<String, ByteCounts>,
     /// The interface of the default route (IPv4 first, then IPv6), if there is one.
     pub current_interface: Option<String>,
+    /// Whether `current_interface` is metered: its name matches a `metered` glob of the
+    /// daemon's config file (`rmnet*`, `ww*`, `pdp*` unless set; Tailscale's
+    /// `CurrentInterfaceCellular`). False without a current interface.
+    #[serde(default)]
+    pub current_interface_metered: bool,
     /// Bytes of sockets the kernel could not track because a map was full.
     #[serde(default)]
     pub overflow: ByteCounts,
@@ -552,6 +579,9 @@ pub struct DebugReply {
     pub bpffs_dir: String,
     /// Where the label registry and the clients' rules are kept.
     pub state_dir: String,
+    /// The usage history's health; `None` from daemons without one.
+    #[serde(default)]
+    pub history: Option<HistoryStatus>,
     /// The OTLP exporter's state, when `--otlp-endpoint` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp: Option<OtlpDebug>,
@@ -736,6 +766,9 @@ pub struct StatusReply {
     /// The kernel's failure and event counters by name (`sockets_map_full`, ...).
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// The usage history's health; `None` from daemons without one.
+    #[serde(default)]
+    pub history: Option<HistoryStatus>,
 }
 
 #[cfg(test)]
@@ -766,6 +799,10 @@ mod tests {
                 selector: RuleSelector::uid(1),
             },
             Request::Rules,
+            Request::History {
+                query: HistoryQuery::default(),
+            },
+            Request::HistoryReset { label: None },
         ];
         for request in &all {
             match request {
@@ -780,7 +817,9 @@ mod tests {
                 | Request::DebugInfo
                 | Request::AddRule { .. }
                 | Request::RemoveRule { .. }
-                | Request::Rules => {}
+                | Request::Rules
+                | Request::History { .. }
+                | Request::HistoryReset { .. } => {}
             }
         }
         all

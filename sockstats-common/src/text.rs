@@ -6,8 +6,8 @@ use std::{
 };
 
 use crate::protocol::{
-    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelsReply, OtlpDebug,
-    RulesReply, StatusReply, ValidationReply, WireCounts,
+    ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryStatus, LabelsReply,
+    OtlpDebug, RulesReply, StatusReply, ValidationReply, WireCounts,
 };
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
@@ -138,6 +138,15 @@ fn current_interface_line(current_interface: Option<&str>) -> String {
     )
 }
 
+/// `current interface: wwan0 (metered)` when it is.
+fn current_interface_line_of(reply: &GetReply) -> String {
+    let mut line = current_interface_line(reply.current_interface.as_deref());
+    if reply.current_interface_metered {
+        line.insert_str(line.len() - 1, " (metered)");
+    }
+    line
+}
+
 /// The kernel's counters, by name.
 fn counters_table(counters: &std::collections::BTreeMap<String, u64>) -> String {
     let rows: Vec<Vec<String>> = counters
@@ -159,7 +168,7 @@ pub fn get_table(reply: &GetReply, exact: bool) -> String {
         ]);
     }
     let mut out = table(&["LABEL", "TX", "RX"], 1, &rows);
-    out.push_str(&current_interface_line(reply.current_interface.as_deref()));
+    out.push_str(&current_interface_line_of(reply));
     out
 }
 
@@ -294,6 +303,9 @@ pub fn debug_text(reply: &DebugReply) -> String {
         .collect();
     out.push_str(&table(&["MAP", "ENTRIES", "CAPACITY", "FILL"], 1, &rows));
     out.push_str(&counters_table(&reply.counters));
+    if let Some(history) = &reply.history {
+        out.push_str(&history_line(history));
+    }
     if let Some(otlp) = &reply.otlp {
         out.push_str(&otlp_text(otlp));
     }
@@ -428,9 +440,28 @@ pub fn status_text(reply: &StatusReply) -> String {
     for limit in &reply.kernel_limits {
         let _ = writeln!(out, "kernel limit: {limit}");
     }
+    if let Some(history) = &reply.history {
+        out.push_str(&history_line(history));
+    }
     out.push_str(&table(&["PROGRAM", "HOOK", "PROG ID"], 2, &rows));
     out.push_str(&counters_table(&reply.counters));
     out
+}
+
+/// The usage history's health in one line (`status`, `debug`).
+#[must_use]
+pub fn history_line(history: &HistoryStatus) -> String {
+    match (&history.error, &history.recorded_until) {
+        (Some(error), _) => format!("history: NOT recording: {error}\n"),
+        (None, Some(until)) => format!(
+            "history: {} (every {} s, last at {until})\n",
+            history.path, history.interval_seconds
+        ),
+        (None, None) => format!(
+            "history: {} (every {} s, nothing recorded yet)\n",
+            history.path, history.interval_seconds
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,8 @@ pub enum Interface {
 }
 
 impl Interface {
-    fn of_key(key: &LabelIfaceKey) -> Self {
+    #[must_use]
+    pub fn of_key(key: &LabelIfaceKey) -> Self {
         match key.ifindex {
             OTHER_IFINDEX => Interface::Other,
             UNKNOWN_IFINDEX => Interface::Unknown,

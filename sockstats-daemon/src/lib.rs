@@ -6,8 +6,10 @@
 pub mod attribution;
 pub mod cgroup;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod grouping;
+pub mod history;
 pub mod interfaces;
 pub mod kernel;
 pub mod labels;

@@ -143,6 +143,12 @@ impl TestDaemon {
             fs::write(&rules, "").expect("write an empty rules file");
             command.arg("--rules-file").arg(rules);
         }
+        if !self.extra_args.iter().any(|arg| arg == "--config") {
+            // Never the host's /etc/sockstats/sockstats.conf: an empty file of the test's own.
+            let config = self.state_dir.with_file_name("sockstats.conf");
+            fs::write(&config, "").expect("write an empty config file");
+            command.arg("--config").arg(config);
+        }
         if let Some(netns) = &self.netns {
             let namespace = fs::File::open(format!("/run/netns/{netns}")).expect("open namespace");
             crate::sys::enter_netns_on_exec(&mut command, namespace);

@@ -3,6 +3,10 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     thread,
 };
 
@@ -107,4 +111,55 @@ pub fn serve_once(address: &str, reply: usize) -> (String, thread::JoinHandle<us
         received.len()
     });
     (address, handle)
+}
+
+/// Streams bytes from `from` to `to` as fast as they go until [`Stream::finish`], which says
+/// how many were sent and received (a daemon can be killed and restarted meanwhile).
+pub struct Stream {
+    stop: Arc<AtomicBool>,
+    writer: thread::JoinHandle<u64>,
+    reader: thread::JoinHandle<u64>,
+}
+
+impl Stream {
+    #[must_use]
+    pub fn start(from: &TcpStream, to: &TcpStream) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut out = from.try_clone().expect("clone");
+        let mut inbound = to.try_clone().expect("clone");
+        let stopping = Arc::clone(&stop);
+        let writer = thread::spawn(move || {
+            let block = vec![7u8; 60_001];
+            let mut sent = 0u64;
+            while !stopping.load(Ordering::Relaxed) {
+                out.write_all(&block).expect("write");
+                sent += block.len() as u64;
+            }
+            out.shutdown(Shutdown::Write).expect("shutdown");
+            sent
+        });
+        let reader = thread::spawn(move || {
+            let mut buffer = vec![0u8; 1 << 16];
+            let mut received = 0u64;
+            loop {
+                match inbound.read(&mut buffer).expect("read") {
+                    0 => return received,
+                    n => received += n as u64,
+                }
+            }
+        });
+        Self {
+            stop,
+            writer,
+            reader,
+        }
+    }
+
+    /// Stops the writer, waits for the reader to see the end; (sent, received).
+    #[must_use]
+    pub fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.writer.join().expect("writer");
+        (sent, self.reader.join().expect("reader"))
+    }
 }

@@ -4,7 +4,7 @@
 use std::{
     fs,
     io::{Read as _, Write as _},
-    net::{Shutdown, TcpStream, UdpSocket},
+    net::UdpSocket,
     os::unix::{
         fs::MetadataExt as _, fs::PermissionsExt as _, net::UnixStream, process::CommandExt as _,
     },
@@ -22,7 +22,7 @@ use sockstats_common::protocol::{ByteCounts, ErrorCode};
 use sockstats_tests::{
     daemon::binary,
     http::{free_loopback_port, http_get},
-    traffic::{tcp_pair, tcp_send},
+    traffic::{tcp_pair, tcp_send, Stream},
     Harness, TestDaemon,
 };
 
@@ -34,53 +34,6 @@ fn counts(tx_bytes: u64, rx_bytes: u64) -> ByteCounts {
 
 fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Streams bytes from `from` to `to` until stopped; returns (sent, received).
-struct Stream {
-    stop: Arc<AtomicBool>,
-    writer: thread::JoinHandle<u64>,
-    reader: thread::JoinHandle<u64>,
-}
-
-impl Stream {
-    fn start(from: &TcpStream, to: &TcpStream) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut out = from.try_clone().expect("clone");
-        let mut inbound = to.try_clone().expect("clone");
-        let stopping = Arc::clone(&stop);
-        let writer = thread::spawn(move || {
-            let block = vec![7u8; 60_001];
-            let mut sent = 0u64;
-            while !stopping.load(Ordering::Relaxed) {
-                out.write_all(&block).expect("write");
-                sent += block.len() as u64;
-            }
-            out.shutdown(Shutdown::Write).expect("shutdown");
-            sent
-        });
-        let reader = thread::spawn(move || {
-            let mut buffer = vec![0u8; 1 << 16];
-            let mut received = 0u64;
-            loop {
-                match inbound.read(&mut buffer).expect("read") {
-                    0 => return received,
-                    n => received += n as u64,
-                }
-            }
-        });
-        Self {
-            stop,
-            writer,
-            reader,
-        }
-    }
-
-    fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        let sent = self.writer.join().expect("writer");
-        (sent, self.reader.join().expect("reader"))
-    }
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub const MAN_PAGES: &[&str] = &[
     "man1/sockstats.1",
     "man1/sockstats-get.1",
     "man1/sockstats-watch.1",
+    "man1/sockstats-history.1",
+    "man1/sockstats-history-reset.1",
+    "man1/sockstats-top.1",
     "man1/sockstats-run.1",
     "man1/sockstats-rules.1",
     "man1/sockstats-rules-add.1",
@@ -46,6 +49,16 @@ pub const MAN_PAGES: &[&str] = &[
 
 /// The rules file, outside the prefix (the daemon's default `--rules-file`).
 pub const RULES_FILE: &str = "/etc/sockstats/rules.conf";
+
+/// The config file, outside the prefix (the daemon's default `--config`).
+pub const CONFIG_FILE: &str = "/etc/sockstats/sockstats.conf";
+
+/// The files people edit (a Debian package's conffiles), each with the commented sample of
+/// `dist/` it starts as: never overwritten once it exists.
+pub const EDITED_FILES: [(&str, &str); 2] = [
+    (RULES_FILE, "dist/rules.conf"),
+    (CONFIG_FILE, "dist/sockstats.conf"),
+];
 
 /// Where zsh finds completions: Debian's zsh searches `/usr/share/zsh/vendor-completions` for
 /// packaged ones and `/usr/local/share/zsh/site-functions` for local ones.
@@ -72,8 +85,8 @@ pub fn installed_files(prefix: &Path) -> Vec<PathBuf> {
         prefix.join("bin/sockstatsd"),
         prefix.join("bin/sockstats"),
         prefix.join("lib/systemd/system/sockstatsd.service"),
-        PathBuf::from(RULES_FILE),
     ];
+    files.extend(EDITED_FILES.iter().map(|(path, _)| PathBuf::from(path)));
     files.extend(
         completions(prefix)
             .iter()
@@ -161,11 +174,13 @@ pub fn install(args: &InstallArgs, build_release: impl FnOnce() -> Result<()>) -
     let unit = layout.staged(&layout.under_prefix("lib/systemd/system/sockstatsd.service"));
     write_file(&unit, render_unit(&bindir)?.as_bytes())?;
 
-    let rules = layout.staged(Path::new(RULES_FILE));
-    if rules.exists() {
-        eprintln!("xtask: kept the existing {}", rules.display());
-    } else {
-        copy_file(&workspace_root().join("dist/rules.conf"), &rules, 0o644)?;
+    for (path, sample) in EDITED_FILES {
+        let edited = layout.staged(Path::new(path));
+        if edited.exists() {
+            eprintln!("xtask: kept the existing {}", edited.display());
+        } else {
+            copy_file(&workspace_root().join(sample), &edited, 0o644)?;
+        }
     }
 
     let sockstats = binaries.join("sockstats");
@@ -266,13 +281,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_local_install_lists_every_file_under_the_prefix_and_the_rules_file() {
+    fn a_local_install_lists_every_file_under_the_prefix_and_the_edited_files() {
         let files = installed_files(Path::new("/usr/local"));
         for file in [
             "/usr/local/bin/sockstatsd",
             "/usr/local/bin/sockstats",
             "/usr/local/lib/systemd/system/sockstatsd.service",
             "/etc/sockstats/rules.conf",
+            "/etc/sockstats/sockstats.conf",
             "/usr/local/share/bash-completion/completions/sockstats",
             "/usr/local/share/zsh/site-functions/_sockstats",
             "/usr/local/share/fish/vendor_completions.d/sockstats.fish",
@@ -282,7 +298,7 @@ mod tests {
         ] {
             assert!(files.contains(&PathBuf::from(file)), "{file} missing");
         }
-        assert_eq!(files.len(), 7 + MAN_PAGES.len());
+        assert_eq!(files.len(), 8 + MAN_PAGES.len());
     }
 
     #[test]

@@ -13,10 +13,17 @@ const PACKAGES: [&str; 3] = ["llvm-22-dev", "libzstd-dev", "iproute2"];
 /// apache2-utils, iperf3).
 const BENCH_PACKAGES: [&str; 4] = ["nethogs", "nginx", "apache2-utils", "iperf3"];
 /// Debian packages only the root integration tests need: Prometheus, which scrapes a test
-/// daemon and evaluates every query of the Grafana dashboard (`tests/tests/fleet.rs`), and
-/// Podman with runc and a static busybox for its image, whose container's bytes must show
-/// under its name (`tests/tests/workloads.rs`).
-const TEST_PACKAGES: [&str; 4] = ["prometheus", "podman", "runc", "busybox-static"];
+/// daemon and evaluates every query of the Grafana dashboard (`tests/tests/fleet.rs`); Podman
+/// with runc and a static busybox for its image, whose container's bytes must show under its
+/// name (`tests/tests/workloads.rs`); a TrueType font for the text of `sockstats history
+/// --plot` (`tests/tests/history.rs`).
+const TEST_PACKAGES: [&str; 5] = [
+    "prometheus",
+    "podman",
+    "runc",
+    "busybox-static",
+    "fonts-dejavu-core",
+];
 /// Debian's `invoke-rc.d` asks this script whether a package may start its service; exit code
 /// 101 says no.
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";

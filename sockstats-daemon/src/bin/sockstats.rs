@@ -7,11 +7,15 @@ use std::{
 
 use clap::{CommandFactory as _, Parser as _};
 use serde::Serialize;
-use sockstats_common::client::{default_socket_path, Client, ClientError};
-use sockstats_daemon::cli::{
-    args::{Args, Command, RulesAction},
-    format, run, watch,
+use sockstats_common::{
+    client::{default_socket_path, Client, ClientError},
+    protocol::{HistoryQuery, Period},
 };
+use sockstats_daemon::cli::{
+    args::{Args, Command, HistoryAction, RulesAction, WindowArgs},
+    format, history, plot, run, watch,
+};
+use sockstats_daemon::history::clock::{Clock as _, SystemClock};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
-        command => query(command, &socket).map_err(|e| e.to_string()),
+        command => query(command, &socket),
     };
     result.unwrap_or_else(|error| {
         eprintln!("sockstats: {error}");
@@ -60,8 +64,97 @@ fn show<T: Serialize>(json: bool, reply: &T, human: impl FnOnce(&T) -> String) {
     }
 }
 
-fn query(command: &Command, socket: &Path) -> Result<ExitCode, ClientError> {
-    let mut client = Client::connect(socket)?;
+/// The history request of a window of the command line, with `period` (and `default_since`
+/// seconds back when --since is not given).
+fn history_query(
+    window: &WindowArgs,
+    period: Period,
+    default_since: i64,
+) -> Result<HistoryQuery, String> {
+    let now = SystemClock.now();
+    let since = match &window.since {
+        Some(text) => history::parse_time(text, now)?,
+        None => now - default_since,
+    };
+    let until = window
+        .until
+        .as_deref()
+        .map(|text| history::parse_time(text, now))
+        .transpose()?;
+    Ok(HistoryQuery {
+        period,
+        by: window.by.into(),
+        labels: window.labels.clone(),
+        interfaces: window.interfaces.clone(),
+        metered: window.metered,
+        since: Some(since),
+        until,
+    })
+}
+
+fn query(command: &Command, socket: &Path) -> Result<ExitCode, String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    match command {
+        Command::History {
+            action: Some(HistoryAction::Reset { label }),
+            ..
+        } => {
+            let reply = client
+                .history_reset(label.as_deref())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "forgot the recorded usage of {} ({} bucket rows)",
+                reply.label.map_or_else(
+                    || "every label".to_owned(),
+                    |label| format!("label {label:?}")
+                ),
+                reply.rows_deleted
+            );
+        }
+        Command::History {
+            action: None,
+            window,
+            period,
+            json,
+            csv,
+            plot,
+        } => {
+            let request = history_query(window, *period, history::default_since_seconds(*period))?;
+            let reply = client.history(request).map_err(|e| e.to_string())?;
+            if let Some(path) = plot {
+                plot::plot(&reply, path).map_err(|e| e.to_string())?;
+            }
+            if *json {
+                print_json(&history::history_json(&reply));
+            } else if *csv {
+                let _ = std::io::stdout().write_all(history::history_csv(&reply).as_bytes());
+            } else {
+                let text = history::history_text(&reply, window.bytes);
+                let _ = std::io::stdout().write_all(text.as_bytes());
+            }
+        }
+        Command::Top { window, json } => {
+            let now = SystemClock.now();
+            let since = match &window.since {
+                Some(text) => history::parse_time(text, now)?,
+                None => now - 24 * 3600,
+            };
+            let period = history::top_period(now - since);
+            let request = history_query(window, period, now - since)?;
+            let reply = client.history(request).map_err(|e| e.to_string())?;
+            if *json {
+                print_json(&history::top_json(&reply));
+            } else {
+                let text = history::top_text(&reply, window.bytes);
+                let _ = std::io::stdout().write_all(text.as_bytes());
+            }
+        }
+        command => return client_query(command, &mut client).map_err(|e| e.to_string()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, ClientError> {
     match command {
         Command::Get {
             json,
@@ -127,7 +220,7 @@ fn query(command: &Command, socket: &Path) -> Result<ExitCode, ClientError> {
                 exact: *bytes,
                 count: *count,
             };
-            watch::watch(&mut client, options)?;
+            watch::watch(client, options)?;
         }
         Command::Debug { json } => {
             let reply = client.debug_info()?;
@@ -140,7 +233,10 @@ fn query(command: &Command, socket: &Path) -> Result<ExitCode, ClientError> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Run { .. } | Command::Completions { .. } => unreachable!("handled in main"),
+        Command::Run { .. }
+        | Command::Completions { .. }
+        | Command::History { .. }
+        | Command::Top { .. } => unreachable!("handled before"),
     }
     Ok(ExitCode::SUCCESS)
 }

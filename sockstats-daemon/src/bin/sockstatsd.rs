@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser as _;
 use sockstats_daemon::{
     cgroup::{self, CgroupTree},
+    config,
     daemon::{
         self,
         args::Args,
@@ -19,6 +20,7 @@ use sockstats_daemon::{
         tasks::{otlp_export::OtlpConfig, stats_log::StatsLogConfig},
         Daemon, ServerLimits,
     },
+    history::{clock::SystemClock, History},
     interfaces::InterfaceNames,
     kernel::{
         self,
@@ -97,6 +99,14 @@ fn start(
     if !nix::unistd::geteuid().is_root() {
         log::warn!("not running as root: loading eBPF programs will most likely be refused");
     }
+    let (config, config_file) = config::read(args.config.as_deref())?;
+    match &config_file {
+        Some(path) => log::info!("read the config file {}", path.display()),
+        None => log::info!(
+            "no config file at {}: every setting is the default",
+            config::DEFAULT_CONFIG_FILE
+        ),
+    }
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create state dir {}", args.state_dir.display()))?;
     socket_file::check_not_in_use(&args.socket)?;
@@ -172,14 +182,48 @@ fn start(
             validate_closed,
             states_by_cookie: attached.states_by_cookie,
             started: Instant::now(),
+            config,
         },
     ));
+    open_history(args, &daemon, &attached.maps_dir);
     sockstats_daemon::rules::sync::resolve_and_sync(&daemon)?;
     let rule_count = daemon.with_core(|core| core.rules.rules().len());
     if rule_count > 0 {
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
     }
     Ok((attached, daemon, listener))
+}
+
+/// Opens the usage history in the state dir. A file it cannot use is logged (and reported by
+/// `status`): the daemon counts and serves all the same, and tries again at every recording.
+fn open_history(args: &Args, daemon: &Daemon, maps_dir: &Path) {
+    let (history, opened) = History::open(
+        &args.state_dir,
+        &daemon.info().config,
+        kernel_epoch(maps_dir),
+        Duration::from_secs(args.history_interval),
+        Arc::new(SystemClock),
+    );
+    match opened {
+        Ok(()) => log::info!(
+            "recording the usage history into {} every {} s",
+            history.path().display(),
+            args.history_interval
+        ),
+        Err(error) => log::error!("usage history: {error}; the daemon goes on counting"),
+    }
+    daemon.set_history(Arc::new(history));
+}
+
+/// Names the kernel's counters: this boot and the inode of the pinned accounts map. A
+/// different name means the counters were made anew (a reboot, `--uninstall`, pins removed)
+/// and restarted from zero.
+fn kernel_epoch(maps_dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let pin = maps_dir.join("ACCOUNTS");
+    let inode = std::fs::metadata(&pin).map_or(0, |metadata| metadata.ino());
+    format!("{} {inode}", boot.trim())
 }
 
 /// The rules of `--rules-file`, or of the default file if it exists.

@@ -3,7 +3,7 @@
 use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use sockstats_common::protocol::{Grouping, RuleSelector};
+use sockstats_common::protocol::{Grouping, HistoryBy, Period, RuleSelector};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -11,6 +11,8 @@ Examples:
   sockstats get --by uid             bytes per user, no labeling needed
   sockstats get --interfaces --wire  per interface, with IP-layer bytes and packets
   sockstats watch                    live rates, like top
+  sockstats history --period day     bytes per label per day, kept across restarts
+  sockstats top --since 7d --by uid  who used the most in the last week
   sudo sockstats run --label backup -- rsync -a /data host:/backup
   sudo sockstats rules add --cgroup /system.slice/nginx.service --label web
   sockstats completions bash > /etc/bash_completion.d/sockstats
@@ -99,6 +101,46 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Recorded usage over time: a table per bucket of 5 minutes, hours, days or billing
+    /// months, rows largest first with a bar each (r: received, t: sent), from the daemon's
+    /// history (docs/history.md). `history reset` forgets it (root).
+    ///
+    /// Without --since: the last 2 hours of 5-minute buckets, 24 hours of hours, 30 days, or
+    /// 12 months. A bucket is shown when it starts in [--since, --until).
+    #[command(args_conflicts_with_subcommands = true)]
+    History {
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Bucket length: 5min, hour, day, or month (from the config file's billing-day).
+        #[arg(long, value_name = "PERIOD", default_value = "hour", value_parser = parse_period)]
+        period: Period,
+        /// Print JSON: {"period": …, "buckets": [{"start": "<RFC 3339>", "end": …, "stats":
+        /// {"<key>": {"tx_bytes": N, "rx_bytes": N}}}]}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV: start,end,<key>,tx_bytes,rx_bytes, a line per bucket and key.
+        #[arg(long)]
+        csv: bool,
+        /// Also draw the buckets as a stacked area chart over time into FILE (.svg or .png;
+        /// the 8 largest keys, the rest as "(others)"). Needs a TrueType font (Debian:
+        /// fonts-dejavu-core).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
+    /// The labels (or --by keys) that moved the most bytes over a window of the recorded
+    /// history, largest first.
+    ///
+    /// Summed over 5-minute buckets for windows up to 2 days, hours up to 90 days, days
+    /// beyond: the window starts at the first whole bucket after --since.
+    Top {
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Print JSON: {"since": …, "until": …, "by": …, "stats": {"<key>": {"tx_bytes", "rx_bytes"}}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a command with every socket it (and its children) make labeled LABEL (root).
     ///
     /// The command runs in a cgroup of its own with a temporary rule; its exit status is
@@ -152,6 +194,69 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Which keys and which window of the history.
+#[derive(Debug, ClapArgs)]
+pub struct WindowArgs {
+    /// Only this label (repeat for more).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// Only this interface (repeat for more).
+    #[arg(long = "interface", value_name = "INTERFACE")]
+    pub interfaces: Vec<String>,
+    /// Only interfaces the config file marks metered (metered globs; rmnet*, ww*, pdp* unless
+    /// set).
+    #[arg(long)]
+    pub metered: bool,
+    /// Keys of the rows: label, interface, uid (user names) or cgroup (paths). uid and cgroup
+    /// cannot be filtered by label or interface (the kernel keeps owners' bytes without them).
+    #[arg(long, value_name = "KEY", value_enum, default_value = "label")]
+    pub by: HistoryByArg,
+    /// From this time: a duration back from now (24h, 7d), a date (2026-12-01, UTC) or a UTC
+    /// time (2026-12-01T12:00:00Z) [top's default: 24h].
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Until this time (same forms) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Exact byte counts instead of human units.
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Forget the recorded usage (root), like the reset of a data plan: of one label, or all.
+    Reset {
+        /// Forget only this label's history (every interface).
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HistoryByArg {
+    Label,
+    Interface,
+    Uid,
+    Cgroup,
+}
+
+impl From<HistoryByArg> for HistoryBy {
+    fn from(arg: HistoryByArg) -> Self {
+        match arg {
+            HistoryByArg::Label => HistoryBy::Label,
+            HistoryByArg::Interface => HistoryBy::Interface,
+            HistoryByArg::Uid => HistoryBy::Uid,
+            HistoryByArg::Cgroup => HistoryBy::Cgroup,
+        }
+    }
+}
+
+fn parse_period(text: &str) -> Result<Period, String> {
+    Period::from_name(text)
+        .ok_or_else(|| format!("{text:?} is not a period: 5min, hour, day or month"))
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

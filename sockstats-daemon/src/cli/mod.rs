@@ -2,5 +2,7 @@
 //! view ([`watch`]) and `sockstats run` ([`run`]).
 pub use sockstats_common::text as format;
 pub mod args;
+pub mod history;
+pub mod plot;
 pub mod run;
 pub mod watch;

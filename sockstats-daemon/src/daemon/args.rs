@@ -8,9 +8,11 @@ use crate::{daemon, otlp::endpoint::Endpoint};
 
 const DAEMON_NOTES: &str = "\
 Files:
+  /etc/sockstats/sockstats.conf  billing day, metered interfaces, history retention (--config)
   /etc/sockstats/rules.conf      labeling rules read at start (--rules-file)
   /run/sockstats/sockstats.sock  the socket sockstats and the client library use (--socket)
-  /var/lib/sockstats             labels, rules added by clients, interface names (--state-dir)
+  /var/lib/sockstats             labels, rules added by clients, interface names, the usage
+                                 history history.sqlite (--state-dir)
   /sys/fs/bpf/sockstats          pinned maps and program links (--bpffs-dir)
 
 Running it: `systemctl enable --now sockstatsd` as a service, or `sudo sockstatsd` by hand;
@@ -86,12 +88,22 @@ pub struct Args {
     /// Rotated stats log files kept.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub stats_log_keep: usize,
+    /// Seconds between recordings of the usage history (history.sqlite in --state-dir; see
+    /// `sockstats history`). Bytes moved since the last recording are in no bucket yet.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::history::DEFAULT_INTERVAL_SECONDS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub history_interval: u64,
     /// Let `get --validation` cover closed TCP sockets too: a kernel program on every TCP
     /// state change adds each socket's final tcp_info counters to its label when it reaches
     /// TCP_CLOSE. Off by default, and then that program is not attached at all (it would run
     /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
     #[arg(long)]
     pub validate_closed: bool,
+    /// The config file, read at start: `billing-day N`, `metered GLOB…`, `retention
+    /// 5min|hour|day|month DURATION|forever` (the shipped /etc/sockstats/sockstats.conf
+    /// documents each). The default file may be missing (then everything is the default); a
+    /// file named here must exist. A line it cannot take stops the daemon, naming the line.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Labeling rules read at start, one per line: `uid <N> <label>`, `user <name> <label>`,
     /// `cgroup <path below the cgroup2 mount> <label>`, `unit <systemd unit> <label>` or
     /// `container <name or id> <label>`; `#` starts a comment. The default file

@@ -10,7 +10,7 @@ use super::{
     shutdown::Shutdown,
     state::Daemon,
     tasks::{
-        interface_follower, kernel_log,
+        history_recorder, interface_follower, kernel_log,
         otlp_export::{self, OtlpConfig},
         rule_resolver,
         stats_log::{self, StatsLogConfig},
@@ -61,6 +61,12 @@ pub async fn run(
         "rule re-resolver",
         rule_resolver::run(Arc::clone(&daemon), shutdown.clone()),
     );
+    if let Some(history) = daemon.history() {
+        tasks.spawn(
+            "history recorder",
+            history_recorder::run(Arc::clone(&daemon), Arc::clone(history), shutdown.clone()),
+        );
+    }
     if let Some(config) = options.stats_log {
         tasks.spawn(
             "stats log",
@@ -99,6 +105,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_task_ends_promptly_on_shutdown() {
         let test = Fixture::new();
+        let (history, opened) = crate::history::History::open(
+            test.state_dir(),
+            &test.daemon.info().config,
+            "epoch".to_owned(),
+            Duration::from_secs(1),
+            Arc::new(crate::history::clock::SystemClock),
+        );
+        opened.unwrap();
+        let history = Arc::new(history);
+        test.daemon.set_history(Arc::clone(&history));
         let path = test.daemon.info().socket.clone();
         let options = Options {
             stats_log: Some(StatsLogConfig {
@@ -147,6 +163,11 @@ mod tests {
             .is_none_or(|status| status.failed == 0)
         {
             assert!(Instant::now() < deadline, "the OTLP exporter never tried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The history recorder records every second.
+        while !history.status().recording {
+            assert!(Instant::now() < deadline, "the history recorder never ran");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let started = Instant::now();

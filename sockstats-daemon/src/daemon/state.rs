@@ -11,7 +11,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Instant,
 };
 
@@ -21,8 +21,9 @@ use sockstats_common::{
 };
 
 use crate::{
-    attribution::Interface, cgroup::CgroupTree, interfaces::InterfaceNames, kernel::Kernel,
-    labels::LabelRegistry, otlp::ExporterStatus, rules::RuleSet, workloads::Workloads,
+    attribution::Interface, cgroup::CgroupTree, config::Config, history::History,
+    interfaces::InterfaceNames, kernel::Kernel, labels::LabelRegistry, otlp::ExporterStatus,
+    rules::RuleSet, workloads::Workloads,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -43,6 +44,8 @@ pub struct DaemonInfo {
     /// Socket states are kept in a hash by cookie, not in socket storage.
     pub states_by_cookie: bool,
     pub started: Instant,
+    /// What the config file says (`--config`), or the defaults.
+    pub config: Config,
 }
 
 /// The data that changes together: a label id is made in the registry, then used in the
@@ -144,6 +147,9 @@ pub struct Daemon {
     /// What the OTLP exporter last published (a leaf lock inside).
     exporter: ExporterStatus,
     info: DaemonInfo,
+    /// The usage history, once opened (set once at start; a daemon without one answers
+    /// `history` with an error).
+    history: OnceLock<Arc<History>>,
 }
 
 impl Daemon {
@@ -162,7 +168,19 @@ impl Daemon {
             workloads,
             exporter: ExporterStatus::default(),
             info,
+            history: OnceLock::new(),
         }
+    }
+
+    /// Gives the daemon its history (once; later calls are ignored).
+    pub fn set_history(&self, history: Arc<History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// The usage history, if the daemon has one.
+    #[must_use]
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.get()
     }
 
     /// Runs `work` with the core locked. Keep it short: every request waits for it.

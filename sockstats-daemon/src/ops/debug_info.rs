@@ -63,6 +63,7 @@ pub fn debug_info(daemon: &Daemon) -> DebugReply {
         bpffs_dir: info.bpffs_dir.display().to_string(),
         state_dir: info.state_dir.display().to_string(),
         otlp: daemon.exporter().get(),
+        history: daemon.history().map(|history| history.status()),
     }
 }
 

@@ -9,8 +9,12 @@ use crate::{attribution, daemon::state::Daemon};
 
 pub fn get(daemon: &Daemon) -> Result<GetReply, Refusal> {
     let (snapshot, label_names) = snapshot(daemon)?;
+    let current_interface = daemon.interfaces().current_interface();
     let mut reply = GetReply {
-        current_interface: daemon.interfaces().current_interface(),
+        current_interface_metered: current_interface
+            .as_deref()
+            .is_some_and(|name| daemon.info().config.metered.matches(name)),
+        current_interface,
         overflow: byte_counts(snapshot.overflow()),
         ..GetReply::default()
     };
@@ -31,6 +35,25 @@ mod tests {
 
     use super::*;
     use crate::ops::testing::Fixture;
+
+    #[test]
+    fn the_current_interface_is_metered_when_a_metered_glob_matches_it() {
+        // The fixture's default route is eth0; the default globs are cellular ones.
+        let plain = get(&Fixture::new().daemon).unwrap();
+        assert_eq!(plain.current_interface.as_deref(), Some("eth0"));
+        assert!(!plain.current_interface_metered);
+        let metered = Fixture::with_info(|info| {
+            info.config =
+                crate::config::parse("metered usb* eth?", std::path::Path::new("test.conf"))
+                    .unwrap();
+        });
+        assert!(get(&metered.daemon).unwrap().current_interface_metered);
+        let text = sockstats_common::text::get_table(&get(&metered.daemon).unwrap(), false);
+        assert!(
+            text.ends_with("current interface: eth0 (metered)\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn every_label_with_its_bytes_unknown_ids_by_number_and_the_overflow() {

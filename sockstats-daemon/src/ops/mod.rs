@@ -9,8 +9,9 @@ use std::os::fd::OwnedFd;
 
 use serde::Serialize;
 use sockstats_common::protocol::{
-    encode_ok, encode_refusal, DebugReply, GetByReply, GetInterfacesReply, GetReply, LabelReply,
-    LabelsReply, Request, RulesReply, StatusReply, UnlabelReply, ValidationReply,
+    encode_ok, encode_refusal, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryReply,
+    HistoryResetReply, LabelReply, LabelsReply, Request, RulesReply, StatusReply, UnlabelReply,
+    ValidationReply,
 };
 
 use crate::daemon::state::Daemon;
@@ -21,6 +22,7 @@ pub mod get;
 pub mod get_by;
 pub mod get_interfaces;
 pub mod get_validation;
+pub mod history;
 pub mod label;
 pub mod labels;
 pub mod naming;
@@ -50,6 +52,8 @@ pub enum Reply {
     Status(Box<StatusReply>),
     DebugInfo(Box<DebugReply>),
     Rules(RulesReply),
+    History(HistoryReply),
+    HistoryReset(HistoryResetReply),
 }
 
 /// Handles `request` from `peer` with the `fds` that came with it, and closes them.
@@ -91,6 +95,10 @@ pub fn handle(
             remove_rule::remove_rule(daemon, peer, &selector).map(Reply::Rules)
         }
         Request::Rules => Ok(Reply::Rules(rules::rules(daemon))),
+        Request::History { query } => history::history(daemon, &query).map(Reply::History),
+        Request::HistoryReset { label } => {
+            history::history_reset(daemon, peer, label.as_deref()).map(Reply::HistoryReset)
+        }
     };
     drop(fds);
     result

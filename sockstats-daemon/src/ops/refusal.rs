@@ -8,6 +8,7 @@ use sockstats_common::{
 };
 
 use crate::{
+    history::HistoryError,
     kernel::{AccessError, LabelError},
     labels::RegistryError,
     rules::RuleError,
@@ -68,6 +69,12 @@ pub enum Refusal {
     ReadClosedTcp(#[source] AccessError),
     #[error("cannot read the kernel's counters: {0}")]
     ReadCounters(#[source] AccessError),
+    #[error("this daemon keeps no usage history")]
+    NoHistory,
+    #[error("the usage history cannot be read: {0}")]
+    History(#[source] HistoryError),
+    #[error("history by {by} cannot be filtered by label or interface: the kernel keeps owners' bytes without them; leave out --label, --interface and --metered, or use --by label or --by interface")]
+    HistoryOwnerFilter { by: &'static str },
 }
 
 impl Refusal {
@@ -78,7 +85,8 @@ impl Refusal {
             Refusal::Undecodable(_)
             | Refusal::FdsNotTaken { .. }
             | Refusal::CgroupOutsideRoot { .. }
-            | Refusal::CgroupTooDeep { .. } => ErrorCode::BadRequest,
+            | Refusal::CgroupTooDeep { .. }
+            | Refusal::HistoryOwnerFilter { .. } => ErrorCode::BadRequest,
             Refusal::NoFds { .. } | Refusal::NotInetSocket { .. } => ErrorCode::NotASocket,
             Refusal::NotRoot { .. } => ErrorCode::NotPermitted,
             Refusal::NoSuchCgroup { .. }
@@ -93,7 +101,9 @@ impl Refusal {
             | Refusal::ListSockets(_)
             | Refusal::DumpTcp(_)
             | Refusal::ReadClosedTcp(_)
-            | Refusal::ReadCounters(_) => ErrorCode::Failed,
+            | Refusal::ReadCounters(_)
+            | Refusal::NoHistory
+            | Refusal::History(_) => ErrorCode::Failed,
         }
     }
 }

@@ -32,6 +32,7 @@ pub fn status(daemon: &Daemon) -> StatusReply {
         .to_owned(),
         live_sockets,
         counters: counters_by_name(counters),
+        history: daemon.history().map(|history| history.status()),
     }
 }
 

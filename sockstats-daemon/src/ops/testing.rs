@@ -143,6 +143,7 @@ impl Fixture {
             validate_closed: false,
             states_by_cookie: false,
             started: Instant::now(),
+            config: crate::config::Config::default(),
         };
         change(&mut info);
         let workloads = Workloads::open(dir.path().join("runtimes"), &info.state_dir);

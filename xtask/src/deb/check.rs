@@ -77,19 +77,25 @@ pub(super) fn refuse_if_in_use() -> Result<()> {
             );
         }
     }
+    let edited = |path: &Path| {
+        install::EDITED_FILES
+            .iter()
+            .any(|(file, _)| path == Path::new(file))
+    };
     for installed in package_files() {
-        if installed.exists() && installed != Path::new(install::RULES_FILE) {
+        if installed.exists() && !edited(&installed) {
             bail!(
                 "{} exists and belongs to no package: the package test would overwrite it",
                 installed.display()
             );
         }
     }
-    if Path::new(install::RULES_FILE).exists() {
-        bail!(
-            "{} exists (from `cargo xtask install`?): the package test's purge would delete it",
-            install::RULES_FILE
-        );
+    for (file, _) in install::EDITED_FILES {
+        if Path::new(file).exists() {
+            bail!(
+                "{file} exists (from `cargo xtask install`?): the package test's purge would delete it"
+            );
+        }
     }
     Ok(())
 }
@@ -119,10 +125,10 @@ pub(super) fn check_archive(deb: &Path, arch: &str) -> Result<()> {
             .arg(deb)
             .arg("conffiles"),
     )?;
-    if conffiles.trim() != install::RULES_FILE {
+    if conffiles != super::conffiles() {
         bail!(
-            "the conffiles are {conffiles:?}, not {}",
-            install::RULES_FILE
+            "the conffiles are {conffiles:?}, not {:?}",
+            super::conffiles()
         );
     }
     let contents = output(Command::new("dpkg-deb").arg("--contents").arg(deb))?;

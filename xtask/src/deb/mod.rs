@@ -93,6 +93,15 @@ pub fn package_files() -> Vec<PathBuf> {
     files
 }
 
+/// The `DEBIAN/conffiles` list: dpkg keeps a user's edits of these on upgrade (asking when
+/// the packaged sample changed too) and deletes them only on purge.
+pub(super) fn conffiles() -> String {
+    install::EDITED_FILES
+        .iter()
+        .flat_map(|(path, _)| [*path, "\n"])
+        .collect()
+}
+
 fn write(path: &Path, contents: &str, mode: u32) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
@@ -168,11 +177,7 @@ pub fn build(binaries: &Path) -> Result<PathBuf> {
     });
     let debian = staging.join("DEBIAN");
     write(&debian.join("control"), &control, 0o644)?;
-    write(
-        &debian.join("conffiles"),
-        &format!("{}\n", install::RULES_FILE),
-        0o644,
-    )?;
+    write(&debian.join("conffiles"), &conffiles(), 0o644)?;
     write(&debian.join("postinst"), &render_script(POSTINST), 0o755)?;
     write(&debian.join("prerm"), &render_script(PRERM), 0o755)?;
     write(&debian.join("postrm"), &render_script(POSTRM), 0o755)?;
@@ -202,13 +207,14 @@ mod tests {
     }
 
     #[test]
-    fn the_package_holds_binaries_unit_rules_completions_man_pages_and_copyright() {
+    fn the_package_holds_binaries_unit_config_files_completions_man_pages_and_copyright() {
         let files = package_files();
         for file in [
             "/usr/bin/sockstatsd",
             "/usr/bin/sockstats",
             "/usr/lib/systemd/system/sockstatsd.service",
             "/etc/sockstats/rules.conf",
+            "/etc/sockstats/sockstats.conf",
             "/usr/share/bash-completion/completions/sockstats",
             "/usr/share/zsh/vendor-completions/_sockstats",
             "/usr/share/fish/vendor_completions.d/sockstats.fish",
@@ -219,6 +225,6 @@ mod tests {
         ] {
             assert!(files.contains(&PathBuf::from(file)), "{file} missing");
         }
-        assert_eq!(files.len(), 8 + install::MAN_PAGES.len());
+        assert_eq!(files.len(), 9 + install::MAN_PAGES.len());
     }
 }

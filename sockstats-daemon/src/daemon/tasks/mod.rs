@@ -4,9 +4,10 @@
 //! Every task takes the same [`Shutdown`]; [`Tasks::join`] waits for all of them after it
 //! is triggered, up to a bound, and aborts what is left. The tasks: the Unix-socket server
 //! ([`crate::daemon::server`]), the interface follower ([`interface_follower`]), the rule
-//! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), and when
-//! enabled the stats log ([`stats_log`]), the metrics server ([`crate::metrics::server`])
-//! and the OTLP exporter ([`otlp_export`]). Periodic work that fails backs off ([`backoff`]).
+//! re-resolver ([`rule_resolver`]), the kernel-log forwarder ([`kernel_log`]), the history
+//! recorder ([`history_recorder`]) when the daemon has a history, and when enabled the stats
+//! log ([`stats_log`]), the metrics server ([`crate::metrics::server`]) and the OTLP exporter
+//! ([`otlp_export`]). Periodic work that fails backs off ([`backoff`]).
 use std::{collections::HashMap, fmt::Display, future::Future, sync::Arc, time::Duration};
 
 use tokio::task::{Id, JoinSet};
@@ -14,6 +15,7 @@ use tokio::task::{Id, JoinSet};
 use super::shutdown::Shutdown;
 
 pub mod backoff;
+pub mod history_recorder;
 pub mod interface_follower;
 pub mod kernel_log;
 pub mod otlp_export;

@@ -1,0 +1,86 @@
+//! A kernel snapshot as history samples: one per kernel account (label, interface) and one per
+//! owner account (uid, cgroup), each named by the kernel's own key, so that a rename (of an
+//! interface, of a cgroup) never makes bytes already recorded count again: only the series
+//! the deltas go to follow the names.
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::BuildHasher,
+};
+
+use sockstats_common::UNKNOWN_UID;
+
+use super::store::{Sample, Series};
+use crate::{
+    attribution::{Interface, KernelSnapshot},
+    ops::naming::{label_name, LabelNames},
+};
+
+/// The series of unknown owners (sockets no task has used yet), in the uid dimension.
+pub const UNKNOWN_OWNER: &str = "(unknown owner)";
+
+/// The interfaces the snapshot's accounts name (for naming them in one go).
+#[must_use]
+pub fn interfaces(snapshot: &KernelSnapshot) -> BTreeSet<Interface> {
+    snapshot.accounts.keys().map(Interface::of_key).collect()
+}
+
+/// Samples of `snapshot`, named with `labels`, `interface_names` (of [`interfaces`]) and
+/// `cgroup_paths` (by cgroup id; removed cgroups are named by their id).
+#[must_use]
+pub fn samples<S: BuildHasher, T: BuildHasher>(
+    snapshot: &KernelSnapshot,
+    labels: &LabelNames,
+    interface_names: &HashMap<Interface, String, S>,
+    cgroup_paths: &HashMap<u64, String, T>,
+) -> Vec<Sample> {
+    let mut samples = Vec::with_capacity(snapshot.accounts.len() + snapshot.owners.len());
+    for (key, counters) in &snapshot.accounts {
+        let interface = interface_names
+            .get(&Interface::of_key(key))
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", key.ifindex));
+        samples.push(Sample {
+            source: format!("account {} {} {}", key.label, key.netns_cookie, key.ifindex),
+            counters: [
+                counters.payload.tx_bytes,
+                counters.payload.rx_bytes,
+                counters.wire_bytes.tx_bytes,
+                counters.wire_bytes.rx_bytes,
+            ],
+            series: vec![Series {
+                dimension: "label",
+                key: label_name(labels, key.label),
+                interface,
+            }],
+        });
+    }
+    for (key, totals) in &snapshot.owners {
+        let uid = if key.uid == UNKNOWN_UID {
+            UNKNOWN_OWNER.to_owned()
+        } else {
+            key.uid.to_string()
+        };
+        let cgroup = cgroup_paths
+            .get(&key.cgroup_id)
+            .cloned()
+            .unwrap_or_else(|| format!("(removed cgroup {})", key.cgroup_id));
+        samples.push(Sample {
+            source: format!("owner {} {}", key.uid, key.cgroup_id),
+            counters: [totals.payload.tx_bytes, totals.payload.rx_bytes, 0, 0],
+            series: vec![
+                Series {
+                    dimension: "uid",
+                    key: uid,
+                    interface: String::new(),
+                },
+                Series {
+                    dimension: "cgroup",
+                    key: cgroup,
+                    interface: String::new(),
+                },
+            ],
+        });
+    }
+    samples.sort_by(|a, b| a.source.cmp(&b.source));
+    samples
+}

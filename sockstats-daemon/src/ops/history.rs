@@ -1,0 +1,236 @@
+//! `history` and `history_reset`: recorded usage from the history file
+//! ([`crate::history`]), on a read-only connection of the request's own.
+use std::collections::BTreeMap;
+
+use sockstats_common::protocol::{
+    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply,
+};
+
+use super::{Peer, Refusal};
+use crate::{
+    daemon::state::Daemon,
+    history::{calendar, rfc3339, samples::UNKNOWN_OWNER, store::Selection, History},
+    sys::owners,
+};
+
+fn history_of(daemon: &Daemon) -> Result<&History, Refusal> {
+    daemon
+        .history()
+        .map(AsRef::as_ref)
+        .ok_or(Refusal::NoHistory)
+}
+
+/// The buckets of `query`, oldest first.
+pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Refusal> {
+    let history = history_of(daemon)?;
+    let dimension = match query.by {
+        HistoryBy::Label | HistoryBy::Interface => "label",
+        HistoryBy::Uid => "uid",
+        HistoryBy::Cgroup => "cgroup",
+    };
+    if dimension != "label"
+        && (!query.labels.is_empty() || !query.interfaces.is_empty() || query.metered)
+    {
+        return Err(Refusal::HistoryOwnerFilter {
+            by: query.by.name(),
+        });
+    }
+    let selection = Selection {
+        period: query.period,
+        dimension,
+        by_interface: query.by == HistoryBy::Interface,
+        keys: &query.labels,
+        interfaces: &query.interfaces,
+        interface_globs: query.metered.then(|| history.metered().globs()),
+        since: query.since,
+        until: query.until,
+    };
+    let (rows, recorded_until) = history.query(&selection).map_err(Refusal::History)?;
+    let mut buckets: BTreeMap<i64, BTreeMap<String, HistoryCounts>> = BTreeMap::new();
+    for (start, key, tx, rx) in rows {
+        if tx == 0 && rx == 0 {
+            continue;
+        }
+        let key = match query.by {
+            HistoryBy::Uid if key != UNKNOWN_OWNER => key.parse().map_or(key, owners::user_name),
+            _ => key,
+        };
+        let counts = buckets.entry(start).or_default().entry(key).or_default();
+        counts.tx_bytes = counts.tx_bytes.saturating_add(tx);
+        counts.rx_bytes = counts.rx_bytes.saturating_add(rx);
+    }
+    Ok(HistoryReply {
+        period: query.period,
+        by: query.by,
+        buckets: buckets
+            .into_iter()
+            .map(|(start, stats)| HistoryBucket {
+                start: rfc3339(start),
+                end: rfc3339(calendar::bucket_end(
+                    query.period,
+                    start,
+                    history.billing_day(),
+                )),
+                stats,
+            })
+            .collect(),
+        recorded_until: recorded_until.map(rfc3339),
+    })
+}
+
+/// Forgets the recorded usage of `label`, or all of it (root only).
+pub fn history_reset(
+    daemon: &Daemon,
+    peer: Peer,
+    label: Option<&str>,
+) -> Result<HistoryResetReply, Refusal> {
+    peer.require_root("reset the usage history")?;
+    let history = history_of(daemon)?;
+    let deleted = history.reset(label).map_err(Refusal::History)?;
+    log::info!(
+        "usage history reset by uid {}: {} ({deleted} bucket rows)",
+        peer.uid,
+        label.map_or_else(
+            || "every label".to_owned(),
+            |label| format!("label {label:?}")
+        )
+    );
+    Ok(HistoryResetReply {
+        label: label.map(str::to_owned),
+        rows_deleted: deleted as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use sockstats_common::{protocol::Period, IfaceCounters, LabelIfaceKey, Totals};
+
+    use super::*;
+    use crate::{
+        daemon::tasks::history_recorder::record_now,
+        history::clock::FakeClock,
+        ops::testing::{peer, Fixture},
+    };
+
+    fn with_history(test: &Fixture, clock: &FakeClock) -> Arc<History> {
+        let (history, opened) = History::open(
+            test.state_dir(),
+            &test.daemon.info().config,
+            "epoch".to_owned(),
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+        );
+        opened.unwrap();
+        let history = Arc::new(history);
+        test.daemon.set_history(Arc::clone(&history));
+        history
+    }
+
+    fn add(test: &Fixture, label: u32, ifindex: u32, tx: u64, rx: u64) {
+        test.with_kernel(|kernel| {
+            let counters = kernel
+                .snapshot
+                .accounts
+                .entry(LabelIfaceKey {
+                    label,
+                    ifindex,
+                    netns_cookie: crate::ops::testing::HOST_NETNS,
+                })
+                .or_insert_with(IfaceCounters::default);
+            counters.payload.add(Totals::new(tx, rx));
+        });
+    }
+
+    #[test]
+    fn answers_buckets_per_key_from_the_recorded_kernel_totals() {
+        let test = Fixture::new();
+        let clock = FakeClock::at(1_764_633_600); // 2025-12-02T00:00:00Z
+        let history = with_history(&test, &clock);
+        let web = test
+            .daemon
+            .with_core(|core| core.labels.get_or_create("web").unwrap());
+        add(&test, web, 2, 100, 10);
+        record_now(&test.daemon, &history).unwrap();
+        clock.advance(3600);
+        add(&test, web, 2, 1000, 1);
+        add(&test, 0, 2, 5, 5);
+        record_now(&test.daemon, &history).unwrap();
+        clock.advance(60);
+        add(&test, web, 2, 7, 0);
+        record_now(&test.daemon, &history).unwrap();
+
+        let reply = history_reply(&test, &HistoryQuery::default());
+        assert_eq!(reply.period, Period::Hour);
+        assert_eq!(reply.buckets.len(), 1);
+        let bucket = &reply.buckets[0];
+        assert_eq!(
+            (bucket.start.as_str(), bucket.end.as_str()),
+            ("2025-12-02T01:00:00Z", "2025-12-02T02:00:00Z")
+        );
+        assert_eq!(
+            bucket.stats["web"],
+            HistoryCounts {
+                tx_bytes: 1007,
+                rx_bytes: 1
+            }
+        );
+        assert_eq!(bucket.stats["unlabeled"].tx_bytes, 5);
+        assert_eq!(
+            reply.recorded_until.as_deref(),
+            Some("2025-12-02T01:01:00Z")
+        );
+
+        let by_interface = history_reply(
+            &test,
+            &HistoryQuery {
+                by: HistoryBy::Interface,
+                period: Period::Day,
+                labels: vec!["web".to_owned()],
+                ..HistoryQuery::default()
+            },
+        );
+        assert_eq!(by_interface.buckets[0].stats["eth0"].tx_bytes, 1007);
+        assert_eq!(by_interface.buckets[0].end, "2025-12-03T00:00:00Z");
+        let status = crate::ops::status::status(&test.daemon).history.unwrap();
+        assert!(status.recording, "{status:?}");
+    }
+
+    fn history_reply(test: &Fixture, query: &HistoryQuery) -> HistoryReply {
+        history(&test.daemon, query).unwrap()
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let test = Fixture::new();
+        let none = history(&test.daemon, &HistoryQuery::default()).unwrap_err();
+        assert_eq!(none.to_string(), "this daemon keeps no usage history");
+        let clock = FakeClock::at(0);
+        with_history(&test, &clock);
+        let owner_filter = history(
+            &test.daemon,
+            &HistoryQuery {
+                by: HistoryBy::Uid,
+                interfaces: vec!["eth0".to_owned()],
+                ..HistoryQuery::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            owner_filter.code(),
+            sockstats_common::protocol::ErrorCode::BadRequest
+        );
+        let reset = history_reset(&test.daemon, peer(1000), None).unwrap_err();
+        assert_eq!(
+            reset.code(),
+            sockstats_common::protocol::ErrorCode::NotPermitted
+        );
+        assert_eq!(
+            history_reset(&test.daemon, peer(0), Some("web"))
+                .unwrap()
+                .rows_deleted,
+            0
+        );
+    }
+}
