@@ -96,6 +96,8 @@ pub struct Args {
     /// state change adds each socket's final tcp_info counters to its label when it reaches
     /// TCP_CLOSE. Off by default, and then that program is not attached at all (it would run
     /// about ten times per TCP connection). Without it, validation covers live TCP sockets.
+    /// Ignored, with a warning, where socket states are kept by cookie (before 5.11, or on a
+    /// kernel that refuses socket-storage iterators; `sockstats status` says which).
     #[arg(long)]
     pub validate_closed: bool,
     /// The config file, read at start: `billing-day N`, `metered GLOB…`, `retention

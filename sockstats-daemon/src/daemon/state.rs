@@ -210,16 +210,11 @@ impl Daemon {
         &self.exporter
     }
 
-    /// The units and containers of cgroups, as of the last [`Daemon::refresh_workloads`].
+    /// The units and containers of cgroups, as of the last walk of the cgroup tree
+    /// ([`crate::rules::sync::refresh_and_sync`]).
     #[must_use]
     pub fn workloads(&self) -> &Workloads {
         &self.workloads
-    }
-
-    /// Walks the cgroup tree and names what is new in it (the rule re-resolver does this
-    /// every second, `get --by unit|container` before it answers).
-    pub fn refresh_workloads(&self) {
-        self.workloads.refresh(self.cgroups.paths_by_id());
     }
 
     #[must_use]

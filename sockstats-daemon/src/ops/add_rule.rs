@@ -69,7 +69,7 @@ pub fn add_rule(daemon: &Daemon, peer: Peer, request: &AddRule<'_>) -> Result<Ru
 /// accounted subtree: a typo is refused rather than kept waiting. (The rules file may name
 /// ones that are not running yet.)
 fn check_running(daemon: &Daemon, selector: &Selector) -> Result<(), Refusal> {
-    daemon.refresh_workloads();
+    rule_sync::refresh_and_sync(daemon, true)?;
     let found = rule_sync::cgroups_of(daemon, selector);
     let Some((_, first)) = found.first() else {
         return Err(match selector {

@@ -115,7 +115,11 @@ pub fn group_names(
 ) -> BTreeMap<String, GroupCounts> {
     let cgroup_paths = (by == Grouping::Cgroup).then(|| daemon.cgroups().paths_by_id());
     if matches!(by, Grouping::Unit | Grouping::Container) {
-        daemon.refresh_workloads();
+        // Name the cgroups made since the last walk; a failed rule write is the resolver's
+        // to report and retry, not this reply's.
+        if let Err(error) = crate::rules::sync::refresh_and_sync(daemon, true) {
+            log::warn!("{error}");
+        }
     }
     let workload = |id: u64| {
         let Some(names) = daemon.workloads().names(id) else {

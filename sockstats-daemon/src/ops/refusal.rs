@@ -45,7 +45,7 @@ pub enum Refusal {
     NotRoot { action: &'static str, uid: u32 },
     #[error("cgroup {path} does not exist ({} is not a directory); for a cgroup that comes and goes, put the rule in the rules file", directory.display())]
     NoSuchCgroup { path: String, directory: PathBuf },
-    #[error("no unit {name} is running here (no cgroup holds it); start it first, or put `unit {name} <label>` in the rules file (/etc/sockstats/rules.conf, or --rules-file), which labels it whenever it runs")]
+    #[error("no unit {name} is running here (no cgroup holds it; a user's own units count as their user@UID.service); start it first, or put `unit {name} <label>` in the rules file (/etc/sockstats/rules.conf, or --rules-file), which labels it whenever it runs")]
     NoSuchUnit { name: String },
     #[error("no container {name} is running here (running: {}); start it first, or put `container {name} <label>` in the rules file (/etc/sockstats/rules.conf, or --rules-file), which labels it whenever it runs", running_list(running))]
     NoSuchContainer { name: String, running: Vec<String> },

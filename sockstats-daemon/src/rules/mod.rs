@@ -127,7 +127,7 @@ pub enum RuleError {
         "{0:?} is not a systemd unit name: write it whole, like nginx.service or session-3.scope"
     )]
     BadUnit(String),
-    #[error("{0:?} is not a container name or id")]
+    #[error("{0:?} is not a container name or id: write the name `sockstats get --by container` shows (no spaces), or an id of 12 hex digits or more")]
     BadContainer(String),
     #[error("there are {MAX_RULES} rules already, the most the kernel map holds")]
     TooMany,

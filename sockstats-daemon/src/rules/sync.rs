@@ -38,26 +38,33 @@ pub fn sync(core: &mut Core, daemon: &Daemon) -> Result<(), Refusal> {
     core.kernel.sync_rules(&keys).map_err(Refusal::WriteRules)
 }
 
-/// Names what is new in the cgroup tree, drops temporary rules whose cgroup is gone, then
-/// writes the rules in force to the kernel.
+/// Names what is new in the cgroup tree (when a walk is due), drops temporary rules whose
+/// cgroup is gone, then writes the rules in force to the kernel: every second.
 pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
+    refresh_and_sync(daemon, false)
+}
+
+/// As [`resolve_and_sync`]; with `force`, the tree is walked whatever its counts say (before
+/// units and containers are named, before a rule's unit or container is looked for).
+///
+/// The walk and the reads of container metadata happen outside the core (they are the slow
+/// part on a host of many cgroups); what they found is taken in under the core together with
+/// the kernel's rules, so `rules` never shows a cgroup the kernel does not have yet.
+pub fn refresh_and_sync(daemon: &Daemon, force: bool) -> Result<(), Refusal> {
     let cgroups = daemon.cgroups();
-    // The walk outside the core (it is the slow part on a host of many cgroups); what it found
-    // is taken in under the core, so that `rules` never shows a cgroup the kernel does not
-    // have yet.
     let workload_rules = daemon.with_core(|core| {
         core.rules
             .rules()
             .iter()
             .any(|rule| matches!(rule.selector, Selector::Unit(_) | Selector::Container(_)))
     });
-    let paths = daemon
-        .workloads()
-        .walk_due(workload_rules, cgroups.descendant_counts())
-        .then(|| cgroups.paths_by_id());
-    daemon.with_core(|core| {
-        if let Some(paths) = paths {
-            daemon.workloads().refresh(paths);
+    let workloads = daemon.workloads();
+    let walk = workloads
+        .walk_due(force || workload_rules, cgroups.descendant_counts())
+        .then(|| workloads.prepare(cgroups.paths_by_id(), std::time::Instant::now()));
+    let synced = daemon.with_core(|core| {
+        if let Some(walk) = walk {
+            workloads.apply(walk);
         }
         let gone = core
             .rules
@@ -73,7 +80,9 @@ pub fn resolve_and_sync(daemon: &Daemon) -> Result<(), Refusal> {
             log::info!("removed the cgroup {path} a `sockstats run` left behind");
         }
         sync(core, daemon)
-    })
+    });
+    workloads.save_if_due();
+    synced
 }
 
 /// The connection `connection` closed (not the daemon stopping): its temporary rules go.

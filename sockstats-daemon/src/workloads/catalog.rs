@@ -27,8 +27,9 @@ use super::{
 
 /// File name of the removed cgroups' names inside the state dir.
 pub const STATE_FILE: &str = "cgroup-names.json";
-/// Most removed cgroups whose names are kept (the oldest go first).
-pub const MAX_REMOVED: usize = 4096;
+/// Most removed cgroups whose names are kept (the oldest go first): as many as the kernel keeps
+/// owner accounts, since only cgroups with an account have bytes to name.
+pub const MAX_REMOVED: usize = sockstats_common::MAX_OWNERS as usize;
 /// Most often the names of removed cgroups are written to the state dir.
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 /// Longest time between two walks of the cgroup tree while its counts stay the same.
@@ -112,6 +113,17 @@ struct Catalog {
     saved_at: Option<Instant>,
     /// When the tree was last walked, and its descendant counts then.
     walked: Option<(Instant, Option<(u64, u64)>)>,
+    /// When the walk the catalog holds was made.
+    applied: Option<Instant>,
+    /// How many present cgroups the last save held.
+    saved_present: usize,
+}
+
+/// A walk of the cgroup tree, its new cgroups described ([`Workloads::prepare`]).
+pub struct Walk {
+    at: Instant,
+    paths: HashMap<u64, String>,
+    described: HashMap<u64, CgroupNames>,
 }
 
 /// The cgroup catalog (a leaf lock inside: it only touches the file system).
@@ -127,7 +139,8 @@ struct StateFile {
     version: u32,
     /// The boot the ids belong to (`/proc/sys/kernel/random/boot_id`).
     boot_id: String,
-    /// Removed cgroups by id, oldest first.
+    /// Removed cgroups by id, oldest first, then the named ones that existed at the save (so
+    /// that one removed while the daemon is down keeps its name).
     removed: Vec<(u64, CgroupNames)>,
 }
 
@@ -191,29 +204,72 @@ impl Workloads {
     }
 
     /// Takes in the cgroups that exist now (`paths` by id, from [`crate::cgroup::CgroupTree`]):
-    /// names new ones, looks again for container names not found yet, keeps the names of the
-    /// removed ones, and saves those when due.
+    /// [`Workloads::prepare`], [`Workloads::apply`] and [`Workloads::save_if_due`] at once.
     pub fn refresh(&self, paths: HashMap<u64, String>) {
-        let now = Instant::now();
+        self.apply(self.prepare(paths, Instant::now()));
+        self.save_if_due();
+    }
+
+    /// Describes the cgroups of a walk made at `walked_at` that are new (or moved), and looks
+    /// again for container names not found yet: the reads of the runtimes' metadata, done
+    /// outside every lock but for a moment of the catalog's own.
+    #[must_use]
+    pub fn prepare(&self, paths: HashMap<u64, String>, walked_at: Instant) -> Walk {
+        let wanted: Vec<(u64, String)> = {
+            let catalog = self.lock();
+            paths
+                .iter()
+                .filter(|(id, path)| match catalog.present.get(id) {
+                    Some(known) if known.names.path == **path => {
+                        let unnamed = known
+                            .names
+                            .container
+                            .as_ref()
+                            .is_some_and(|c| c.name.is_none());
+                        unnamed && walked_at.duration_since(known.seen) < NAME_LOOKUP_FOR
+                    }
+                    _ => true,
+                })
+                .map(|(id, path)| (*id, path.clone()))
+                .collect()
+        };
+        let described = wanted
+            .into_iter()
+            .map(|(id, path)| (id, CgroupNames::describe(&path, &self.metadata)))
+            .collect();
+        Walk {
+            at: walked_at,
+            paths,
+            described,
+        }
+    }
+
+    /// Makes `walk` the catalog's view of the cgroups that exist, keeping the names of those
+    /// gone since; a walk older than the last one applied is dropped (two walks can finish in
+    /// either order). Memory only: cheap under the daemon's core lock.
+    pub fn apply(&self, walk: Walk) {
         let mut catalog = self.lock();
+        if catalog.applied.is_some_and(|applied| walk.at < applied) {
+            return;
+        }
+        catalog.applied = Some(walk.at);
+        let Walk {
+            at,
+            paths,
+            mut described,
+        } = walk;
         let mut present = HashMap::with_capacity(paths.len());
         for (id, path) in paths {
-            let entry = match catalog.present.remove(&id) {
-                Some(mut known) if known.names.path == path => {
-                    let unnamed = known
-                        .names
-                        .container
-                        .as_ref()
-                        .is_some_and(|c| c.name.is_none());
-                    if unnamed && now.duration_since(known.seen) < NAME_LOOKUP_FOR {
-                        known.names = CgroupNames::describe(&path, &self.metadata);
-                    }
-                    known
-                }
-                _ => Present {
-                    names: CgroupNames::describe(&path, &self.metadata),
-                    seen: now,
+            let known = catalog.present.remove(&id);
+            let entry = match (described.remove(&id), known) {
+                (Some(names), Some(known)) if known.names.path == path => Present {
+                    names,
+                    seen: known.seen,
                 },
+                (Some(names), _) => Present { names, seen: at },
+                (None, Some(known)) => known,
+                // Described by neither (a newer walk applied in between took it): next time.
+                (None, None) => continue,
             };
             present.insert(id, entry);
         }
@@ -223,6 +279,16 @@ impl Workloads {
                 catalog.remember_removed(id, entry.names);
             }
         }
+        // Named cgroups that exist are saved too: one that goes while the daemon is down keeps
+        // its name.
+        catalog.unsaved |= catalog.present.len() != catalog.saved_present;
+    }
+
+    /// Saves the names of removed (and named present) cgroups if they changed and the last
+    /// save is [`SAVE_EVERY`] old.
+    pub fn save_if_due(&self) {
+        let now = Instant::now();
+        let mut catalog = self.lock();
         let due = catalog
             .saved_at
             .is_none_or(|at| now.duration_since(at) >= SAVE_EVERY);
@@ -242,6 +308,7 @@ impl Workloads {
         }
         catalog.saved_at = Some(now);
         catalog.unsaved = false;
+        catalog.saved_present = catalog.present.len();
         if let Err(error) = self.save(catalog) {
             log::warn!(
                 "cannot save the names of removed cgroups to {}: {error}",
@@ -251,6 +318,11 @@ impl Workloads {
     }
 
     fn save(&self, catalog: &Catalog) -> io::Result<()> {
+        let present = catalog
+            .present
+            .iter()
+            .filter(|(id, entry)| entry.names.is_named() && !catalog.removed.contains_key(id))
+            .map(|(id, entry)| (*id, entry.names.clone()));
         let file = StateFile {
             version: 1,
             boot_id: self.boot_id.clone(),
@@ -258,6 +330,7 @@ impl Workloads {
                 .removed_order
                 .iter()
                 .filter_map(|id| Some((*id, catalog.removed.get(id)?.clone())))
+                .chain(present)
                 .collect(),
         };
         let bytes = serde_json::to_vec(&file).map_err(io::Error::other)?;

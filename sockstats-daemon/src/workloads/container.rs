@@ -6,7 +6,7 @@
 //! | Runtime | systemd manager | cgroupfs manager |
 //! |---|---|---|
 //! | Docker | `/system.slice/docker-<id>.scope` | `/docker/<id>` |
-//! | Podman | `/machine.slice/libpod-<id>.scope` | `/libpod_parent/libpod-<id>` |
+//! | Podman | `/machine.slice/libpod-<id>.scope` | `/libpod_parent/libpod-<id>`, in a pod `/libpod_parent/<pod id>/libpod-<id>` |
 //! | containerd (Kubernetes, nerdctl) | `…/kubepods-…-pod<uid>.slice/cri-containerd-<id>.scope`, `nerdctl-<id>.scope` | `/kubepods/<class>/pod<uid>/<id>`, `/<namespace>/<id>` |
 //! | CRI-O | `…/crio-<id>.scope` | `/kubepods/<class>/pod<uid>/crio-<id>` |
 //!
@@ -66,6 +66,10 @@ pub fn container_of(path: &str) -> Option<ContainerCgroup<'_>> {
 /// The runtime and id a path component names, given the component before it.
 fn classify<'c>(parent: &str, component: &'c str) -> Option<(Runtime, &'c str)> {
     let name = component.strip_suffix(".scope").unwrap_or(component);
+    if is_id(name) && parent == "libpod_parent" {
+        // A Podman pod's own cgroup (cgroupfs manager): its containers are below it.
+        return None;
+    }
     if is_id(name) {
         let runtime = if parent == "docker" {
             Runtime::Docker
@@ -110,6 +114,11 @@ mod tests {
             (format!("/docker/{ID}"), Runtime::Docker, 0),
             (format!("/machine.slice/libpod-{ID}.scope/container"), Runtime::Podman, 10),
             (format!("/libpod_parent/libpod-{ID}"), Runtime::Podman, 0),
+            (
+                format!("/libpod_parent/{}/libpod-{ID}", "7".repeat(64)),
+                Runtime::Podman,
+                0,
+            ),
             (
                 format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234_5678.slice/cri-containerd-{ID}.scope"),
                 Runtime::Containerd,

@@ -144,11 +144,15 @@ struct OciSpec {
 }
 
 /// `<namespace>/<pod>/<container>` (or `<namespace>/<pod>` for a pod's sandbox, which has no
-/// container name) from the annotations named by `keys`.
+/// container name, or `POD` as CRI-O and cri-dockerd name it) from the annotations named by
+/// `keys`.
 fn kubernetes_name(annotations: &HashMap<String, String>, keys: [&str; 3]) -> Option<String> {
     let namespace = annotations.get(keys[0])?;
     let pod = annotations.get(keys[1])?;
-    Some(match annotations.get(keys[2]).filter(|c| !c.is_empty()) {
+    let container = annotations
+        .get(keys[2])
+        .filter(|c| !c.is_empty() && c.as_str() != "POD");
+    Some(match container {
         Some(container) => format!("{namespace}/{pod}/{container}"),
         None => format!("{namespace}/{pod}"),
     })
@@ -181,7 +185,15 @@ fn driver_dirs(storage: &Path) -> Vec<PathBuf> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                log::debug!("cannot read container metadata {}: {error}", path.display());
+            }
+            return None;
+        }
+    };
     match serde_json::from_slice(&bytes) {
         Ok(value) => Some(value),
         Err(error) => {
@@ -266,7 +278,8 @@ pub mod tests {
         write(
             root.path(),
             &format!("run/containers/storage/overlay-containers/{sandbox}/userdata/config.json"),
-            r#"{"annotations": {"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "cart-7d9f"}}"#,
+            r#"{"annotations": {"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "cart-7d9f",
+                "io.kubernetes.container.name": "POD"}}"#,
         );
         assert_eq!(
             name(root.path(), &format!("/kubepods/pod12-34/crio-{sandbox}")).as_deref(),

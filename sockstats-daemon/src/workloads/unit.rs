@@ -4,7 +4,9 @@
 //! like. As systemd's own `cg_path_get_unit` does, a cgroup's unit is the first path component
 //! that is a unit other than a slice, so everything a user's manager runs is in
 //! `user@1000.service` and a login session is `session-3.scope`. A cgroup in slices only (or in
-//! no systemd unit at all, like `/libpod_parent/…` on a host without systemd) has no unit.
+//! no systemd unit at all, like `/libpod_parent/…` on a host without systemd) has no unit, and
+//! so has one inside a container that is not in a unit of the host (`/docker/<id>/…`): the
+//! units a container's own systemd runs are not the host's.
 
 /// The kinds of systemd unit whose names can appear in a cgroup path, without `slice`
 /// (systemd.unit(5): only these run processes).
@@ -13,7 +15,10 @@ const UNIT_SUFFIXES: [&str; 5] = ["service", "scope", "socket", "mount", "swap"]
 /// The unit of the cgroup at `path` (relative to the cgroup2 mount), if it is in one.
 #[must_use]
 pub fn unit_of(path: &str) -> Option<&str> {
-    path.split('/')
+    // Components after the container's own one are the container's.
+    let host_part = super::container::container_of(path).map_or(path, |container| container.path);
+    host_part
+        .split('/')
         .filter(|component| !component.is_empty())
         .find(|component| is_unit_name(component))
 }
@@ -79,6 +84,14 @@ mod tests {
             ("/libpod_parent/libpod-0123", None),
             ("/sockstats-test-x/web.service", Some("web.service")),
             ("/a.slice/b.timer", None),
+            (
+                "/docker/4c01db0b339c3e6b3f1eb6d2c2f1b5ab4ac0a1a3f2e0c9d8b7a6f5e4d3c2b1a0/system.slice/nginx.service",
+                None,
+            ),
+            (
+                "/system.slice/docker-4c01db0b339c3e6b3f1eb6d2c2f1b5ab4ac0a1a3f2e0c9d8b7a6f5e4d3c2b1a0.scope/init.scope",
+                Some("docker-4c01db0b339c3e6b3f1eb6d2c2f1b5ab4ac0a1a3f2e0c9d8b7a6f5e4d3c2b1a0.scope"),
+            ),
         ] {
             assert_eq!(unit_of(path), unit, "{path}");
         }

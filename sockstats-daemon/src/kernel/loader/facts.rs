@@ -113,7 +113,7 @@ pub(super) fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, Kernel
     let socket_offsets = socket_offsets(kernel_btf, &mut limits);
     let mut state_by_cookie = version < TRACING_SK_STORAGE_SINCE;
     if !state_by_cookie {
-        if let Err(refused) = socket_storage_iterator_loads(kernel_btf) {
+        if let Err(refused) = socket_storage_iterator_refused(kernel_btf) {
             state_by_cookie = true;
             limits.push(format!(
                 "this kernel refuses socket-storage iterators ({refused}; a security policy can \
@@ -154,14 +154,24 @@ pub(super) fn kernel_facts(kernel_btf: &KernelBtf) -> Result<KernelFacts, Kernel
     })
 }
 
-/// Does the kernel load an iterator over socket storage (the daemon's view of every live
-/// socket's state when states are kept in socket storage)?
-fn socket_storage_iterator_loads(kernel_btf: &KernelBtf) -> Result<(), String> {
+/// Does the kernel refuse (EPERM, EACCES: a security policy) to load an iterator over socket
+/// storage, the daemon's view of every live socket's state when states are kept there? Any
+/// other answer is left to the real load, which names what is wrong if anything is.
+fn socket_storage_iterator_refused(kernel_btf: &KernelBtf) -> Result<(), String> {
     let name = format!("bpf_iter_{}", program::SOCKET_STATES.target);
-    let id = kernel_btf
-        .function_id(&name)
-        .ok_or_else(|| format!("its BTF has no {name}"))?;
-    crate::sys::bpf_probe::iterator_loads(id).map_err(|error| error.to_string())
+    let Some(id) = kernel_btf.function_id(&name) else {
+        return Ok(());
+    };
+    match crate::sys::bpf_probe::iterator_loads(id) {
+        Err(error) if matches!(error.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+            Err(error.to_string())
+        }
+        Err(error) => {
+            log::debug!("the socket-storage iterator probe failed ({error}); loading it anyway");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 pub(super) fn read_kernel_btf() -> Result<KernelBtf, KernelError> {
