@@ -19,6 +19,7 @@
 //! | [`rules`](Client::rules)`()` | the rules in force | [`RulesReply`] |
 //! | [`history`](Client::history)`(query)` | recorded usage per bucket of a period | [`HistoryReply`] |
 //! | [`history_reset`](Client::history_reset)`(label)` | forget recorded usage (root only) | [`HistoryResetReply`] |
+//! | [`quotas`](Client::quotas)`()` | each configured quota's use of its current period | [`QuotasReply`] |
 //! | [`status`](Client::status)`()` | version, attached programs, paths | [`StatusReply`] |
 //! | [`is_available`](Client::is_available)`()` | does the daemon answer with all programs attached? | `bool` |
 //! | [`debug_info`](Client::debug_info)`()` | hooks, run statistics, map fill, counters | [`DebugReply`] |
@@ -60,9 +61,9 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     decode_reply, encode_request, DebugReply, GetByReply, GetInterfacesReply, GetReply, Grouping,
-    HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, ReplyError, Request,
-    RuleSelector, RulesReply, StatusReply, UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH,
-    MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply,
+    ReplyError, Request, RuleSelector, RulesReply, StatusReply, UnlabelReply, ValidationReply,
+    DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -255,6 +256,11 @@ impl Client {
         self.call(&Request::HistoryReset {
             label: label.map(str::to_owned),
         })
+    }
+
+    /// Each quota of the daemon's config file, with its use of its current period.
+    pub fn quotas(&mut self) -> Result<QuotasReply, ClientError> {
+        self.call(&Request::Quotas)
     }
 
     /// The daemon's status: version, attached programs, paths.

@@ -16,6 +16,8 @@ pub use history::{
     HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply,
     HistoryStatus, Period,
 };
+mod quotas;
+pub use quotas::{QuotaFired, QuotaState, QuotaThreshold, QuotaUse, QuotasReply};
 
 /// Longest accepted request line, newline included. Longer input gets an error reply and the
 /// connection is closed.
@@ -28,7 +30,7 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 14] = [
+pub const OPS: [&str; 15] = [
     "label",
     "unlabel",
     "get",
@@ -43,6 +45,7 @@ pub const OPS: [&str; 14] = [
     "rules",
     "history",
     "history_reset",
+    "quotas",
 ];
 
 /// A request, as the daemon decodes it.
@@ -105,6 +108,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
     },
+    /// Each configured quota's use of its current period.
+    Quotas,
 }
 
 /// What `get_by` groups bytes by. Every grouping sums to `get`'s totals plus its `overflow`;
@@ -245,6 +250,7 @@ impl Request {
             Request::Rules => "rules",
             Request::History { .. } => "history",
             Request::HistoryReset { .. } => "history_reset",
+            Request::Quotas => "quotas",
         }
     }
 }
@@ -803,6 +809,7 @@ mod tests {
                 query: HistoryQuery::default(),
             },
             Request::HistoryReset { label: None },
+            Request::Quotas,
         ];
         for request in &all {
             match request {
@@ -819,7 +826,8 @@ mod tests {
                 | Request::RemoveRule { .. }
                 | Request::Rules
                 | Request::History { .. }
-                | Request::HistoryReset { .. } => {}
+                | Request::HistoryReset { .. }
+                | Request::Quotas => {}
             }
         }
         all

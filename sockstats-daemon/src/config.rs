@@ -9,6 +9,8 @@
 //! retention hour 90days
 //! retention day 3years
 //! retention month forever
+//! quota backups interface=wwan0 month 10GiB warn=80%
+//! quota-command /usr/local/bin/quota-alert
 //! ```
 //!
 //! Directives are words followed by arguments, so later ones (`network NAME CIDR…`,
@@ -23,6 +25,10 @@ use std::{
 
 use sockstats_common::protocol::Period;
 
+pub mod quota;
+
+pub use quota::Quota;
+
 /// Read when `--config` is not given; it may be missing (then everything is the default).
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/sockstats/sockstats.conf";
 
@@ -31,7 +37,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/sockstats/sockstats.conf";
 pub const DEFAULT_METERED: [&str; 3] = ["rmnet*", "ww*", "pdp*"];
 
 /// The directives this version knows, for the advice on a line it does not.
-const DIRECTIVES: &str = "billing-day, metered, retention";
+const DIRECTIVES: &str = "billing-day, metered, retention, quota, quota-command";
 
 /// What the config file says (or the defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +48,10 @@ pub struct Config {
     pub metered: Metered,
     /// How long the buckets of each period are kept; `None` is forever.
     pub retention: BTreeMap<Period, Option<Duration>>,
+    /// The `quota` lines, in file order.
+    pub quotas: Vec<Quota>,
+    /// The program run when a quota's threshold is crossed (`quota-command`).
+    pub quota_command: Option<PathBuf>,
 }
 
 /// Interface name globs (`*`, `?`, `[…]`).
@@ -89,6 +99,8 @@ impl Default for Config {
                     .collect(),
             },
             retention: default_retention(),
+            quotas: Vec::new(),
+            quota_command: None,
         }
     }
 }
@@ -131,6 +143,7 @@ pub fn read(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigErro
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut quota_lines: BTreeMap<String, usize> = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
         let mut words = line.split_whitespace();
@@ -145,14 +158,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let arguments: Vec<&str> = words.collect();
         // Each setting is set once: a second line for it is a mistake, not an override.
         let setting = match (directive, arguments.first()) {
-            ("retention", Some(period)) => format!("retention {period}"),
-            _ => directive.to_owned(),
+            // Many quotas; the same one twice is caught below.
+            ("quota", _) => None,
+            ("retention", Some(period)) => Some(format!("retention {period}")),
+            _ => Some(directive.to_owned()),
         };
-        if let Some(first) = seen.insert(setting.clone(), at.number) {
-            return Err(at.refuse(
-                format!("{setting} is set already on line {first}"),
-                &format!("one `{setting} …` line"),
-            ));
+        if let Some(setting) = setting {
+            if let Some(first) = seen.insert(setting.clone(), at.number) {
+                return Err(at.refuse(
+                    format!("{setting} is set already on line {first}"),
+                    &format!("one `{setting} …` line"),
+                ));
+            }
         }
         match directive {
             "billing-day" => config.billing_day = billing_day(&at, &arguments)?,
@@ -162,10 +179,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 config.retention.insert(period, keep);
             }
             "quota" => {
-                return Err(at.refuse(
-                    "quotas are not implemented yet (README, \"Not yet\")".to_owned(),
-                    "no `quota` line",
-                ))
+                let quota = quota::quota(&at, &arguments)?;
+                if let Some(first) = quota_lines.insert(quota.text.clone(), at.number) {
+                    return Err(at.refuse(
+                        format!("quota {:?} is there already on line {first}", quota.text),
+                        "one line per quota",
+                    ));
+                }
+                config.quotas.push(quota);
+            }
+            "quota-command" => {
+                config.quota_command = Some(quota::quota_command(&at, &arguments)?);
             }
             other => {
                 return Err(at.refuse(
@@ -272,14 +296,14 @@ const fn nominal_seconds(period: Period) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Result<Config, String> {
+    pub(crate) fn parsed(text: &str) -> Result<Config, String> {
         parse(text, Path::new("/etc/sockstats/sockstats.conf")).map_err(|error| error.to_string())
     }
 
-    fn refusal(text: &str) -> String {
+    pub(crate) fn refusal(text: &str) -> String {
         parsed(text).unwrap_err()
     }
 
@@ -367,13 +391,10 @@ mod tests {
     }
 
     #[test]
-    fn refuses_quotas_and_unknown_directives() {
-        assert!(refusal("quota backups month 10GiB").contains(
-            ":1: quotas are not implemented yet (README, \"Not yet\"); write no `quota` line instead"
-        ));
+    fn refuses_unknown_directives() {
         assert_eq!(
             refusal("# comment\nbiling-day 5"),
-            "/etc/sockstats/sockstats.conf:2: unknown directive \"biling-day\"; write one of billing-day, metered, retention (see the commented dist/sockstats.conf) instead"
+            "/etc/sockstats/sockstats.conf:2: unknown directive \"biling-day\"; write one of billing-day, metered, retention, quota, quota-command (see the commented dist/sockstats.conf) instead"
         );
     }
 

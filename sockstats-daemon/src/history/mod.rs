@@ -14,6 +14,7 @@
 //! It must not touch the kernel: [`samples`] turns a snapshot the caller took into samples.
 pub mod calendar;
 pub mod clock;
+pub mod quota;
 pub mod samples;
 pub mod store;
 
@@ -28,6 +29,7 @@ use sockstats_common::protocol::{HistoryStatus, Period};
 
 use crate::config::Config;
 use clock::Clock;
+use quota::Quotas;
 use store::{Recorded, Row, Sample, Selection, Store};
 
 /// The file's name in the state dir.
@@ -101,6 +103,7 @@ pub struct History {
     billing_day: u8,
     retention: Vec<(Period, Option<i64>)>,
     metered: crate::config::Metered,
+    quotas: Quotas,
     clock: Arc<dyn Clock>,
     /// The writer; `None` until it opens.
     writer: Mutex<Option<Store>>,
@@ -140,6 +143,10 @@ impl History {
                 })
                 .collect(),
             metered: config.metered.clone(),
+            quotas: Quotas {
+                quotas: config.quotas.clone(),
+                metered_globs: config.metered.globs(),
+            },
             clock,
             writer: Mutex::new(None),
             health: Mutex::new(Health::default()),
@@ -188,7 +195,14 @@ impl History {
         let now = self.clock.now();
         let mut writer = self.writer()?;
         let store = writer.as_mut().expect("writer() opened it");
-        let result = store.record(now, &self.epoch, samples, self.billing_day, &self.retention);
+        let result = store.record(
+            now,
+            &self.epoch,
+            samples,
+            self.billing_day,
+            &self.retention,
+            &self.quotas,
+        );
         let mut health = lock(&self.health);
         match result {
             Ok(recorded) => {
@@ -225,6 +239,26 @@ impl History {
         let until = store::recorded_until(&reader).map_err(sqlite)?;
         let rows = store::query(&reader, selection).map_err(sqlite)?;
         Ok((rows, until))
+    }
+
+    /// The configured quotas.
+    #[must_use]
+    pub fn quotas(&self) -> &[crate::config::Quota] {
+        &self.quotas.quotas
+    }
+
+    /// Each quota's use of its period at the clock's now (in config order), and when the last
+    /// recording was. Runs on a connection of its own.
+    pub fn quota_uses(&self) -> Result<(Vec<quota::Use>, Option<i64>), HistoryError> {
+        if !self.path.exists() {
+            return Err(self.unavailable());
+        }
+        let reader = store::open_reader(&self.path)?;
+        let sqlite = |error| HistoryError::sqlite(&self.path, error);
+        let until = store::recorded_until(&reader).map_err(sqlite)?;
+        let uses = quota::uses(&reader, self.clock.now(), self.billing_day, &self.quotas)
+            .map_err(sqlite)?;
+        Ok((uses, until))
     }
 
     /// Forgets the buckets of `label`, or all of them.
@@ -268,5 +302,7 @@ pub fn rfc3339(seconds: i64) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,11 @@ use std::path::Path;
 use rusqlite::{params, params_from_iter, types::Value, Connection, OpenFlags, OptionalExtension};
 use sockstats_common::protocol::Period;
 
-use super::{calendar, HistoryError};
+use super::{
+    calendar,
+    quota::{self, Crossing, Quotas},
+    HistoryError,
+};
 
 /// The schema this daemon writes; a file with another is refused, not changed.
 pub const SCHEMA_VERSION: &str = "1";
@@ -66,7 +70,7 @@ pub struct Sample {
 }
 
 /// What one recording did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recorded {
     /// Samples whose deltas were added to buckets.
     pub changed: usize,
@@ -75,6 +79,8 @@ pub struct Recorded {
     pub restarted: bool,
     /// Bucket rows deleted by retention.
     pub expired: usize,
+    /// Quota thresholds this recording crossed (kept as fired in the same transaction).
+    pub crossings: Vec<Crossing>,
 }
 
 /// One row of a query: bucket start, key, payload tx, rx.
@@ -102,7 +108,7 @@ pub struct Selection<'a> {
     clippy::cast_possible_wrap,
     reason = "a u64 stored as its two's complement bit pattern"
 )]
-const fn stored(counter: u64) -> i64 {
+pub(crate) const fn stored(counter: u64) -> i64 {
     counter as i64
 }
 
@@ -165,6 +171,10 @@ impl Store {
             }
         }
         self.connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        // Added after schema 1 shipped: a table more, nothing changed, so still schema 1.
+        self.connection
+            .execute_batch(quota::TABLE)
+            .map_err(sqlite)?;
         self.connection
             .execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?1)",
@@ -176,8 +186,9 @@ impl Store {
 
     /// Adds the deltas of `samples` since the last recording into the buckets of `now`, in
     /// one transaction with the new baseline, then applies `retention` (per period, seconds;
-    /// `None` keeps forever). `epoch` names the kernel's counters: when it is not the one of
-    /// the last recording they were made anew, so every sample counts from zero.
+    /// `None` keeps forever), then evaluates `quotas` ([`quota::evaluate`]). `epoch` names
+    /// the kernel's counters: when it is not the one of the last recording they were made
+    /// anew, so every sample counts from zero.
     pub fn record(
         &mut self,
         now: i64,
@@ -185,6 +196,7 @@ impl Store {
         samples: &[Sample],
         billing_day: u8,
         retention: &[(Period, Option<i64>)],
+        quotas: &Quotas,
     ) -> Result<Recorded, rusqlite::Error> {
         let transaction = self
             .connection
@@ -289,6 +301,7 @@ impl Store {
                 )?;
             }
         }
+        recorded.crossings = quota::evaluate(&transaction, now, billing_day, quotas)?;
         transaction.commit()?;
         Ok(recorded)
     }

@@ -1,11 +1,12 @@
 //! One reading of everything sockstats exports: the per-label, per-interface totals and the
 //! daemon's health. The metrics endpoint renders it as Prometheus text, the OTLP exporter
-//! ([`crate::otlp`]) as OTLP metrics: both show the same counters.
+//! ([`crate::otlp`]) as OTLP metrics: both show the same counters. The quotas' use (from the
+//! history file) is the endpoint's only.
 use std::collections::BTreeMap;
 
 use sockstats_common::IfaceCounters;
 
-use super::Health;
+use super::{Health, QuotaRatio};
 use crate::{
     daemon::state::Daemon,
     ops::{naming, status::counters_by_name, Refusal},
@@ -37,9 +38,35 @@ pub fn collect(daemon: &Daemon) -> Result<Exported, Refusal> {
         live_sockets,
         overflow: named.snapshot.overflow(),
         wire_overflow: named.snapshot.wire_overflow(),
+        quotas: quota_ratios(daemon),
     };
     Ok(Exported {
         labels: named.labels,
         health,
     })
+}
+
+/// Each quota's used ratio; none while the history cannot be read (`status` says why).
+fn quota_ratios(daemon: &Daemon) -> Vec<QuotaRatio> {
+    let Some(history) = daemon.history() else {
+        return Vec::new();
+    };
+    if history.quotas().is_empty() {
+        return Vec::new();
+    }
+    let Ok((uses, _)) = history.quota_uses() else {
+        return Vec::new();
+    };
+    history
+        .quotas()
+        .iter()
+        .zip(uses)
+        .map(|(quota, usage)| QuotaRatio {
+            quota: quota.text.clone(),
+            label: quota.label_name().to_owned(),
+            interface: quota.interface_name(),
+            period: quota.period.name(),
+            ratio: usage.ratio(quota),
+        })
+        .collect()
 }

@@ -32,6 +32,22 @@ pub struct Health {
     pub live_sockets: u64,
     pub overflow: Totals,
     pub wire_overflow: Totals,
+    /// Each quota's use of its current period (the endpoint only; not exported over OTLP).
+    pub quotas: Vec<QuotaRatio>,
+}
+
+/// One `sockstats_quota_used_ratio` sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaRatio {
+    /// The quota's config line (its name).
+    pub quota: String,
+    /// The label, or `*`.
+    pub label: String,
+    /// The interface glob, or `*`.
+    pub interface: String,
+    pub period: &'static str,
+    /// Used bytes over the limit.
+    pub ratio: f64,
 }
 
 /// The two text formats served.
@@ -188,6 +204,23 @@ impl Snapshot {
             let labels = [("map", map.name.as_str())];
             ConstGauge::new(map.capacity).encode(family.encode_family(&labels)?)?;
         }
+        if !health.quotas.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "sockstats_quota_used_ratio",
+                "Bytes a quota (a config file quota line) counted in its current period, over its limit: 1 is the limit. Read from the usage history, so as of its last recording.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for quota in &health.quotas {
+                let labels = [
+                    ("quota", quota.quota.as_str()),
+                    ("label", quota.label.as_str()),
+                    ("interface", quota.interface.as_str()),
+                    ("period", quota.period),
+                ];
+                ConstGauge::new(quota.ratio).encode(family.encode_family(&labels)?)?;
+            }
+        }
         for (name, help, value) in [
             (
                 "sockstats_programs_attached",
@@ -267,6 +300,13 @@ mod tests {
             live_sockets: 3,
             overflow: Totals::new(11, 12),
             wire_overflow: Totals::new(13, 14),
+            quotas: vec![QuotaRatio {
+                quota: "quota web day 1KiB".to_owned(),
+                label: "web".to_owned(),
+                interface: "*".to_owned(),
+                period: "day",
+                ratio: 0.5,
+            }],
         };
         (labels, health)
     }
@@ -317,6 +357,8 @@ mod tests {
             "sockstats_programs_attached 6\n",
             "sockstats_programs_expected 6\n",
             "sockstats_live_sockets 3\n",
+            "# TYPE sockstats_quota_used_ratio gauge\n",
+            "sockstats_quota_used_ratio{quota=\"quota web day 1KiB\",label=\"web\",interface=\"*\",period=\"day\"} 0.5\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }

@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 use serde::Serialize;
 use sockstats_common::protocol::{
     encode_ok, encode_refusal, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryReply,
-    HistoryResetReply, LabelReply, LabelsReply, Request, RulesReply, StatusReply, UnlabelReply,
-    ValidationReply,
+    HistoryResetReply, LabelReply, LabelsReply, QuotasReply, Request, RulesReply, StatusReply,
+    UnlabelReply, ValidationReply,
 };
 
 use crate::daemon::state::Daemon;
@@ -26,6 +26,7 @@ pub mod history;
 pub mod label;
 pub mod labels;
 pub mod naming;
+pub mod quotas;
 pub mod refusal;
 pub mod remove_rule;
 pub mod rules;
@@ -54,6 +55,7 @@ pub enum Reply {
     Rules(RulesReply),
     History(HistoryReply),
     HistoryReset(HistoryResetReply),
+    Quotas(QuotasReply),
 }
 
 /// Handles `request` from `peer` with the `fds` that came with it, and closes them.
@@ -99,6 +101,7 @@ pub fn handle(
         Request::HistoryReset { label } => {
             history::history_reset(daemon, peer, label.as_deref()).map(Reply::HistoryReset)
         }
+        Request::Quotas => quotas::quotas(daemon).map(Reply::Quotas),
     };
     drop(fds);
     result

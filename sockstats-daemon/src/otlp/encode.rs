@@ -330,6 +330,7 @@ mod tests {
                 live_sockets: 9,
                 overflow: Totals::new(11, 12),
                 wire_overflow: Totals::new(13, 14),
+                quotas: Vec::new(),
             },
         }
     }

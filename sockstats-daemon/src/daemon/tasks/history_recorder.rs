@@ -1,6 +1,7 @@
 //! The history recorder: every `--history-interval`, the kernel's totals into the usage
 //! history ([`crate::history`]). The snapshot holds the core lock as long as any `get`; the
-//! naming and the SQLite transaction hold only the history's writer.
+//! naming and the SQLite transaction hold only the history's writer. Quota thresholds the
+//! recording crossed are announced after it commits ([`super::quota_alert`]).
 use std::sync::Arc;
 
 use super::run_periodically;
@@ -32,6 +33,11 @@ pub fn record_now(daemon: &Daemon, history: &History) -> Result<Recorded, Record
     };
     let samples = samples::samples(&snapshot, &labels, &interface_names, &cgroup_paths);
     let recorded = history.record(&samples)?;
+    // Kept as fired in the recording's transaction already: a crash from here on skips the
+    // command of these crossings rather than running it twice (README, "Quotas").
+    for crossing in &recorded.crossings {
+        super::quota_alert::announce(crossing, daemon.info().config.quota_command.as_deref());
+    }
     if recorded.restarted {
         log::info!(
             "usage history: recording into {} from the kernel's totals of now",

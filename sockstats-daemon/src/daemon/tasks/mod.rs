@@ -19,6 +19,7 @@ pub mod history_recorder;
 pub mod interface_follower;
 pub mod kernel_log;
 pub mod otlp_export;
+pub mod quota_alert;
 pub mod rule_resolver;
 pub mod stats_log;
 
