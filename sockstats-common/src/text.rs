@@ -7,7 +7,7 @@ use std::{
 
 use crate::protocol::{
     ByteCounts, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryStatus, LabelsReply,
-    OtlpDebug, RulesReply, StatusReply, ValidationReply, WireCounts,
+    OtlpDebug, QuotaState, QuotasReply, RulesReply, StatusReply, ValidationReply, WireCounts,
 };
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
@@ -81,6 +81,55 @@ fn bytes_cell(bytes: u64, exact: bool) -> String {
     } else {
         human_bytes(bytes)
     }
+}
+
+/// The `sockstats quotas` table, in config order, and when the history was last recorded.
+#[must_use]
+pub fn quotas_table(reply: &QuotasReply, exact: bool) -> String {
+    if reply.quotas.is_empty() {
+        return "no quotas: add `quota` lines to the daemon's config file (README, \"Quotas\")\n"
+            .to_owned();
+    }
+    let rows: Vec<Vec<String>> = reply
+        .quotas
+        .iter()
+        .map(|quota| {
+            vec![
+                quota.quota.clone(),
+                match quota.state {
+                    QuotaState::Ok => "ok",
+                    QuotaState::Warn => "warn",
+                    QuotaState::Over => "over",
+                }
+                .to_owned(),
+                bytes_cell(quota.used_bytes, exact),
+                bytes_cell(quota.limit_bytes, exact),
+                format!("{:.1} %", quota.used_ratio * 100.0),
+                format!("{} – {}", quota.period_start, quota.period_end),
+                quota.last_fired.as_ref().map_or_else(
+                    || "never".to_owned(),
+                    |fired| format!("{} at {}", fired.threshold.name(), fired.at),
+                ),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "QUOTA",
+            "STATE",
+            "USED",
+            "LIMIT",
+            "USE",
+            "PERIOD",
+            "LAST FIRED",
+        ],
+        2,
+        &rows,
+    );
+    if let Some(until) = &reply.recorded_until {
+        let _ = writeln!(out, "as recorded until {until}");
+    }
+    out
 }
 
 /// The `sockstats get --validation` table and what it covers.
@@ -627,6 +676,70 @@ mod tests {
             lines[3].ends_with("inactive (no such cgroup now)"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn quotas_table_shows_use_state_and_firings_in_config_order() {
+        use crate::protocol::{Period, QuotaFired, QuotaThreshold, QuotaUse};
+        let quota = |text: &str, used, state, last_fired| QuotaUse {
+            quota: text.to_owned(),
+            label: "web".to_owned(),
+            interface: "*".to_owned(),
+            metered: false,
+            direction: "both".to_owned(),
+            period: Period::Day,
+            period_start: "2026-12-02T00:00:00Z".to_owned(),
+            period_end: "2026-12-03T00:00:00Z".to_owned(),
+            used_bytes: used,
+            limit_bytes: 2048,
+            warn_percent: 80,
+            #[expect(clippy::cast_precision_loss, reason = "test values are small")]
+            used_ratio: used as f64 / 2048.0,
+            state,
+            last_fired,
+        };
+        let reply = QuotasReply {
+            quotas: vec![
+                quota(
+                    "quota web day 2KiB",
+                    3072,
+                    QuotaState::Over,
+                    Some(QuotaFired {
+                        threshold: QuotaThreshold::Limit,
+                        period_start: "2026-12-02T00:00:00Z".to_owned(),
+                        at: "2026-12-02T10:00:00Z".to_owned(),
+                    }),
+                ),
+                quota("quota * day 2KiB", 0, QuotaState::Ok, None),
+            ],
+            recorded_until: Some("2026-12-02T10:01:00Z".to_owned()),
+        };
+        let text = quotas_table(&reply, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("QUOTA") && lines[0].ends_with("LAST FIRED"),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("quota web day 2KiB  over"), "{text}");
+        assert!(
+            lines[1].contains("3.0 KiB") && lines[1].contains("150.0 %"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("limit at 2026-12-02T10:00:00Z"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("quota * day 2KiB") && lines[2].ends_with("never"),
+            "{text}"
+        );
+        assert_eq!(lines[3], "as recorded until 2026-12-02T10:01:00Z");
+        assert!(quotas_table(&reply, true).contains("3072"));
+        let none = QuotasReply {
+            quotas: Vec::new(),
+            recorded_until: None,
+        };
+        assert!(quotas_table(&none, false).starts_with("no quotas"));
     }
 
     #[test]

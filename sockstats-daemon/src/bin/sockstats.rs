@@ -204,6 +204,10 @@ fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, Clie
             };
             show(*json, &reply, format::rules_table);
         }
+        Command::Quotas { json, bytes } => {
+            let reply = client.quotas()?;
+            show(*json, &reply, |reply| format::quotas_table(reply, *bytes));
+        }
         Command::Labels { json } => {
             let reply = client.labels()?;
             show(*json, &reply, format::labels_table);

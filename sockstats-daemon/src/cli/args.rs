@@ -141,6 +141,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each quota of the daemon's config file (its `quota` lines) with its use of the current
+    /// hour, day or billing month, from the recorded history: used, limit, state (ok, warn or
+    /// over) and when a threshold last fired. Nothing is ever blocked: quotas only watch.
+    Quotas {
+        /// Print JSON: {"quotas": [{"quota", "label", "interface", "period", "period_start",
+        /// "period_end", "used_bytes", "limit_bytes", "used_ratio", "state", "last_fired", …}],
+        /// "recorded_until": …}.
+        #[arg(long)]
+        json: bool,
+        /// Exact byte counts instead of human units.
+        #[arg(long)]
+        bytes: bool,
+    },
     /// Run a command with every socket it (and its children) make labeled LABEL (root).
     ///
     /// The command runs in a cgroup of its own with a temporary rule; its exit status is

@@ -46,3 +46,126 @@ pub fn quotas(daemon: &Daemon) -> Result<QuotasReply, Refusal> {
         recorded_until: recorded_until.map(rfc3339),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, sync::Arc, time::Duration};
+
+    use sockstats_common::{
+        protocol::{HistoryQuery, Period, QuotaState, QuotaThreshold},
+        IfaceCounters, LabelIfaceKey, Totals,
+    };
+
+    use super::*;
+    use crate::{
+        daemon::tasks::history_recorder::record_now,
+        history::{clock::FakeClock, History},
+        ops::testing::{Fixture, HOST_NETNS},
+    };
+
+    fn add(test: &Fixture, label: u32, tx: u64, rx: u64) {
+        test.with_kernel(|kernel| {
+            kernel
+                .snapshot
+                .accounts
+                .entry(LabelIfaceKey {
+                    label,
+                    ifindex: 2,
+                    netns_cookie: HOST_NETNS,
+                })
+                .or_insert_with(IfaceCounters::default)
+                .payload
+                .add(Totals::new(tx, rx));
+        });
+    }
+
+    #[test]
+    fn answers_each_quota_as_history_has_it_and_the_metric_agrees() {
+        let test = Fixture::with_info(|info| {
+            info.config = crate::config::parse(
+                "quota web day 1KB warn=50%\nquota * interface=lo hour 1GB",
+                Path::new("test.conf"),
+            )
+            .unwrap();
+        });
+        assert!(matches!(quotas(&test.daemon), Err(Refusal::NoHistory)));
+        let clock = FakeClock::at(1_764_633_600 + 7200); // 2025-12-02T02:00:00Z
+        let (history, opened) = History::open(
+            test.state_dir(),
+            &test.daemon.info().config,
+            "epoch".to_owned(),
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+        );
+        opened.unwrap();
+        let history = Arc::new(history);
+        test.daemon.set_history(Arc::clone(&history));
+        let web = test
+            .daemon
+            .with_core(|core| core.labels.get_or_create("web").unwrap());
+        record_now(&test.daemon, &history).unwrap();
+        add(&test, web, 400, 200);
+        clock.advance(60);
+        let recorded = record_now(&test.daemon, &history).unwrap();
+        assert_eq!(recorded.crossings.len(), 1);
+        assert_eq!(recorded.crossings[0].threshold, QuotaThreshold::Warn);
+
+        let reply = quotas(&test.daemon).unwrap();
+        let [web_quota, lo_quota] = &reply.quotas[..] else {
+            panic!("{reply:?}");
+        };
+        let day = crate::ops::history::history(
+            &test.daemon,
+            &HistoryQuery {
+                period: Period::Day,
+                labels: vec!["web".to_owned()],
+                ..HistoryQuery::default()
+            },
+        )
+        .unwrap();
+        let counts = &day.buckets[0].stats["web"];
+        assert_eq!(
+            web_quota.used_bytes,
+            u64::try_from(counts.tx_bytes + counts.rx_bytes).unwrap()
+        );
+        assert_eq!(web_quota.used_bytes, 600);
+        assert_eq!(
+            (web_quota.limit_bytes, web_quota.state),
+            (1000, QuotaState::Warn)
+        );
+        assert!((web_quota.used_ratio - 0.6).abs() < 1e-9);
+        assert_eq!(web_quota.period_start, "2025-12-02T00:00:00Z");
+        assert_eq!(web_quota.period_end, "2025-12-03T00:00:00Z");
+        let fired = web_quota.last_fired.as_ref().unwrap();
+        assert_eq!(
+            (fired.threshold, fired.at.as_str()),
+            (QuotaThreshold::Warn, "2025-12-02T02:01:00Z")
+        );
+        // The fixture's interface 2 is eth0: nothing on lo.
+        assert_eq!(
+            (lo_quota.label.as_str(), lo_quota.interface.as_str()),
+            ("*", "lo")
+        );
+        assert_eq!((lo_quota.used_bytes, lo_quota.state), (0, QuotaState::Ok));
+        assert!(lo_quota.last_fired.is_none());
+        assert_eq!(
+            reply.recorded_until.as_deref(),
+            Some("2025-12-02T02:01:00Z")
+        );
+
+        let exported = crate::metrics::collect::collect(&test.daemon).unwrap();
+        let ratios: Vec<(&str, f64)> = exported
+            .health
+            .quotas
+            .iter()
+            .map(|quota| (quota.quota.as_str(), quota.ratio))
+            .collect();
+        assert_eq!(
+            ratios,
+            [
+                ("quota web day 1KB warn=50%", web_quota.used_ratio),
+                ("quota * interface=lo hour 1GB", 0.0)
+            ]
+        );
+    }
+}
