@@ -87,7 +87,7 @@ fn bytes_cell(bytes: u64, exact: bool) -> String {
 #[must_use]
 pub fn quotas_table(reply: &QuotasReply, exact: bool) -> String {
     if reply.quotas.is_empty() {
-        return "no quotas: add `quota` lines to the daemon's config file (README, \"Quotas\")\n"
+        return "no quotas: add `quota` lines to the daemon's config file (README, \"Quotas and alerts\")\n"
             .to_owned();
     }
     let rows: Vec<Vec<String>> = reply

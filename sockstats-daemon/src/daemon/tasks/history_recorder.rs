@@ -34,7 +34,7 @@ pub fn record_now(daemon: &Daemon, history: &History) -> Result<Recorded, Record
     let samples = samples::samples(&snapshot, &labels, &interface_names, &cgroup_paths);
     let recorded = history.record(&samples)?;
     // Kept as fired in the recording's transaction already: a crash from here on skips the
-    // command of these crossings rather than running it twice (README, "Quotas").
+    // command of these crossings rather than running it twice (README, "Quotas and alerts").
     for crossing in &recorded.crossings {
         super::quota_alert::announce(crossing, daemon.info().config.quota_command.as_deref());
     }

@@ -1,6 +1,6 @@
 //! What happens when a recording crosses a quota's threshold ([`crate::history::quota`]): a
 //! warning in the log, and the config's `quota-command` run with the crossing in its
-//! environment (README, "Quotas"). The command runs on a thread of its own, without a shell,
+//! environment (README, "Quotas and alerts"). The command runs on a thread of its own, without a shell,
 //! for at most [`COMMAND_TIMEOUT`]; its exit status is logged. Nothing waits for it: neither
 //! the recording nor any request.
 use std::{
