@@ -80,20 +80,7 @@ pub(super) fn quota(at: &At<'_>, arguments: &[&str]) -> Result<Quota, ConfigErro
     let Some((label, rest)) = arguments.split_first() else {
         return Err(at.refuse("quota names no label".to_owned(), INSTEAD));
     };
-    let label = if *label == "*" {
-        None
-    } else {
-        match label_name::validate(label) {
-            // `unlabeled` cannot be registered, but its bytes are history like any label's.
-            Ok(()) | Err(label_name::LabelNameError::Reserved) => Some((*label).to_owned()),
-            Err(error) => {
-                return Err(at.refuse(
-                    format!("{label:?} is not a label: {error}"),
-                    "a label name or `*` (every label) first",
-                ))
-            }
-        }
-    };
+    let label = label_of(at, label)?;
     let mut interface = None;
     let mut metered = false;
     let mut period = None;
@@ -121,31 +108,10 @@ pub(super) fn quota(at: &At<'_>, arguments: &[&str]) -> Result<Quota, ConfigErro
             metered = true;
         } else if let Some(percent) = word.strip_prefix("warn=") {
             once("warn=", warn.is_some())?;
-            warn = Some(
-                percent
-                    .strip_suffix('%')
-                    .and_then(|n| n.parse::<u8>().ok())
-                    .filter(|n| (1..=99).contains(n))
-                    .ok_or_else(|| {
-                        at.refuse(
-                            format!("{word:?} is not a warning threshold"),
-                            "`warn=N%` with N from 1 to 99, e.g. `warn=80%`",
-                        )
-                    })?,
-            );
+            warn = Some(warn_percent(at, word, percent)?);
         } else if let Some(name) = word.strip_prefix("direction=") {
             once("direction=", direction.is_some())?;
-            direction = Some(match name {
-                "tx" => Direction::Tx,
-                "rx" => Direction::Rx,
-                "both" => Direction::Both,
-                _ => {
-                    return Err(at.refuse(
-                        format!("{name:?} is not a direction"),
-                        "`direction=tx`, `direction=rx` or `direction=both`",
-                    ))
-                }
-            });
+            direction = Some(direction_of(at, name)?);
         } else if let Some(named) = Period::from_name(word) {
             once("a period", period.is_some())?;
             if named == Period::FiveMinutes {
@@ -189,6 +155,47 @@ pub(super) fn quota(at: &At<'_>, arguments: &[&str]) -> Result<Quota, ConfigErro
         warn_percent: warn.unwrap_or(DEFAULT_WARN_PERCENT),
         direction: direction.unwrap_or(Direction::Both),
     })
+}
+
+/// The label of a quota line: a label name, or `None` for `*`.
+fn label_of(at: &At<'_>, label: &str) -> Result<Option<String>, ConfigError> {
+    if label == "*" {
+        return Ok(None);
+    }
+    match label_name::validate(label) {
+        // `unlabeled` cannot be registered, but its bytes are history like any label's.
+        Ok(()) | Err(label_name::LabelNameError::Reserved) => Ok(Some(label.to_owned())),
+        Err(error) => Err(at.refuse(
+            format!("{label:?} is not a label: {error}"),
+            "a label name or `*` (every label) first",
+        )),
+    }
+}
+
+/// `N%` of `warn=N%` (the whole `word` for the refusal).
+fn warn_percent(at: &At<'_>, word: &str, percent: &str) -> Result<u8, ConfigError> {
+    percent
+        .strip_suffix('%')
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|n| (1..=99).contains(n))
+        .ok_or_else(|| {
+            at.refuse(
+                format!("{word:?} is not a warning threshold"),
+                "`warn=N%` with N from 1 to 99, e.g. `warn=80%`",
+            )
+        })
+}
+
+fn direction_of(at: &At<'_>, name: &str) -> Result<Direction, ConfigError> {
+    match name {
+        "tx" => Ok(Direction::Tx),
+        "rx" => Ok(Direction::Rx),
+        "both" => Ok(Direction::Both),
+        _ => Err(at.refuse(
+            format!("{name:?} is not a direction"),
+            "`direction=tx`, `direction=rx` or `direction=both`",
+        )),
+    }
 }
 
 /// Bytes written as a number (integer or decimal) and a unit: `B`, SI `KB`…`TB`, IEC

@@ -235,7 +235,7 @@ fn labels_interfaces_metered_links_and_directions_select_the_bytes() {
         sample("mail", "eth1", 1000, 2000),
         sample("unlabeled", "lo", 10_000, 20_000),
     ]);
-    let (uses, _) = test.history.quota_uses().unwrap();
-    let used: Vec<u64> = uses.iter().map(|usage| usage.used).collect();
+    let (all, _) = test.history.quota_uses().unwrap();
+    let used: Vec<u64> = all.iter().map(|usage| usage.used).collect();
     assert_eq!(used, [3, 330, 22_222, 11, 30_000]);
 }

@@ -293,14 +293,7 @@ impl Store {
             "INSERT OR REPLACE INTO meta (name, value) VALUES ('epoch', ?1), ('recorded_until', ?2)",
             params![epoch, now.to_string()],
         )?;
-        for (period, keep) in retention {
-            if let Some(keep) = keep {
-                recorded.expired += transaction.execute(
-                    "DELETE FROM usage WHERE period = ?1 AND start < ?2",
-                    params![period.name(), now.saturating_sub(*keep)],
-                )?;
-            }
-        }
+        recorded.expired = expire(&transaction, now, retention)?;
         recorded.crossings = quota::evaluate(&transaction, now, billing_day, quotas)?;
         transaction.commit()?;
         Ok(recorded)
@@ -326,6 +319,25 @@ impl Store {
         transaction.commit()?;
         Ok(deleted)
     }
+}
+
+/// Deletes the buckets older than `retention` (per period, seconds; `None` keeps forever);
+/// returns how many.
+fn expire(
+    connection: &Connection,
+    now: i64,
+    retention: &[(Period, Option<i64>)],
+) -> Result<usize, rusqlite::Error> {
+    let mut expired = 0;
+    for (period, keep) in retention {
+        if let Some(keep) = keep {
+            expired += connection.execute(
+                "DELETE FROM usage WHERE period = ?1 AND start < ?2",
+                params![period.name(), now.saturating_sub(*keep)],
+            )?;
+        }
+    }
+    Ok(expired)
 }
 
 /// Opens `path` for a query, read-only (it must exist).

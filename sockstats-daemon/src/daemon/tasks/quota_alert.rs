@@ -72,9 +72,11 @@ pub fn announce(crossing: &Crossing, command: Option<&Path>) {
                     log::info!("quota command {} for {name}: exited 0", command.display());
                 }
                 Ok(status) => {
-                    log::warn!("quota command {} for {name}: {status}", command.display())
+                    log::warn!("quota command {} for {name}: {status}", command.display());
                 }
-                Err(error) => log::warn!("quota command {} for {name}: {error}", command.display()),
+                Err(error) => {
+                    log::warn!("quota command {} for {name}: {error}", command.display());
+                }
             }
         });
     if let Err(error) = spawned {
