@@ -154,6 +154,7 @@ mod tests {
                 "man1/sockstats-history-reset.1",
                 "man1/sockstats-history.1",
                 "man1/sockstats-labels.1",
+                "man1/sockstats-quotas.1",
                 "man1/sockstats-rules-add.1",
                 "man1/sockstats-rules-remove.1",
                 "man1/sockstats-rules.1",

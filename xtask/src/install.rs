@@ -36,6 +36,7 @@ pub const MAN_PAGES: &[&str] = &[
     "man1/sockstats-history.1",
     "man1/sockstats-history-reset.1",
     "man1/sockstats-top.1",
+    "man1/sockstats-quotas.1",
     "man1/sockstats-run.1",
     "man1/sockstats-rules.1",
     "man1/sockstats-rules-add.1",
