@@ -4,13 +4,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use sockstats_common::protocol::{QuotaState, QuotaThreshold};
 
-use super::{
-    calendar::days_from_civil,
-    clock::FakeClock,
-    quota::Crossing,
-    store::{Sample, Series},
-    History,
-};
+use super::{calendar::days_from_civil, clock::FakeClock, quota::Crossing, store::Sample, History};
 use crate::config::{parse, Config};
 
 const DAY: i64 = 86_400;
@@ -21,15 +15,7 @@ fn config(text: &str) -> Config {
 
 /// One label's account on one interface, at cumulative (tx, rx).
 fn sample(label: &str, interface: &str, tx: u64, rx: u64) -> Sample {
-    Sample {
-        source: format!("{label}@{interface}"),
-        counters: [tx, rx, tx, rx],
-        series: vec![Series {
-            dimension: "label",
-            key: label.to_owned(),
-            interface: interface.to_owned(),
-        }],
-    }
+    super::tests::label(&format!("{label}@{interface}"), label, interface, tx, rx)
 }
 
 struct Test {

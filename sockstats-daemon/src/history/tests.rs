@@ -20,7 +20,7 @@ fn midnight() -> i64 {
     days_from_civil(2026, 12, 2) * DAY
 }
 
-fn label(source: &str, label: &str, interface: &str, tx: u64, rx: u64) -> Sample {
+pub(super) fn label(source: &str, label: &str, interface: &str, tx: u64, rx: u64) -> Sample {
     Sample {
         source: source.to_owned(),
         counters: [tx, rx, tx + 40, rx + 40],

@@ -103,9 +103,7 @@ pub fn history_reset(
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use sockstats_common::{protocol::Period, IfaceCounters, LabelIfaceKey, Totals};
+    use sockstats_common::protocol::Period;
 
     use super::*;
     use crate::{
@@ -114,51 +112,22 @@ mod tests {
         ops::testing::{peer, Fixture},
     };
 
-    fn with_history(test: &Fixture, clock: &FakeClock) -> Arc<History> {
-        let (history, opened) = History::open(
-            test.state_dir(),
-            &test.daemon.info().config,
-            "epoch".to_owned(),
-            Duration::from_secs(60),
-            Arc::new(clock.clone()),
-        );
-        opened.unwrap();
-        let history = Arc::new(history);
-        test.daemon.set_history(Arc::clone(&history));
-        history
-    }
-
-    fn add(test: &Fixture, label: u32, ifindex: u32, tx: u64, rx: u64) {
-        test.with_kernel(|kernel| {
-            let counters = kernel
-                .snapshot
-                .accounts
-                .entry(LabelIfaceKey {
-                    label,
-                    ifindex,
-                    netns_cookie: crate::ops::testing::HOST_NETNS,
-                })
-                .or_insert_with(IfaceCounters::default);
-            counters.payload.add(Totals::new(tx, rx));
-        });
-    }
-
     #[test]
     fn answers_buckets_per_key_from_the_recorded_kernel_totals() {
         let test = Fixture::new();
         let clock = FakeClock::at(1_764_633_600); // 2025-12-02T00:00:00Z
-        let history = with_history(&test, &clock);
+        let history = test.with_history(&clock);
         let web = test
             .daemon
             .with_core(|core| core.labels.get_or_create("web").unwrap());
-        add(&test, web, 2, 100, 10);
+        test.add_payload(web, 2, 100, 10);
         record_now(&test.daemon, &history).unwrap();
         clock.advance(3600);
-        add(&test, web, 2, 1000, 1);
-        add(&test, 0, 2, 5, 5);
+        test.add_payload(web, 2, 1000, 1);
+        test.add_payload(0, 2, 5, 5);
         record_now(&test.daemon, &history).unwrap();
         clock.advance(60);
-        add(&test, web, 2, 7, 0);
+        test.add_payload(web, 2, 7, 0);
         record_now(&test.daemon, &history).unwrap();
 
         let reply = history_reply(&test, &HistoryQuery::default());
@@ -207,7 +176,7 @@ mod tests {
         let none = history(&test.daemon, &HistoryQuery::default()).unwrap_err();
         assert_eq!(none.to_string(), "this daemon keeps no usage history");
         let clock = FakeClock::at(0);
-        with_history(&test, &clock);
+        test.with_history(&clock);
         let owner_filter = history(
             &test.daemon,
             &HistoryQuery {

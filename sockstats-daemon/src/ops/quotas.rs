@@ -49,35 +49,15 @@ pub fn quotas(daemon: &Daemon) -> Result<QuotasReply, Refusal> {
 
 #[cfg(test)]
 mod tests {
-    use std::{path::Path, sync::Arc, time::Duration};
+    use std::path::Path;
 
-    use sockstats_common::{
-        protocol::{HistoryQuery, Period, QuotaState, QuotaThreshold},
-        IfaceCounters, LabelIfaceKey, Totals,
-    };
+    use sockstats_common::protocol::{HistoryQuery, Period, QuotaState, QuotaThreshold};
 
     use super::*;
     use crate::{
-        daemon::tasks::history_recorder::record_now,
-        history::{clock::FakeClock, History},
-        ops::testing::{Fixture, HOST_NETNS},
+        daemon::tasks::history_recorder::record_now, history::clock::FakeClock,
+        ops::testing::Fixture,
     };
-
-    fn add(test: &Fixture, label: u32, tx: u64, rx: u64) {
-        test.with_kernel(|kernel| {
-            kernel
-                .snapshot
-                .accounts
-                .entry(LabelIfaceKey {
-                    label,
-                    ifindex: 2,
-                    netns_cookie: HOST_NETNS,
-                })
-                .or_insert_with(IfaceCounters::default)
-                .payload
-                .add(Totals::new(tx, rx));
-        });
-    }
 
     #[test]
     fn answers_each_quota_as_history_has_it_and_the_metric_agrees() {
@@ -90,21 +70,12 @@ mod tests {
         });
         assert!(matches!(quotas(&test.daemon), Err(Refusal::NoHistory)));
         let clock = FakeClock::at(1_764_633_600 + 7200); // 2025-12-02T02:00:00Z
-        let (history, opened) = History::open(
-            test.state_dir(),
-            &test.daemon.info().config,
-            "epoch".to_owned(),
-            Duration::from_secs(60),
-            Arc::new(clock.clone()),
-        );
-        opened.unwrap();
-        let history = Arc::new(history);
-        test.daemon.set_history(Arc::clone(&history));
+        let history = test.with_history(&clock);
         let web = test
             .daemon
             .with_core(|core| core.labels.get_or_create("web").unwrap());
         record_now(&test.daemon, &history).unwrap();
-        add(&test, web, 400, 200);
+        test.add_payload(web, 2, 400, 200);
         clock.advance(60);
         let recorded = record_now(&test.daemon, &history).unwrap();
         assert_eq!(recorded.crossings.len(), 1);

@@ -190,4 +190,39 @@ impl Fixture {
     pub fn state_dir(&self) -> &Path {
         &self.daemon.info().state_dir
     }
+
+    /// Gives the daemon a usage history in its state dir, on `clock`, recorded every minute.
+    pub fn with_history(
+        &self,
+        clock: &crate::history::clock::FakeClock,
+    ) -> Arc<crate::history::History> {
+        let (history, opened) = crate::history::History::open(
+            self.state_dir(),
+            &self.daemon.info().config,
+            "epoch".to_owned(),
+            std::time::Duration::from_secs(60),
+            Arc::new(clock.clone()),
+        );
+        opened.unwrap();
+        let history = Arc::new(history);
+        self.daemon.set_history(Arc::clone(&history));
+        history
+    }
+
+    /// Adds payload bytes to the fake kernel's account of `label` on host interface `ifindex`.
+    pub fn add_payload(&self, label: u32, ifindex: u32, tx: u64, rx: u64) {
+        self.with_kernel(|kernel| {
+            kernel
+                .snapshot
+                .accounts
+                .entry(sockstats_common::LabelIfaceKey {
+                    label,
+                    ifindex,
+                    netns_cookie: HOST_NETNS,
+                })
+                .or_insert_with(sockstats_common::IfaceCounters::default)
+                .payload
+                .add(Totals::new(tx, rx));
+        });
+    }
 }
