@@ -1,7 +1,10 @@
 //! The SQLite file (docs/history.md has the schema): recording deltas into buckets, retention,
 //! queries and resets. Everything here is one connection's work; [`super::History`] owns the
 //! writer and opens a reader per query, so a query never waits for a recording (WAL mode).
-use std::path::Path;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
 
 use rusqlite::{params, params_from_iter, types::Value, Connection, OpenFlags, OptionalExtension};
 use sockstats_common::protocol::Period;
@@ -365,38 +368,78 @@ pub fn recorded_until(connection: &Connection) -> Result<Option<i64>, rusqlite::
     Ok(value.and_then(|value| value.parse().ok()))
 }
 
-/// Payload bytes per bucket start and key (or interface), summed in SQLite, oldest first.
+/// Payload bytes per bucket start and key (or interface), oldest first, keys in order within
+/// a bucket.
+///
+/// Two steps, so that SQLite never sorts: the series the selection wants (a few thousand rows
+/// at most) are picked first; then the buckets of the period are read in the order of the
+/// table's key (period, start, series) and summed per (start, key) here. A `GROUP BY` of the
+/// key over a join sorted every row in a temporary b-tree: 1.2 s for three years of day
+/// buckets of 1,000 labels, against about a tenth of that this way (docs/benchmarks.md).
 pub fn query(
     connection: &Connection,
     selection: &Selection<'_>,
 ) -> Result<Vec<Row>, rusqlite::Error> {
-    let group = if selection.by_interface {
-        "s.interface"
-    } else {
-        "s.key"
+    let groups = selected_series(connection, selection)?;
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statement = connection.prepare(
+        "SELECT start, series, tx_bytes, rx_bytes FROM usage
+         WHERE period = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
+    )?;
+    let mut found = statement.query(params![
+        selection.period.name(),
+        selection.since.unwrap_or(i64::MIN),
+        selection.until.unwrap_or(i64::MAX)
+    ])?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut bucket: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut bucket_start = None;
+    let flush = |rows: &mut Vec<Row>, start: i64, bucket: &mut BTreeMap<&str, (i64, i64)>| {
+        for (key, (tx, rx)) in std::mem::take(bucket) {
+            rows.push((start, key.to_owned(), tx, rx));
+        }
     };
-    let mut sql = format!(
-        "SELECT u.start, {group}, SUM(u.tx_bytes), SUM(u.rx_bytes) FROM usage u
-         JOIN series s ON s.id = u.series WHERE u.period = ?1 AND s.dimension = ?2"
-    );
-    let mut values: Vec<Value> = vec![
-        Value::Text(selection.period.name().to_owned()),
-        Value::Text(selection.dimension.to_owned()),
-    ];
+    while let Some(row) = found.next()? {
+        let start: i64 = row.get(0)?;
+        let Some(key) = groups.get(&row.get::<_, i64>(1)?) else {
+            continue;
+        };
+        if bucket_start != Some(start) {
+            if let Some(previous) = bucket_start {
+                flush(&mut rows, previous, &mut bucket);
+            }
+            bucket_start = Some(start);
+        }
+        let sums = bucket.entry(key.as_str()).or_default();
+        // The u64 bit patterns the table stores, added as u64s are (modulo 2^64).
+        sums.0 = sums.0.wrapping_add(row.get(2)?);
+        sums.1 = sums.1.wrapping_add(row.get(3)?);
+    }
+    if let Some(last) = bucket_start {
+        flush(&mut rows, last, &mut bucket);
+    }
+    Ok(rows)
+}
+
+/// The series `selection` wants, by id, with the key (or interface) they are summed under.
+fn selected_series(
+    connection: &Connection,
+    selection: &Selection<'_>,
+) -> Result<HashMap<i64, String>, rusqlite::Error> {
+    let group = if selection.by_interface {
+        "interface"
+    } else {
+        "key"
+    };
+    let mut sql = format!("SELECT id, {group} FROM series WHERE dimension = ?1");
+    let mut values: Vec<Value> = vec![Value::Text(selection.dimension.to_owned())];
     let mut push = |sql: &mut String, condition: &str, value: Value| {
         values.push(value);
         sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
     };
-    if let Some(since) = selection.since {
-        push(&mut sql, " AND u.start >= ?", Value::Integer(since));
-    }
-    if let Some(until) = selection.until {
-        push(&mut sql, " AND u.start < ?", Value::Integer(until));
-    }
-    for (column, wanted) in [
-        ("s.key", selection.keys),
-        ("s.interface", selection.interfaces),
-    ] {
+    for (column, wanted) in [("key", selection.keys), ("interface", selection.interfaces)] {
         if wanted.is_empty() {
             continue;
         }
@@ -416,20 +459,13 @@ pub fn query(
         // No glob: nothing is metered, so nothing matches.
         sql.push_str(" AND (0");
         for glob in globs {
-            push(
-                &mut sql,
-                " OR s.interface GLOB ?",
-                Value::Text(glob.clone()),
-            );
+            push(&mut sql, " OR interface GLOB ?", Value::Text(glob.clone()));
         }
         sql.push(')');
     }
-    sql.push_str(" GROUP BY u.start, ");
-    sql.push_str(group);
-    sql.push_str(" ORDER BY u.start");
     let mut statement = connection.prepare(&sql)?;
-    let rows = statement.query_map(params_from_iter(values), |row| {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    let series = statement.query_map(params_from_iter(values), |row| {
+        Ok((row.get(0)?, row.get(1)?))
     })?;
-    rows.collect()
+    series.collect()
 }
