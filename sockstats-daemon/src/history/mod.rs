@@ -14,6 +14,7 @@
 //! It must not touch the kernel: [`samples`] turns a snapshot the caller took into samples.
 pub mod calendar;
 pub mod clock;
+mod filter;
 pub mod quota;
 pub mod samples;
 pub mod store;

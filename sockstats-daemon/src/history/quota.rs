@@ -7,7 +7,7 @@
 use rusqlite::{params, types::Value, Connection, OptionalExtension};
 use sockstats_common::protocol::{QuotaState, QuotaThreshold};
 
-use super::calendar;
+use super::{calendar, filter::Filter};
 use crate::config::{quota::Direction, Quota};
 
 /// The quotas of a history, with the metered globs their `metered` means.
@@ -90,43 +90,30 @@ pub fn used(
     start: i64,
     metered_globs: &[String],
 ) -> rusqlite::Result<u64> {
-    let mut sql = "SELECT COALESCE(SUM(u.tx_bytes), 0), COALESCE(SUM(u.rx_bytes), 0) FROM usage u
+    let mut filter = Filter::new(
+        "SELECT COALESCE(SUM(u.tx_bytes), 0), COALESCE(SUM(u.rx_bytes), 0) FROM usage u
          JOIN series s ON s.id = u.series
          WHERE u.period = ?1 AND u.start = ?2 AND s.dimension = 'label'"
-        .to_owned();
-    let mut values = vec![
-        Value::Text(quota.period.name().to_owned()),
-        Value::Integer(start),
-    ];
-    let mut push = |sql: &mut String, condition: &str, value: Value| {
-        values.push(value);
-        sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
-    };
+            .to_owned(),
+        vec![
+            Value::Text(quota.period.name().to_owned()),
+            Value::Integer(start),
+        ],
+    );
     if let Some(label) = &quota.label {
-        push(&mut sql, " AND s.key = ?", Value::Text(label.clone()));
+        filter.and(" AND s.key = ?", Value::Text(label.clone()));
     }
     if let Some(glob) = &quota.interface {
-        push(
-            &mut sql,
-            " AND s.interface GLOB ?",
-            Value::Text(glob.to_string()),
-        );
+        filter.and(" AND s.interface GLOB ?", Value::Text(glob.to_string()));
     }
     if quota.metered {
-        sql.push_str(" AND (0");
-        for glob in metered_globs {
-            push(
-                &mut sql,
-                " OR s.interface GLOB ?",
-                Value::Text(glob.clone()),
-            );
-        }
-        sql.push(')');
+        filter.and_glob_any("s.interface", metered_globs);
     }
-    let (tx, rx): (i64, i64) =
-        connection.query_row(&sql, rusqlite::params_from_iter(values), |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
+    let (tx, rx): (i64, i64) = connection.query_row(
+        &filter.sql,
+        rusqlite::params_from_iter(filter.values),
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     // A relabel can leave a label's bucket below zero for a moment; no use is less than none.
     let [tx, rx] = [tx, rx].map(|bytes| u64::try_from(bytes).unwrap_or(0));
     Ok(match quota.direction {

@@ -11,6 +11,7 @@ use sockstats_common::protocol::Period;
 
 use super::{
     calendar,
+    filter::Filter,
     quota::{self, Crossing, Quotas},
     HistoryError,
 };
@@ -433,38 +434,17 @@ fn selected_series(
     } else {
         "key"
     };
-    let mut sql = format!("SELECT id, {group} FROM series WHERE dimension = ?1");
-    let mut values: Vec<Value> = vec![Value::Text(selection.dimension.to_owned())];
-    let mut push = |sql: &mut String, condition: &str, value: Value| {
-        values.push(value);
-        sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
-    };
-    for (column, wanted) in [("key", selection.keys), ("interface", selection.interfaces)] {
-        if wanted.is_empty() {
-            continue;
-        }
-        sql.push_str(" AND ");
-        sql.push_str(column);
-        sql.push_str(" IN (");
-        for (index, name) in wanted.iter().enumerate() {
-            push(
-                &mut sql,
-                if index == 0 { "?" } else { ", ?" },
-                Value::Text(name.clone()),
-            );
-        }
-        sql.push(')');
-    }
+    let mut filter = Filter::new(
+        format!("SELECT id, {group} FROM series WHERE dimension = ?1"),
+        vec![Value::Text(selection.dimension.to_owned())],
+    );
+    filter.and_in("key", selection.keys);
+    filter.and_in("interface", selection.interfaces);
     if let Some(globs) = &selection.interface_globs {
-        // No glob: nothing is metered, so nothing matches.
-        sql.push_str(" AND (0");
-        for glob in globs {
-            push(&mut sql, " OR interface GLOB ?", Value::Text(glob.clone()));
-        }
-        sql.push(')');
+        filter.and_glob_any("interface", globs);
     }
-    let mut statement = connection.prepare(&sql)?;
-    let series = statement.query_map(params_from_iter(values), |row| {
+    let mut statement = connection.prepare(&filter.sql)?;
+    let series = statement.query_map(params_from_iter(filter.values), |row| {
         Ok((row.get(0)?, row.get(1)?))
     })?;
     series.collect()
