@@ -73,7 +73,6 @@ impl Container {
     pub fn is_named(&self, query: &str) -> bool {
         self.name.as_deref() == Some(query)
             || (query.len() >= SHORT_ID_LEN && self.id.starts_with(query))
-            || (self.name.is_none() && self.display_name() == query)
     }
 }
 
@@ -205,6 +204,7 @@ impl Workloads {
 
     /// Takes in the cgroups that exist now (`paths` by id, from [`crate::cgroup::CgroupTree`]):
     /// [`Workloads::prepare`], [`Workloads::apply`] and [`Workloads::save_if_due`] at once.
+    #[cfg(test)]
     pub fn refresh(&self, paths: HashMap<u64, String>) {
         self.apply(self.prepare(paths, Instant::now()));
         self.save_if_due();
