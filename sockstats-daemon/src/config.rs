@@ -11,11 +11,15 @@
 //! retention month forever
 //! quota backups interface=wwan0 month 10GiB warn=80%
 //! quota-command /usr/local/bin/quota-alert
+//! network vpc 10.0.0.0/16 fd00:10::/48
+//! price internet tx 0.09
+//! currency €
 //! ```
 //!
-//! Directives are words followed by arguments, so later ones (`network NAME CIDR…`,
-//! `price DEST tx|rx AMOUNT`, `currency`) fit beside these. A line the parser does not
-//! understand stops the daemon with `file:line: what is wrong; write … instead`.
+//! Directives are words followed by arguments. A line the parser does not understand stops
+//! the daemon with `file:line: what is wrong; write … instead`. Each directive's lines are
+//! parsed by its own module ([`quota`], [`destinations`]); this one dispatches, refuses a
+//! setting given twice and holds the defaults.
 use std::{
     collections::BTreeMap,
     io,
@@ -25,8 +29,10 @@ use std::{
 
 use sockstats_common::protocol::Period;
 
+pub mod destinations;
 pub mod quota;
 
+pub use destinations::Network;
 pub use quota::Quota;
 
 /// Read when `--config` is not given; it may be missing (then everything is the default).
@@ -37,7 +43,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/sockstats/sockstats.conf";
 pub const DEFAULT_METERED: [&str; 3] = ["rmnet*", "ww*", "pdp*"];
 
 /// The directives this version knows, for the advice on a line it does not.
-const DIRECTIVES: &str = "billing-day, metered, retention, quota, quota-command";
+const DIRECTIVES: &str =
+    "billing-day, metered, retention, quota, quota-command, network, price, currency";
 
 /// What the config file says (or the defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +59,12 @@ pub struct Config {
     pub quotas: Vec<Quota>,
     /// The program run when a quota's threshold is crossed (`quota-command`).
     pub quota_command: Option<PathBuf>,
+    /// The `network` lines, in file order.
+    pub networks: Vec<Network>,
+    /// The `price` lines: estimated prices per GiB by destination and direction.
+    pub prices: destinations::Prices,
+    /// The symbol printed with costs (`currency`).
+    pub currency: String,
 }
 
 /// Interface name globs (`*`, `?`, `[…]`).
@@ -101,6 +114,9 @@ impl Default for Config {
             retention: default_retention(),
             quotas: Vec::new(),
             quota_command: None,
+            networks: Vec::new(),
+            prices: destinations::Prices::default(),
+            currency: destinations::DEFAULT_CURRENCY.to_owned(),
         }
     }
 }
@@ -144,6 +160,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut quota_lines: BTreeMap<String, usize> = BTreeMap::new();
+    let mut networks = destinations::NetworkLines::default();
+    let mut prices = destinations::prices::PriceLines::default();
     for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
         let mut words = line.split_whitespace();
@@ -158,8 +176,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let arguments: Vec<&str> = words.collect();
         // Each setting is set once: a second line for it is a mistake, not an override.
         let setting = match (directive, arguments.first()) {
-            // Many quotas; the same one twice is caught below.
-            ("quota", _) => None,
+            // Many of each; the same one twice is caught where it is parsed.
+            ("quota" | "network" | "price", _) => None,
             ("retention", Some(period)) => Some(format!("retention {period}")),
             _ => Some(directive.to_owned()),
         };
@@ -191,6 +209,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "quota-command" => {
                 config.quota_command = Some(quota::quota_command(&at, &arguments)?);
             }
+            "network" => networks.add(&at, &arguments)?,
+            "price" => prices.add(at, &arguments)?,
+            "currency" => config.currency = destinations::prices::currency(&at, &arguments)?,
             other => {
                 return Err(at.refuse(
                     format!("unknown directive {other:?}"),
@@ -199,10 +220,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }
         }
     }
+    // A price may name a network of a later line: destinations are checked once all are read.
+    config.prices = prices.finish(&networks)?;
+    config.networks = networks.into_networks();
     Ok(config)
 }
 
 /// The line being parsed, for refusals.
+#[derive(Clone, Copy)]
 struct At<'a> {
     path: &'a Path,
     number: usize,
@@ -394,7 +419,7 @@ pub(crate) mod tests {
     fn refuses_unknown_directives() {
         assert_eq!(
             refusal("# comment\nbiling-day 5"),
-            "/etc/sockstats/sockstats.conf:2: unknown directive \"biling-day\"; write one of billing-day, metered, retention, quota, quota-command (see the commented dist/sockstats.conf) instead"
+            "/etc/sockstats/sockstats.conf:2: unknown directive \"biling-day\"; write one of billing-day, metered, retention, quota, quota-command, network, price, currency (see the commented dist/sockstats.conf) instead"
         );
     }
 
