@@ -101,8 +101,9 @@ pub struct Args {
     #[arg(long)]
     pub validate_closed: bool,
     /// The config file, read at start: `billing-day N`, `metered GLOB…`, `retention
-    /// 5min|hour|day|month DURATION|forever` (the shipped /etc/sockstats/sockstats.conf
-    /// documents each). The default file may be missing (then everything is the default); a
+    /// 5min|hour|day|month DURATION|forever`, `quota …`, `quota-command PATH`, `network NAME
+    /// CIDR…`, `price DEST tx|rx AMOUNT`, `currency SYMBOL` (the shipped
+    /// /etc/sockstats/sockstats.conf documents each). The default file may be missing (then everything is the default); a
     /// file named here must exist. A line it cannot take stops the daemon, naming the line.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
