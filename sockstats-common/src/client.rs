@@ -60,10 +60,10 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    decode_reply, encode_request, DebugReply, GetByReply, GetInterfacesReply, GetReply, Grouping,
-    HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply,
-    ReplyError, Request, RuleSelector, RulesReply, StatusReply, UnlabelReply, ValidationReply,
-    DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    decode_reply, encode_request, DebugReply, GetByReply, GetDestinationsReply, GetInterfacesReply,
+    GetReply, Grouping, HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply,
+    QuotasReply, ReplyError, Request, RuleSelector, RulesReply, StatusReply, UnlabelReply,
+    ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -218,7 +218,28 @@ impl Client {
 
     /// Payload bytes grouped by owner (uid, cgroup, process) or label.
     pub fn get_by(&mut self, by: Grouping) -> Result<GetByReply, ClientError> {
-        self.call(&Request::GetBy { by })
+        self.call(&Request::GetBy {
+            by,
+            destinations: false,
+        })
+    }
+
+    /// Payload bytes grouped as [`Client::get_by`] does, each group split by destination.
+    pub fn get_by_destinations(&mut self, by: Grouping) -> Result<GetByReply, ClientError> {
+        self.call(&Request::GetBy {
+            by,
+            destinations: true,
+        })
+    }
+
+    /// Per-label payload bytes per destination (`host`, `private`, `internet` and the named
+    /// networks), per interface too with `interfaces`, with estimated costs with `cost`.
+    pub fn get_destinations(
+        &mut self,
+        interfaces: bool,
+        cost: bool,
+    ) -> Result<GetDestinationsReply, ClientError> {
+        self.call(&Request::GetDestinations { interfaces, cost })
     }
 
     /// Labels every socket made from now on by the uid, user or cgroup subtree `selector`

@@ -7,7 +7,7 @@
 /// Version of the map layout below. Bump it with any change to a map's key, value or meaning:
 /// pins are kept in a directory named after it (with the value sizes), so a daemon never reads
 /// maps pinned by a build with another layout.
-pub const MAP_LAYOUT_VERSION: u32 = 6;
+pub const MAP_LAYOUT_VERSION: u32 = 7;
 
 /// Label id of sockets nobody labeled. Never handed out to a name.
 pub const UNLABELED_ID: u32 = 0;
@@ -30,8 +30,10 @@ pub const CONTROL_MAP: &str = crate::abi::map::CONTROL.name;
 pub const VALIDATION_MAP: &str = crate::abi::map::VALIDATION.name;
 pub const RULES_MAP: &str = crate::abi::map::RULES.name;
 pub const RULE_KINDS_MAP: &str = crate::abi::map::RULE_KINDS.name;
+pub const DESTINATIONS_MAP: &str = crate::abi::map::DESTINATIONS.name;
 
-/// Default capacity of [`ACCOUNTS_MAP`] (and its id maps): (label, interface) pairs.
+/// Default capacity of [`ACCOUNTS_MAP`] (and its id maps): (label, interface, destination)
+/// triples.
 pub const DEFAULT_MAX_ACCOUNTS: u32 = 4096;
 /// Capacity of [`SOCKET_STATE_BY_COOKIE_MAP`] (kernels before 5.11 only).
 pub const DEFAULT_MAX_SOCKETS: u32 = 262_144;
@@ -39,6 +41,9 @@ pub const DEFAULT_MAX_SOCKETS: u32 = 262_144;
 pub const MAX_LABELS: u32 = 16_384;
 /// Capacity of [`OWNER_ACCOUNTS_MAP`]: (uid, cgroup) pairs that ever moved payload.
 pub const MAX_OWNERS: u32 = 8192;
+/// Capacity of [`DESTINATIONS_MAP`]: the named networks' prefixes (at most
+/// `MAX_NAMED_PREFIXES` of the config) and the built-in classes' few.
+pub const MAX_DESTINATION_PREFIXES: u32 = 65_536 + 64;
 /// Capacity of [`RULES_MAP`].
 pub const MAX_RULES: u32 = 4096;
 /// Deepest cgroup level whose rules are looked at (the cgroup v2 default `cgroup.max.depth` is
@@ -120,17 +125,44 @@ pub const TRACING_SK_STORAGE_SINCE: (u32, u32) = (5, 11);
 /// Slot for payload moved before any packet of the socket showed its interface (sockets older
 /// than the programs, until their next packet). Slot 0, so a zeroed state starts there.
 pub const UNKNOWN_SLOT: u32 = 0;
-/// Interfaces a socket can be charged to by name (slots 1 to 3), before the rest go to
-/// [`OTHER_SLOT`].
-pub const INTERFACE_SLOTS: u32 = 3;
-/// Slot for traffic on interfaces beyond the first [`INTERFACE_SLOTS`] a socket used.
+/// (Interface, destination) pairs a socket can be charged to by name (slots 1 to 4), before the
+/// rest go to [`OTHER_SLOT`]: enough for an unconnected socket that talks to the host, a private
+/// network, a named one and the internet.
+pub const INTERFACE_SLOTS: u32 = 4;
+/// Slot for traffic on (interface, destination) pairs beyond the first [`INTERFACE_SLOTS`] a
+/// socket used.
 pub const OTHER_SLOT: u32 = INTERFACE_SLOTS + 1;
 /// All slots of a [`SocketState`].
 pub const SLOTS: usize = INTERFACE_SLOTS as usize + 2;
-/// The `ifindex` of [`LabelIfaceKey`]s for [`OTHER_SLOT`] traffic (no real interface has it).
+/// The `ifindex` of [`AccountKey`]s for [`OTHER_SLOT`] traffic (no real interface has it).
 pub const OTHER_IFINDEX: u32 = u32::MAX;
-/// The `ifindex` of [`LabelIfaceKey`]s for [`UNKNOWN_SLOT`] traffic.
+/// The `ifindex` of [`AccountKey`]s for [`UNKNOWN_SLOT`] traffic.
 pub const UNKNOWN_IFINDEX: u32 = 0;
+/// The index of every network namespace's loopback interface (`LOOPBACK_IFINDEX`,
+/// `include/net/flow.h`): what goes over it goes to the host itself.
+pub const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Destination of [`UNKNOWN_SLOT`] and [`OTHER_SLOT`] traffic: no one remote address.
+pub const DESTINATION_UNKNOWN: u32 = 0;
+/// Destination class `host`: the loopback interface (the host's own addresses go over it).
+pub const DESTINATION_HOST: u32 = 1;
+/// Destination class `private`: the private and link-local ranges the daemon puts into
+/// [`DESTINATIONS_MAP`].
+pub const DESTINATION_PRIVATE: u32 = 2;
+/// Destination class `internet`: every address no prefix of [`DESTINATIONS_MAP`] covers.
+pub const DESTINATION_INTERNET: u32 = 3;
+/// The id of the first named network (`network NAME CIDR…`); ids below it are the classes.
+pub const FIRST_NAMED_DESTINATION: u32 = 16;
+
+/// Key of [`DESTINATIONS_MAP`] (an LPM trie): `prefix_len` bits of `address`, an IPv6 address
+/// or an IPv4 one as `::ffff:a.b.c.d` (then `prefix_len` counts the 96 bits of that prefix).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestinationPrefix {
+    pub prefix_len: u32,
+    pub address: [u8; 16],
+}
+const _: () = assert!(size_of::<DestinationPrefix>() == 20);
 
 /// Bytes in both directions.
 #[repr(C)]
@@ -227,15 +259,21 @@ pub struct SocketSlot {
     pub netns_cookie: u64,
     /// The interface's index in that namespace (0 until the claimer stored it).
     pub ifindex: u32,
-    pub pad: u32,
-    /// Account id of (label of generation parity `p`, this interface), looked up lazily (0
-    /// until then).
+    /// Destination class or named network of the remote addresses of this slot's packets
+    /// (stored by the claimer with the ifindex).
+    pub destination: u32,
+    /// Account id of (label of generation parity `p`, this interface and destination), looked
+    /// up lazily (0 until then).
     pub account: [u32; 2],
+    /// Owner account id of (the socket's owner, this destination), looked up lazily by the
+    /// first payload once the socket is owned (0 until then).
+    pub owner_account: u32,
+    pub pad: u32,
     /// What this socket added to `account[p]`: moved to the other parity's account when a
     /// relabel finishes.
     pub moved: [IfaceCounters; 2],
 }
-const _: () = assert!(size_of::<SocketSlot>() == 120);
+const _: () = assert!(size_of::<SocketSlot>() == 128);
 
 /// Index in [`SocketState::flags`]: the owner (task, uid, cgroup) has been filled in.
 pub const FLAG_OWNED: usize = 0;
@@ -283,16 +321,65 @@ pub struct SocketState {
     pub owner_account: u32,
     /// The label a rule gives the socket, while [`FLAG_RULE_PENDING`].
     pub rule_label: u32,
+    /// The remote address last classified for this socket (its 16 bytes, IPv4 as
+    /// `::ffff:a.b.c.d`, as two native-endian `u64`s), valid while
+    /// [`SocketState::remote_sequence`] is even, not 0, and unchanged around its read: packets
+    /// to and from it skip the prefix lookup.
+    pub remote: [u64; 2],
+    /// The destination of [`SocketState::remote`].
+    pub remote_destination: u32,
+    pub pad: u32,
+    /// Odd while a packet program writes [`SocketState::remote`] (claimed with `cmpxchg`).
+    pub remote_sequence: u64,
     /// [`UNKNOWN_SLOT`], the [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`].
     pub slots: [SocketSlot; SLOTS],
 }
-const _: () = assert!(size_of::<SocketState>() == 56 + 120 * SLOTS);
+const _: () = assert!(size_of::<SocketState>() == 88 + 128 * SLOTS);
 
 impl SocketState {
     /// The socket's label now.
     #[must_use]
     pub const fn current_label(&self) -> u32 {
         self.label[(self.generation & 1) as usize]
+    }
+
+    /// The records the socket-state iterator writes for this state (see
+    /// `sockstats-ebpf/src/iter.rs`): one per slot that moved payload, with its destination,
+    /// interface slots first, then the other slot, then the unknown slot (which is written,
+    /// empty, when no slot moved any); only the first is `held`.
+    #[cfg(any(feature = "user", feature = "pod"))]
+    #[must_use]
+    pub fn records(&self, cookie: u64) -> Vec<SocketRecord> {
+        let order =
+            (1..=INTERFACE_SLOTS as usize).chain([OTHER_SLOT as usize, UNKNOWN_SLOT as usize]);
+        let mut records: Vec<SocketRecord> = Vec::new();
+        for index in order {
+            let slot = &self.slots[index];
+            let mut payload = slot.moved[0].payload;
+            payload.add(slot.moved[1].payload);
+            let last = index == UNKNOWN_SLOT as usize;
+            if payload == Totals::default() && !(last && records.is_empty()) {
+                continue;
+            }
+            let destination = if index == UNKNOWN_SLOT as usize || index == OTHER_SLOT as usize {
+                DESTINATION_UNKNOWN
+            } else {
+                slot.destination
+            };
+            records.push(SocketRecord {
+                cookie,
+                tgid: self.tgid,
+                label: self.current_label(),
+                payload,
+                held: if records.is_empty() {
+                    u32::from(self.flags[FLAG_HELD])
+                } else {
+                    0
+                },
+                destination,
+            });
+        }
+        records
     }
 
     /// Payload bytes over all interfaces and both generations.
@@ -314,7 +401,9 @@ impl SocketState {
 pub struct OwnerAccountKey {
     pub cgroup_id: u64,
     pub uid: u32,
-    pub pad: u32,
+    /// The destination of the payload (the owner's live sockets are counted under
+    /// [`DESTINATION_UNKNOWN`]).
+    pub destination: u32,
 }
 const _: () = assert!(size_of::<OwnerAccountKey>() == 16);
 
@@ -337,9 +426,12 @@ pub struct SocketRecord {
     pub tgid: u32,
     pub label: u32,
     pub payload: Totals,
-    /// 1 while a process holds the socket (counted in the live-socket gauges).
+    /// 1 while a process holds the socket (counted in the live-socket gauges), in the first
+    /// record of a socket only.
     pub held: u32,
-    pub pad: u32,
+    /// The destination of this record's payload: a socket has one record per slot that moved
+    /// payload (and one with none if it moved none).
+    pub destination: u32,
 }
 const _: () = assert!(size_of::<SocketRecord>() == 40);
 
@@ -365,21 +457,25 @@ impl SocketRecord {
             label: u32_at(12)?,
             payload: Totals::new(u64_at(16)?, u64_at(24)?),
             held: u32_at(32)?,
-            pad: u32_at(36)?,
+            destination: u32_at(36)?,
         })
     }
 }
 
-/// Key of accounts ([`ACCOUNT_IDS_MAP`]): a label on an interface.
+/// Key of accounts ([`ACCOUNT_IDS_MAP`]): a label on an interface, to a destination.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LabelIfaceKey {
+pub struct AccountKey {
     pub label: u32,
     /// Interface index, or [`OTHER_IFINDEX`] / [`UNKNOWN_IFINDEX`] (then `netns_cookie` is 0).
     pub ifindex: u32,
     pub netns_cookie: u64,
+    /// Destination class or named network id ([`DESTINATION_UNKNOWN`] for the unknown and
+    /// other slots).
+    pub destination: u32,
+    pub pad: u32,
 }
-const _: () = assert!(size_of::<LabelIfaceKey>() == 16);
+const _: () = assert!(size_of::<AccountKey>() == 24);
 
 /// What an [`OwnerKey`] names.
 #[repr(u32)]
@@ -442,10 +538,11 @@ mod pod {
     unsafe impl aya::Pod for super::SocketState {}
     unsafe impl aya::Pod for super::Totals {}
     unsafe impl aya::Pod for super::IfaceCounters {}
-    unsafe impl aya::Pod for super::LabelIfaceKey {}
+    unsafe impl aya::Pod for super::AccountKey {}
     unsafe impl aya::Pod for super::OwnerKey {}
     unsafe impl aya::Pod for super::OwnerAccountKey {}
     unsafe impl aya::Pod for super::OwnerCounters {}
+    unsafe impl aya::Pod for super::DestinationPrefix {}
 }
 
 #[cfg(test)]
@@ -461,6 +558,7 @@ mod tests {
         bytes[16..24].copy_from_slice(&1000u64.to_ne_bytes());
         bytes[24..32].copy_from_slice(&2000u64.to_ne_bytes());
         bytes[32..36].copy_from_slice(&1u32.to_ne_bytes());
+        bytes[36..40].copy_from_slice(&3u32.to_ne_bytes());
         let record = SocketRecord::from_bytes(&bytes).unwrap();
         assert_eq!(
             record,
@@ -470,7 +568,7 @@ mod tests {
                 label: 7,
                 payload: Totals::new(1000, 2000),
                 held: 1,
-                pad: 0,
+                destination: 3,
             }
         );
         assert_eq!(SocketRecord::from_bytes(&bytes[..39]), None);

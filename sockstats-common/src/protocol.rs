@@ -30,11 +30,12 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 15] = [
+pub const OPS: [&str; 16] = [
     "label",
     "unlabel",
     "get",
     "get_interfaces",
+    "get_destinations",
     "get_validation",
     "get_by",
     "labels",
@@ -64,6 +65,16 @@ pub enum Request {
     Get,
     /// Per-label payload bytes split by the interface they really used, and IP-layer bytes.
     GetInterfaces,
+    /// Per-label payload bytes split by destination (class or named network of the remote
+    /// address), optionally by interface too, with estimated costs.
+    GetDestinations {
+        /// Split each destination by interface as well.
+        #[serde(default)]
+        interfaces: bool,
+        /// Add the estimated cost per label and in all (needs `price` lines in the config).
+        #[serde(default)]
+        cost: bool,
+    },
     /// Per-label bytes from an independent source: the kernel's own TCP counters.
     GetValidation,
     /// Registered label names and their stable ids.
@@ -76,6 +87,9 @@ pub enum Request {
     GetBy {
         /// What to group the bytes by.
         by: Grouping,
+        /// Split each group's bytes by destination too.
+        #[serde(default)]
+        destinations: bool,
     },
     /// Label every socket made from now on by a uid or by tasks in a cgroup subtree. Root only.
     AddRule {
@@ -240,6 +254,7 @@ impl Request {
             Request::Unlabel => "unlabel",
             Request::Get => "get",
             Request::GetInterfaces => "get_interfaces",
+            Request::GetDestinations { .. } => "get_destinations",
             Request::GetValidation => "get_validation",
             Request::GetBy { .. } => "get_by",
             Request::Labels => "labels",
@@ -492,6 +507,57 @@ pub struct GetInterfacesReply {
     pub current_interface: Option<String>,
 }
 
+/// Payload bytes per destination name, in both directions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationBytes {
+    /// Payload bytes sent, per destination: that of the remote address of the socket's latest
+    /// outgoing packet when the send returned.
+    pub tx_bytes_by_destination: BTreeMap<String, u64>,
+    /// Payload bytes received, per destination: that of the remote address of the socket's
+    /// latest incoming packet when the receive returned.
+    pub rx_bytes_by_destination: BTreeMap<String, u64>,
+}
+
+/// One label's bytes in a `get_destinations` reply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DestinationStats {
+    /// Payload bytes sent, per destination name. They sum to `get`'s `tx_bytes`.
+    pub tx_bytes_by_destination: BTreeMap<String, u64>,
+    /// Payload bytes received, per destination name. They sum to `get`'s `rx_bytes`.
+    pub rx_bytes_by_destination: BTreeMap<String, u64>,
+    /// With `interfaces`: the same split per interface name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_interface: BTreeMap<String, DestinationBytes>,
+    /// With `cost`: the estimated cost of the label's bytes, in `currency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+}
+
+/// What the bytes of a `get_destinations` reply cost, estimated from the config's prices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    /// The symbol the config gives (`currency`), `$` by default.
+    pub currency: String,
+    /// The sum over all labels.
+    pub total: f64,
+    /// The prices used: destination → `tx`/`rx` → price per GiB (2^30 bytes).
+    pub prices: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// Reply to `get_destinations`: the shape `sockstats get --destinations --json` prints
+/// (docs/protocol.md, `get_destinations`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetDestinationsReply {
+    /// Payload bytes per label name, per destination name.
+    pub stats: BTreeMap<String, DestinationStats>,
+    /// Every destination name that appears in `stats`, plus the three classes and the named
+    /// networks of the config.
+    pub destinations: Vec<String>,
+    /// With `cost`: the estimate's currency, total and prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostEstimate>,
+}
+
 /// Reply to `get_validation`: the shape `sockstats get --validation --json` prints, plus what it
 /// covers (docs/protocol.md, `get_validation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -709,7 +775,7 @@ pub struct RulesReply {
 }
 
 /// One group's bytes in a `get_by` reply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCounts {
     /// Payload bytes sent by the group's sockets.
     pub tx_bytes: u64,
@@ -717,6 +783,12 @@ pub struct GroupCounts {
     pub rx_bytes: u64,
     /// Live sockets of the group now.
     pub live_sockets: u64,
+    /// With `destinations`: `tx_bytes` per destination name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tx_bytes_by_destination: BTreeMap<String, u64>,
+    /// With `destinations`: `rx_bytes` per destination name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rx_bytes_by_destination: BTreeMap<String, u64>,
 }
 
 /// Reply to `get_by`: payload bytes per uid, cgroup or process (or label).
@@ -791,8 +863,15 @@ mod tests {
             Request::Unlabel,
             Request::Get,
             Request::GetInterfaces,
+            Request::GetDestinations {
+                interfaces: false,
+                cost: false,
+            },
             Request::GetValidation,
-            Request::GetBy { by: Grouping::Uid },
+            Request::GetBy {
+                by: Grouping::Uid,
+                destinations: false,
+            },
             Request::Labels,
             Request::Status,
             Request::DebugInfo,
@@ -817,6 +896,7 @@ mod tests {
                 | Request::Unlabel
                 | Request::Get
                 | Request::GetInterfaces
+                | Request::GetDestinations { .. }
                 | Request::GetValidation
                 | Request::GetBy { .. }
                 | Request::Labels
@@ -885,7 +965,22 @@ mod tests {
         assert_eq!(
             decode_request(br#"{"op":"get_by","by":"cgroup"}"#),
             Ok(Request::GetBy {
-                by: Grouping::Cgroup
+                by: Grouping::Cgroup,
+                destinations: false,
+            })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"get_by","by":"uid","destinations":true}"#),
+            Ok(Request::GetBy {
+                by: Grouping::Uid,
+                destinations: true,
+            })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"get_destinations","interfaces":true}"#),
+            Ok(Request::GetDestinations {
+                interfaces: true,
+                cost: false,
             })
         );
         assert!(matches!(

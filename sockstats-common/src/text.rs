@@ -10,6 +10,10 @@ use crate::protocol::{
     OtlpDebug, QuotaState, QuotasReply, RulesReply, StatusReply, ValidationReply, WireCounts,
 };
 
+mod destinations;
+
+pub use destinations::{destinations_table, groups_by_destination_table, money};
+
 static COLOUR: AtomicBool = AtomicBool::new(false);
 
 /// Turns bold table headers on or off (off by default). The CLI turns them on when stdout is a

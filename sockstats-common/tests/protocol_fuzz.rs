@@ -49,8 +49,11 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Unlabel),
         Just(Request::Get),
         Just(Request::GetInterfaces),
+        (any::<bool>(), any::<bool>())
+            .prop_map(|(interfaces, cost)| Request::GetDestinations { interfaces, cost }),
         Just(Request::GetValidation),
-        grouping.prop_map(|by| Request::GetBy { by }),
+        (grouping, any::<bool>())
+            .prop_map(|(by, destinations)| Request::GetBy { by, destinations }),
         Just(Request::Labels),
         Just(Request::Status),
         Just(Request::DebugInfo),

@@ -1,13 +1,13 @@
 //! Running totals per account, so `get` reads accounts, not sockets.
 //!
-//! An account is a small id for one (label, network namespace, interface); an owner account
-//! one for a (uid, cgroup). Ids are handed out here, the first time a socket needs one: the
+//! An account is a small id for one (label, network namespace, interface, destination); an
+//! owner account one for a (uid, cgroup, destination). Ids are handed out here, the first time a socket needs one: the
 //! insert into the id → key map (`BPF_NOEXIST`) decides which CPU gets a candidate id, so ids
 //! are unique without any atomic beyond the hash map's own. The totals are per-CPU arrays
 //! indexed by id, added to atomically (softirq can interrupt a program of the same CPU).
 use aya_ebpf::{bindings::BPF_NOEXIST, maps::HashMap};
 use sockstats_common::{
-    Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey, ALLOC_NEXT_ACCOUNT, ALLOC_NEXT_OWNER,
+    AccountKey, Counter, IfaceCounters, OwnerAccountKey, ALLOC_NEXT_ACCOUNT, ALLOC_NEXT_OWNER,
     MAX_OWNERS,
 };
 
@@ -61,14 +61,16 @@ fn id_for<K: Copy>(
     0
 }
 
-/// The account of (`label`, interface `ifindex` in namespace `netns_cookie`); 0 when the
-/// accounts are full (counted).
+/// The account of (`label`, interface `ifindex` in namespace `netns_cookie`, `destination`);
+/// 0 when the accounts are full (counted).
 #[inline(always)]
-pub fn account_of(label: u32, netns_cookie: u64, ifindex: u32) -> u32 {
-    let key = LabelIfaceKey {
+pub fn account_of(label: u32, netns_cookie: u64, ifindex: u32, destination: u32) -> u32 {
+    let key = AccountKey {
         label,
         ifindex,
         netns_cookie,
+        destination,
+        pad: 0,
     };
     let id = id_for(
         &key,
@@ -83,13 +85,14 @@ pub fn account_of(label: u32, netns_cookie: u64, ifindex: u32) -> u32 {
     id
 }
 
-/// The owner account of (`uid`, `cgroup_id`); 0 when the owner accounts are full (counted).
+/// The owner account of (`uid`, `cgroup_id`, `destination`); 0 when the owner accounts are
+/// full (counted).
 #[inline(always)]
-pub fn owner_account_of(uid: u32, cgroup_id: u64) -> u32 {
+pub fn owner_account_of(uid: u32, cgroup_id: u64, destination: u32) -> u32 {
     let key = OwnerAccountKey {
         cgroup_id,
         uid,
-        pad: 0,
+        destination,
     };
     let id = id_for(&key, &OWNER_IDS, &OWNER_KEYS, ALLOC_NEXT_OWNER, MAX_OWNERS);
     if id == 0 {

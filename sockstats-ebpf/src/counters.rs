@@ -29,13 +29,24 @@ pub unsafe fn atomic_add(dst: *mut u64, value: u64) {
 /// `dst` must point into a map value.
 #[inline(always)]
 pub unsafe fn claim(dst: *mut u64, value: u64) -> bool {
+    // SAFETY: the caller's pointer.
+    unsafe { compare_exchange(dst, 0, value) }
+}
+
+/// Sets `*dst` from `old` to `new` if it is still `old` (64-bit BPF `cmpxchg`, Linux 5.12+).
+/// Returns whether it did.
+///
+/// # Safety
+/// `dst` must point into a map value.
+#[inline(always)]
+pub unsafe fn compare_exchange(dst: *mut u64, old: u64, new: u64) -> bool {
     // SAFETY: the caller guarantees `dst` is valid for writes.
     unsafe {
         core::intrinsics::atomic_cxchg::<
             u64,
             { core::intrinsics::AtomicOrdering::SeqCst },
             { core::intrinsics::AtomicOrdering::SeqCst },
-        >(dst, 0, value)
+        >(dst, old, new)
         .1
     }
 }

@@ -1,9 +1,13 @@
-//! The socket-state iterator (`iter/bpf_sk_storage_map`, Linux 5.9+): one
-//! [`SocketRecord`] per live socket, read by the daemon for the views of live sockets.
+//! The socket-state iterator (`iter/bpf_sk_storage_map`, Linux 5.9+): a [`SocketRecord`] per
+//! live socket and destination it moved payload to (one, of no destination, if it moved
+//! none), read by the daemon for the views of live sockets.
 use core::ffi::c_void;
 
 use aya_ebpf::{bindings::seq_file, helpers::bpf_seq_write};
-use sockstats_common::{SocketRecord, SocketState, FLAG_HELD};
+use sockstats_common::{
+    SocketRecord, SocketState, Totals, DESTINATION_UNKNOWN, FLAG_HELD, INTERFACE_SLOTS, OTHER_SLOT,
+    UNKNOWN_SLOT,
+};
 
 use crate::sock;
 
@@ -24,9 +28,55 @@ struct SkStorageIterContext {
     value: *mut SocketState,
 }
 
+// The slots written by name below.
+const _: () = assert!(INTERFACE_SLOTS == 4);
+
 /// What one record takes (asserted to be 40 bytes in sockstats-common).
 #[expect(clippy::cast_possible_truncation, reason = "a 40-byte record")]
 const RECORD_SIZE: u32 = size_of::<SocketRecord>() as u32;
+
+/// Writes the record of slot `SLOT` of `value` if it moved payload, or if `always` (the last
+/// chance of a socket that wrote none). Returns whether it wrote one. A const slot: fixed
+/// offsets only, the verifier refuses variable ones into an iterator's value.
+///
+/// # Safety
+/// `seq` and `value` come from the iterator's context; `value` is not NULL.
+#[inline(always)]
+unsafe fn write_slot<const SLOT: usize>(
+    seq: *mut seq_file,
+    value: *mut SocketState,
+    first: SocketRecord,
+    written: bool,
+    always: bool,
+) -> bool {
+    // SAFETY: the caller's pointers; SLOT < SLOTS (checked by the array index at compile time).
+    unsafe {
+        let slot = &raw const (*value).slots[SLOT];
+        let moved = (
+            core::ptr::read_volatile(&raw const (*slot).moved[0].payload),
+            core::ptr::read_volatile(&raw const (*slot).moved[1].payload),
+        );
+        let mut payload = moved.0;
+        payload.add(moved.1);
+        if payload == Totals::default() && !always {
+            return false;
+        }
+        let destination = if SLOT == UNKNOWN_SLOT as usize || SLOT == OTHER_SLOT as usize {
+            DESTINATION_UNKNOWN
+        } else {
+            core::ptr::read_volatile(&raw const (*slot).destination)
+        };
+        let record = SocketRecord {
+            payload,
+            destination,
+            // The socket is counted once, in its first record.
+            held: if written { 0 } else { first.held },
+            ..first
+        };
+        let _ = bpf_seq_write(seq, (&raw const record).cast(), RECORD_SIZE);
+        true
+    }
+}
 
 #[inline(always)]
 pub fn on_socket_state(ctx: *mut c_void) {
@@ -48,15 +98,20 @@ pub fn on_socket_state(ctx: *mut c_void) {
         } else {
             labels.1
         };
-        let record = SocketRecord {
+        let first = SocketRecord {
             cookie: sock::socket_cookie(sk),
             tgid: (*value).tgid,
             label,
-            payload: (*value).payload(),
+            payload: Totals::default(),
             held: u32::from((*value).flags[FLAG_HELD]),
-            pad: 0,
+            destination: DESTINATION_UNKNOWN,
         };
         let seq = (*(*ctx).meta).seq;
-        let _ = bpf_seq_write(seq, (&raw const record).cast(), RECORD_SIZE);
+        let mut written = write_slot::<1>(seq, value, first, false, false);
+        written |= write_slot::<2>(seq, value, first, written, false);
+        written |= write_slot::<3>(seq, value, first, written, false);
+        written |= write_slot::<4>(seq, value, first, written, false);
+        written |= write_slot::<{ OTHER_SLOT as usize }>(seq, value, first, written, false);
+        let _ = write_slot::<{ UNKNOWN_SLOT as usize }>(seq, value, first, written, !written);
     }
 }

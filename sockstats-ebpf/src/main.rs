@@ -2,21 +2,23 @@
 //!
 //! - `sock_send_length` / `sock_recv_length` (`tp_btf`, kernel 6.3+): add each successful
 //!   sendmsg/recvmsg return value of an `AF_INET`/`AF_INET6` socket to its label's account of
-//!   the interface, to its owner's account and to its own state (socket-local storage).
+//!   the interface and destination, to its owner's account of the destination and to its own
+//!   state (socket-local storage).
 //! - `fexit_*` (fexit on `tcp_sendmsg`, `tcp_recvmsg`, `udp_sendmsg`, …): the same counting for
 //!   kernels without those tracepoints; the daemon attaches one set or the other.
 //! - `sock_create` (`cgroup/sock_create`): make the state with its owner, and label it by the
 //!   rules (uid, cgroup) the daemon wrote.
 //! - `sock_release` (`cgroup/sock_release`): take the socket out of the live-socket gauges.
 //!   Nothing is folded: its bytes are in the accounts already.
-//! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface each socket's
-//!   packets use and their IP-layer bytes and packets.
+//! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface and destination
+//!   ([`destinations`]) each socket's packets use and their IP-layer bytes and packets.
 //! - `relabel_socket` (`cgroup/setsockopt`): the daemon's relabels, moving a live socket's
 //!   bytes between accounts exactly ([`relabel`]).
 //! - `socket_states` (`iter/bpf_sk_storage_map`): the live sockets, for the views that need them.
 //! - `inet_sock_set_state` (`tp_btf`, only where needed): see [`programs`].
 //!
-//! Every program is bounded (only loops over the few interface slots, unrolled), does at most a handful of map operations, and policy
+//! Every program is bounded (only loops over the few slots, unrolled), does at most a handful
+//! of map operations (a prefix lookup only when a socket's remote address changes), and policy
 //! (labels, names, queries) stays in the daemon. Nothing here logs per packet or per send.
 //!
 //! On the host (`cargo check`/`clippy` of the workspace) this binary is an empty stub.
@@ -54,6 +56,8 @@ mod accounts;
 mod control;
 #[cfg(target_arch = "bpf")]
 mod counters;
+#[cfg(target_arch = "bpf")]
+mod destinations;
 #[cfg(target_arch = "bpf")]
 mod fexit;
 #[cfg(target_arch = "bpf")]

@@ -3,7 +3,7 @@
 //! from too. The modules that use a map import it from here.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
 };
 
 use crate::state::SkStorageDef;
@@ -29,6 +29,16 @@ macro_rules! declare_maps {
         $($doc)*
         #[map]
         pub static $name: PerCpuArray<$value> = PerCpuArray::$ctor($capacity, $flags);
+    };
+    // The table's key is the trie key as a whole (prefix length and address); aya's trie
+    // takes the address type.
+    (@map [$($doc:tt)*] $name:ident LpmTrie $key:ty, $value:ty, $ctor:ident, $capacity:expr, $flags:expr) => {
+        $($doc)*
+        #[map]
+        pub static $name: LpmTrie<[u8; 16], $value> = LpmTrie::$ctor($capacity, $flags);
+        const _: () = assert!(
+            size_of::<aya_ebpf::maps::lpm_trie::Key<[u8; 16]>>() == size_of::<$key>()
+        );
     };
     // A BTF-defined map (`.maps`): its kind, flags, key and value are in the definition's type.
     (@map [$($doc:tt)*] $name:ident SkStorage $key:ty, $value:ty, $ctor:ident, $capacity:expr, $flags:expr) => {

@@ -1,5 +1,5 @@
-//! `cgroup_skb` ingress/egress: which interface each socket's packets use, and their IP-layer
-//! bytes and packets. Always lets the packet pass.
+//! `cgroup_skb` ingress/egress: which interface and destination each socket's packets use, and
+//! their IP-layer bytes and packets. Always lets the packet pass.
 use aya_ebpf::{
     bindings::__sk_buff,
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_sk_fullsock},
@@ -10,7 +10,7 @@ use sockstats_common::Counter;
 use crate::globals::PACKET_NETNS_COOKIE;
 use crate::{
     accounts::Field,
-    counters,
+    counters, destinations,
     relabel::{self, begin, end},
     slots,
     sockets::Direction,
@@ -142,7 +142,8 @@ pub fn on_packet<const CAS: bool>(ctx: &SkBuffContext, direction: Direction) {
     // SAFETY: `state` points at the socket's state; begin/end bracket the operation.
     unsafe {
         let parity = begin(state);
-        let slot = slots::slot_for::<CAS>(state, netns_cookie, ifindex);
+        let destination = destinations::of_packet::<CAS>(ctx, state, direction, ifindex);
+        let slot = slots::slot_for::<CAS>(state, netns_cookie, ifindex, destination);
         let field = match direction {
             Direction::Tx => {
                 if (*state).tx_slot != slot {

@@ -18,8 +18,8 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use sockstats_common::{
-    Counter, IfaceCounters, SocketState, FLAG_HELD, OTHER_IFINDEX, OTHER_SLOT, SLOTS,
-    UNKNOWN_IFINDEX, UNKNOWN_SLOT,
+    Counter, IfaceCounters, SocketSlot, SocketState, DESTINATION_UNKNOWN, FLAG_HELD, OTHER_IFINDEX,
+    OTHER_SLOT, SLOTS, UNKNOWN_IFINDEX, UNKNOWN_SLOT,
 };
 
 use crate::{
@@ -91,9 +91,7 @@ pub unsafe fn slot_account(state: *mut SocketState, slot: u32, parity: u32) -> u
     let parity = parity as usize & 1;
     // SAFETY: indices bounded above; field projections of the caller's pointer.
     unsafe {
-        let slot_ptr = (&raw mut (*state).slots)
-            .cast::<sockstats_common::SocketSlot>()
-            .add(slot);
+        let slot_ptr = (&raw mut (*state).slots).cast::<SocketSlot>().add(slot);
         let cached = read_volatile((&raw const (*slot_ptr).account).cast::<u32>().add(parity));
         if cached == NO_ACCOUNT {
             return 0;
@@ -102,21 +100,99 @@ pub unsafe fn slot_account(state: *mut SocketState, slot: u32, parity: u32) -> u
             return cached;
         }
         let label = read_volatile((&raw const (*state).label).cast::<u32>().add(parity));
-        let (netns_cookie, ifindex) = match slot {
-            s if s == UNKNOWN_SLOT as usize => (0, UNKNOWN_IFINDEX),
-            s if s == OTHER_SLOT as usize => (0, OTHER_IFINDEX),
+        let (netns_cookie, ifindex, destination) = match slot {
+            s if s == UNKNOWN_SLOT as usize => (0, UNKNOWN_IFINDEX, DESTINATION_UNKNOWN),
+            s if s == OTHER_SLOT as usize => (0, OTHER_IFINDEX, DESTINATION_UNKNOWN),
             _ => (
                 read_volatile(&raw const (*slot_ptr).netns_cookie),
                 read_volatile(&raw const (*slot_ptr).ifindex),
+                read_volatile(&raw const (*slot_ptr).destination),
             ),
         };
-        let account = accounts::account_of(label, netns_cookie, ifindex);
+        let account = accounts::account_of(label, netns_cookie, ifindex, destination);
         let remembered = if account == 0 { NO_ACCOUNT } else { account };
         write_volatile(
             (&raw mut (*slot_ptr).account).cast::<u32>().add(parity),
             remembered,
         );
         account
+    }
+}
+
+/// The destination of `slot`'s traffic ([`DESTINATION_UNKNOWN`] for the unknown and other
+/// slots).
+///
+/// # Safety
+/// `state` must point at a socket's state.
+#[inline(always)]
+pub unsafe fn slot_destination(state: *mut SocketState, slot: u32) -> u32 {
+    if slot == UNKNOWN_SLOT || slot == OTHER_SLOT {
+        return DESTINATION_UNKNOWN;
+    }
+    // SAFETY: the index is bounded; a field projection of the caller's pointer.
+    unsafe {
+        let slot_ptr = (&raw mut (*state).slots)
+            .cast::<SocketSlot>()
+            .add(bounded(slot));
+        read_volatile(&raw const (*slot_ptr).destination)
+    }
+}
+
+/// The owner account of the socket's owner and `slot`'s destination, looked up (and
+/// remembered) the first time; 0 for the owner overflow counters. Only for an owned socket
+/// (the owner never changes once set).
+///
+/// # Safety
+/// `state` must point at a socket's state whose owner is set.
+#[inline(always)]
+pub unsafe fn slot_owner_account(state: *mut SocketState, slot: u32) -> u32 {
+    // SAFETY: the index is bounded; field projections of the caller's pointer.
+    unsafe {
+        let slot_ptr = (&raw mut (*state).slots)
+            .cast::<SocketSlot>()
+            .add(bounded(slot));
+        let cached = read_volatile(&raw const (*slot_ptr).owner_account);
+        if cached == NO_ACCOUNT {
+            return 0;
+        }
+        if cached != 0 {
+            return cached;
+        }
+        let owner = accounts::owner_account_of(
+            (*state).uid,
+            (*state).cgroup_id,
+            slot_destination(state, slot),
+        );
+        let remembered = if owner == 0 { NO_ACCOUNT } else { owner };
+        write_volatile(&raw mut (*slot_ptr).owner_account, remembered);
+        owner
+    }
+}
+
+/// `slot`, or [`UNKNOWN_SLOT`] while another CPU has claimed it without storing its ifindex
+/// yet: that one operation is charged to the unknown interface (and recorded there, so a
+/// relabel moves it right).
+///
+/// # Safety
+/// `state` must point at a socket's state.
+#[inline(always)]
+pub unsafe fn ready_slot(state: *mut SocketState, slot: u32) -> u32 {
+    if slot == UNKNOWN_SLOT || slot == OTHER_SLOT {
+        return slot;
+    }
+    // SAFETY: the index is bounded; a field projection of the caller's pointer.
+    let ifindex = unsafe {
+        read_volatile(
+            &raw const (*(&raw mut (*state).slots)
+                .cast::<SocketSlot>()
+                .add(bounded(slot)))
+            .ifindex,
+        )
+    };
+    if ifindex == UNKNOWN_IFINDEX {
+        UNKNOWN_SLOT
+    } else {
+        slot
     }
 }
 
@@ -130,9 +206,7 @@ pub unsafe fn moved_of(state: *mut SocketState, slot: u32, parity: u32) -> *mut 
     let parity = parity as usize & 1;
     // SAFETY: indices bounded above.
     unsafe {
-        let slot_ptr = (&raw mut (*state).slots)
-            .cast::<sockstats_common::SocketSlot>()
-            .add(slot);
+        let slot_ptr = (&raw mut (*state).slots).cast::<SocketSlot>().add(slot);
         (&raw mut (*slot_ptr).moved)
             .cast::<IfaceCounters>()
             .add(parity)
@@ -155,21 +229,7 @@ pub unsafe fn count(
 ) -> bool {
     // SAFETY: the caller's pointer.
     unsafe {
-        // A slot claimed whose claimer has not stored the ifindex yet: this one operation is
-        // charged to the unknown interface (and recorded there, so a relabel moves it right).
-        let slot = if slot != UNKNOWN_SLOT
-            && slot != OTHER_SLOT
-            && read_volatile(
-                &raw const (*(&raw mut (*state).slots)
-                    .cast::<sockstats_common::SocketSlot>()
-                    .add(bounded(slot)))
-                .ifindex,
-            ) == UNKNOWN_IFINDEX
-        {
-            UNKNOWN_SLOT
-        } else {
-            slot
-        };
+        let slot = ready_slot(state, slot);
         let account = slot_account(state, slot, parity);
         accounts::add(account, field, bytes, packets);
         accounts::add_to(moved_of(state, slot, parity), field, bytes, packets);
@@ -199,9 +259,7 @@ pub unsafe fn try_switch(state: *mut SocketState, label: u32) -> bool {
         }
         write_volatile((&raw mut (*state).label).cast::<u32>().add(new), label);
         for slot in 0..SLOTS {
-            let slot_ptr = (&raw mut (*state).slots)
-                .cast::<sockstats_common::SocketSlot>()
-                .add(slot);
+            let slot_ptr = (&raw mut (*state).slots).cast::<SocketSlot>().add(slot);
             write_volatile((&raw mut (*slot_ptr).account).cast::<u32>().add(new), 0);
         }
         write_volatile(&raw mut (*state).pending, 1);

@@ -1,20 +1,23 @@
-//! Interface slots of a socket's state: which slot a packet's interface uses, claimed lock-free.
+//! Slots of a socket's state: which slot a packet's (interface, destination) uses, claimed
+//! lock-free.
 use sockstats_common::{Counter, SocketSlot, SocketState, INTERFACE_SLOTS, OTHER_SLOT};
 
 use crate::counters;
 
-/// The slot of interface (`netns_cookie`, `ifindex`) in `state`, claiming a free one if the
-/// socket has not used it before; [`OTHER_SLOT`] once all slots belong to other interfaces.
+/// The slot of interface (`netns_cookie`, `ifindex`) and `destination` in `state`, claiming a
+/// free one if the socket has not used the pair before; [`OTHER_SLOT`] once all slots belong
+/// to other pairs.
 ///
 /// A slot is free while its namespace cookie is 0 (no namespace has cookie 0). Two CPUs claiming
-/// at once cannot take the same slot (`cmpxchg` on the cookie). A CPU that sees a slot claimed
-/// for its interface before the claimer stored the ifindex takes another slot for it: both
-/// slots then use the same account, so nothing is split.
+/// at once cannot take the same slot (`cmpxchg` on the cookie). The claimer stores the
+/// destination, then the ifindex: a slot whose ifindex is set has its destination. A CPU that
+/// sees a slot claimed for its pair before the claimer stored the ifindex takes another slot
+/// for it: both slots then use the same account, so nothing is split.
 ///
 /// Without `CAS` (kernels before 5.12, whose verifier refuses `cmpxchg` anywhere in a
 /// program) the claim is a plain store: two CPUs claiming the same free slot for two new
 /// interfaces at the same instant both take it, and the payload of the loser's interface is
-/// charged to the winner's. No byte is lost; only the split between those interfaces errs.
+/// charged to the winner's. No byte is lost; only the split between those pairs errs.
 ///
 /// # Safety
 /// `state` must point at a socket's state.
@@ -23,6 +26,7 @@ pub unsafe fn slot_for<const CAS: bool>(
     state: *mut SocketState,
     netns_cookie: u64,
     ifindex: u32,
+    destination: u32,
 ) -> u32 {
     for index in 1..=INTERFACE_SLOTS {
         // SAFETY: 1 <= index <= INTERFACE_SLOTS < SLOTS, inside the state.
@@ -32,13 +36,15 @@ pub unsafe fn slot_for<const CAS: bool>(
                 .add(index as usize)
         };
         // SAFETY: `slot` is inside the map value.
-        let (slot_ifindex, slot_netns) = unsafe {
+        let (slot_ifindex, slot_netns, slot_destination) = unsafe {
             (
                 core::ptr::read_volatile(&raw const (*slot).ifindex),
                 core::ptr::read_volatile(&raw const (*slot).netns_cookie),
+                core::ptr::read_volatile(&raw const (*slot).destination),
             )
         };
-        if slot_ifindex == ifindex && slot_netns == netns_cookie {
+        if slot_ifindex == ifindex && slot_netns == netns_cookie && slot_destination == destination
+        {
             return index;
         }
         if slot_netns != 0 {
@@ -53,8 +59,11 @@ pub unsafe fn slot_for<const CAS: bool>(
             true
         };
         if claimed {
-            // SAFETY: as above; only the claimer writes the ifindex.
-            unsafe { core::ptr::write_volatile(&raw mut (*slot).ifindex, ifindex) };
+            // SAFETY: as above; only the claimer writes the destination and the ifindex.
+            unsafe {
+                core::ptr::write_volatile(&raw mut (*slot).destination, destination);
+                core::ptr::write_volatile(&raw mut (*slot).ifindex, ifindex);
+            }
             return index;
         }
     }

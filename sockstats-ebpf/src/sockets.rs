@@ -10,7 +10,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use sockstats_common::{
-    Counter, SocketState, FLAG_EXPLICIT, FLAG_HELD, FLAG_OWNED, FLAG_RULE_PENDING,
+    Counter, SocketState, DESTINATION_UNKNOWN, FLAG_EXPLICIT, FLAG_HELD, FLAG_OWNED,
+    FLAG_RULE_PENDING,
 };
 
 use crate::{
@@ -88,7 +89,7 @@ unsafe fn take_ownership(state: *mut SocketState, held: bool, seen_by: SeenBy) {
         (*state).cgroup_id = cgroup_id;
         (*state).uid = uid;
         (*state).tgid = tgid;
-        let owner = accounts::owner_account_of(uid, cgroup_id);
+        let owner = accounts::owner_account_of(uid, cgroup_id, DESTINATION_UNKNOWN);
         (*state).owner_account = owner;
         if held && !flag(state, FLAG_HELD) {
             set_flag(state, FLAG_HELD, true);
@@ -137,8 +138,8 @@ fn overflow_of(direction: Direction) -> Counter {
 }
 
 /// Adds `bytes` moved in `direction` by the socket `sk` (a `struct sock *` from a tracepoint
-/// or fexit program) to its label's account of the interface its packets last used in that
-/// direction, and to its owner's account.
+/// or fexit program) to its label's account of the interface and destination its packets
+/// last used in that direction, and to its owner's account of that destination.
 #[inline(always)]
 pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     if sk.is_null() || bytes == 0 || !sock::is_inet_sock(sk) {
@@ -184,25 +185,28 @@ pub fn count_payload(sk: *const u8, direction: Direction, bytes: u64) {
     // SAFETY: `state` points at the socket's state; begin/end bracket the operation.
     unsafe {
         let mut parity = begin(state);
+        let slot = relabel::ready_slot(
+            state,
+            match direction {
+                Direction::Tx => (*state).tx_slot,
+                Direction::Rx => (*state).rx_slot,
+            },
+        );
         let owner = if flag(state, FLAG_OWNED) {
-            (*state).owner_account
+            relabel::slot_owner_account(state, slot)
         } else if relabel::alone(state) {
             // Sockets older than the daemon and accepted ones: the first task that moves
             // bytes on them owns them.
             take_ownership(state, sock::held_by_a_process(sk), SeenBy::TracingProgram);
-            (*state).owner_account
+            relabel::slot_owner_account(state, slot)
         } else {
             let (cgroup_id, uid, _) = current_owner();
-            accounts::owner_account_of(uid, cgroup_id)
+            accounts::owner_account_of(uid, cgroup_id, relabel::slot_destination(state, slot))
         };
         if flag(state, FLAG_RULE_PENDING) {
             apply_pending_rule(state);
             parity = core::ptr::read_volatile(&raw const (*state).generation) & 1;
         }
-        let slot = match direction {
-            Direction::Tx => (*state).tx_slot,
-            Direction::Rx => (*state).rx_slot,
-        };
         // Payload in the overflow bucket is in no owner's account either, so that every
         // grouping covers the same bytes.
         if relabel::count(state, slot, parity, field, bytes, 0) {

@@ -5,7 +5,7 @@
 
 /// Hands every map of the kernel object to `$callback`, one entry per map:
 /// `NAME: Kind<Key, Value> = constructor(capacity, flags);` (`Kind` is `HashMap`, `Array`,
-/// `PerCpuArray` or `SkStorage`; arrays are keyed by `u32`; `pinned` maps are kept under the
+/// `PerCpuArray`, `LpmTrie` or `SkStorage`; arrays are keyed by `u32`; `pinned` maps are kept under the
 /// daemon's `--bpffs-dir`, `with_max_entries` ones live as long as the programs).
 #[macro_export]
 macro_rules! for_each_map {
@@ -28,12 +28,12 @@ macro_rules! for_each_map {
             /// counters).
             ACCOUNTS: PerCpuArray<u32, $crate::IfaceCounters> =
                 pinned($crate::DEFAULT_MAX_ACCOUNTS, 0);
-            /// Account ids: [`LabelIfaceKey`] → id (`u32`). Written by the kernel only.
-            ACCOUNT_IDS: HashMap<$crate::LabelIfaceKey, u32> =
+            /// Account ids: [`AccountKey`] → id (`u32`). Written by the kernel only.
+            ACCOUNT_IDS: HashMap<$crate::AccountKey, u32> =
                 pinned($crate::DEFAULT_MAX_ACCOUNTS, 0);
-            /// What each account id stands for: id (`u32`) → [`LabelIfaceKey`]. Written by the
+            /// What each account id stands for: id (`u32`) → [`AccountKey`]. Written by the
             /// kernel only; the daemon reads it to name the accounts.
-            ACCOUNT_KEYS: HashMap<u32, $crate::LabelIfaceKey> =
+            ACCOUNT_KEYS: HashMap<u32, $crate::AccountKey> =
                 pinned($crate::DEFAULT_MAX_ACCOUNTS, 0);
             /// Payload and live sockets per owner: a per-CPU array, owner account id →
             /// [`OwnerCounters`].
@@ -65,6 +65,13 @@ macro_rules! for_each_map {
             /// (`1 << kind`), so new sockets skip the lookups of kinds without rules. Written
             /// by the daemon.
             RULE_KINDS: Array<u32, u32> = pinned(1, 0);
+            /// The destination of remote addresses: an LPM trie of [`DestinationPrefix`] →
+            /// destination id (`u32`: [`DESTINATION_PRIVATE`], [`DESTINATION_HOST`] or a named
+            /// network's id); an address no prefix covers is [`DESTINATION_INTERNET`]. Written
+            /// by the daemon at start (pinned, so the programs of an earlier daemon of the same
+            /// build see the new config too).
+            DESTINATIONS: LpmTrie<$crate::DestinationPrefix, u32> =
+                pinned($crate::MAX_DESTINATION_PREFIXES, $crate::MAP_NO_PREALLOC);
             /// Tasks inside `udp_sendpage` (fexit fallback), by pid/tgid: their nested
             /// `udp_sendmsg` is not counted. Kernel-internal; not pinned.
             IN_UDP_SENDPAGE: HashMap<u64, u8> = with_max_entries(16_384, 0);
@@ -79,6 +86,7 @@ pub enum MapKind {
     HashMap = 1,
     Array = 2,
     PerCpuArray = 6,
+    LpmTrie = 11,
     SkStorage = 24,
 }
 
