@@ -1,22 +1,24 @@
 //! Attribution arithmetic: from what the kernel's accounts hold to bytes per label and
 //! interface. Pure functions over a [`KernelSnapshot`], so tests need no kernel.
 //!
-//! The kernel keeps running totals per account (label, interface) and per owner (uid, cgroup)
+//! The kernel keeps running totals per account (label, interface, destination) and per owner
+//! (uid, cgroup, destination)
 //! for live and closed sockets alike, so a snapshot is as large as the accounts, not as the
 //! sockets (docs/architecture.md).
 use std::collections::{BTreeMap, HashMap};
 
 use sockstats_common::{
-    Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey, Totals, OTHER_IFINDEX, UNKNOWN_IFINDEX,
+    AccountKey, Counter, IfaceCounters, OwnerAccountKey, Totals, OTHER_IFINDEX, UNKNOWN_IFINDEX,
     UNLABELED_ID,
 };
 
 /// What the kernel maps held at one moment (see [`crate::kernel::KernelMaps::snapshot`]).
 #[derive(Debug, Clone, Default)]
 pub struct KernelSnapshot {
-    /// Bytes per (label, interface), live and closed sockets together.
-    pub accounts: HashMap<LabelIfaceKey, IfaceCounters>,
-    /// Payload and live sockets per owner (uid, cgroup).
+    /// Bytes per (label, interface, destination), live and closed sockets together.
+    pub accounts: HashMap<AccountKey, IfaceCounters>,
+    /// Payload and live sockets per owner (uid, cgroup) and destination (live sockets are all
+    /// under [`sockstats_common::DESTINATION_UNKNOWN`]).
     pub owners: HashMap<OwnerAccountKey, OwnerTotals>,
     /// Live sockets per label id (held by a process).
     pub live_sockets_by_label: BTreeMap<u32, u64>,
@@ -77,7 +79,7 @@ pub enum Interface {
 
 impl Interface {
     #[must_use]
-    pub fn of_key(key: &LabelIfaceKey) -> Self {
+    pub fn of_key(key: &AccountKey) -> Self {
         match key.ifindex {
             OTHER_IFINDEX => Interface::Other,
             UNKNOWN_IFINDEX => Interface::Unknown,
@@ -89,19 +91,74 @@ impl Interface {
     }
 }
 
-/// Per label id, per interface. `unlabeled` (id 0) is always present.
+/// Where a socket's bytes went: the interface they used and the destination (class or named
+/// network id, [`sockstats_common::DESTINATION_UNKNOWN`] where no one remote address stands
+/// for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Route {
+    pub interface: Interface,
+    pub destination: u32,
+}
+
+impl Route {
+    #[must_use]
+    pub fn of_key(key: &AccountKey) -> Self {
+        Self {
+            interface: Interface::of_key(key),
+            destination: key.destination,
+        }
+    }
+}
+
+/// Per label id, per route. `unlabeled` (id 0) is always present.
 #[must_use]
-pub fn per_label_interface(
-    snapshot: &KernelSnapshot,
-) -> BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> {
-    let mut out: BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> = BTreeMap::new();
+pub fn per_label_route(snapshot: &KernelSnapshot) -> BTreeMap<u32, BTreeMap<Route, IfaceCounters>> {
+    let mut out: BTreeMap<u32, BTreeMap<Route, IfaceCounters>> = BTreeMap::new();
     out.insert(UNLABELED_ID, BTreeMap::new());
     for (key, counters) in &snapshot.accounts {
         out.entry(key.label)
             .or_default()
-            .entry(Interface::of_key(key))
+            .entry(Route::of_key(key))
             .or_default()
             .add(counters);
+    }
+    out
+}
+
+/// Per label id, per interface (over all destinations). `unlabeled` (id 0) is always
+/// present.
+#[must_use]
+pub fn per_label_interface(
+    snapshot: &KernelSnapshot,
+) -> BTreeMap<u32, BTreeMap<Interface, IfaceCounters>> {
+    per_label_route(snapshot)
+        .into_iter()
+        .map(|(label, routes)| {
+            let mut by_interface: BTreeMap<Interface, IfaceCounters> = BTreeMap::new();
+            for (route, counters) in routes {
+                by_interface
+                    .entry(route.interface)
+                    .or_default()
+                    .add(&counters);
+            }
+            (label, by_interface)
+        })
+        .collect()
+}
+
+/// Payload bytes per (label id, destination id) over all interfaces. (`unlabeled`, unknown) is
+/// always present.
+#[must_use]
+pub fn per_label_destination(snapshot: &KernelSnapshot) -> BTreeMap<(u32, u32), Totals> {
+    let mut out: BTreeMap<(u32, u32), Totals> = BTreeMap::new();
+    out.insert(
+        (UNLABELED_ID, sockstats_common::DESTINATION_UNKNOWN),
+        Totals::default(),
+    );
+    for (key, counters) in &snapshot.accounts {
+        out.entry((key.label, key.destination))
+            .or_default()
+            .add(counters.payload);
     }
     out
 }
@@ -138,11 +195,12 @@ mod tests {
         }
     }
 
-    fn key(label: u32, netns_cookie: u64, ifindex: u32) -> LabelIfaceKey {
-        LabelIfaceKey {
+    fn key(label: u32, netns_cookie: u64, ifindex: u32) -> AccountKey {
+        AccountKey {
             label,
             ifindex,
             netns_cookie,
+            ..AccountKey::default()
         }
     }
 
@@ -187,6 +245,40 @@ mod tests {
         let totals = per_label(&snapshot);
         assert_eq!(totals[&1], Totals::new(1112, 2071));
         assert_eq!(totals[&0], Totals::new(7, 4));
+    }
+
+    #[test]
+    fn destinations_of_one_interface_are_routes_of_their_own_and_add_up_per_interface() {
+        use sockstats_common::{DESTINATION_INTERNET, DESTINATION_PRIVATE};
+        let to = |destination| AccountKey {
+            destination,
+            ..key(1, 1, 2)
+        };
+        let snapshot = KernelSnapshot {
+            accounts: HashMap::from([
+                (to(DESTINATION_PRIVATE), counters(10, 20)),
+                (to(DESTINATION_INTERNET), counters(300, 400)),
+            ]),
+            ..KernelSnapshot::default()
+        };
+        let routes = per_label_route(&snapshot);
+        let route = |destination| Route {
+            interface: ETH,
+            destination,
+        };
+        assert_eq!(
+            routes[&1][&route(DESTINATION_PRIVATE)].payload,
+            Totals::new(10, 20)
+        );
+        assert_eq!(
+            routes[&1][&route(DESTINATION_INTERNET)].payload,
+            Totals::new(300, 400)
+        );
+        assert_eq!(
+            per_label_interface(&snapshot)[&1][&ETH].payload,
+            Totals::new(310, 420)
+        );
+        assert_eq!(per_label(&snapshot)[&1], Totals::new(310, 420));
     }
 
     #[test]

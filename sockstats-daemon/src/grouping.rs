@@ -8,9 +8,11 @@
 //! own); bytes no account could take are one group too.
 use std::collections::BTreeMap;
 
-use sockstats_common::{protocol::Grouping, Counter, SocketRecord, Totals, UNKNOWN_UID};
+use sockstats_common::{
+    protocol::Grouping, Counter, SocketRecord, Totals, DESTINATION_UNKNOWN, UNKNOWN_UID,
+};
 
-use crate::attribution::{per_label, KernelSnapshot};
+use crate::attribution::{per_label_destination, KernelSnapshot};
 
 /// One group of a grouping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,13 +47,34 @@ pub fn group(
     live: &[SocketRecord],
 ) -> BTreeMap<Group, GroupTotals> {
     let mut out: BTreeMap<Group, GroupTotals> = BTreeMap::new();
+    for ((group, _), totals) in group_by_destination(snapshot, by, live) {
+        let entry = out.entry(group).or_default();
+        entry.payload.add(totals.payload);
+        entry.live_sockets += totals.live_sockets;
+    }
+    out
+}
+
+/// Payload bytes per group of `by` and destination id. Live sockets are counted under
+/// [`DESTINATION_UNKNOWN`] (a socket is not of one destination).
+#[must_use]
+pub fn group_by_destination(
+    snapshot: &KernelSnapshot,
+    by: Grouping,
+    live: &[SocketRecord],
+) -> BTreeMap<(Group, u32), GroupTotals> {
+    let mut out: BTreeMap<(Group, u32), GroupTotals> = BTreeMap::new();
     match by {
         Grouping::Label => {
             for (label, sockets) in &snapshot.live_sockets_by_label {
-                out.entry(Group::Label(*label)).or_default().live_sockets += sockets;
+                out.entry((Group::Label(*label), DESTINATION_UNKNOWN))
+                    .or_default()
+                    .live_sockets += sockets;
             }
-            for (label, payload) in per_label(snapshot) {
-                out.entry(Group::Label(label)).or_default().payload = payload;
+            for ((label, destination), payload) in per_label_destination(snapshot) {
+                out.entry((Group::Label(label), destination))
+                    .or_default()
+                    .payload = payload;
             }
         }
         Grouping::Uid | Grouping::Cgroup | Grouping::Unit | Grouping::Container => {
@@ -61,7 +84,7 @@ pub fn group(
                     Grouping::Uid => Group::Uid(owner.uid),
                     _ => Group::Cgroup(owner.cgroup_id),
                 };
-                let entry = out.entry(group).or_default();
+                let entry = out.entry((group, owner.destination)).or_default();
                 entry.payload.add(totals.payload);
                 entry.live_sockets += totals.live_sockets;
             }
@@ -70,38 +93,50 @@ pub fn group(
                 snapshot.counter(Counter::OwnerOverflowRxBytes),
             );
             if owner_overflow != Totals::default() {
-                out.entry(Group::OwnerOverflow).or_default().payload = owner_overflow;
+                out.entry((Group::OwnerOverflow, DESTINATION_UNKNOWN))
+                    .or_default()
+                    .payload = owner_overflow;
             }
         }
         Grouping::Process => {
-            let mut live_payload = Totals::default();
+            let mut live_payload: BTreeMap<u32, Totals> = BTreeMap::new();
             for record in live {
                 let group = if record.tgid == 0 {
                     Group::UnknownOwner
                 } else {
                     Group::Process(record.tgid)
                 };
-                let entry = out.entry(group).or_default();
+                let entry = out.entry((group, record.destination)).or_default();
                 entry.payload.add(record.payload);
                 entry.live_sockets += u64::from(record.held);
-                live_payload.add(record.payload);
+                live_payload
+                    .entry(record.destination)
+                    .or_default()
+                    .add(record.payload);
             }
-            let mut all = Totals::default();
-            for payload in per_label(snapshot).values() {
-                all.add(*payload);
+            let mut all_payload: BTreeMap<u32, Totals> = BTreeMap::new();
+            for ((_, destination), payload) in per_label_destination(snapshot) {
+                all_payload.entry(destination).or_default().add(payload);
             }
-            let closed = Totals::new(
-                all.tx_bytes.saturating_sub(live_payload.tx_bytes),
-                all.rx_bytes.saturating_sub(live_payload.rx_bytes),
-            );
-            if closed != Totals::default() {
-                out.entry(Group::ClosedSockets).or_default().payload = closed;
+            for (destination, all) in all_payload {
+                let live = live_payload.get(&destination).copied().unwrap_or_default();
+                let closed = Totals::new(
+                    all.tx_bytes.saturating_sub(live.tx_bytes),
+                    all.rx_bytes.saturating_sub(live.rx_bytes),
+                );
+                if closed != Totals::default() {
+                    out.entry((Group::ClosedSockets, destination))
+                        .or_default()
+                        .payload = closed;
+                }
             }
         }
     }
     let overflow = snapshot.overflow();
     if overflow != Totals::default() {
-        out.entry(Group::Overflow).or_default().payload = overflow;
+        out.entry((Group::Overflow, DESTINATION_UNKNOWN))
+            .or_default()
+            .payload = overflow;
     }
     out
 }
@@ -127,7 +162,7 @@ pub const fn covers(by: Grouping) -> &'static str {
 mod tests {
     use std::collections::HashMap;
 
-    use sockstats_common::{IfaceCounters, LabelIfaceKey, OwnerAccountKey, UNKNOWN_IFINDEX};
+    use sockstats_common::{AccountKey, IfaceCounters, OwnerAccountKey, UNKNOWN_IFINDEX};
 
     use super::*;
     use crate::attribution::OwnerTotals;
@@ -136,7 +171,7 @@ mod tests {
         OwnerAccountKey {
             cgroup_id,
             uid,
-            pad: 0,
+            destination: 0,
         }
     }
 
@@ -147,17 +182,17 @@ mod tests {
             label,
             payload: Totals::new(tx, rx),
             held,
-            pad: 0,
+            destination: 0,
         }
     }
 
     /// Label 5 has 1020/2002 (one live socket of process 200 with 20/2, the rest closed),
     /// unlabeled 40/11; uid 33 made label 5's bytes, uid 0 the unlabeled ones.
     fn snapshot() -> (KernelSnapshot, Vec<SocketRecord>) {
-        let account = |label| LabelIfaceKey {
+        let account = |label| AccountKey {
             label,
             ifindex: UNKNOWN_IFINDEX,
-            netns_cookie: 0,
+            ..AccountKey::default()
         };
         let payload = |tx, rx| IfaceCounters {
             payload: Totals::new(tx, rx),

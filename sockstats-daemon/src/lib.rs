@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod destinations;
 pub mod grouping;
 pub mod history;
 pub mod interfaces;

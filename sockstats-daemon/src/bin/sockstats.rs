@@ -154,8 +154,21 @@ fn query(command: &Command, socket: &Path) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, ClientError> {
+/// The `get` variants: one op each.
+fn get(command: &Command, client: &mut Client) -> Result<(), ClientError> {
     match command {
+        Command::Get {
+            json,
+            bytes,
+            by: Some(by),
+            destinations: true,
+            ..
+        } => {
+            let reply = client.get_by_destinations((*by).into())?;
+            show(*json, &reply, |reply| {
+                format::groups_by_destination_table(reply, *bytes)
+            });
+        }
         Command::Get {
             json,
             bytes,
@@ -164,6 +177,19 @@ fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, Clie
         } => {
             let reply = client.get_by((*by).into())?;
             show(*json, &reply, |reply| format::groups_table(reply, *bytes));
+        }
+        Command::Get {
+            json,
+            bytes,
+            destinations: true,
+            interfaces,
+            cost,
+            ..
+        } => {
+            let reply = client.get_destinations(*interfaces, *cost)?;
+            show(*json, &reply, |reply| {
+                format::destinations_table(reply, *bytes)
+            });
         }
         Command::Get {
             json,
@@ -192,6 +218,14 @@ fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, Clie
             let reply = client.get()?;
             show(*json, &reply, |reply| format::get_table(reply, *bytes));
         }
+        _ => unreachable!("only get commands come here"),
+    }
+    Ok(())
+}
+
+fn client_query(command: &Command, client: &mut Client) -> Result<ExitCode, ClientError> {
+    match command {
+        Command::Get { .. } => get(command, client)?,
         Command::Rules { action, json } => {
             let reply = match action {
                 None => client.rules()?,

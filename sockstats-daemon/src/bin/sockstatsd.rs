@@ -20,6 +20,7 @@ use sockstats_daemon::{
         tasks::{otlp_export::OtlpConfig, stats_log::StatsLogConfig},
         Daemon, ServerLimits,
     },
+    destinations::{self, DestinationNames},
     history::{clock::SystemClock, History},
     interfaces::InterfaceNames,
     kernel::{
@@ -152,6 +153,7 @@ fn start(
     }
     maps.set_control(token, validate_closed)
         .context("cannot give the kernel programs the daemon's settings")?;
+    let destinations = write_destinations(args, &config, &mut maps)?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
     sockstats_daemon::sys::malloc::trim();
@@ -183,6 +185,7 @@ fn start(
             states_by_cookie: attached.states_by_cookie,
             started: Instant::now(),
             config,
+            destinations,
         },
     ));
     open_history(args, &daemon, &attached.maps_dir);
@@ -192,6 +195,27 @@ fn start(
         log::info!("{rule_count} labeling rule(s) in force (`sockstats rules` lists them)");
     }
     Ok((attached, daemon, listener))
+}
+
+/// Gives the config's networks their stable ids and writes every destination prefix into the
+/// kernel's trie.
+fn write_destinations(
+    args: &Args,
+    config: &config::Config,
+    maps: &mut kernel::KernelMaps,
+) -> Result<DestinationNames> {
+    let names = DestinationNames::open(&args.state_dir, &config.networks)?;
+    let prefixes = destinations::prefixes(&config.networks, |name| {
+        names.id(name).expect("every configured network has an id")
+    });
+    maps.set_destinations(&prefixes)
+        .context("cannot write the destination prefixes into the kernel's trie")?;
+    log::info!(
+        "{} named network(s), {} destination prefixes",
+        config.networks.len(),
+        prefixes.len()
+    );
+    Ok(names)
 }
 
 /// Opens the usage history in the state dir. A file it cannot use is logged (and reported by

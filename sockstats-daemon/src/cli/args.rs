@@ -10,6 +10,7 @@ Examples:
   sockstats get                      bytes per label, largest first
   sockstats get --by uid             bytes per user, no labeling needed
   sockstats get --interfaces --wire  per interface, with IP-layer bytes and packets
+  sockstats get --destinations --cost  per destination, with the config's prices
   sockstats watch                    live rates, like top
   sockstats history --period day     bytes per label per day, kept across restarts
   sockstats top --since 7d --by uid  who used the most in the last week
@@ -82,8 +83,20 @@ pub enum Command {
         validation: bool,
         /// With --interfaces: also IP-layer (wire) bytes and packets: headers, ACKs and
         /// retransmits included, what metered links bill.
-        #[arg(long, requires = "interfaces")]
+        #[arg(long, requires = "interfaces", conflicts_with = "destinations")]
         wire: bool,
+        /// Split each label's (or, with --by, each group's) bytes by the destination of the
+        /// remote address: host (loopback), private (RFC 1918, CGNAT, link-local, ULA),
+        /// internet (the rest), or a named network of the daemon's config (`network NAME
+        /// CIDR…`). With --interfaces: per interface too. With --json:
+        /// {"stats": {"<label>": {"tx_bytes_by_destination": {"<destination>": N},
+        /// "rx_bytes_by_destination": {…}}}, "destinations": […]}.
+        #[arg(long, conflicts_with = "validation")]
+        destinations: bool,
+        /// With --destinations: add the estimated cost of each row, label and in all, from the
+        /// config's `price DEST tx|rx AMOUNT` lines (per GiB) and its `currency`.
+        #[arg(long, requires = "destinations", conflicts_with = "by")]
+        cost: bool,
     },
     /// A live view of per-label rates and totals, like top: redrawn every interval on a
     /// terminal (q, Esc or Ctrl-C to quit); plain blocks of lines when stdout is not a terminal.

@@ -46,6 +46,8 @@ pub struct DaemonInfo {
     pub started: Instant,
     /// What the config file says (`--config`), or the defaults.
     pub config: Config,
+    /// The names of the destination ids (classes and the networks ever configured).
+    pub destinations: crate::destinations::DestinationNames,
 }
 
 /// The data that changes together: a label id is made in the registry, then used in the

@@ -8,8 +8,7 @@ use std::{
 };
 
 use sockstats_common::{
-    protocol::MapFill, IfaceCounters, LabelIfaceKey, OwnerKey, SocketRecord, Totals,
-    UNKNOWN_IFINDEX,
+    protocol::MapFill, AccountKey, IfaceCounters, OwnerKey, SocketRecord, Totals, UNKNOWN_IFINDEX,
 };
 
 use super::interface::{AccessError, Counters, Kernel, LabelError, ProgramRunStats};
@@ -86,10 +85,10 @@ impl Kernel for FakeKernel {
         self.check_reads()?;
         let mut snapshot = self.snapshot.clone();
         for socket in self.sockets.values() {
-            let key = LabelIfaceKey {
+            let key = AccountKey {
                 label: socket.label,
                 ifindex: UNKNOWN_IFINDEX,
-                netns_cookie: 0,
+                ..AccountKey::default()
             };
             let counters = snapshot.accounts.entry(key).or_default();
             counters.add(&IfaceCounters {
@@ -166,7 +165,7 @@ impl Kernel for FakeKernel {
                 label: socket.label,
                 payload: socket.payload,
                 held: 1,
-                pad: 0,
+                destination: sockstats_common::DESTINATION_UNKNOWN,
             })
             .collect())
     }

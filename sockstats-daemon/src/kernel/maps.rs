@@ -12,13 +12,16 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, PerCpuValues},
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, PerCpuValues,
+    },
     programs::ProgramFd,
 };
 use sockstats_common::{
-    protocol::MapFill, Control, Counter, IfaceCounters, LabelIfaceKey, OwnerAccountKey,
-    OwnerCounters, OwnerKey, SocketRecord, SocketState, Totals, ACCOUNT_KEYS_MAP, OWNER_KEYS_MAP,
-    RULES_MAP, SOCKET_STATE_BY_COOKIE_MAP, VALIDATION_MAP,
+    protocol::MapFill, AccountKey, Control, Counter, IfaceCounters, OwnerAccountKey, OwnerCounters,
+    OwnerKey, SocketRecord, SocketState, Totals, ACCOUNT_KEYS_MAP, OWNER_KEYS_MAP, RULES_MAP,
+    SOCKET_STATE_BY_COOKIE_MAP, VALIDATION_MAP,
 };
 
 use super::interface::{AccessError, Counters, Kernel, LabelError, ProgramRunStats};
@@ -41,7 +44,7 @@ pub enum LiveStates {
 
 pub struct KernelMaps {
     pub(crate) accounts: PerCpuArray<MapData, IfaceCounters>,
-    pub(crate) account_keys: HashMap<MapData, u32, LabelIfaceKey>,
+    pub(crate) account_keys: HashMap<MapData, u32, AccountKey>,
     pub(crate) owner_accounts: PerCpuArray<MapData, OwnerCounters>,
     pub(crate) owner_keys: HashMap<MapData, u32, OwnerAccountKey>,
     pub(crate) label_sockets: PerCpuArray<MapData, u64>,
@@ -54,6 +57,8 @@ pub struct KernelMaps {
     pub(crate) rules: HashMap<MapData, OwnerKey, u32>,
     /// Which kinds of rules exist (one `u32` of bits). Written only by the daemon.
     pub(crate) rule_kinds: Array<MapData, u32>,
+    /// Remote address prefixes → destination id. Written only by the daemon, at start.
+    pub(crate) destinations: LpmTrie<MapData, [u8; 16], u32>,
     pub(crate) live_states: LiveStates,
     /// The cookie-keyed states: in use before 5.11 only, but held on every kernel (the loaded
     /// programs refer to it).
@@ -86,6 +91,33 @@ impl KernelMaps {
             u64::from(validate_closed),
             0,
         )
+    }
+
+    /// Makes the destination trie hold exactly `entries` (prefix → destination id): new and
+    /// changed entries are written first, then the ones no longer wanted removed, so a
+    /// running program's lookup never sees a prefix of the config missing.
+    pub fn set_destinations(
+        &mut self,
+        entries: &[(sockstats_common::DestinationPrefix, u32)],
+    ) -> Result<(), MapError> {
+        let wanted: std::collections::HashSet<(u32, [u8; 16])> = entries
+            .iter()
+            .map(|(prefix, _)| (prefix.prefix_len, prefix.address))
+            .collect();
+        for (prefix, id) in entries {
+            self.destinations
+                .insert(&Key::new(prefix.prefix_len, prefix.address), id, 0)?;
+        }
+        let stale: Vec<Key<[u8; 16]>> = self
+            .destinations
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !wanted.contains(&(key.prefix_len(), key.data())))
+            .collect();
+        for key in stale {
+            self.destinations.remove(&key)?;
+        }
+        Ok(())
     }
 
     /// The label of the live socket `fd` (cookie `cookie`) now.
@@ -212,20 +244,10 @@ impl KernelMaps {
             LiveStates::ByCookie => {
                 let mut records = StdHashMap::new();
                 for_each(&self.states_by_cookie, |cookie, state| {
-                    records.insert(
-                        cookie,
-                        SocketRecord {
-                            cookie,
-                            tgid: state.tgid,
-                            label: state.current_label(),
-                            payload: state.payload(),
-                            held: u32::from(state.flags[sockstats_common::FLAG_HELD]),
-                            pad: 0,
-                        },
-                    );
+                    records.insert(cookie, state.records(cookie));
                 })
                 .map_err(std::io::Error::other)?;
-                Ok(records.into_values().collect())
+                Ok(records.into_values().flatten().collect())
             }
         }
     }

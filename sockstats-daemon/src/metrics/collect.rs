@@ -1,4 +1,4 @@
-//! One reading of everything sockstats exports: the per-label, per-interface totals and the
+//! One reading of everything sockstats exports: the per-label, per-route totals and the
 //! daemon's health. The metrics endpoint renders it as Prometheus text, the OTLP exporter
 //! ([`crate::otlp`]) as OTLP metrics: both show the same counters. The quotas' use (from the
 //! history file) is the endpoint's only.
@@ -9,13 +9,18 @@ use sockstats_common::IfaceCounters;
 use super::{Health, QuotaRatio};
 use crate::{
     daemon::state::Daemon,
-    ops::{naming, status::counters_by_name, Refusal},
+    ops::{
+        naming::{self, NamedRoute},
+        status::counters_by_name,
+        Refusal,
+    },
 };
 
-/// Label name → interface name → counters, and the health beside them.
+/// Label name → route (interface and destination names) → counters, and the health beside
+/// them.
 #[derive(Debug, Clone, Default)]
 pub struct Exported {
-    pub labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    pub labels: BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>>,
     pub health: Health,
 }
 

@@ -6,8 +6,9 @@
 //! each scrape builds a fresh `Registry` holding one [`Collector`] over that scrape's snapshot,
 //! which writes every sample as a `ConstCounter` or `ConstGauge`.
 //!
-//! Cardinality is bounded by design: series are keyed by label name, interface name and
-//! direction only, never by process, socket or cookie.
+//! Cardinality is bounded by design: series are keyed by label name, interface name,
+//! destination (the three classes and the config's named networks) and direction only, never
+//! by process, socket, cookie or remote address.
 pub mod collect;
 pub mod server;
 
@@ -20,6 +21,8 @@ use prometheus_client::{
     registry::Registry,
 };
 use sockstats_common::{protocol::MapFill, IfaceCounters, Totals};
+
+use crate::ops::naming::NamedRoute;
 
 /// What the exposition shows besides the per-label totals.
 #[derive(Debug, Default, Clone)]
@@ -102,7 +105,7 @@ impl Format {
 /// One scrape's snapshot, written by `prometheus-client` through [`Collector::encode`].
 #[derive(Debug)]
 struct Snapshot {
-    labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    labels: BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>>,
     health: Health,
 }
 
@@ -113,32 +116,32 @@ type Field = fn(&IfaceCounters) -> u64;
 const PER_LABEL_INTERFACE: [(&str, &str, Field); 6] = [
     (
         "sockstats_tx_bytes",
-        "Payload bytes sent (sendmsg return values), by label and the interface the socket's packets used. Relabeling a live socket moves its bytes to the new label (this label's value then drops).",
+        "Payload bytes sent (sendmsg return values), by label, the interface the socket's packets used and the destination of their remote address. Relabeling a live socket moves its bytes to the new label (this label's value then drops).",
         |c| c.payload.tx_bytes,
     ),
     (
         "sockstats_rx_bytes",
-        "Payload bytes received (recvmsg return values), by label and interface.",
+        "Payload bytes received (recvmsg return values), by label, interface and destination.",
         |c| c.payload.rx_bytes,
     ),
     (
         "sockstats_wire_tx_bytes",
-        "IP-layer bytes sent (headers, ACKs and retransmits included), by label and interface.",
+        "IP-layer bytes sent (headers, ACKs and retransmits included), by label, interface and destination.",
         |c| c.wire_bytes.tx_bytes,
     ),
     (
         "sockstats_wire_rx_bytes",
-        "IP-layer bytes received, by label and interface.",
+        "IP-layer bytes received, by label, interface and destination.",
         |c| c.wire_bytes.rx_bytes,
     ),
     (
         "sockstats_wire_tx_packets",
-        "IP packets sent (GSO super-packets count as their segments), by label and interface.",
+        "IP packets sent (GSO super-packets count as their segments), by label, interface and destination.",
         |c| c.wire_packets.tx_packets,
     ),
     (
         "sockstats_wire_rx_packets",
-        "IP packets received (GRO super-packets count as their segments), by label and interface.",
+        "IP packets received (GRO super-packets count as their segments), by label, interface and destination.",
         |c| c.wire_packets.rx_packets,
     ),
 ];
@@ -147,9 +150,13 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for (name, help, field) in PER_LABEL_INTERFACE {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (label, interfaces) in &self.labels {
-                for (interface, counters) in interfaces {
-                    let labels = [("label", label.as_str()), ("interface", interface.as_str())];
+            for (label, routes) in &self.labels {
+                for (route, counters) in routes {
+                    let labels = [
+                        ("label", label.as_str()),
+                        ("interface", route.interface.as_str()),
+                        ("destination", route.destination.as_str()),
+                    ];
                     ConstCounter::new(field(counters)).encode(family.encode_family(&labels)?)?;
                 }
             }
@@ -248,7 +255,7 @@ impl Snapshot {
 /// Renders the whole exposition in `format`.
 #[must_use]
 pub fn render(
-    labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    labels: BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>>,
     health: Health,
     format: Format,
 ) -> String {
@@ -270,16 +277,26 @@ pub fn render(
 mod tests {
     use super::*;
 
-    fn sample() -> (BTreeMap<String, BTreeMap<String, IfaceCounters>>, Health) {
+    fn route(interface: &str, destination: &str) -> NamedRoute {
+        NamedRoute {
+            interface: interface.to_owned(),
+            destination: destination.to_owned(),
+        }
+    }
+
+    fn sample() -> (
+        BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>>,
+        Health,
+    ) {
         let mut labels = BTreeMap::new();
         let mut interfaces = BTreeMap::new();
         let counters = IfaceCounters {
             payload: Totals::new(5, 7),
             ..IfaceCounters::default()
         };
-        interfaces.insert("we\"ird\\if".to_owned(), counters);
+        interfaces.insert(route("we\"ird\\if", "internet"), counters);
         interfaces.insert(
-            "lo".to_owned(),
+            route("lo", "host"),
             IfaceCounters {
                 payload: Totals::new(1 << 40, 3),
                 ..IfaceCounters::default()
@@ -344,10 +361,10 @@ mod tests {
         let text = render(labels, health, Format::Prometheus);
         for line in [
             "# TYPE sockstats_tx_bytes_total counter\n",
-            "# HELP sockstats_rx_bytes_total Payload bytes received (recvmsg return values), by label and interface.\n",
-            "sockstats_tx_bytes_total{label=\"web\",interface=\"we\\\"ird\\\\if\"} 5\n",
-            "sockstats_rx_bytes_total{label=\"web\",interface=\"we\\\"ird\\\\if\"} 7\n",
-            "sockstats_tx_bytes_total{label=\"web\",interface=\"lo\"} 1099511627776\n",
+            "# HELP sockstats_rx_bytes_total Payload bytes received (recvmsg return values), by label, interface and destination.\n",
+            "sockstats_tx_bytes_total{label=\"web\",interface=\"we\\\"ird\\\\if\",destination=\"internet\"} 5\n",
+            "sockstats_rx_bytes_total{label=\"web\",interface=\"we\\\"ird\\\\if\",destination=\"internet\"} 7\n",
+            "sockstats_tx_bytes_total{label=\"web\",interface=\"lo\",destination=\"host\"} 1099511627776\n",
             "# TYPE sockstats_overflow_bytes_total counter\n",
             "sockstats_overflow_bytes_total{layer=\"wire\",direction=\"rx\"} 14\n",
             "sockstats_kernel_events_total{event=\"ringbuf_drops\"} 2\n",
@@ -384,13 +401,17 @@ mod tests {
         );
         assert!(
             open.contains(
-                "sockstats_tx_bytes_total{label=\"web\",interface=\"lo\"} 1099511627776\n"
+                "sockstats_tx_bytes_total{label=\"web\",interface=\"lo\",destination=\"host\"} 1099511627776\n"
             ),
             "{open}"
         );
         let open = parse(&open);
         for scrape in [&classic, &open] {
-            let web_lo = [("label", "web"), ("interface", "lo")];
+            let web_lo = [
+                ("label", "web"),
+                ("interface", "lo"),
+                ("destination", "host"),
+            ];
             assert_eq!(value(scrape, "sockstats_tx_bytes_total", &web_lo), 1 << 40);
             assert_eq!(value(scrape, "sockstats_rx_bytes_total", &web_lo), 3);
             // (prometheus-parse does not unescape label values: the escaped one is only

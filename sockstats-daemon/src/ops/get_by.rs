@@ -1,4 +1,5 @@
-//! `get_by`: payload bytes grouped by label, uid, cgroup, process, systemd unit or container.
+//! `get_by`: payload bytes grouped by label, uid, cgroup, process, systemd unit or container,
+//! split by destination if asked.
 use sockstats_common::protocol::{GetByReply, Grouping};
 
 use super::{
@@ -7,17 +8,17 @@ use super::{
 };
 use crate::{daemon::state::Daemon, grouping};
 
-pub fn get_by(daemon: &Daemon, by: Grouping) -> Result<GetByReply, Refusal> {
+pub fn get_by(daemon: &Daemon, by: Grouping, destinations: bool) -> Result<GetByReply, Refusal> {
     let (snapshot, label_names) = snapshot(daemon)?;
     let live = if by == Grouping::Process {
         live_sockets(daemon)?
     } else {
         Vec::new()
     };
-    let groups = grouping::group(&snapshot, by, &live);
+    let groups = grouping::group_by_destination(&snapshot, by, &live);
     Ok(GetByReply {
         by,
-        stats: group_names(daemon, by, &label_names, groups),
+        stats: group_names(daemon, by, &label_names, groups, destinations),
         covers: grouping::covers(by).to_owned(),
     })
 }
@@ -43,7 +44,7 @@ mod tests {
             let owner = OwnerAccountKey {
                 uid: 0,
                 cgroup_id: job,
-                pad: 0,
+                destination: 0,
             };
             kernel.snapshot.owners.insert(
                 owner,
@@ -53,7 +54,7 @@ mod tests {
                 },
             );
         });
-        let by_label = get_by(&test.daemon, Grouping::Label).unwrap();
+        let by_label = get_by(&test.daemon, Grouping::Label, false).unwrap();
         assert_eq!(by_label.by, Grouping::Label);
         assert_eq!(
             (
@@ -63,7 +64,7 @@ mod tests {
             (100, 1)
         );
         assert_eq!(by_label.stats["unlabeled"].tx_bytes, 7);
-        let by_uid = get_by(&test.daemon, Grouping::Uid).unwrap();
+        let by_uid = get_by(&test.daemon, Grouping::Uid, false).unwrap();
         assert_eq!(
             (
                 by_uid.stats["root"].tx_bytes,
@@ -71,9 +72,9 @@ mod tests {
             ),
             (107, 2)
         );
-        let by_cgroup = get_by(&test.daemon, Grouping::Cgroup).unwrap();
+        let by_cgroup = get_by(&test.daemon, Grouping::Cgroup, false).unwrap();
         assert_eq!(by_cgroup.stats["/accounted/job"].rx_bytes, 1);
-        let by_process = get_by(&test.daemon, Grouping::Process).unwrap();
+        let by_process = get_by(&test.daemon, Grouping::Process, false).unwrap();
         let me = crate::sys::owners::process_name(std::process::id());
         assert_eq!(by_process.stats[&me].tx_bytes, 100);
         assert_eq!(by_process.stats["(unknown owner)"].tx_bytes, 7);
@@ -111,7 +112,7 @@ mod tests {
                 let owner = OwnerAccountKey {
                     uid: 0,
                     cgroup_id,
-                    pad: 0,
+                    destination: 0,
                 };
                 kernel.snapshot.owners.insert(
                     owner,
@@ -123,7 +124,7 @@ mod tests {
             }
         });
         let check = |test: &Fixture| {
-            let by_unit = get_by(&test.daemon, Grouping::Unit).unwrap();
+            let by_unit = get_by(&test.daemon, Grouping::Unit, false).unwrap();
             assert_eq!(
                 (
                     by_unit.stats["web.service"].tx_bytes,
@@ -133,7 +134,7 @@ mod tests {
             );
             assert_eq!(by_unit.stats["(no unit)"].tx_bytes, 3004);
             assert_eq!(by_unit.stats["(unknown cgroup 999999999)"].tx_bytes, 5);
-            let by_container = get_by(&test.daemon, Grouping::Container).unwrap();
+            let by_container = get_by(&test.daemon, Grouping::Container, false).unwrap();
             assert_eq!(by_container.stats["box"].rx_bytes, 30);
             assert_eq!(by_container.stats["(no container)"].tx_bytes, 124);
             assert_eq!(by_container.by, Grouping::Container);
@@ -151,7 +152,9 @@ mod tests {
         let test = Fixture::new();
         test.with_kernel(|kernel| kernel.fail_reads = true);
         assert_eq!(
-            get_by(&test.daemon, Grouping::Uid).unwrap_err().code(),
+            get_by(&test.daemon, Grouping::Uid, false)
+                .unwrap_err()
+                .code(),
             ErrorCode::Failed
         );
     }

@@ -15,7 +15,7 @@ pub fn get_interfaces(daemon: &Daemon) -> Result<GetInterfacesReply, Refusal> {
         ..GetInterfacesReply::default()
     };
     let mut interface_names: BTreeSet<String> = host_links.into_iter().collect();
-    for (label, by_interface) in named.labels {
+    for (label, by_interface) in named.by_interface() {
         let stats = reply.stats.entry(label.clone()).or_default();
         let wire = reply.wire.entry(label).or_default();
         for (name, counters) in by_interface {
@@ -43,16 +43,17 @@ pub fn get_interfaces(daemon: &Daemon) -> Result<GetInterfacesReply, Refusal> {
 
 #[cfg(test)]
 mod tests {
-    use sockstats_common::{IfaceCounters, LabelIfaceKey, Totals, OTHER_IFINDEX};
+    use sockstats_common::{AccountKey, IfaceCounters, Totals, OTHER_IFINDEX};
 
     use super::*;
     use crate::ops::testing::{Fixture, HOST_NETNS};
 
-    fn key(label: u32, netns_cookie: u64, ifindex: u32) -> LabelIfaceKey {
-        LabelIfaceKey {
+    fn key(label: u32, netns_cookie: u64, ifindex: u32) -> AccountKey {
+        AccountKey {
             label,
             netns_cookie,
             ifindex,
+            ..AccountKey::default()
         }
     }
 

@@ -9,9 +9,9 @@ use std::os::fd::OwnedFd;
 
 use serde::Serialize;
 use sockstats_common::protocol::{
-    encode_ok, encode_refusal, DebugReply, GetByReply, GetInterfacesReply, GetReply, HistoryReply,
-    HistoryResetReply, LabelReply, LabelsReply, QuotasReply, Request, RulesReply, StatusReply,
-    UnlabelReply, ValidationReply,
+    encode_ok, encode_refusal, DebugReply, GetByReply, GetDestinationsReply, GetInterfacesReply,
+    GetReply, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply, Request,
+    RulesReply, StatusReply, UnlabelReply, ValidationReply,
 };
 
 use crate::daemon::state::Daemon;
@@ -20,6 +20,7 @@ pub mod add_rule;
 pub mod debug_info;
 pub mod get;
 pub mod get_by;
+pub mod get_destinations;
 pub mod get_interfaces;
 pub mod get_validation;
 pub mod history;
@@ -48,6 +49,7 @@ pub enum Reply {
     Get(GetReply),
     GetInterfaces(GetInterfacesReply),
     GetValidation(ValidationReply),
+    GetDestinations(GetDestinationsReply),
     GetBy(GetByReply),
     Labels(LabelsReply),
     Status(Box<StatusReply>),
@@ -75,7 +77,12 @@ pub fn handle(
         Request::Get => get::get(daemon).map(Reply::Get),
         Request::GetInterfaces => get_interfaces::get_interfaces(daemon).map(Reply::GetInterfaces),
         Request::GetValidation => get_validation::get_validation(daemon).map(Reply::GetValidation),
-        Request::GetBy { by } => get_by::get_by(daemon, by).map(Reply::GetBy),
+        Request::GetDestinations { interfaces, cost } => {
+            get_destinations::get_destinations(daemon, interfaces, cost).map(Reply::GetDestinations)
+        }
+        Request::GetBy { by, destinations } => {
+            get_by::get_by(daemon, by, destinations).map(Reply::GetBy)
+        }
         Request::Labels => Ok(Reply::Labels(labels::labels(daemon))),
         Request::Status => Ok(Reply::Status(Box::new(status::status(daemon)))),
         Request::DebugInfo => Ok(Reply::DebugInfo(Box::new(debug_info::debug_info(daemon)))),

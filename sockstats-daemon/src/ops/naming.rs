@@ -49,26 +49,61 @@ pub fn live_sockets(daemon: &Daemon) -> Result<Vec<sockstats_common::SocketRecor
     })
 }
 
-/// Every label (registered ones included, even without traffic) → interface name → counters.
+/// Where bytes went, by name: an interface name and a destination name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamedRoute {
+    pub interface: String,
+    pub destination: String,
+}
+
+/// Every label (registered ones included, even without traffic) → route → counters.
 #[derive(Debug, Default)]
 pub struct NamedTotals {
-    pub labels: BTreeMap<String, BTreeMap<String, IfaceCounters>>,
+    pub labels: BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>>,
     /// The snapshot they come from (counters, overflow).
     pub snapshot: KernelSnapshot,
 }
 
 impl NamedTotals {
-    /// Payload bytes per label over all interfaces.
+    /// Payload bytes per label over all routes.
     #[must_use]
     pub fn payload_per_label(&self) -> BTreeMap<String, Totals> {
         self.labels
             .iter()
-            .map(|(label, interfaces)| {
+            .map(|(label, routes)| {
                 let mut total = Totals::default();
-                for counters in interfaces.values() {
+                for counters in routes.values() {
                     total.add(counters.payload);
                 }
                 (label.clone(), total)
+            })
+            .collect()
+    }
+
+    /// Label → interface name → counters (over all destinations).
+    #[must_use]
+    pub fn by_interface(&self) -> BTreeMap<String, BTreeMap<String, IfaceCounters>> {
+        self.by(|route| route.interface.clone())
+    }
+
+    /// Label → destination name → counters (over all interfaces).
+    #[must_use]
+    pub fn by_destination(&self) -> BTreeMap<String, BTreeMap<String, IfaceCounters>> {
+        self.by(|route| route.destination.clone())
+    }
+
+    fn by(
+        &self,
+        part: impl Fn(&NamedRoute) -> String,
+    ) -> BTreeMap<String, BTreeMap<String, IfaceCounters>> {
+        self.labels
+            .iter()
+            .map(|(label, routes)| {
+                let mut by: BTreeMap<String, IfaceCounters> = BTreeMap::new();
+                for (route, counters) in routes {
+                    by.entry(part(route)).or_default().add(counters);
+                }
+                (label.clone(), by)
             })
             .collect()
     }
@@ -77,32 +112,35 @@ impl NamedTotals {
 /// Reads the maps, refreshes interface names over rtnetlink and names everything.
 pub fn named_totals(daemon: &Daemon) -> Result<NamedTotals, Refusal> {
     let (snapshot, label_names) = snapshot(daemon)?;
-    let per_label = attribution::per_label_interface(&snapshot);
+    let per_label = attribution::per_label_route(&snapshot);
     let interfaces: BTreeSet<_> = per_label
         .values()
         .flat_map(BTreeMap::keys)
-        .copied()
+        .map(|route| route.interface)
         .collect();
     let interface_names = daemon.interfaces().refresh_and_name(interfaces);
-    let mut labels: BTreeMap<String, BTreeMap<String, IfaceCounters>> = label_names
+    let destinations = &daemon.info().destinations;
+    let mut labels: BTreeMap<String, BTreeMap<NamedRoute, IfaceCounters>> = label_names
         .values()
         .map(|name| (name.clone(), BTreeMap::new()))
         .collect();
-    for (id, by_interface) in per_label {
+    for (id, routes) in per_label {
         let named = labels.entry(label_name(&label_names, id)).or_default();
-        for (interface, counters) in by_interface {
+        for (route, counters) in routes {
             // Two keys can share a name (an interface removed and another made with its
             // name): their bytes add up under it.
-            named
-                .entry(interface_names[&interface].clone())
-                .or_default()
-                .add(&counters);
+            let route = NamedRoute {
+                interface: interface_names[&route.interface].clone(),
+                destination: destinations.name(route.destination),
+            };
+            named.entry(route).or_default().add(&counters);
         }
     }
     Ok(NamedTotals { labels, snapshot })
 }
 
-/// Names the groups of the grouping `by`: label names, user names, cgroup paths, units,
+/// Names the groups of the grouping `by` (and, with `split_destinations`, splits each one's
+/// bytes by destination name): label names, user names, cgroup paths, units,
 /// containers, `<pid> (<comm>)`, and names in parentheses for the groups no owner has.
 /// Groups that end up with one name (two removed cgroups, every cgroup of a unit) add up
 /// under it.
@@ -111,8 +149,10 @@ pub fn group_names(
     daemon: &Daemon,
     by: Grouping,
     label_names: &LabelNames,
-    groups: BTreeMap<Group, GroupTotals>,
+    groups: BTreeMap<(Group, u32), GroupTotals>,
+    split_destinations: bool,
 ) -> BTreeMap<String, GroupCounts> {
+    let destinations = &daemon.info().destinations;
     let cgroup_paths = (by == Grouping::Cgroup).then(|| daemon.cgroups().paths_by_id());
     if matches!(by, Grouping::Unit | Grouping::Container) {
         // Name the cgroups made since the last walk; a failed rule write is the resolver's
@@ -134,7 +174,7 @@ pub fn group_names(
         }
     };
     let mut named: BTreeMap<String, GroupCounts> = BTreeMap::new();
-    for (group, totals) in groups {
+    for ((group, destination), totals) in groups {
         let name = match group {
             Group::Label(id) => label_name(label_names, id),
             Group::Uid(uid) => owners::user_name(uid),
@@ -155,6 +195,18 @@ pub fn group_names(
         counts.tx_bytes = counts.tx_bytes.saturating_add(totals.payload.tx_bytes);
         counts.rx_bytes = counts.rx_bytes.saturating_add(totals.payload.rx_bytes);
         counts.live_sockets += totals.live_sockets;
+        if split_destinations {
+            let destination = destinations.name(destination);
+            for (map, bytes) in [
+                (&mut counts.tx_bytes_by_destination, totals.payload.tx_bytes),
+                (&mut counts.rx_bytes_by_destination, totals.payload.rx_bytes),
+            ] {
+                if bytes != 0 {
+                    let entry = map.entry(destination.clone()).or_default();
+                    *entry = entry.saturating_add(bytes);
+                }
+            }
+        }
     }
     named
 }

@@ -75,6 +75,8 @@ pub enum Refusal {
     History(#[source] HistoryError),
     #[error("history by {by} cannot be filtered by label or interface: the kernel keeps owners' bytes without them; leave out --label, --interface and --metered, or use --by label or --by interface")]
     HistoryOwnerFilter { by: &'static str },
+    #[error("no prices to estimate a cost with: the daemon's config file has no `price` line; add one per destination and direction you pay for (`price internet tx 0.09`, per GiB) to /etc/sockstats/sockstats.conf (or the file of `sockstatsd --config`) and restart the daemon")]
+    NoPrices,
 }
 
 impl Refusal {
@@ -86,7 +88,8 @@ impl Refusal {
             | Refusal::FdsNotTaken { .. }
             | Refusal::CgroupOutsideRoot { .. }
             | Refusal::CgroupTooDeep { .. }
-            | Refusal::HistoryOwnerFilter { .. } => ErrorCode::BadRequest,
+            | Refusal::HistoryOwnerFilter { .. }
+            | Refusal::NoPrices => ErrorCode::BadRequest,
             Refusal::NoFds { .. } | Refusal::NotInetSocket { .. } => ErrorCode::NotASocket,
             Refusal::NotRoot { .. } => ErrorCode::NotPermitted,
             Refusal::NoSuchCgroup { .. }

@@ -144,6 +144,9 @@ impl Fixture {
             states_by_cookie: false,
             started: Instant::now(),
             config: crate::config::Config::default(),
+            destinations: crate::destinations::DestinationNames::from_networks(
+                [("vpc".to_owned(), sockstats_common::FIRST_NAMED_DESTINATION)].into(),
+            ),
         };
         change(&mut info);
         let workloads = Workloads::open(dir.path().join("runtimes"), &info.state_dir);
@@ -215,10 +218,11 @@ impl Fixture {
             kernel
                 .snapshot
                 .accounts
-                .entry(sockstats_common::LabelIfaceKey {
+                .entry(sockstats_common::AccountKey {
                     label,
                     ifindex,
                     netns_cookie: HOST_NETNS,
+                    ..sockstats_common::AccountKey::default()
                 })
                 .or_insert_with(sockstats_common::IfaceCounters::default)
                 .payload

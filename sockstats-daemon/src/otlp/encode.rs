@@ -32,6 +32,9 @@ pub const RECEIVE: &str = "receive";
 pub const INTERFACE: &str = "network.interface.name";
 /// sockstats' own attribute of the label (no convention names one).
 pub const LABEL: &str = "sockstats.label";
+/// sockstats' own attribute of the destination class or named network (no convention names
+/// one).
+pub const DESTINATION: &str = "sockstats.destination";
 
 /// Who exports: the resource of every request.
 #[derive(Debug, Clone)]
@@ -190,13 +193,14 @@ fn per_label_interface(exported: &Exported, at: &Points) -> Vec<Metric> {
     let mut metrics = Vec::new();
     for (name, unit, description, pair) in PER_LABEL_INTERFACE {
         let mut points = Vec::new();
-        for (label, interfaces) in &exported.labels {
-            for (interface, counters) in interfaces {
+        for (label, routes) in &exported.labels {
+            for (route, counters) in routes {
                 let (tx, rx) = pair(counters);
                 for (direction, value) in [(TRANSMIT, tx), (RECEIVE, rx)] {
                     let attributes = [
                         (LABEL, label.as_str()),
-                        (INTERFACE, interface.as_str()),
+                        (INTERFACE, route.interface.as_str()),
+                        (DESTINATION, route.destination.as_str()),
                         (DIRECTION, direction),
                     ];
                     points.push(at.point(&attributes, value));
@@ -295,9 +299,13 @@ mod tests {
     use super::*;
 
     fn exported() -> Exported {
+        let route = |interface: &str, destination: &str| crate::ops::naming::NamedRoute {
+            interface: interface.to_owned(),
+            destination: destination.to_owned(),
+        };
         let mut interfaces = BTreeMap::new();
         interfaces.insert(
-            "lo".to_owned(),
+            route("lo", "host"),
             IfaceCounters {
                 payload: Totals::new(1 << 40, 3),
                 wire_bytes: Totals::new(100, 200),
@@ -305,7 +313,7 @@ mod tests {
             },
         );
         interfaces.insert(
-            "eth0".to_owned(),
+            route("eth0", "internet"),
             IfaceCounters {
                 payload: Totals::new(5, 7),
                 ..IfaceCounters::default()
@@ -423,26 +431,51 @@ mod tests {
             values,
             [
                 (
-                    attrs(&[(LABEL, "web"), (INTERFACE, "eth0"), (DIRECTION, "transmit")]),
+                    attrs(&[
+                        (LABEL, "web"),
+                        (INTERFACE, "eth0"),
+                        (DESTINATION, "internet"),
+                        (DIRECTION, "transmit")
+                    ]),
                     5
                 ),
                 (
-                    attrs(&[(LABEL, "web"), (INTERFACE, "eth0"), (DIRECTION, "receive")]),
+                    attrs(&[
+                        (LABEL, "web"),
+                        (INTERFACE, "eth0"),
+                        (DESTINATION, "internet"),
+                        (DIRECTION, "receive")
+                    ]),
                     7
                 ),
                 (
-                    attrs(&[(LABEL, "web"), (INTERFACE, "lo"), (DIRECTION, "transmit")]),
+                    attrs(&[
+                        (LABEL, "web"),
+                        (INTERFACE, "lo"),
+                        (DESTINATION, "host"),
+                        (DIRECTION, "transmit")
+                    ]),
                     1 << 40
                 ),
                 (
-                    attrs(&[(LABEL, "web"), (INTERFACE, "lo"), (DIRECTION, "receive")]),
+                    attrs(&[
+                        (LABEL, "web"),
+                        (INTERFACE, "lo"),
+                        (DESTINATION, "host"),
+                        (DIRECTION, "receive")
+                    ]),
                     3
                 ),
             ]
         );
         let (_, wire) = points(&request, "sockstats.wire.io");
         assert!(wire.contains(&(
-            attrs(&[(LABEL, "web"), (INTERFACE, "lo"), (DIRECTION, "receive")]),
+            attrs(&[
+                (LABEL, "web"),
+                (INTERFACE, "lo"),
+                (DESTINATION, "host"),
+                (DIRECTION, "receive")
+            ]),
             200
         )));
         let (_, packets) = points(&request, "sockstats.wire.packets");

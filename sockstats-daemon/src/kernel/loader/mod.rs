@@ -24,7 +24,7 @@ use aya::{
 use sockstats_common::{
     abi::program,
     protocol::{PayloadHooks, ProgramStatus},
-    Counter, IfaceCounters, LabelIfaceKey, SocketState, MAP_LAYOUT_VERSION,
+    AccountKey, Counter, IfaceCounters, SocketState, MAP_LAYOUT_VERSION,
 };
 
 use super::{
@@ -141,7 +141,7 @@ fn maps_dir_name() -> String {
     format!(
         "maps-v{MAP_LAYOUT_VERSION}-{}-{}-{}-{}",
         size_of::<SocketState>(),
-        size_of::<LabelIfaceKey>(),
+        size_of::<AccountKey>(),
         size_of::<IfaceCounters>(),
         Counter::COUNT
     )

@@ -13,7 +13,7 @@ use aya::{
 };
 use sockstats_common::{
     abi::program, globals, SocketState, ACCOUNTS_MAP, ACCOUNT_IDS_MAP, ACCOUNT_KEYS_MAP,
-    CONTROL_MAP, COUNTERS_MAP, GLOBAL_PACKET_NETNS_COOKIE, GLOBAL_ROOT_CGROUP_ID,
+    CONTROL_MAP, COUNTERS_MAP, DESTINATIONS_MAP, GLOBAL_PACKET_NETNS_COOKIE, GLOBAL_ROOT_CGROUP_ID,
     GLOBAL_ROOT_CGROUP_LEVEL, GLOBAL_SK_SOCKET_OFFSET, GLOBAL_SOCKET_FILE_OFFSET,
     GLOBAL_SOCK_COOKIE_OFFSET, GLOBAL_STATE_BY_COOKIE, GLOBAL_TRACING_ANCESTOR_HELPER,
     LABEL_SOCKETS_MAP, OWNER_ACCOUNTS_MAP, OWNER_KEYS_MAP, RULES_MAP, RULE_KINDS_MAP,
@@ -220,6 +220,8 @@ pub(super) fn take_maps(
         rules: HashMap::try_from(take(RULES_MAP)?).map_err(|e| map_error(RULES_MAP, &e))?,
         rule_kinds: Array::try_from(take(RULE_KINDS_MAP)?)
             .map_err(|e| map_error(RULE_KINDS_MAP, &e))?,
+        destinations: aya::maps::LpmTrie::try_from(take(DESTINATIONS_MAP)?)
+            .map_err(|e| map_error(DESTINATIONS_MAP, &e))?,
         live_states,
         states_by_cookie: by_cookie,
         token: 0,
