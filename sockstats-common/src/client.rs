@@ -61,9 +61,9 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     decode_reply, encode_request, DebugReply, GetByReply, GetDestinationsReply, GetInterfacesReply,
-    GetReply, Grouping, HistoryQuery, HistoryReply, HistoryResetReply, LabelReply, LabelsReply,
-    QuotasReply, ReplyError, Request, RuleSelector, RulesReply, StatusReply, UnlabelReply,
-    ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
+    GetPeersReply, GetReply, Grouping, HistoryQuery, HistoryReply, HistoryResetReply, LabelReply,
+    LabelsReply, QuotasReply, ReplyError, Request, RuleSelector, RulesReply, StatusReply,
+    UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
 /// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
@@ -229,6 +229,19 @@ impl Client {
         self.call(&Request::GetBy {
             by,
             destinations: true,
+        })
+    }
+
+    /// Per label (or only `label`), the `top` remote addresses and ports with the most payload,
+    /// the rest in one row, and what no peer can be named for.
+    pub fn get_peers(
+        &mut self,
+        label: Option<&str>,
+        top: u32,
+    ) -> Result<GetPeersReply, ClientError> {
+        self.call(&Request::GetPeers {
+            label: label.map(str::to_owned),
+            top,
         })
     }
 

@@ -31,6 +31,11 @@ pub const VALIDATION_MAP: &str = crate::abi::map::VALIDATION.name;
 pub const RULES_MAP: &str = crate::abi::map::RULES.name;
 pub const RULE_KINDS_MAP: &str = crate::abi::map::RULE_KINDS.name;
 pub const DESTINATIONS_MAP: &str = crate::abi::map::DESTINATIONS.name;
+pub const CLOSED_SOCKETS_MAP: &str = crate::abi::map::CLOSED_SOCKETS.name;
+
+/// Bytes of [`CLOSED_SOCKETS_MAP`]: 43,690 records of 48 bytes (with the ring's header), read
+/// five times a second.
+pub const CLOSED_SOCKETS_BYTES: u32 = 2 << 20;
 
 /// Default capacity of [`ACCOUNTS_MAP`] (and its id maps): (label, interface, destination)
 /// triples.
@@ -328,8 +333,10 @@ pub struct SocketState {
     pub remote: [u64; 2],
     /// The destination of [`SocketState::remote`].
     pub remote_destination: u32,
-    pub pad: u32,
-    /// Odd while a packet program writes [`SocketState::remote`] (claimed with `cmpxchg`).
+    /// The remote port of [`SocketState::remote`] (host order; 0 for protocols without one).
+    pub remote_port: u32,
+    /// Odd while a packet program writes [`SocketState::remote`] (claimed with `cmpxchg`);
+    /// up by 2 for every remote address written, so 2 means the socket has had one peer.
     pub remote_sequence: u64,
     /// [`UNKNOWN_SLOT`], the [`INTERFACE_SLOTS`] interface slots, then [`OTHER_SLOT`].
     pub slots: [SocketSlot; SLOTS],
@@ -377,9 +384,23 @@ impl SocketState {
                     0
                 },
                 destination,
+                remote: self.remote_bytes(),
+                #[expect(clippy::cast_possible_truncation, reason = "a port")]
+                remote_port: self.remote_port as u16,
+                peers: peers_of(self.remote_sequence),
+                pad: 0,
             });
         }
         records
+    }
+
+    /// [`SocketState::remote`] as the 16 bytes of the address.
+    #[must_use]
+    pub fn remote_bytes(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.remote[0].to_ne_bytes());
+        bytes[8..].copy_from_slice(&self.remote[1].to_ne_bytes());
+        bytes
     }
 
     /// Payload bytes over all interfaces and both generations.
@@ -432,8 +453,14 @@ pub struct SocketRecord {
     /// The destination of this record's payload: a socket has one record per slot that moved
     /// payload (and one with none if it moved none).
     pub destination: u32,
+    /// The socket's peer ([`SocketState::remote`]), when `peers` is [`PEERS_ONE`].
+    pub remote: [u8; 16],
+    pub remote_port: u16,
+    /// [`PEERS_NONE`], [`PEERS_ONE`] or [`PEERS_SEVERAL`].
+    pub peers: u16,
+    pub pad: u32,
 }
-const _: () = assert!(size_of::<SocketRecord>() == 40);
+const _: () = assert!(size_of::<SocketRecord>() == 64);
 
 impl SocketRecord {
     /// A record as the iterator wrote it (in the machine's byte order); `None` unless `bytes`
@@ -458,6 +485,61 @@ impl SocketRecord {
             payload: Totals::new(u64_at(16)?, u64_at(24)?),
             held: u32_at(32)?,
             destination: u32_at(36)?,
+            remote: bytes.get(40..56)?.try_into().ok()?,
+            remote_port: u16::from_ne_bytes(bytes.get(56..58)?.try_into().ok()?),
+            peers: u16::from_ne_bytes(bytes.get(58..60)?.try_into().ok()?),
+            pad: 0,
+        })
+    }
+}
+
+/// The socket has had no remote address yet (no packet, or a kernel before 5.12 whose
+/// loopback-only traffic is not looked at).
+pub const PEERS_NONE: u16 = 0;
+/// The socket has had one remote address and port: [`SocketState::remote`].
+pub const PEERS_ONE: u16 = 1;
+/// The socket has had more than one (an unconnected UDP socket, say).
+pub const PEERS_SEVERAL: u16 = 2;
+
+/// How many peers a [`SocketState::remote_sequence`] says the socket has had.
+#[must_use]
+pub const fn peers_of(remote_sequence: u64) -> u16 {
+    match remote_sequence {
+        0 | 1 => PEERS_NONE,
+        2 => PEERS_ONE,
+        _ => PEERS_SEVERAL,
+    }
+}
+
+/// What `sock_release` writes into [`CLOSED_SOCKETS_MAP`] for a socket that moved payload:
+/// its label, its peer and all its payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClosedSocket {
+    pub label: u32,
+    pub remote_port: u16,
+    /// [`PEERS_NONE`], [`PEERS_ONE`] or [`PEERS_SEVERAL`].
+    pub peers: u16,
+    pub remote: [u8; 16],
+    pub payload: Totals,
+}
+const _: () = assert!(size_of::<ClosedSocket>() == 40);
+
+impl ClosedSocket {
+    /// A record as the kernel wrote it (in the machine's byte order); `None` unless `bytes` is
+    /// one record long.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != size_of::<Self>() {
+            return None;
+        }
+        let u64_at = |at: usize| Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+        Some(Self {
+            label: u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?),
+            remote_port: u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?),
+            peers: u16::from_ne_bytes(bytes.get(6..8)?.try_into().ok()?),
+            remote: bytes.get(8..24)?.try_into().ok()?,
+            payload: Totals::new(u64_at(24)?, u64_at(32)?),
         })
     }
 }
@@ -543,6 +625,7 @@ mod pod {
     unsafe impl aya::Pod for super::OwnerAccountKey {}
     unsafe impl aya::Pod for super::OwnerCounters {}
     unsafe impl aya::Pod for super::DestinationPrefix {}
+    unsafe impl aya::Pod for super::ClosedSocket {}
 }
 
 #[cfg(test)]
@@ -551,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_socket_record_reads_back_from_its_bytes() {
-        let mut bytes = [0u8; 40];
+        let mut bytes = [0u8; 64];
         bytes[0..8].copy_from_slice(&0x0102_0304_0506_0708u64.to_ne_bytes());
         bytes[8..12].copy_from_slice(&42u32.to_ne_bytes());
         bytes[12..16].copy_from_slice(&7u32.to_ne_bytes());
@@ -559,6 +642,9 @@ mod tests {
         bytes[24..32].copy_from_slice(&2000u64.to_ne_bytes());
         bytes[32..36].copy_from_slice(&1u32.to_ne_bytes());
         bytes[36..40].copy_from_slice(&3u32.to_ne_bytes());
+        bytes[40..56].copy_from_slice(&[7u8; 16]);
+        bytes[56..58].copy_from_slice(&443u16.to_ne_bytes());
+        bytes[58..60].copy_from_slice(&PEERS_ONE.to_ne_bytes());
         let record = SocketRecord::from_bytes(&bytes).unwrap();
         assert_eq!(
             record,
@@ -569,9 +655,13 @@ mod tests {
                 payload: Totals::new(1000, 2000),
                 held: 1,
                 destination: 3,
+                remote: [7u8; 16],
+                remote_port: 443,
+                peers: PEERS_ONE,
+                pad: 0,
             }
         );
-        assert_eq!(SocketRecord::from_bytes(&bytes[..39]), None);
+        assert_eq!(SocketRecord::from_bytes(&bytes[..63]), None);
     }
 
     #[test]

@@ -30,12 +30,13 @@ pub const DEFAULT_SOCKET_PATH: &str = "/run/sockstats/sockstats.sock";
 pub const SOCKET_ENV: &str = "SOCKSTATS_SOCKET";
 
 /// Every op the daemon knows, as written on the wire.
-pub const OPS: [&str; 16] = [
+pub const OPS: [&str; 17] = [
     "label",
     "unlabel",
     "get",
     "get_interfaces",
     "get_destinations",
+    "get_peers",
     "get_validation",
     "get_by",
     "labels",
@@ -74,6 +75,16 @@ pub enum Request {
         /// Add the estimated cost per label and in all (needs `price` lines in the config).
         #[serde(default)]
         cost: bool,
+    },
+    /// Per label, the remote addresses and ports with the most payload: live sockets and those
+    /// closed since the daemon started.
+    GetPeers {
+        /// Only this label (all labels when missing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        /// How many peers per label (1–1000); the rest are one `other` row.
+        #[serde(default = "default_top")]
+        top: u32,
     },
     /// Per-label bytes from an independent source: the kernel's own TCP counters.
     GetValidation,
@@ -255,6 +266,7 @@ impl Request {
             Request::Get => "get",
             Request::GetInterfaces => "get_interfaces",
             Request::GetDestinations { .. } => "get_destinations",
+            Request::GetPeers { .. } => "get_peers",
             Request::GetValidation => "get_validation",
             Request::GetBy { .. } => "get_by",
             Request::Labels => "labels",
@@ -556,6 +568,66 @@ pub struct GetDestinationsReply {
     /// With `cost`: the estimate's currency, total and prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostEstimate>,
+}
+
+/// The peers a `get_peers` request shows per label unless it says otherwise.
+#[must_use]
+pub const fn default_top() -> u32 {
+    10
+}
+
+/// One peer of a label in a `get_peers` reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCounts {
+    /// `198.51.100.2:443`, `[2001:db8::2]:53` (no port for protocols without one).
+    pub peer: String,
+    /// Payload bytes sent to it.
+    pub tx_bytes: u64,
+    /// Payload bytes received from it.
+    pub rx_bytes: u64,
+    /// The label's live sockets with it now.
+    pub live_sockets: u64,
+    /// The label's sockets with it that closed since the daemon started.
+    pub closed_sockets: u64,
+}
+
+/// The peers of a label beyond the ones shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherPeers {
+    /// Payload bytes sent to them.
+    pub tx_bytes: u64,
+    /// Payload bytes received from them.
+    pub rx_bytes: u64,
+    /// How many peers they are (a peer folded out of the closed sockets' table earlier and
+    /// seen again counts twice).
+    pub peers: u64,
+}
+
+/// One label's rows in a `get_peers` reply: they add up to its totals in `get`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelPeers {
+    /// The peers with the most payload, largest first.
+    pub peers: Vec<PeerCounts>,
+    /// All other peers.
+    pub other: OtherPeers,
+    /// Sockets that had more than one peer (unconnected UDP).
+    pub several_peers: ByteCounts,
+    /// Sockets whose peer the kernel did not see.
+    pub unknown_peer: ByteCounts,
+    /// The rest of the label's totals: sockets closed before the daemon started, and closing
+    /// sockets the kernel's ring buffer had no room for.
+    pub not_attributed: ByteCounts,
+}
+
+/// Reply to `get_peers` (docs/protocol.md, `get_peers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetPeersReply {
+    /// Rows per label name.
+    pub stats: BTreeMap<String, LabelPeers>,
+    /// The peers shown per label at most.
+    pub top: u32,
+    /// In words, which sockets the rows cover.
+    pub covers: String,
 }
 
 /// Reply to `get_validation`: the shape `sockstats get --validation --json` prints, plus what it
@@ -867,6 +939,10 @@ mod tests {
                 interfaces: false,
                 cost: false,
             },
+            Request::GetPeers {
+                label: None,
+                top: 10,
+            },
             Request::GetValidation,
             Request::GetBy {
                 by: Grouping::Uid,
@@ -897,6 +973,7 @@ mod tests {
                 | Request::Get
                 | Request::GetInterfaces
                 | Request::GetDestinations { .. }
+                | Request::GetPeers { .. }
                 | Request::GetValidation
                 | Request::GetBy { .. }
                 | Request::Labels
@@ -974,6 +1051,13 @@ mod tests {
             Ok(Request::GetBy {
                 by: Grouping::Uid,
                 destinations: true,
+            })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"get_peers","label":"web"}"#),
+            Ok(Request::GetPeers {
+                label: Some("web".to_owned()),
+                top: 10,
             })
         );
         assert_eq!(

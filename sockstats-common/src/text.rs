@@ -11,8 +11,10 @@ use crate::protocol::{
 };
 
 mod destinations;
+mod peers;
 
 pub use destinations::{destinations_table, groups_by_destination_table, money};
+pub use peers::peers_table;
 
 static COLOUR: AtomicBool = AtomicBool::new(false);
 

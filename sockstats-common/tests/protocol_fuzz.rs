@@ -51,6 +51,8 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::GetInterfaces),
         (any::<bool>(), any::<bool>())
             .prop_map(|(interfaces, cost)| Request::GetDestinations { interfaces, cost }),
+        (proptest::option::of(".{0,40}"), any::<u32>())
+            .prop_map(|(label, top)| Request::GetPeers { label, top }),
         Just(Request::GetValidation),
         (grouping, any::<bool>())
             .prop_map(|(by, destinations)| Request::GetBy { by, destinations }),

@@ -5,8 +5,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::{bindings::seq_file, helpers::bpf_seq_write};
 use sockstats_common::{
-    SocketRecord, SocketState, Totals, DESTINATION_UNKNOWN, FLAG_HELD, INTERFACE_SLOTS, OTHER_SLOT,
-    UNKNOWN_SLOT,
+    peers_of, SocketRecord, SocketState, Totals, DESTINATION_UNKNOWN, FLAG_HELD, INTERFACE_SLOTS,
+    OTHER_SLOT, UNKNOWN_SLOT,
 };
 
 use crate::sock;
@@ -31,8 +31,8 @@ struct SkStorageIterContext {
 // The slots written by name below.
 const _: () = assert!(INTERFACE_SLOTS == 4);
 
-/// What one record takes (asserted to be 40 bytes in sockstats-common).
-#[expect(clippy::cast_possible_truncation, reason = "a 40-byte record")]
+/// What one record takes (asserted to be 64 bytes in sockstats-common).
+#[expect(clippy::cast_possible_truncation, reason = "a 64-byte record")]
 const RECORD_SIZE: u32 = size_of::<SocketRecord>() as u32;
 
 /// Writes the record of slot `SLOT` of `value` if it moved payload, or if `always` (the last
@@ -98,6 +98,8 @@ pub fn on_socket_state(ctx: *mut c_void) {
         } else {
             labels.1
         };
+        let sequence = core::ptr::read_volatile(&raw const (*value).remote_sequence);
+        #[expect(clippy::cast_possible_truncation, reason = "a port")]
         let first = SocketRecord {
             cookie: sock::socket_cookie(sk),
             tgid: (*value).tgid,
@@ -105,6 +107,12 @@ pub fn on_socket_state(ctx: *mut c_void) {
             payload: Totals::default(),
             held: u32::from((*value).flags[FLAG_HELD]),
             destination: DESTINATION_UNKNOWN,
+            remote: core::mem::transmute::<[u64; 2], [u8; 16]>(core::ptr::read_volatile(
+                &raw const (*value).remote,
+            )),
+            remote_port: core::ptr::read_volatile(&raw const (*value).remote_port) as u16,
+            peers: peers_of(sequence),
+            pad: 0,
         };
         let seq = (*(*ctx).meta).seq;
         let mut written = write_slot::<1>(seq, value, first, false, false);

@@ -8,8 +8,9 @@
 //!   kernels without those tracepoints; the daemon attaches one set or the other.
 //! - `sock_create` (`cgroup/sock_create`): make the state with its owner, and label it by the
 //!   rules (uid, cgroup) the daemon wrote.
-//! - `sock_release` (`cgroup/sock_release`): take the socket out of the live-socket gauges.
-//!   Nothing is folded: its bytes are in the accounts already.
+//! - `sock_release` (`cgroup/sock_release`): take the socket out of the live-socket gauges and
+//!   leave its peer and payload for `get --peers` ([`closed`]). Nothing is folded: its bytes
+//!   are in the accounts already.
 //! - `packet_egress` / `packet_ingress` (`cgroup_skb`): record the interface and destination
 //!   ([`destinations`]) each socket's packets use and their IP-layer bytes and packets.
 //! - `relabel_socket` (`cgroup/setsockopt`): the daemon's relabels, moving a live socket's
@@ -52,6 +53,8 @@
 
 #[cfg(target_arch = "bpf")]
 mod accounts;
+#[cfg(target_arch = "bpf")]
+mod closed;
 #[cfg(target_arch = "bpf")]
 mod control;
 #[cfg(target_arch = "bpf")]

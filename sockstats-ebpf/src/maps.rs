@@ -3,7 +3,7 @@
 //! from too. The modules that use a map import it from here.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 
 use crate::state::SkStorageDef;
@@ -39,6 +39,12 @@ macro_rules! declare_maps {
         const _: () = assert!(
             size_of::<aya_ebpf::maps::lpm_trie::Key<[u8; 16]>>() == size_of::<$key>()
         );
+    };
+    // A ring buffer: its capacity is its size in bytes; no key, no value.
+    (@map [$($doc:tt)*] $name:ident RingBuf $key:ty, $value:ty, $ctor:ident, $capacity:expr, $flags:expr) => {
+        $($doc)*
+        #[map]
+        pub static $name: RingBuf = RingBuf::$ctor($capacity, $flags);
     };
     // A BTF-defined map (`.maps`): its kind, flags, key and value are in the definition's type.
     (@map [$($doc:tt)*] $name:ident SkStorage $key:ty, $value:ty, $ctor:ident, $capacity:expr, $flags:expr) => {

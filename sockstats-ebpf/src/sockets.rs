@@ -16,7 +16,7 @@ use sockstats_common::{
 
 use crate::{
     accounts::{self, Field},
-    counters,
+    closed, counters,
     relabel::{self, begin, end},
     rules::{self, SeenBy, NO_RULE},
     scope,
@@ -268,8 +268,8 @@ pub fn on_create(ctx: &SockContext) {
     }
 }
 
-/// `cgroup/sock_release`: the socket leaves the live-socket gauges (and, before 5.11, its
-/// cookie-keyed state goes). Its bytes stay in the accounts, and its last packets still find
+/// `cgroup/sock_release`: the socket leaves the live-socket gauges, leaves its peer and payload
+/// for `get --peers` (and, in the cookie-keyed layout, its state goes). Its bytes stay in the accounts, and its last packets still find
 /// the socket storage, which lives until the kernel frees the socket.
 pub fn on_release(ctx: &SockContext) {
     let Some(cookie) = inet_cookie(ctx) else {
@@ -287,6 +287,8 @@ pub fn on_release(ctx: &SockContext) {
                 set_flag(state, FLAG_HELD, false);
                 accounts::count_live((*state).owner_account, (*state).current_label(), u64::MAX);
             }
+            // No send or receive comes after the release: the payload is final.
+            closed::report(state);
         }
     }
     counters::bump(Counter::SocketsReleased);

@@ -79,6 +79,8 @@ counters! {
     ValidationFull = 22 => "validation_full";
     /// Closed TCP sockets whose final counters went into [`VALIDATION_MAP`](crate::VALIDATION_MAP).
     ValidatedClosed = 23 => "validated_closed_sockets";
+    /// Closed sockets whose final bytes and peer found [`CLOSED_SOCKETS_MAP`](crate::CLOSED_SOCKETS_MAP) full (the daemon reads it several times a second): their bytes stay in the totals, only not under their peer in `get --peers`.
+    ClosedSocketsLost = 24 => "closed_sockets_lost";
 }
 
 // The slots are 0, 1, 2, … in table order, so a `[u64; COUNT]` read from the map pairs with

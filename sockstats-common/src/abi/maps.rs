@@ -5,7 +5,7 @@
 
 /// Hands every map of the kernel object to `$callback`, one entry per map:
 /// `NAME: Kind<Key, Value> = constructor(capacity, flags);` (`Kind` is `HashMap`, `Array`,
-/// `PerCpuArray`, `LpmTrie` or `SkStorage`; arrays are keyed by `u32`; `pinned` maps are kept under the
+/// `PerCpuArray`, `LpmTrie`, `RingBuf` (capacity in bytes) or `SkStorage`; arrays are keyed by `u32`; `pinned` maps are kept under the
 /// daemon's `--bpffs-dir`, `with_max_entries` ones live as long as the programs).
 #[macro_export]
 macro_rules! for_each_map {
@@ -72,6 +72,10 @@ macro_rules! for_each_map {
             /// build see the new config too).
             DESTINATIONS: LpmTrie<$crate::DestinationPrefix, u32> =
                 pinned($crate::MAX_DESTINATION_PREFIXES, $crate::MAP_NO_PREALLOC);
+            /// Sockets closing: a ring buffer of [`ClosedSocket`] records (their label, peer and
+            /// payload), written by `sock_release`, read by the daemon for `get --peers`.
+            /// Pinned: records written while the daemon was down are read by the next one.
+            CLOSED_SOCKETS: RingBuf<(), ()> = pinned($crate::CLOSED_SOCKETS_BYTES, 0);
             /// Tasks inside `udp_sendpage` (fexit fallback), by pid/tgid: their nested
             /// `udp_sendmsg` is not counted. Kernel-internal; not pinned.
             IN_UDP_SENDPAGE: HashMap<u64, u8> = with_max_entries(16_384, 0);
@@ -88,6 +92,7 @@ pub enum MapKind {
     PerCpuArray = 6,
     LpmTrie = 11,
     SkStorage = 24,
+    RingBuf = 27,
 }
 
 /// One map of the kernel object, as the daemon expects it.
