@@ -182,7 +182,7 @@ mod tests {
             label,
             payload: Totals::new(tx, rx),
             held,
-            destination: 0,
+            ..SocketRecord::default()
         }
     }
 

@@ -18,6 +18,7 @@ pub mod man;
 pub mod metrics;
 pub mod ops;
 pub mod otlp;
+pub mod peers;
 pub mod rules;
 pub mod state_file;
 #[expect(

@@ -181,6 +181,17 @@ fn get(command: &Command, client: &mut Client) -> Result<(), ClientError> {
         Command::Get {
             json,
             bytes,
+            peers: true,
+            label,
+            top,
+            ..
+        } => {
+            let reply = client.get_peers(label.as_deref(), *top)?;
+            show(*json, &reply, |reply| format::peers_table(reply, *bytes));
+        }
+        Command::Get {
+            json,
+            bytes,
             destinations: true,
             interfaces,
             cost,

@@ -11,6 +11,7 @@ Examples:
   sockstats get --by uid             bytes per user, no labeling needed
   sockstats get --interfaces --wire  per interface, with IP-layer bytes and packets
   sockstats get --destinations --cost  per destination, with the config's prices
+  sockstats get --peers --top 5      the remote endpoints each label talks to most
   sockstats watch                    live rates, like top
   sockstats history --period day     bytes per label per day, kept across restarts
   sockstats top --since 7d --by uid  who used the most in the last week
@@ -97,6 +98,19 @@ pub enum Command {
         /// config's `price DEST tx|rx AMOUNT` lines (per GiB) and its `currency`.
         #[arg(long, requires = "destinations", conflicts_with = "by")]
         cost: bool,
+        /// Per label, the remote addresses and ports with the most payload (live sockets and
+        /// those closed since the daemon started), the rest in one "(other)" row, and rows for
+        /// what no single peer stands for. With --json: {"stats": {"<label>": {"peers":
+        /// [{"peer", "tx_bytes", "rx_bytes", "live_sockets", "closed_sockets"}], "other": …,
+        /// "several_peers": …, "unknown_peer": …, "not_attributed": …}}, "top": N, "covers": …}.
+        #[arg(long, conflicts_with_all = ["by", "interfaces", "validation", "destinations"])]
+        peers: bool,
+        /// With --peers: only this label.
+        #[arg(long, value_name = "LABEL", requires = "peers")]
+        label: Option<String>,
+        /// With --peers: how many peers per label (1–1000).
+        #[arg(long, value_name = "N", requires = "peers", default_value_t = 10)]
+        top: u32,
     },
     /// A live view of per-label rates and totals, like top: redrawn every interval on a
     /// terminal (q, Esc or Ctrl-C to quit); plain blocks of lines when stdout is not a terminal.

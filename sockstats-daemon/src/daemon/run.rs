@@ -10,7 +10,7 @@ use super::{
     shutdown::Shutdown,
     state::Daemon,
     tasks::{
-        history_recorder, interface_follower, kernel_log,
+        closed_sockets, history_recorder, interface_follower, kernel_log,
         otlp_export::{self, OtlpConfig},
         rule_resolver,
         stats_log::{self, StatsLogConfig},
@@ -56,6 +56,10 @@ pub async fn run(
     tasks.spawn(
         "interface follower",
         interface_follower::run(Arc::clone(&daemon), shutdown.clone()),
+    );
+    tasks.spawn(
+        "closed-socket reader",
+        closed_sockets::run(Arc::clone(&daemon), shutdown.clone()),
     );
     tasks.spawn(
         "rule re-resolver",

@@ -23,7 +23,7 @@ use sockstats_common::{
 use crate::{
     attribution::Interface, cgroup::CgroupTree, config::Config, history::History,
     interfaces::InterfaceNames, kernel::Kernel, labels::LabelRegistry, otlp::ExporterStatus,
-    rules::RuleSet, workloads::Workloads,
+    peers::ClosedPeers, rules::RuleSet, workloads::Workloads,
 };
 
 /// Facts fixed at start, reported by `status`.
@@ -152,6 +152,9 @@ pub struct Daemon {
     /// The usage history, once opened (set once at start; a daemon without one answers
     /// `history` with an error).
     history: OnceLock<Arc<History>>,
+    /// The peers of the sockets closed since the daemon started (a leaf lock, taken after the
+    /// core's is released).
+    closed_peers: Mutex<ClosedPeers>,
 }
 
 impl Daemon {
@@ -171,7 +174,24 @@ impl Daemon {
             exporter: ExporterStatus::default(),
             info,
             history: OnceLock::new(),
+            closed_peers: Mutex::new(ClosedPeers::default()),
         }
+    }
+
+    /// Takes the records of the sockets closed since the last call out of the kernel and adds
+    /// them to their labels' peers.
+    pub fn take_closed_sockets(&self) {
+        let closed = self.with_core(|core| core.kernel.take_closed_sockets());
+        if !closed.is_empty() {
+            self.closed_peers().add(&closed);
+        }
+    }
+
+    /// The peers of the sockets closed since the daemon started.
+    pub fn closed_peers(&self) -> MutexGuard<'_, ClosedPeers> {
+        self.closed_peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Gives the daemon its history (once; later calls are ignored).

@@ -8,7 +8,8 @@ use std::{
 };
 
 use sockstats_common::{
-    protocol::MapFill, AccountKey, IfaceCounters, OwnerKey, SocketRecord, Totals, UNKNOWN_IFINDEX,
+    protocol::MapFill, AccountKey, ClosedSocket, IfaceCounters, OwnerKey, SocketRecord, Totals,
+    UNKNOWN_IFINDEX,
 };
 
 use super::interface::{AccessError, Counters, Kernel, LabelError, ProgramRunStats};
@@ -22,6 +23,10 @@ pub struct FakeSocket {
     pub payload: Totals,
     /// The owning process (0: unknown).
     pub tgid: u32,
+    /// Its peer (address bytes, port) and how many it has had (`PEERS_*`).
+    pub remote: [u8; 16],
+    pub remote_port: u16,
+    pub peers: u16,
 }
 
 /// A kernel in memory. Every field is the test's to set and inspect.
@@ -47,6 +52,8 @@ pub struct FakeKernel {
     pub fail_reads: bool,
     /// Rule writes that fail.
     pub fail_rule_writes: bool,
+    /// Closed sockets not taken yet (`take_closed_sockets`).
+    pub closed: Vec<ClosedSocket>,
 }
 
 fn read_error() -> AccessError {
@@ -67,6 +74,7 @@ impl FakeKernel {
                 label,
                 payload,
                 tgid: 0,
+                ..FakeSocket::default()
             },
         );
     }
@@ -166,8 +174,16 @@ impl Kernel for FakeKernel {
                 payload: socket.payload,
                 held: 1,
                 destination: sockstats_common::DESTINATION_UNKNOWN,
+                remote: socket.remote,
+                remote_port: socket.remote_port,
+                peers: socket.peers,
+                pad: 0,
             })
             .collect())
+    }
+
+    fn take_closed_sockets(&mut self) -> Vec<ClosedSocket> {
+        std::mem::take(&mut self.closed)
     }
 
     fn live_tcp_counters(&self) -> Result<Vec<TcpCounters>, AccessError> {

@@ -11,7 +11,7 @@ use std::{
     os::fd::BorrowedFd,
 };
 
-use sockstats_common::{protocol::MapFill, Counter, OwnerKey, SocketRecord, Totals};
+use sockstats_common::{protocol::MapFill, ClosedSocket, Counter, OwnerKey, SocketRecord, Totals};
 
 use crate::{attribution::KernelSnapshot, sys::relabel::RelabelError, sys::sock_diag::TcpCounters};
 
@@ -72,8 +72,11 @@ pub trait Kernel: Send {
     /// Final TCP counters of closed sockets per label id (validation).
     fn closed_tcp_counters(&self) -> Result<HashMap<u32, Totals>, AccessError>;
 
-    /// Every live socket state: cookie, owner process, label, payload.
+    /// Every live socket state: cookie, owner process, label, payload per destination, peer.
     fn live_socket_records(&self) -> Result<Vec<SocketRecord>, AccessError>;
+
+    /// The sockets that closed since the last call: label, peer, payload (oldest first).
+    fn take_closed_sockets(&mut self) -> Vec<ClosedSocket>;
 
     /// The kernel's own counters of the live TCP sockets of the daemon's network namespace
     /// (`sock_diag`).

@@ -14,7 +14,7 @@ use std::{
 use aya::{
     maps::{
         lpm_trie::{Key, LpmTrie},
-        Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, PerCpuValues,
+        Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf,
     },
     programs::ProgramFd,
 };
@@ -59,6 +59,8 @@ pub struct KernelMaps {
     pub(crate) rule_kinds: Array<MapData, u32>,
     /// Remote address prefixes → destination id. Written only by the daemon, at start.
     pub(crate) destinations: LpmTrie<MapData, [u8; 16], u32>,
+    /// Closing sockets' label, peer and payload, written by `sock_release`.
+    pub(crate) closed_sockets: RingBuf<MapData>,
     pub(crate) live_states: LiveStates,
     /// The cookie-keyed states: in use before 5.11 only, but held on every kernel (the loaded
     /// programs refer to it).
@@ -398,6 +400,16 @@ impl Kernel for KernelMaps {
 
     fn live_socket_records(&self) -> Result<Vec<SocketRecord>, AccessError> {
         Ok(KernelMaps::live_socket_records(self)?)
+    }
+
+    fn take_closed_sockets(&mut self) -> Vec<sockstats_common::ClosedSocket> {
+        let mut closed = Vec::new();
+        while let Some(item) = self.closed_sockets.next() {
+            if let Some(record) = sockstats_common::ClosedSocket::from_bytes(&item) {
+                closed.push(record);
+            }
+        }
+        closed
     }
 
     fn live_tcp_counters(&self) -> Result<Vec<sock_diag::TcpCounters>, AccessError> {

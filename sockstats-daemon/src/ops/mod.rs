@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 use serde::Serialize;
 use sockstats_common::protocol::{
     encode_ok, encode_refusal, DebugReply, GetByReply, GetDestinationsReply, GetInterfacesReply,
-    GetReply, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply, Request,
-    RulesReply, StatusReply, UnlabelReply, ValidationReply,
+    GetPeersReply, GetReply, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply,
+    Request, RulesReply, StatusReply, UnlabelReply, ValidationReply,
 };
 
 use crate::daemon::state::Daemon;
@@ -22,6 +22,7 @@ pub mod get;
 pub mod get_by;
 pub mod get_destinations;
 pub mod get_interfaces;
+pub mod get_peers;
 pub mod get_validation;
 pub mod history;
 pub mod label;
@@ -50,6 +51,7 @@ pub enum Reply {
     GetInterfaces(GetInterfacesReply),
     GetValidation(ValidationReply),
     GetDestinations(GetDestinationsReply),
+    GetPeers(GetPeersReply),
     GetBy(GetByReply),
     Labels(LabelsReply),
     Status(Box<StatusReply>),
@@ -79,6 +81,9 @@ pub fn handle(
         Request::GetValidation => get_validation::get_validation(daemon).map(Reply::GetValidation),
         Request::GetDestinations { interfaces, cost } => {
             get_destinations::get_destinations(daemon, interfaces, cost).map(Reply::GetDestinations)
+        }
+        Request::GetPeers { label, top } => {
+            get_peers::get_peers(daemon, label.as_deref(), top).map(Reply::GetPeers)
         }
         Request::GetBy { by, destinations } => {
             get_by::get_by(daemon, by, destinations).map(Reply::GetBy)

@@ -77,6 +77,10 @@ pub enum Refusal {
     HistoryOwnerFilter { by: &'static str },
     #[error("no prices to estimate a cost with: the daemon's config file has no `price` line; add one per destination and direction you pay for (`price internet tx 0.09`, per GiB) to /etc/sockstats/sockstats.conf (or the file of `sockstatsd --config`) and restart the daemon")]
     NoPrices,
+    #[error("--top {top} is not a number of peers from 1 to {max}")]
+    BadTop { top: u32, max: u32 },
+    #[error("no label {label:?} has traffic or is registered; `sockstats labels` lists them")]
+    NoSuchLabel { label: String },
 }
 
 impl Refusal {
@@ -89,12 +93,14 @@ impl Refusal {
             | Refusal::CgroupOutsideRoot { .. }
             | Refusal::CgroupTooDeep { .. }
             | Refusal::HistoryOwnerFilter { .. }
-            | Refusal::NoPrices => ErrorCode::BadRequest,
+            | Refusal::NoPrices
+            | Refusal::BadTop { .. } => ErrorCode::BadRequest,
             Refusal::NoFds { .. } | Refusal::NotInetSocket { .. } => ErrorCode::NotASocket,
             Refusal::NotRoot { .. } => ErrorCode::NotPermitted,
             Refusal::NoSuchCgroup { .. }
             | Refusal::NoSuchUnit { .. }
-            | Refusal::NoSuchContainer { .. } => ErrorCode::NotFound,
+            | Refusal::NoSuchContainer { .. }
+            | Refusal::NoSuchLabel { .. } => ErrorCode::NotFound,
             Refusal::Registry(error) | Refusal::RuleLabel(error) => registry_code(error),
             Refusal::Rule(error) => rule_code(error),
             Refusal::Panicked { .. }

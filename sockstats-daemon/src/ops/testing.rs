@@ -91,6 +91,9 @@ impl Kernel for SharedFake {
     fn live_socket_records(&self) -> Result<Vec<SocketRecord>, AccessError> {
         self.lock().live_socket_records()
     }
+    fn take_closed_sockets(&mut self) -> Vec<sockstats_common::ClosedSocket> {
+        self.lock().take_closed_sockets()
+    }
     fn live_tcp_counters(&self) -> Result<Vec<TcpCounters>, AccessError> {
         self.lock().live_tcp_counters()
     }

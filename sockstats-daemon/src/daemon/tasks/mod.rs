@@ -15,6 +15,7 @@ use tokio::task::{Id, JoinSet};
 use super::shutdown::Shutdown;
 
 pub mod backoff;
+pub mod closed_sockets;
 pub mod history_recorder;
 pub mod interface_follower;
 pub mod kernel_log;
