@@ -1,5 +1,6 @@
-//! A kernel snapshot as history samples: one per kernel account (label, interface) and one per
-//! owner account (uid, cgroup), each named by the kernel's own key, so that a rename (of an
+//! A kernel snapshot as history samples: one per kernel account (label, interface,
+//! destination) and one per owner account (uid, cgroup, destination), each named by the
+//! kernel's own key, so that a rename (of an
 //! interface, of a cgroup) never makes bytes already recorded count again: only the series
 //! the deltas go to follow the names.
 use std::{
@@ -40,7 +41,10 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
             .cloned()
             .unwrap_or_else(|| format!("#{}", key.ifindex));
         samples.push(Sample {
-            source: format!("account {} {} {}", key.label, key.netns_cookie, key.ifindex),
+            source: format!(
+                "account {} {} {} {}",
+                key.label, key.netns_cookie, key.ifindex, key.destination
+            ),
             counters: [
                 counters.payload.tx_bytes,
                 counters.payload.rx_bytes,
@@ -65,7 +69,7 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
             .cloned()
             .unwrap_or_else(|| format!("(removed cgroup {})", key.cgroup_id));
         samples.push(Sample {
-            source: format!("owner {} {}", key.uid, key.cgroup_id),
+            source: format!("owner {} {} {}", key.uid, key.cgroup_id, key.destination),
             counters: [totals.payload.tx_bytes, totals.payload.rx_bytes, 0, 0],
             series: vec![
                 Series {
@@ -83,4 +87,46 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
     }
     samples.sort_by(|a, b| a.source.cmp(&b.source));
     samples
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use sockstats_common::{AccountKey, IfaceCounters, OwnerAccountKey, DESTINATION_INTERNET};
+
+    use super::*;
+    use crate::attribution::OwnerTotals;
+
+    #[test]
+    fn accounts_and_owners_of_two_destinations_are_two_sources() {
+        let mut snapshot = KernelSnapshot::default();
+        for destination in [0, DESTINATION_INTERNET] {
+            snapshot.accounts.insert(
+                AccountKey {
+                    label: 1,
+                    ifindex: 2,
+                    destination,
+                    ..AccountKey::default()
+                },
+                IfaceCounters::default(),
+            );
+            snapshot.owners.insert(
+                OwnerAccountKey {
+                    uid: 0,
+                    cgroup_id: 9,
+                    destination,
+                },
+                OwnerTotals::default(),
+            );
+        }
+        let samples = samples(
+            &snapshot,
+            &LabelNames::new(),
+            &HashMap::<Interface, String>::new(),
+            &HashMap::<u64, String>::new(),
+        );
+        let sources: BTreeSet<&str> = samples.iter().map(|s| s.source.as_str()).collect();
+        assert_eq!(sources.len(), 4, "{sources:?}");
+    }
 }
