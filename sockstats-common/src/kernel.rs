@@ -334,7 +334,10 @@ pub struct SocketState {
     /// The destination of [`SocketState::remote`].
     pub remote_destination: u32,
     /// The remote port of [`SocketState::remote`] (host order; 0 for protocols without one).
-    pub remote_port: u32,
+    pub remote_port: u16,
+    /// 1 once `sock_release` has left the socket's record for `get --peers` (socket storage
+    /// outlives the release while TCP finishes closing).
+    pub released: u16,
     /// Odd while a packet program writes [`SocketState::remote`] (claimed with `cmpxchg`);
     /// up by 2 for every remote address written, so 2 means the socket has had one peer.
     pub remote_sequence: u64,
@@ -385,10 +388,9 @@ impl SocketState {
                 },
                 destination,
                 remote: self.remote_bytes(),
-                #[expect(clippy::cast_possible_truncation, reason = "a port")]
-                remote_port: self.remote_port as u16,
+                remote_port: self.remote_port,
                 peers: peers_of(self.remote_sequence),
-                pad: 0,
+                released: u32::from(self.released),
             });
         }
         records
@@ -458,7 +460,8 @@ pub struct SocketRecord {
     pub remote_port: u16,
     /// [`PEERS_NONE`], [`PEERS_ONE`] or [`PEERS_SEVERAL`].
     pub peers: u16,
-    pub pad: u32,
+    /// 1 when the socket was released already (its closed-socket record has its bytes).
+    pub released: u32,
 }
 const _: () = assert!(size_of::<SocketRecord>() == 64);
 
@@ -488,13 +491,12 @@ impl SocketRecord {
             remote: bytes.get(40..56)?.try_into().ok()?,
             remote_port: u16::from_ne_bytes(bytes.get(56..58)?.try_into().ok()?),
             peers: u16::from_ne_bytes(bytes.get(58..60)?.try_into().ok()?),
-            pad: 0,
+            released: u32::from_ne_bytes(bytes.get(60..64)?.try_into().ok()?),
         })
     }
 }
 
-/// The socket has had no remote address yet (no packet, or a kernel before 5.12 whose
-/// loopback-only traffic is not looked at).
+/// The socket has had no remote address yet (no packet the programs saw).
 pub const PEERS_NONE: u16 = 0;
 /// The socket has had one remote address and port: [`SocketState::remote`].
 pub const PEERS_ONE: u16 = 1;
@@ -658,7 +660,7 @@ mod tests {
                 remote: [7u8; 16],
                 remote_port: 443,
                 peers: PEERS_ONE,
-                pad: 0,
+                released: 0,
             }
         );
         assert_eq!(SocketRecord::from_bytes(&bytes[..63]), None);

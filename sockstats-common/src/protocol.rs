@@ -537,6 +537,12 @@ pub struct DestinationStats {
     pub tx_bytes_by_destination: BTreeMap<String, u64>,
     /// Payload bytes received, per destination name. They sum to `get`'s `rx_bytes`.
     pub rx_bytes_by_destination: BTreeMap<String, u64>,
+    /// IP-layer bytes sent (headers, ACKs and retransmits included), per destination name.
+    #[serde(default)]
+    pub wire_tx_bytes_by_destination: BTreeMap<String, u64>,
+    /// IP-layer bytes received, per destination name.
+    #[serde(default)]
+    pub wire_rx_bytes_by_destination: BTreeMap<String, u64>,
     /// With `interfaces`: the same split per interface name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_interface: BTreeMap<String, DestinationBytes>,
@@ -614,7 +620,7 @@ pub struct LabelPeers {
     pub several_peers: ByteCounts,
     /// Sockets whose peer the kernel did not see.
     pub unknown_peer: ByteCounts,
-    /// The rest of the label's totals: sockets closed before the daemon started, and closing
+    /// The rest of the label's totals: sockets that closed under an earlier daemon, and closing
     /// sockets the kernel's ring buffer had no room for.
     pub not_attributed: ByteCounts,
 }

@@ -26,7 +26,8 @@ unsafe fn payload_of(state: *mut SocketState) -> Totals {
     total
 }
 
-/// Writes the record of the closing socket `state`, if it moved payload.
+/// Writes the record of the closing socket `state`, if it moved payload, and marks the state
+/// released (the iterator still lists it until the kernel frees it).
 ///
 /// # Safety
 /// `state` must point at a socket's state.
@@ -34,6 +35,7 @@ unsafe fn payload_of(state: *mut SocketState) -> Totals {
 pub unsafe fn report(state: *mut SocketState) {
     // SAFETY: the caller's pointer.
     unsafe {
+        core::ptr::write_volatile(&raw mut (*state).released, 1);
         let payload = payload_of(state);
         if payload == Totals::default() {
             return;
@@ -43,10 +45,9 @@ pub unsafe fn report(state: *mut SocketState) {
             return;
         };
         let sequence = core::ptr::read_volatile(&raw const (*state).remote_sequence);
-        #[expect(clippy::cast_possible_truncation, reason = "a port")]
         entry.write(ClosedSocket {
             label: (*state).current_label(),
-            remote_port: core::ptr::read_volatile(&raw const (*state).remote_port) as u16,
+            remote_port: core::ptr::read_volatile(&raw const (*state).remote_port),
             peers: peers_of(sequence),
             remote: core::mem::transmute::<[u64; 2], [u8; 16]>(core::ptr::read_volatile(
                 &raw const (*state).remote,

@@ -131,7 +131,6 @@ pub unsafe fn of_packet<const CAS: bool>(
         };
     };
     let remote = words(&address);
-    let port = u32::from(port);
     // SAFETY: field projections of the caller's pointer; the loads are in program order (x86-64
     // keeps loads in order, and volatile ones are not reordered by the compiler).
     unsafe {

@@ -99,7 +99,6 @@ pub fn on_socket_state(ctx: *mut c_void) {
             labels.1
         };
         let sequence = core::ptr::read_volatile(&raw const (*value).remote_sequence);
-        #[expect(clippy::cast_possible_truncation, reason = "a port")]
         let first = SocketRecord {
             cookie: sock::socket_cookie(sk),
             tgid: (*value).tgid,
@@ -110,9 +109,9 @@ pub fn on_socket_state(ctx: *mut c_void) {
             remote: core::mem::transmute::<[u64; 2], [u8; 16]>(core::ptr::read_volatile(
                 &raw const (*value).remote,
             )),
-            remote_port: core::ptr::read_volatile(&raw const (*value).remote_port) as u16,
+            remote_port: core::ptr::read_volatile(&raw const (*value).remote_port),
             peers: peers_of(sequence),
-            pad: 0,
+            released: u32::from(core::ptr::read_volatile(&raw const (*value).released)),
         };
         let seq = (*(*ctx).meta).seq;
         let mut written = write_slot::<1>(seq, value, first, false, false);

@@ -169,24 +169,26 @@ pub unsafe fn slot_owner_account(state: *mut SocketState, slot: u32) -> u32 {
     }
 }
 
-/// `slot`, or [`UNKNOWN_SLOT`] while another CPU has claimed it without storing its ifindex
-/// yet: that one operation is charged to the unknown interface (and recorded there, so a
-/// relabel moves it right).
+/// `slot` (bounded: out of range is [`UNKNOWN_SLOT`]), or [`UNKNOWN_SLOT`] while another CPU
+/// has claimed it without storing its ifindex yet: that one operation is charged to the
+/// unknown interface (and recorded there, so a relabel moves it right). Bounded here, once, so
+/// that no later use of the slot sees a value the verifier thinks may be out of range (6.1's
+/// verifier cannot tell a register-to-register bounds check is always taken).
 ///
 /// # Safety
 /// `state` must point at a socket's state.
 #[inline(always)]
 pub unsafe fn ready_slot(state: *mut SocketState, slot: u32) -> u32 {
+    let index = bounded(slot);
+    #[expect(clippy::cast_possible_truncation, reason = "index < SLOTS")]
+    let slot = index as u32;
     if slot == UNKNOWN_SLOT || slot == OTHER_SLOT {
         return slot;
     }
     // SAFETY: the index is bounded; a field projection of the caller's pointer.
     let ifindex = unsafe {
         read_volatile(
-            &raw const (*(&raw mut (*state).slots)
-                .cast::<SocketSlot>()
-                .add(bounded(slot)))
-            .ifindex,
+            &raw const (*(&raw mut (*state).slots).cast::<SocketSlot>().add(index)).ifindex,
         )
     };
     if ifindex == UNKNOWN_IFINDEX {

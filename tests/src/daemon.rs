@@ -15,8 +15,9 @@ use sockstats_common::{
 use crate::TestCgroup;
 
 /// How long a daemon may take to load, attach and answer (generous: inside vm-test's guests
-/// it runs under QEMU's software emulation, on a machine other builds may be loading).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// it runs under QEMU's software emulation, where the verifier takes 10 s and more for each
+/// fexit program of 5.10 and 6.1, on a machine other builds may be loading).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A built binary of the workspace: `$SOCKSTATSD`'s directory, else target/debug.
 #[must_use]

@@ -130,7 +130,9 @@ fn start(
         "fexit" => PayloadChoice::Only(PayloadSet::FExit),
         _ => PayloadChoice::Auto,
     };
+    let (destinations, destination_prefixes) = destinations_of(args, &config)?;
     let options = LoadOptions {
+        destination_prefixes,
         payload,
         bpffs_dir: args.bpffs_dir.clone(),
         cgroup_root: cgroup_root.clone(),
@@ -153,7 +155,6 @@ fn start(
     }
     maps.set_control(token, validate_closed)
         .context("cannot give the kernel programs the daemon's settings")?;
-    let destinations = write_destinations(args, &config, &mut maps)?;
     // Loading parses the kernel's BTF (tens of MiB of short-lived allocations); hand what was
     // freed back to the system, or the daemon idles at several times its working size.
     sockstats_daemon::sys::malloc::trim();
@@ -197,25 +198,24 @@ fn start(
     Ok((attached, daemon, listener))
 }
 
-/// Gives the config's networks their stable ids and writes every destination prefix into the
-/// kernel's trie.
-fn write_destinations(
+/// Gives the config's networks their stable ids, and the destination trie's entries.
+fn destinations_of(
     args: &Args,
     config: &config::Config,
-    maps: &mut kernel::KernelMaps,
-) -> Result<DestinationNames> {
+) -> Result<(
+    DestinationNames,
+    Vec<(sockstats_common::DestinationPrefix, u32)>,
+)> {
     let names = DestinationNames::open(&args.state_dir, &config.networks)?;
     let prefixes = destinations::prefixes(&config.networks, |name| {
         names.id(name).expect("every configured network has an id")
     });
-    maps.set_destinations(&prefixes)
-        .context("cannot write the destination prefixes into the kernel's trie")?;
     log::info!(
         "{} named network(s), {} destination prefixes",
         config.networks.len(),
         prefixes.len()
     );
-    Ok(names)
+    Ok((names, prefixes))
 }
 
 /// Opens the usage history in the state dir. A file it cannot use is logged (and reported by

@@ -41,7 +41,8 @@ pub struct Network {
 }
 
 /// The prefixes of the `private` class: RFC 1918, the shared address space of carrier-grade
-/// NAT, link-local, and IPv6 unique local and link-local addresses. Loopback is `host`.
+/// NAT, link-local, IPv6 unique local and link-local addresses, and multicast and the limited
+/// broadcast (mDNS, SSDP, DHCP never leave the link). Loopback is `host`.
 #[must_use]
 pub fn builtin_private_prefixes() -> Vec<Prefix> {
     [
@@ -50,8 +51,11 @@ pub fn builtin_private_prefixes() -> Vec<Prefix> {
         ("192.168.0.0", 16),
         ("100.64.0.0", 10),
         ("169.254.0.0", 16),
+        ("224.0.0.0", 4),
+        ("255.255.255.255", 32),
         ("fc00::", 7),
         ("fe80::", 10),
+        ("ff00::", 8),
     ]
     .into_iter()
     .map(|(address, length)| Prefix {
@@ -241,8 +245,11 @@ mod tests {
                 "192.168.0.0/16",
                 "100.64.0.0/10",
                 "169.254.0.0/16",
+                "224.0.0.0/4",
+                "255.255.255.255/32",
                 "fc00::/7",
-                "fe80::/10"
+                "fe80::/10",
+                "ff00::/8"
             ]
         );
         // Each is a network address, as a `network` line would have to write it.

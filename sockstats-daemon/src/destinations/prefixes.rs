@@ -2,10 +2,13 @@
 //! prefixes, loopback as `host`, and every named network's prefixes under its id. The trie's
 //! longest match wins, so a named network inside a private range (`network vpc 10.0.0.0/16`)
 //! takes its addresses from `private`; an address nothing covers is `internet` (the kernel's
-//! default).
+//! default). Where two entries have the same prefix, the later wins: a named network over a
+//! class.
 use std::net::IpAddr;
 
-use sockstats_common::{DestinationPrefix, DESTINATION_HOST, DESTINATION_PRIVATE};
+use sockstats_common::{
+    DestinationPrefix, DESTINATION_HOST, DESTINATION_INTERNET, DESTINATION_PRIVATE,
+};
 
 use crate::config::destinations::{builtin_private_prefixes, Network, Prefix};
 
@@ -38,10 +41,17 @@ pub fn prefixes(
     id_of: impl Fn(&str) -> u32,
 ) -> Vec<(DestinationPrefix, u32)> {
     let key = |prefix: &Prefix| trie_key(prefix.address, prefix.length);
-    let mut entries: Vec<(DestinationPrefix, u32)> = LOOPBACK
-        .iter()
-        .map(|(address, length)| (trie_key(*address, *length), DESTINATION_HOST))
-        .collect();
+    // Every IPv4 address is `internet` unless an IPv4 prefix says otherwise, so that a short
+    // IPv6 network (`::/0`) does not take the v4-mapped range with it.
+    let mut entries: Vec<(DestinationPrefix, u32)> = vec![(
+        trie_key(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+        DESTINATION_INTERNET,
+    )];
+    entries.extend(
+        LOOPBACK
+            .iter()
+            .map(|(address, length)| (trie_key(*address, *length), DESTINATION_HOST)),
+    );
     entries.extend(
         builtin_private_prefixes()
             .iter()
@@ -84,10 +94,19 @@ mod tests {
             }],
         }];
         let entries = prefixes(&networks, |name| if name == "vpc" { 16 } else { 0 });
-        let builtin = LOOPBACK.len() + builtin_private_prefixes().len();
+        let builtin = 1 + LOOPBACK.len() + builtin_private_prefixes().len();
         assert_eq!(entries.len(), builtin + 1);
-        assert_eq!(entries[0].1, DESTINATION_HOST);
-        assert!(entries[LOOPBACK.len()..builtin]
+        // IPv4 as a whole is the internet's (prefix ::ffff:0:0/96), then loopback is host.
+        assert_eq!(
+            entries[0],
+            (
+                trie_key(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                DESTINATION_INTERNET
+            )
+        );
+        assert_eq!(entries[0].0.prefix_len, 96);
+        assert_eq!(entries[1].1, DESTINATION_HOST);
+        assert!(entries[1 + LOOPBACK.len()..builtin]
             .iter()
             .all(|(_, id)| *id == DESTINATION_PRIVATE));
         assert_eq!(

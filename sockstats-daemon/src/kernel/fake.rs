@@ -27,6 +27,8 @@ pub struct FakeSocket {
     pub remote: [u8; 16],
     pub remote_port: u16,
     pub peers: u16,
+    /// Released already (socket storage outlives the release while TCP finishes closing).
+    pub released: bool,
 }
 
 /// A kernel in memory. Every field is the test's to set and inspect.
@@ -177,7 +179,7 @@ impl Kernel for FakeKernel {
                 remote: socket.remote,
                 remote_port: socket.remote_port,
                 peers: socket.peers,
-                pad: 0,
+                released: u32::from(socket.released),
             })
             .collect())
     }

@@ -96,8 +96,9 @@ impl KernelMaps {
     }
 
     /// Makes the destination trie hold exactly `entries` (prefix → destination id): new and
-    /// changed entries are written first, then the ones no longer wanted removed, so a
-    /// running program's lookup never sees a prefix of the config missing.
+    /// changed entries are written before the ones no longer wanted are removed, so running
+    /// programs never miss a prefix both configs have; where both configs together do not fit
+    /// the trie, the stale ones go first.
     pub fn set_destinations(
         &mut self,
         entries: &[(sockstats_common::DestinationPrefix, u32)],
@@ -106,18 +107,25 @@ impl KernelMaps {
             .iter()
             .map(|(prefix, _)| (prefix.prefix_len, prefix.address))
             .collect();
+        let existing: Vec<Key<[u8; 16]>> = self.destinations.keys().collect::<Result<_, _>>()?;
+        let (kept, stale): (Vec<_>, Vec<_>) = existing
+            .into_iter()
+            .partition(|key| wanted.contains(&(key.prefix_len(), key.data())));
+        let both = kept.len() + stale.len() + wanted.len().saturating_sub(kept.len());
+        let remove_first = both > sockstats_common::MAX_DESTINATION_PREFIXES as usize;
+        if remove_first {
+            for key in &stale {
+                self.destinations.remove(key)?;
+            }
+        }
         for (prefix, id) in entries {
             self.destinations
                 .insert(&Key::new(prefix.prefix_len, prefix.address), id, 0)?;
         }
-        let stale: Vec<Key<[u8; 16]>> = self
-            .destinations
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|key| !wanted.contains(&(key.prefix_len(), key.data())))
-            .collect();
-        for key in stale {
-            self.destinations.remove(&key)?;
+        if !remove_first {
+            for key in &stale {
+                self.destinations.remove(key)?;
+            }
         }
         Ok(())
     }

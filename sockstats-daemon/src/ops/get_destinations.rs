@@ -41,6 +41,16 @@ pub fn get_destinations(
                 &route.destination,
                 counters.payload.rx_bytes,
             );
+            add(
+                &mut stats.wire_tx_bytes_by_destination,
+                &route.destination,
+                counters.wire_bytes.tx_bytes,
+            );
+            add(
+                &mut stats.wire_rx_bytes_by_destination,
+                &route.destination,
+                counters.wire_bytes.rx_bytes,
+            );
             if interfaces {
                 let by = stats
                     .by_interface
@@ -144,8 +154,11 @@ mod tests {
                     pad: 0,
                 })
                 .or_insert_with(IfaceCounters::default)
-                .payload
-                .add(Totals::new(tx, rx));
+                .add(&IfaceCounters {
+                    payload: Totals::new(tx, rx),
+                    wire_bytes: Totals::new(tx + 40, rx + 40),
+                    ..IfaceCounters::default()
+                });
         });
     }
 
@@ -183,6 +196,15 @@ mod tests {
         assert_eq!(
             web.by_interface["lo"].tx_bytes_by_destination,
             map(&[("private", 5)])
+        );
+        assert_eq!(
+            web.wire_tx_bytes_by_destination,
+            map(&[
+                (":unknown", 47),
+                ("internet", 1040),
+                ("private", 45),
+                ("vpc", 60)
+            ])
         );
         assert_eq!(web.cost, None);
         assert_eq!(reply.cost, None);

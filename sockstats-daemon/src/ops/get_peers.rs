@@ -21,7 +21,7 @@ pub const DEFAULT_TOP: u32 = 10;
 pub const MAX_TOP: u32 = 1000;
 
 /// What covers the rows, in words.
-const COVERS: &str = "payload of live sockets and of sockets closed since the daemon started, by the remote address and port of the socket's peer; \"several peers\" holds sockets that had more than one (unconnected UDP), \"unknown peer\" sockets that sent no packet the kernel saw the address of, \"not attributed\" the rest of the label's totals: sockets closed before the daemon started, and closing sockets the kernel's ring buffer had no room for (closed_sockets_lost)";
+const COVERS: &str = "payload of live sockets and of sockets closed since the daemon started, by the remote address and port of the socket's peer; \"several peers\" holds sockets that had more than one (unconnected UDP), \"unknown peer\" sockets that sent no packet the kernel saw the address of, \"not attributed\" the rest of the label's totals: sockets that closed under an earlier daemon, closing sockets the kernel's ring buffer had no room for (closed_sockets_lost), and kernel sockets";
 
 /// One peer's live and closed sockets of one label.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,9 +51,11 @@ pub fn get_peers(daemon: &Daemon, label: Option<&str>, top: u32) -> Result<GetPe
     if top == 0 || top > MAX_TOP {
         return Err(Refusal::BadTop { top, max: MAX_TOP });
     }
-    // Closed first, then live, then the totals: a socket is in one of the first two at most,
-    // and every byte they hold is in the totals read after them.
-    daemon.take_closed_sockets();
+    // Closed first, then live, then the totals, with the closed sockets' table held so the
+    // reader task adds nothing in between: a socket is in one of the first two at most, and
+    // every byte they hold is in the totals read after them.
+    let mut closed = daemon.closed_peers();
+    closed.add(&daemon.with_core(|core| core.kernel.take_closed_sockets()));
     let live = live_sockets(daemon)?;
     let (snapshot, names) = snapshot(daemon)?;
     let mut wanted: BTreeMap<u32, String> = attribution::per_label(&snapshot)
@@ -75,7 +77,6 @@ pub fn get_peers(daemon: &Daemon, label: Option<&str>, top: u32) -> Result<GetPe
     let mut collected: BTreeMap<u32, Collected> = BTreeMap::new();
     add_live(&mut collected, &live);
     {
-        let closed = daemon.closed_peers();
         for id in wanted.keys() {
             let table = closed.label(*id);
             let entry = collected.entry(*id).or_default();
@@ -89,6 +90,7 @@ pub fn get_peers(daemon: &Daemon, label: Option<&str>, top: u32) -> Result<GetPe
             entry.several.add(table.several.payload);
             entry.unknown.add(table.unknown.payload);
         }
+        drop(closed);
     }
     let mut reply = GetPeersReply {
         stats: BTreeMap::new(),
@@ -103,9 +105,10 @@ pub fn get_peers(daemon: &Daemon, label: Option<&str>, top: u32) -> Result<GetPe
     Ok(reply)
 }
 
-/// Adds the live sockets' payload to the rows of their labels.
+/// Adds the live sockets' payload to the rows of their labels (not of those released already,
+/// which TCP is still closing: their closed-socket record has their bytes).
 fn add_live(collected: &mut BTreeMap<u32, Collected>, live: &[SocketRecord]) {
-    for record in live {
+    for record in live.iter().filter(|record| record.released == 0) {
         let entry = collected.entry(record.label).or_default();
         match record.peers {
             PEERS_ONE => {
@@ -278,6 +281,35 @@ mod tests {
         // The closed records were taken into the daemon's table: a second reply sees them too.
         let again = get_peers(&test.daemon, Some("web"), 10).unwrap();
         assert_eq!(again.stats["web"].peers.len(), 3);
+    }
+
+    #[test]
+    fn a_released_socket_still_listed_is_counted_once_from_its_closed_record() {
+        let test = fixture();
+        // Socket 2 (peer .3, 50/5) was released while TCP finishes closing: the kernel left its
+        // closed record, and the iterator still lists it.
+        test.with_kernel(|kernel| {
+            kernel.sockets.get_mut(&2).unwrap().released = true;
+            kernel.closed.push(ClosedSocket {
+                label: 1,
+                remote_port: 443,
+                peers: PEERS_ONE,
+                remote: address(3),
+                payload: Totals::new(50, 5),
+            });
+        });
+        let reply = get_peers(&test.daemon, Some("web"), 10).unwrap();
+        let third = &reply.stats["web"].peers[0];
+        assert_eq!(third.peer, "198.51.100.3:443");
+        assert_eq!(
+            (
+                third.tx_bytes,
+                third.rx_bytes,
+                third.live_sockets,
+                third.closed_sockets
+            ),
+            (2050, 25, 0, 2)
+        );
     }
 
     #[test]

@@ -42,8 +42,7 @@ pub struct LabelPeers {
     pub other_peers: u64,
     /// Sockets that had several peers (unconnected UDP): not one peer's.
     pub several: PeerTotals,
-    /// Sockets whose peer the kernel did not see (no packet, or a kernel without `cmpxchg`
-    /// and only loopback traffic).
+    /// Sockets whose peer the kernel did not see (no packet the programs saw).
     pub unknown: PeerTotals,
 }
 

@@ -112,6 +112,9 @@ pub struct LoadOptions {
     pub payload: PayloadChoice,
     /// Attach the `TCP_CLOSE` hook for validation of closed sockets.
     pub validate_closed: bool,
+    /// The destination trie's entries (prefix → destination id), written before any program
+    /// is attached: a socket's destination is remembered from its first packet on.
+    pub destination_prefixes: Vec<(sockstats_common::DestinationPrefix, u32)>,
 }
 
 /// The attached programs. Dropping it leaves them attached (their links are pinned).
@@ -227,8 +230,10 @@ pub fn load_and_attach(options: &LoadOptions) -> Result<(AttachedKernel, KernelM
     } else {
         None
     };
-    let (maps, pinned) = take_maps(&mut ebpf, iterator)?;
+    let (mut maps, pinned) = take_maps(&mut ebpf, iterator)?;
     check_capacities(options, &maps, pinned)?;
+    maps.set_destinations(&options.destination_prefixes)
+        .map_err(|error| map_error(sockstats_common::DESTINATIONS_MAP, &error))?;
     let links_dir = options.bpffs_dir.join(format!("links-{}", build_tag(root)));
     let attached =
         if let Some(reused) = reuse_links(&links_dir, &payload_sets, &common, options.payload)? {
