@@ -24,6 +24,8 @@ pub struct BenchDaemon {
     log: PathBuf,
     /// The programs the daemon attached, with their kernel ids.
     pub programs: Vec<ProgramStatus>,
+    /// Where the kernel keeps socket states (`socket_storage` or `hash_by_cookie`).
+    pub socket_states: String,
     /// Holds the socket, state dir and log; removed on drop.
     dir: tempfile::TempDir,
 }
@@ -31,6 +33,11 @@ pub struct BenchDaemon {
 impl BenchDaemon {
     /// Starts `<bin_dir>/sockstatsd` for `cgroup` and waits until its programs are attached.
     pub fn start(bin_dir: &Path, cgroup: &BenchCgroup) -> Result<Self> {
+        Self::start_with(bin_dir, cgroup, None)
+    }
+
+    /// [`BenchDaemon::start`] with the config file `config` (`--config`; `None`: the default).
+    pub fn start_with(bin_dir: &Path, cgroup: &BenchCgroup, config: Option<&Path>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sockstats-bench-")
             .tempdir()
@@ -46,10 +53,15 @@ impl BenchDaemon {
             )),
             log: dir.path().join("sockstatsd.log"),
             programs: Vec::new(),
+            socket_states: String::new(),
             dir,
         };
         let log = fs::File::create(&daemon.log).context("daemon log file")?;
-        let child = Command::new(&daemon.daemon)
+        let mut command = Command::new(&daemon.daemon);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--cgroup-root")
             .arg(&cgroup.path)
             .arg("--socket")
@@ -79,6 +91,7 @@ impl BenchDaemon {
                 if let Ok(status) = client.status() {
                     if status.attached {
                         self.programs = status.programs;
+                        self.socket_states = status.socket_states;
                         return Ok(());
                     }
                 }

@@ -9,7 +9,10 @@
 //!    sockstats programs' time per connection (short connections, nginx requests).
 //! 2. Program cost: ns per invocation of each sockstats program beside empty programs of the
 //!    same types, from `kernel.bpf_stats_enabled`.
-//! 3. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU
+//! 3. Destinations: UDP to one peer and to two peers in turn, and short TCP connections,
+//!    between two network namespaces over a veth pair, with nothing attached and with
+//!    sockstatsd configured with 0, 10 and 1,000 named prefixes (`destinations`).
+//! 4. The daemon: memory and CPU idle, `get` latency with many live sockets, memory and CPU
 //!    while TCP connections churn.
 //!
 //! The workload runs in a cgroup of its own, which the daemon accounts (`--cgroup-root`); the
@@ -20,6 +23,7 @@ mod cgroup;
 mod connection_cost;
 mod daemon;
 mod daemon_load;
+mod destinations;
 #[allow(
     unsafe_code,
     reason = "the raw bpf(2) calls that load the empty programs the costs are measured against"
@@ -64,6 +68,10 @@ use crate::{
 /// the daemon's memory and CPU. Needs root.
 #[derive(Debug, Parser)]
 #[command(about, long_about)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches, each one a flag of its own"
+)]
 struct Args {
     /// A smoke run for CI: one round, short workloads, few sockets (numbers are not meaningful).
     #[arg(long)]
@@ -89,6 +97,12 @@ struct Args {
     /// Skip the nethogs comparison.
     #[arg(long)]
     no_nethogs: bool,
+    /// Named-prefix counts of the destination section's configs.
+    #[arg(long, value_delimiter = ',', default_value = "0,10,1000")]
+    destination_prefixes: Vec<usize>,
+    /// Skip the destination section (it makes two network namespaces and a veth pair).
+    #[arg(long)]
+    no_destinations: bool,
     /// Skip the real-server workloads (nginx + ab, iperf3); they are skipped anyway, saying
     /// so, where not installed.
     #[arg(long)]
@@ -206,6 +220,8 @@ fn run(args: &Args) -> Result<()> {
         timing,
     })?;
 
+    let destinations = destinations(args, &bin_dir, &cgroup, timing)?;
+
     eprintln!("bench: starting the daemon for the cost, latency and churn measurements");
     let daemon = BenchDaemon::start(&bin_dir, &cgroup)?;
     let idle = daemon_load::idle(&daemon, Duration::from_secs_f64(args.idle_seconds))?;
@@ -250,6 +266,7 @@ fn run(args: &Args) -> Result<()> {
         throughput,
         program_time_per_connection: per_connection,
         program_cost,
+        destinations,
         get_latency,
         daemon: DaemonResults {
             idle,
@@ -264,6 +281,26 @@ fn run(args: &Args) -> Result<()> {
     write_json(&args.out, &report)?;
     println!("results written to {}", args.out.display());
     Ok(())
+}
+
+/// The destination section, unless `--no-destinations`.
+fn destinations(
+    args: &Args,
+    bin_dir: &Path,
+    cgroup: &BenchCgroup,
+    timing: Timing,
+) -> Result<Option<destinations::DestinationResults>> {
+    if args.no_destinations {
+        return Ok(None);
+    }
+    destinations::run(&destinations::Setup {
+        bin_dir,
+        cgroup,
+        rounds: args.rounds,
+        timing,
+        prefix_counts: &args.destination_prefixes,
+    })
+    .map(Some)
 }
 
 fn write_json(path: &Path, report: &Report) -> Result<()> {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::{
     connection_cost::ConnectionCost,
     daemon_load::{Churn, GetLatency, Idle},
+    destinations::{self, DestinationResults},
     program_cost::ProgramCosts,
     stats::Spread,
     throughput::ThroughputResults,
@@ -93,6 +94,8 @@ pub struct Report {
     /// (`nginx_ab`), with sockstats attached in the throughput rounds.
     pub program_time_per_connection: Vec<ConnectionCost>,
     pub program_cost: ProgramCosts,
+    /// What classifying destinations costs (`None` with `--no-destinations`).
+    pub destinations: Option<DestinationResults>,
     pub get_latency: Vec<GetLatency>,
     pub daemon: DaemonResults,
     pub targets: Vec<Target>,
@@ -244,6 +247,10 @@ pub fn print(report: &Report) {
     print_throughput(report);
     print_per_connection(report);
     print_programs(report);
+    if let Some(results) = &report.destinations {
+        println!();
+        destinations::print(results);
+    }
     print_daemon(report);
     print_targets(report);
 }

@@ -1,5 +1,6 @@
 //! The few libc calls the bench's workloads need (the `bpf` ones are in `empty_programs.rs`).
 use std::{
+    fs::File,
     io,
     net::TcpStream,
     os::{
@@ -92,6 +93,16 @@ pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
         )
     };
     if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Moves this thread into the network namespace `namespace` (a `/run/netns/NAME` file): the
+/// sockets it makes from now on live there (`setns(2)` with `CLONE_NEWNET`).
+pub fn enter_network_namespace(namespace: &File) -> io::Result<()> {
+    // SAFETY: a valid namespace fd; setns changes only this thread's network namespace.
+    if unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

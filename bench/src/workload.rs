@@ -25,7 +25,7 @@ pub struct Timing {
 
 /// Counts what arrives between the end of the warm-up and the end of the measurement; returns
 /// units per second.
-fn measure(counter: &AtomicU64, timing: Timing) -> f64 {
+pub fn measure(counter: &AtomicU64, timing: Timing) -> f64 {
     thread::sleep(timing.warmup);
     let (start_count, start) = (counter.load(Ordering::Relaxed), Instant::now());
     thread::sleep(timing.measure);
