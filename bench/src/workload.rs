@@ -3,7 +3,7 @@
 //! created) and measures, after a warm-up, what was done per second.
 use std::{
     io::{Read as _, Write as _},
-    net::{Shutdown, TcpListener, TcpStream, UdpSocket},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -73,17 +73,35 @@ pub fn udp_rate(size: usize, timing: Timing) -> Result<f64> {
     let sender = UdpSocket::bind("127.0.0.1:0").context("bind")?;
     sender.connect(receiver.local_addr()?)?;
     receiver.connect(sender.local_addr()?)?;
+    udp_flood(sender, None, receiver, size, timing)
+}
+
+/// Sends `size`-byte datagrams from `sender` to `targets` in turn (`None`: to the connected
+/// peer) while `receiver` counts what arrives; returns datagrams received per second.
+pub fn udp_flood(
+    sender: UdpSocket,
+    targets: Option<Vec<SocketAddr>>,
+    receiver: UdpSocket,
+    size: usize,
+    timing: Timing,
+) -> Result<f64> {
     // The receiver wakes up at least this often to see the stop flag.
     receiver.set_read_timeout(Some(Duration::from_millis(50)))?;
     let arrivals = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-
     let sender_stop = Arc::clone(&stop);
     let sender_thread = thread::spawn(move || {
         let datagram = vec![0xa5u8; size];
+        let mut turn = 0;
         while !sender_stop.load(Ordering::Relaxed) {
-            // A full receive queue drops datagrams on loopback; only receptions count.
-            let _ = sender.send(&datagram);
+            // A full receive queue drops datagrams; only receptions count.
+            let _ = match &targets {
+                None => sender.send(&datagram),
+                Some(targets) => {
+                    turn = (turn + 1) % targets.len();
+                    sender.send_to(&datagram, targets[turn])
+                }
+            };
         }
     });
     let receiver_stop = Arc::clone(&stop);
@@ -91,7 +109,7 @@ pub fn udp_rate(size: usize, timing: Timing) -> Result<f64> {
     let receiver_thread = thread::spawn(move || {
         let mut buffer = [0u8; 2048];
         while !receiver_stop.load(Ordering::Relaxed) {
-            if receiver.recv(&mut buffer).is_ok() {
+            if receiver.recv_from(&mut buffer).is_ok() {
                 receiver_count.fetch_add(1, Ordering::Relaxed);
             }
         }

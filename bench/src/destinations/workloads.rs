@@ -8,8 +8,6 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
-    thread,
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
@@ -17,7 +15,7 @@ use anyhow::{Context as _, Result};
 use super::topology::{Side, Topology, RECEIVER_ADDRESSES, SENDER_ADDRESSES};
 use crate::{
     sockets,
-    workload::{measure, Timing},
+    workload::{measure, udp_flood, Timing},
 };
 
 /// The size of each datagram.
@@ -76,50 +74,6 @@ fn udp_in(topology: &Topology, side: Side, address: Ipv4Addr) -> Result<UdpSocke
     })
 }
 
-/// Sends datagrams from `sender` to `targets` in turn (`None`: to the connected peer) while
-/// `receiver` counts what arrives; returns datagrams received per second.
-fn udp_flood(
-    sender: UdpSocket,
-    targets: Option<Vec<SocketAddr>>,
-    receiver: UdpSocket,
-    timing: Timing,
-) -> Result<f64> {
-    // The receiver wakes up at least this often to see the stop flag.
-    receiver.set_read_timeout(Some(Duration::from_millis(50)))?;
-    let arrivals = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender_stop = Arc::clone(&stop);
-    let sender_thread = thread::spawn(move || {
-        let datagram = [0xa5u8; DATAGRAM_BYTES];
-        let mut turn = 0;
-        while !sender_stop.load(Ordering::Relaxed) {
-            // A full receive queue drops datagrams; only receptions count.
-            let _ = match &targets {
-                None => sender.send(&datagram),
-                Some(targets) => {
-                    turn = (turn + 1) % targets.len();
-                    sender.send_to(&datagram, targets[turn])
-                }
-            };
-        }
-    });
-    let receiver_stop = Arc::clone(&stop);
-    let receiver_count = Arc::clone(&arrivals);
-    let receiver_thread = thread::spawn(move || {
-        let mut buffer = [0u8; 2048];
-        while !receiver_stop.load(Ordering::Relaxed) {
-            if receiver.recv_from(&mut buffer).is_ok() {
-                receiver_count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-    let rate = measure(&arrivals, timing);
-    stop.store(true, Ordering::Relaxed);
-    sender_thread.join().expect("sender thread");
-    receiver_thread.join().expect("receiver thread");
-    Ok(rate)
-}
-
 /// A connected pair: the sender at the first sender address, the receiver at the first
 /// receiver address, each connected to the other.
 fn udp_same_peer(topology: &Topology, timing: Timing) -> Result<f64> {
@@ -127,7 +81,7 @@ fn udp_same_peer(topology: &Topology, timing: Timing) -> Result<f64> {
     let sender = udp_in(topology, Side::Sender, SENDER_ADDRESSES[0])?;
     sender.connect(receiver.local_addr()?)?;
     receiver.connect(sender.local_addr()?)?;
-    udp_flood(sender, None, receiver, timing)
+    udp_flood(sender, None, receiver, DATAGRAM_BYTES, timing)
 }
 
 /// An unconnected sender (any address) sending to both receiver addresses in turn, each from
@@ -140,7 +94,7 @@ fn udp_alternating_peers(topology: &Topology, timing: Timing) -> Result<f64> {
         .iter()
         .map(|&address| SocketAddr::from((address, port)))
         .collect();
-    udp_flood(sender, Some(targets), receiver, timing)
+    udp_flood(sender, Some(targets), receiver, DATAGRAM_BYTES, timing)
 }
 
 /// Connections from the sender's namespace to a listener at the first receiver address, one
