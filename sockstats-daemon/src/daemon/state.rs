@@ -152,8 +152,8 @@ pub struct Daemon {
     /// The usage history, once opened (set once at start; a daemon without one answers
     /// `history` with an error).
     history: OnceLock<Arc<History>>,
-    /// The peers of the sockets closed since the daemon started (a leaf lock, taken after the
-    /// core's is released).
+    /// The peers of the sockets closed since the daemon started (taken before the core's, never
+    /// while holding it).
     closed_peers: Mutex<ClosedPeers>,
 }
 
@@ -181,17 +181,20 @@ impl Daemon {
     /// Takes the records of the sockets closed since the last call out of the kernel and adds
     /// them to their labels' peers.
     pub fn take_closed_sockets(&self) {
-        let closed = self.with_core(|core| core.kernel.take_closed_sockets());
-        if !closed.is_empty() {
-            self.closed_peers().add(&closed);
-        }
+        drop(self.closed_peers());
     }
 
-    /// The peers of the sockets closed since the daemon started.
+    /// The peers of the sockets closed since the daemon started, up to date: the records the
+    /// kernel has are taken in while the table is held, so nothing is added until the guard
+    /// goes.
     pub fn closed_peers(&self) -> MutexGuard<'_, ClosedPeers> {
-        self.closed_peers
+        let mut table = self
+            .closed_peers
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let closed = self.with_core(|core| core.kernel.take_closed_sockets());
+        table.add(&closed);
+        table
     }
 
     /// Gives the daemon its history (once; later calls are ignored).

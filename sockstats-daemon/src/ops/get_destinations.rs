@@ -7,7 +7,10 @@ use sockstats_common::protocol::{
     CostEstimate, DestinationBytes, DestinationStats, GetDestinationsReply,
 };
 
-use super::{naming::named_totals, Refusal};
+use super::{
+    naming::{add_bytes as add, named_totals},
+    Refusal,
+};
 use crate::{
     config::destinations::{Direction, BUILTIN_DESTINATIONS},
     daemon::state::Daemon,
@@ -88,15 +91,6 @@ pub fn get_destinations(
     }
     reply.destinations = destinations.into_iter().collect();
     Ok(reply)
-}
-
-/// Adds `bytes` under `destination`, keeping destinations without bytes out of the map.
-fn add(map: &mut BTreeMap<String, u64>, destination: &str, bytes: u64) {
-    if bytes == 0 {
-        return;
-    }
-    let entry = map.entry(destination.to_owned()).or_default();
-    *entry = entry.saturating_add(bytes);
 }
 
 /// The config's prices of `destinations`: destination → `tx`/`rx` → price per GiB.

@@ -54,8 +54,7 @@ pub fn get_peers(daemon: &Daemon, label: Option<&str>, top: u32) -> Result<GetPe
     // Closed first, then live, then the totals, with the closed sockets' table held so the
     // reader task adds nothing in between: a socket is in one of the first two at most, and
     // every byte they hold is in the totals read after them.
-    let mut closed = daemon.closed_peers();
-    closed.add(&daemon.with_core(|core| core.kernel.take_closed_sockets()));
+    let closed = daemon.closed_peers();
     let live = live_sockets(daemon)?;
     let (snapshot, names) = snapshot(daemon)?;
     let mut wanted: BTreeMap<u32, String> = attribution::per_label(&snapshot)

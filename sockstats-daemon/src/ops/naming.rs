@@ -197,18 +197,28 @@ pub fn group_names(
         counts.live_sockets += totals.live_sockets;
         if split_destinations {
             let destination = destinations.name(destination);
-            for (map, bytes) in [
-                (&mut counts.tx_bytes_by_destination, totals.payload.tx_bytes),
-                (&mut counts.rx_bytes_by_destination, totals.payload.rx_bytes),
-            ] {
-                if bytes != 0 {
-                    let entry = map.entry(destination.clone()).or_default();
-                    *entry = entry.saturating_add(bytes);
-                }
-            }
+            add_bytes(
+                &mut counts.tx_bytes_by_destination,
+                &destination,
+                totals.payload.tx_bytes,
+            );
+            add_bytes(
+                &mut counts.rx_bytes_by_destination,
+                &destination,
+                totals.payload.rx_bytes,
+            );
         }
     }
     named
+}
+
+/// Adds `bytes` under `name` of a per-destination map, keeping names without bytes out of it.
+pub fn add_bytes(map: &mut BTreeMap<String, u64>, name: &str, bytes: u64) {
+    if bytes == 0 {
+        return;
+    }
+    let entry = map.entry(name.to_owned()).or_default();
+    *entry = entry.saturating_add(bytes);
 }
 
 /// Payload bytes as the protocol shows them.
