@@ -61,6 +61,7 @@ fn samples(round: u64) -> Vec<Sample> {
                     dimension: "label",
                     key: format!("label-{label}"),
                     interface: format!("eth{interface}"),
+                    destination: "internet".to_owned(),
                 }],
             });
         }
@@ -72,11 +73,13 @@ fn samples(round: u64) -> Vec<Sample> {
                     dimension: "uid",
                     key: label.to_string(),
                     interface: String::new(),
+                    destination: "internet".to_owned(),
                 },
                 Series {
                     dimension: "cgroup",
                     key: format!("/app-{label}.slice"),
                     interface: String::new(),
+                    destination: "internet".to_owned(),
                 },
             ],
         });
@@ -131,7 +134,7 @@ fn three_years(dir: &Path, now: i64, days: i64) -> u64 {
     for label in 0..LABELS {
         transaction
             .execute(
-                "INSERT INTO series (id, dimension, key, interface) VALUES (?1, 'label', ?2, 'eth0')",
+                "INSERT INTO series (id, dimension, key, interface, destination) VALUES (?1, 'label', ?2, 'eth0', 'internet')",
                 rusqlite::params![label + 1, format!("label-{label}")],
             )
             .expect("series");

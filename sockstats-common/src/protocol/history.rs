@@ -65,6 +65,9 @@ pub enum HistoryBy {
     Uid,
     /// The cgroup v2 path of the task that made the socket.
     Cgroup,
+    /// Destination classes and named networks (`host`, `private`, `internet`, the config's
+    /// `network` names, `:unknown`), all labels and interfaces together.
+    Destination,
 }
 
 impl HistoryBy {
@@ -76,6 +79,7 @@ impl HistoryBy {
             HistoryBy::Interface => "interface",
             HistoryBy::Uid => "uid",
             HistoryBy::Cgroup => "cgroup",
+            HistoryBy::Destination => "destination",
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct HistoryQuery {
     /// owners' bytes without their interface.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
+    /// Only these destinations (classes or named networks; all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
     /// Only metered interfaces (the config file's `metered` globs). Not with `by` uid or cgroup.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub metered: bool,

@@ -86,6 +86,7 @@ fn history_query(
         by: window.by.into(),
         labels: window.labels.clone(),
         interfaces: window.interfaces.clone(),
+        destinations: window.destinations.clone(),
         metered: window.metered,
         since: Some(since),
         until,

@@ -249,8 +249,13 @@ pub struct WindowArgs {
     /// set).
     #[arg(long)]
     pub metered: bool,
-    /// Keys of the rows: label, interface, uid (user names) or cgroup (paths). uid and cgroup
-    /// cannot be filtered by label or interface (the kernel keeps owners' bytes without them).
+    /// Only bytes to and from this destination: host, private, internet, a network of the
+    /// config file, :unknown (repeat for more).
+    #[arg(long = "destination", value_name = "DESTINATION")]
+    pub destinations: Vec<String>,
+    /// Keys of the rows: label, interface, uid (user names), cgroup (paths) or destination
+    /// (classes and named networks). uid and cgroup cannot be filtered by label or interface
+    /// (the kernel keeps owners' bytes without them).
     #[arg(long, value_name = "KEY", value_enum, default_value = "label")]
     pub by: HistoryByArg,
     /// From this time: a duration back from now (24h, 7d), a date (2026-12-01, UTC) or a UTC
@@ -281,6 +286,7 @@ pub enum HistoryByArg {
     Interface,
     Uid,
     Cgroup,
+    Destination,
 }
 
 impl From<HistoryByArg> for HistoryBy {
@@ -290,6 +296,7 @@ impl From<HistoryByArg> for HistoryBy {
             HistoryByArg::Interface => HistoryBy::Interface,
             HistoryByArg::Uid => HistoryBy::Uid,
             HistoryByArg::Cgroup => HistoryBy::Cgroup,
+            HistoryByArg::Destination => HistoryBy::Destination,
         }
     }
 }

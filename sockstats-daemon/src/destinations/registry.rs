@@ -105,6 +105,12 @@ impl DestinationNames {
             .unwrap_or_else(|| format!("#{id}"))
     }
 
+    /// Every class and network name, by id (the classes first).
+    #[must_use]
+    pub fn all(&self) -> Vec<&str> {
+        self.by_id.values().map(String::as_str).collect()
+    }
+
     /// The id of the class or network `name`.
     #[must_use]
     pub fn id(&self, name: &str) -> Option<u32> {

@@ -13,6 +13,7 @@ use sockstats_common::UNKNOWN_UID;
 use super::store::{Sample, Series};
 use crate::{
     attribution::{Interface, KernelSnapshot},
+    destinations::DestinationNames,
     ops::naming::{label_name, LabelNames},
 };
 
@@ -25,18 +26,26 @@ pub fn interfaces(snapshot: &KernelSnapshot) -> BTreeSet<Interface> {
     snapshot.accounts.keys().map(Interface::of_key).collect()
 }
 
-/// Samples of `snapshot`, named with `labels`, `interface_names` (of [`interfaces`]) and
-/// `cgroup_paths` (by cgroup id; removed cgroups are named by their id).
+/// How a snapshot's ids are named in its samples' series.
+pub struct Names<'a, S, T> {
+    pub labels: &'a LabelNames,
+    /// The interfaces of [`interfaces`].
+    pub interfaces: &'a HashMap<Interface, String, S>,
+    /// By cgroup id; removed cgroups are named by their id.
+    pub cgroup_paths: &'a HashMap<u64, String, T>,
+    pub destinations: &'a DestinationNames,
+}
+
+/// Samples of `snapshot`, named with `names`.
 #[must_use]
 pub fn samples<S: BuildHasher, T: BuildHasher>(
     snapshot: &KernelSnapshot,
-    labels: &LabelNames,
-    interface_names: &HashMap<Interface, String, S>,
-    cgroup_paths: &HashMap<u64, String, T>,
+    names: &Names<'_, S, T>,
 ) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(snapshot.accounts.len() + snapshot.owners.len());
     for (key, counters) in &snapshot.accounts {
-        let interface = interface_names
+        let interface = names
+            .interfaces
             .get(&Interface::of_key(key))
             .cloned()
             .unwrap_or_else(|| format!("#{}", key.ifindex));
@@ -53,8 +62,9 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
             ],
             series: vec![Series {
                 dimension: "label",
-                key: label_name(labels, key.label),
+                key: label_name(names.labels, key.label),
                 interface,
+                destination: names.destinations.name(key.destination),
             }],
         });
     }
@@ -64,10 +74,12 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
         } else {
             key.uid.to_string()
         };
-        let cgroup = cgroup_paths
+        let cgroup = names
+            .cgroup_paths
             .get(&key.cgroup_id)
             .cloned()
             .unwrap_or_else(|| format!("(removed cgroup {})", key.cgroup_id));
+        let destination = names.destinations.name(key.destination);
         samples.push(Sample {
             source: format!("owner {} {} {}", key.uid, key.cgroup_id, key.destination),
             counters: [totals.payload.tx_bytes, totals.payload.rx_bytes, 0, 0],
@@ -76,11 +88,13 @@ pub fn samples<S: BuildHasher, T: BuildHasher>(
                     dimension: "uid",
                     key: uid,
                     interface: String::new(),
+                    destination: destination.clone(),
                 },
                 Series {
                     dimension: "cgroup",
                     key: cgroup,
                     interface: String::new(),
+                    destination,
                 },
             ],
         });
@@ -122,11 +136,24 @@ mod tests {
         }
         let samples = samples(
             &snapshot,
-            &LabelNames::new(),
-            &HashMap::<Interface, String>::new(),
-            &HashMap::<u64, String>::new(),
+            &Names {
+                labels: &LabelNames::new(),
+                interfaces: &HashMap::<Interface, String>::new(),
+                cgroup_paths: &HashMap::<u64, String>::new(),
+                destinations: &DestinationNames::from_networks(std::collections::BTreeMap::new()),
+            },
         );
         let sources: BTreeSet<&str> = samples.iter().map(|s| s.source.as_str()).collect();
         assert_eq!(sources.len(), 4, "{sources:?}");
+        let destinations: BTreeSet<&str> = samples
+            .iter()
+            .flat_map(|sample| &sample.series)
+            .map(|series| series.destination.as_str())
+            .collect();
+        assert_eq!(
+            destinations,
+            BTreeSet::from([":unknown", "internet"]),
+            "each series is named by its destination"
+        );
     }
 }

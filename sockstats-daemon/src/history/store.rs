@@ -17,7 +17,10 @@ use super::{
 };
 
 /// The schema this daemon writes; a file with another is refused, not changed.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
+
+/// The destination of the series of a schema 1 file, which recorded none.
+pub const DESTINATION_NOT_RECORDED: &str = "(not recorded)";
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -32,7 +35,8 @@ CREATE TABLE IF NOT EXISTS series (
     dimension TEXT NOT NULL,
     key TEXT NOT NULL,
     interface TEXT NOT NULL,
-    UNIQUE (dimension, key, interface)
+    destination TEXT NOT NULL,
+    UNIQUE (dimension, key, interface, destination)
 );
 CREATE TABLE IF NOT EXISTS usage (
     period TEXT NOT NULL,
@@ -61,6 +65,8 @@ pub struct Series {
     pub dimension: &'static str,
     pub key: String,
     pub interface: String,
+    /// The destination class or named network the bytes went to or came from.
+    pub destination: String,
 }
 
 /// One kernel counter set at one moment: `source` names it across restarts (a kernel account
@@ -90,16 +96,39 @@ pub struct Recorded {
 /// One row of a query: bucket start, key, payload tx, rx.
 pub type Row = (i64, String, i64, i64);
 
+/// What a query sums its rows under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Group {
+    /// The series' key (label, uid or cgroup).
+    #[default]
+    Key,
+    /// The series' interface (label dimension only).
+    Interface,
+    /// The series' destination.
+    Destination,
+}
+
+impl Group {
+    const fn column(self) -> &'static str {
+        match self {
+            Group::Key => "key",
+            Group::Interface => "interface",
+            Group::Destination => "destination",
+        }
+    }
+}
+
 /// What a query selects (see [`sockstats_common::protocol::HistoryQuery`]).
 #[derive(Debug, Clone, Default)]
 pub struct Selection<'a> {
     pub period: Period,
     /// `label`, `uid` or `cgroup`.
     pub dimension: &'static str,
-    /// Group by interface instead of key (label dimension only).
-    pub by_interface: bool,
+    /// What rows are summed under.
+    pub group: Group,
     pub keys: &'a [String],
     pub interfaces: &'a [String],
+    pub destinations: &'a [String],
     /// Interface globs (SQLite `GLOB`), any of which must match; `None` for no filter.
     pub interface_globs: Option<Vec<String>>,
     pub since: Option<i64>,
@@ -167,7 +196,13 @@ impl Store {
                 })
                 .optional()
                 .map_err(sqlite)?;
-            if version.as_deref() != Some(SCHEMA_VERSION) {
+            if version.as_deref() == Some("1") {
+                upgrade_from_1(&self.connection).map_err(sqlite)?;
+                log::info!(
+                    "usage history: {} upgraded from schema 1 to {SCHEMA_VERSION} (what it recorded is kept, with destination {DESTINATION_NOT_RECORDED:?})",
+                    path.display()
+                );
+            } else if version.as_deref() != Some(SCHEMA_VERSION) {
                 return Err(HistoryError::Schema {
                     path: path.to_owned(),
                     found: version.unwrap_or_else(|| "none".to_owned()),
@@ -229,8 +264,9 @@ impl Store {
                 "INSERT OR REPLACE INTO baseline (source, tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut series_id = transaction.prepare_cached(
-                "INSERT INTO series (dimension, key, interface) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (dimension, key, interface) DO UPDATE SET key = key RETURNING id",
+                "INSERT INTO series (dimension, key, interface, destination) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (dimension, key, interface, destination) DO UPDATE SET key = key
+                 RETURNING id",
             )?;
             let mut add = transaction.prepare_cached(
                 "INSERT INTO usage (period, start, series, tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes)
@@ -276,7 +312,12 @@ impl Store {
                 recorded.changed += 1;
                 for series in &sample.series {
                     let id: i64 = series_id.query_row(
-                        params![series.dimension, series.key, series.interface],
+                        params![
+                            series.dimension,
+                            series.key,
+                            series.interface,
+                            series.destination
+                        ],
                         |row| row.get(0),
                     )?;
                     for (period, start) in &starts {
@@ -323,6 +364,36 @@ impl Store {
         transaction.commit()?;
         Ok(deleted)
     }
+}
+
+/// Schema 1 to 2, in one transaction: a series is also keyed by its destination (schema 1's
+/// get [`DESTINATION_NOT_RECORDED`]); buckets, baseline and quota firings stay as they are.
+/// `usage` refers to `series`: its foreign keys are off while `series` is made anew (the
+/// ids stay), then checked.
+fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
+    connection.pragma_update(None, "foreign_keys", false)?;
+    let upgraded = connection.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE series_2 (
+             id INTEGER PRIMARY KEY,
+             dimension TEXT NOT NULL,
+             key TEXT NOT NULL,
+             interface TEXT NOT NULL,
+             destination TEXT NOT NULL,
+             UNIQUE (dimension, key, interface, destination)
+         );
+         INSERT INTO series_2 (id, dimension, key, interface, destination)
+             SELECT id, dimension, key, interface, '{DESTINATION_NOT_RECORDED}' FROM series;
+         DROP TABLE series;
+         ALTER TABLE series_2 RENAME TO series;
+         UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';
+         COMMIT;"
+    ));
+    if upgraded.is_err() && !connection.is_autocommit() {
+        connection.execute_batch("ROLLBACK")?;
+    }
+    connection.pragma_update(None, "foreign_keys", true)?;
+    upgraded
 }
 
 /// Deletes the buckets older than `retention` (per period, seconds; `None` keeps forever);
@@ -429,17 +500,16 @@ fn selected_series(
     connection: &Connection,
     selection: &Selection<'_>,
 ) -> Result<HashMap<i64, String>, rusqlite::Error> {
-    let group = if selection.by_interface {
-        "interface"
-    } else {
-        "key"
-    };
     let mut filter = Filter::new(
-        format!("SELECT id, {group} FROM series WHERE dimension = ?1"),
+        format!(
+            "SELECT id, {} FROM series WHERE dimension = ?1",
+            selection.group.column()
+        ),
         vec![Value::Text(selection.dimension.to_owned())],
     );
     filter.and_in("key", selection.keys);
     filter.and_in("interface", selection.interfaces);
+    filter.and_in("destination", selection.destinations);
     if let Some(globs) = &selection.interface_globs {
         filter.and_glob_any("interface", globs);
     }

@@ -7,7 +7,7 @@ use sockstats_common::protocol::Period;
 use super::{
     calendar::days_from_civil,
     clock::FakeClock,
-    store::{Row, Sample, Selection, Series},
+    store::{Group, Row, Sample, Selection, Series},
     History, HistoryError,
 };
 use crate::config::Config;
@@ -21,6 +21,17 @@ fn midnight() -> i64 {
 }
 
 pub(super) fn label(source: &str, label: &str, interface: &str, tx: u64, rx: u64) -> Sample {
+    label_to(source, label, interface, "internet", tx, rx)
+}
+
+fn label_to(
+    source: &str,
+    label: &str,
+    interface: &str,
+    destination: &str,
+    tx: u64,
+    rx: u64,
+) -> Sample {
     Sample {
         source: source.to_owned(),
         counters: [tx, rx, tx + 40, rx + 40],
@@ -28,6 +39,7 @@ pub(super) fn label(source: &str, label: &str, interface: &str, tx: u64, rx: u64
             dimension: "label",
             key: label.to_owned(),
             interface: interface.to_owned(),
+            destination: destination.to_owned(),
         }],
     }
 }
@@ -326,11 +338,13 @@ fn queries_filter_and_group_by_interface_and_owner() {
                 dimension: "uid",
                 key: uid.to_owned(),
                 interface: String::new(),
+                destination: "host".to_owned(),
             },
             Series {
                 dimension: "cgroup",
                 key: cgroup.to_owned(),
                 interface: String::new(),
+                destination: "host".to_owned(),
             },
         ],
     };
@@ -347,7 +361,7 @@ fn queries_filter_and_group_by_interface_and_owner() {
     let by_interface = select(Selection {
         period: Period::Day,
         dimension: "label",
-        by_interface: true,
+        group: Group::Interface,
         ..Selection::default()
     });
     let keys: Vec<(String, i64)> = by_interface.into_iter().map(|r| (r.1, r.2)).collect();
@@ -464,7 +478,7 @@ fn a_file_of_another_schema_is_refused_unchanged() {
     assert!(
         error
             .to_string()
-            .contains("has history schema \"99\", not 1"),
+            .contains("has history schema \"99\", not 2"),
         "{error}"
     );
 }
@@ -511,4 +525,113 @@ fn a_file_that_cannot_be_made_is_reported_as_unwritable() {
     );
     assert!(history.record(&[]).is_err());
     assert_eq!(std::fs::read_to_string(&not_a_dir).unwrap(), "a file");
+}
+
+#[test]
+fn queries_group_and_filter_by_destination() {
+    let test = Test::new();
+    test.record(&[]);
+    test.clock.advance(60);
+    test.record(&[
+        label_to("a1", "web", "eth0", "internet", 10, 1),
+        label_to("a2", "web", "eth0", "vpc", 20, 2),
+        label_to("a3", "dns", "eth0", "internet", 30, 3),
+        label_to("a4", "dns", "lo", "host", 4, 4),
+    ]);
+    let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0;
+    let by_destination: Vec<(String, i64, i64)> = select(Selection {
+        period: Period::Day,
+        dimension: "label",
+        group: Group::Destination,
+        ..Selection::default()
+    })
+    .into_iter()
+    .map(|(_, key, tx, rx)| (key, tx, rx))
+    .collect();
+    assert_eq!(
+        by_destination,
+        [
+            ("host".to_owned(), 4, 4),
+            ("internet".to_owned(), 40, 4),
+            ("vpc".to_owned(), 20, 2)
+        ]
+    );
+    let internet = ["internet".to_owned()];
+    let web_to_internet = select(Selection {
+        period: Period::Hour,
+        dimension: "label",
+        keys: &["web".to_owned()],
+        destinations: &internet,
+        ..Selection::default()
+    });
+    assert_eq!(web_to_internet.len(), 1);
+    assert_eq!((web_to_internet[0].2, web_to_internet[0].3), (10, 1));
+}
+
+#[test]
+fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::FILE_NAME);
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(&format!(
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE series (id INTEGER PRIMARY KEY, dimension TEXT NOT NULL,
+             key TEXT NOT NULL, interface TEXT NOT NULL, UNIQUE (dimension, key, interface));
+         CREATE TABLE usage (period TEXT NOT NULL, start INTEGER NOT NULL,
+             series INTEGER NOT NULL REFERENCES series (id), tx_bytes INTEGER NOT NULL,
+             rx_bytes INTEGER NOT NULL, wire_tx_bytes INTEGER NOT NULL,
+             wire_rx_bytes INTEGER NOT NULL, PRIMARY KEY (period, start, series)) WITHOUT ROWID;
+         CREATE TABLE baseline (source TEXT PRIMARY KEY, tx_bytes INTEGER NOT NULL,
+             rx_bytes INTEGER NOT NULL, wire_tx_bytes INTEGER NOT NULL,
+             wire_rx_bytes INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO meta VALUES ('schema', '1'), ('epoch', 'boot-1'), ('recorded_until', '{now}');
+         INSERT INTO series VALUES (7, 'label', 'web', 'eth0');
+         INSERT INTO usage VALUES ('day', {day}, 7, 1000, 10, 1100, 20);
+         INSERT INTO baseline VALUES ('account 1 1 2 3', 1000, 10, 1100, 20);",
+        now = midnight() - 60,
+        day = midnight() - DAY,
+    ))
+    .unwrap();
+    drop(old);
+    let clock = FakeClock::at(midnight());
+    let history = open(dir.path(), &clock, &Config::default(), "boot-1");
+    history
+        .record(&[label_to(
+            "account 1 1 2 3",
+            "web",
+            "eth0",
+            "internet",
+            1005,
+            10,
+        )])
+        .unwrap();
+    let rows = history
+        .query(&Selection {
+            period: Period::Day,
+            dimension: "label",
+            group: Group::Destination,
+            ..Selection::default()
+        })
+        .unwrap()
+        .0;
+    assert_eq!(
+        rows,
+        [
+            (
+                midnight() - DAY,
+                super::store::DESTINATION_NOT_RECORDED.to_owned(),
+                1000,
+                10
+            ),
+            (midnight(), "internet".to_owned(), 5, 0)
+        ],
+        "schema 1's buckets kept, the baseline continued"
+    );
+    let schema: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(schema, super::store::SCHEMA_VERSION);
 }

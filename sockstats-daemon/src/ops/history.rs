@@ -9,7 +9,13 @@ use sockstats_common::protocol::{
 use super::{Peer, Refusal};
 use crate::{
     daemon::state::Daemon,
-    history::{calendar, rfc3339, samples::UNKNOWN_OWNER, store::Selection, History},
+    destinations::UNKNOWN_DESTINATION,
+    history::{
+        calendar, rfc3339,
+        samples::UNKNOWN_OWNER,
+        store::{Group, Selection, DESTINATION_NOT_RECORDED},
+        History,
+    },
     sys::owners,
 };
 
@@ -24,7 +30,7 @@ fn history_of(daemon: &Daemon) -> Result<&History, Refusal> {
 pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Refusal> {
     let history = history_of(daemon)?;
     let dimension = match query.by {
-        HistoryBy::Label | HistoryBy::Interface => "label",
+        HistoryBy::Label | HistoryBy::Interface | HistoryBy::Destination => "label",
         HistoryBy::Uid => "uid",
         HistoryBy::Cgroup => "cgroup",
     };
@@ -35,12 +41,28 @@ pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Re
             by: query.by.name(),
         });
     }
+    let names = &daemon.info().destinations;
+    if let Some(unknown) = query.destinations.iter().find(|name| {
+        names.id(name).is_none()
+            && name.as_str() != UNKNOWN_DESTINATION
+            && name.as_str() != DESTINATION_NOT_RECORDED
+    }) {
+        return Err(Refusal::NoSuchDestination {
+            name: unknown.clone(),
+            known: names.all().join(", "),
+        });
+    }
     let selection = Selection {
         period: query.period,
         dimension,
-        by_interface: query.by == HistoryBy::Interface,
+        group: match query.by {
+            HistoryBy::Interface => Group::Interface,
+            HistoryBy::Destination => Group::Destination,
+            HistoryBy::Label | HistoryBy::Uid | HistoryBy::Cgroup => Group::Key,
+        },
         keys: &query.labels,
         interfaces: &query.interfaces,
+        destinations: &query.destinations,
         interface_globs: query.metered.then(|| history.metered().globs()),
         since: query.since,
         until: query.until,

@@ -77,6 +77,8 @@ pub enum Refusal {
     HistoryOwnerFilter { by: &'static str },
     #[error("no prices to estimate a cost with: the daemon's config file has no `price` line; add one per destination and direction you pay for (`price internet tx 0.09`, per GiB) to /etc/sockstats/sockstats.conf (or the file of `sockstatsd --config`) and restart the daemon")]
     NoPrices,
+    #[error("no destination {name:?}: the destinations are {known}, :unknown and (not recorded) (history from before destinations were recorded); `network` lines of the config file name more")]
+    NoSuchDestination { name: String, known: String },
     #[error("--top {top} is not a number of peers from 1 to {max}")]
     BadTop { top: u32, max: u32 },
     #[error("no label {label:?} has traffic or is registered; `sockstats labels` lists them")]
@@ -100,7 +102,8 @@ impl Refusal {
             Refusal::NoSuchCgroup { .. }
             | Refusal::NoSuchUnit { .. }
             | Refusal::NoSuchContainer { .. }
-            | Refusal::NoSuchLabel { .. } => ErrorCode::NotFound,
+            | Refusal::NoSuchLabel { .. }
+            | Refusal::NoSuchDestination { .. } => ErrorCode::NotFound,
             Refusal::Registry(error) | Refusal::RuleLabel(error) => registry_code(error),
             Refusal::Rule(error) => rule_code(error),
             Refusal::Panicked { .. }

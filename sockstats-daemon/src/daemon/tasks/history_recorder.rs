@@ -31,7 +31,15 @@ pub fn record_now(daemon: &Daemon, history: &History) -> Result<Recorded, Record
     } else {
         daemon.cgroups().paths_by_id()
     };
-    let samples = samples::samples(&snapshot, &labels, &interface_names, &cgroup_paths);
+    let samples = samples::samples(
+        &snapshot,
+        &samples::Names {
+            labels: &labels,
+            interfaces: &interface_names,
+            cgroup_paths: &cgroup_paths,
+            destinations: &daemon.info().destinations,
+        },
+    );
     let recorded = history.record(&samples)?;
     // Kept as fired in the recording's transaction already: a crash from here on skips the
     // command of these crossings rather than running it twice (README, "Quotas and alerts").
