@@ -15,8 +15,10 @@
 pub mod calendar;
 pub mod clock;
 mod filter;
+pub mod query;
 pub mod quota;
 pub mod samples;
+pub mod spans;
 pub mod store;
 
 use std::{
@@ -30,8 +32,9 @@ use sockstats_common::protocol::{HistoryStatus, Period};
 
 use crate::config::Config;
 use clock::Clock;
+use query::{Answer, Selection};
 use quota::Quotas;
-use store::{Recorded, Row, Sample, Selection, Store};
+use store::{Recorded, Sample, Store};
 
 /// The file's name in the state dir.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -228,18 +231,33 @@ impl History {
     }
 
     /// Rows of `selection`, and when the last recording was. Runs on a connection of its own.
-    pub fn query(
-        &self,
-        selection: &Selection<'_>,
-    ) -> Result<(Vec<Row>, Option<i64>), HistoryError> {
+    pub fn query(&self, selection: &Selection<'_>) -> Result<(Answer, Option<i64>), HistoryError> {
         if !self.path.exists() {
             return Err(self.unavailable());
         }
         let reader = store::open_reader(&self.path)?;
         let sqlite = |error| HistoryError::sqlite(&self.path, error);
         let until = store::recorded_until(&reader).map_err(sqlite)?;
-        let rows = store::query(&reader, selection).map_err(sqlite)?;
-        Ok((rows, until))
+        let answer = query::query(&reader, selection).map_err(sqlite)?;
+        Ok((answer, until))
+    }
+
+    /// Every destination the file's series name (networks no longer configured included).
+    pub fn recorded_destinations(&self) -> Result<Vec<String>, HistoryError> {
+        if !self.path.exists() {
+            return Ok(Vec::new());
+        }
+        let reader = store::open_reader(&self.path)?;
+        let sqlite = |error| HistoryError::sqlite(&self.path, error);
+        let mut statement = reader
+            .prepare("SELECT DISTINCT destination FROM series")
+            .map_err(sqlite)?;
+        let names = statement
+            .query_map([], |row| row.get(0))
+            .map_err(sqlite)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(sqlite)?;
+        Ok(names)
     }
 
     /// The configured quotas.
@@ -305,5 +323,7 @@ pub fn rfc3339(seconds: i64) -> String {
 
 #[cfg(test)]
 mod quota_tests;
+#[cfg(test)]
+mod span_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 use rusqlite::{params, types::Value, Connection, OptionalExtension};
 use sockstats_common::protocol::{QuotaState, QuotaThreshold};
 
-use super::{calendar, filter::Filter};
+use super::{calendar, filter::Filter, spans, store};
 use crate::config::{quota::Direction, Quota};
 
 /// The quotas of a history, with the metered globs their `metered` means.
@@ -83,37 +83,62 @@ CREATE TABLE IF NOT EXISTS quota_fired (
 /// How long firings are kept (their period is long over by then).
 const KEEP_FIRED_SECONDS: i64 = 400 * 86_400;
 
-/// Payload bytes `quota` counts in the bucket of its period that starts at `start`.
+/// Payload bytes `quota` counts in the bucket of its period that starts at `start`: its
+/// `usage` rows, and its part of `usage_span` rows (a clock that went back can record into a
+/// span already packed).
 pub fn used(
     connection: &Connection,
     quota: &Quota,
     start: i64,
     metered_globs: &[String],
 ) -> rusqlite::Result<u64> {
-    let mut filter = Filter::new(
+    let quota_series = |sql: &str, at: i64| {
+        let mut filter = Filter::new(
+            sql.to_owned(),
+            vec![
+                Value::Text(quota.period.name().to_owned()),
+                Value::Integer(at),
+            ],
+        );
+        if let Some(label) = &quota.label {
+            filter.and(" AND s.key = ?", Value::Text(label.clone()));
+        }
+        if let Some(glob) = &quota.interface {
+            filter.and(" AND s.interface GLOB ?", Value::Text(glob.to_string()));
+        }
+        if quota.metered {
+            filter.and_glob_any("s.interface", metered_globs);
+        }
+        filter
+    };
+    let rows = quota_series(
         "SELECT COALESCE(SUM(u.tx_bytes), 0), COALESCE(SUM(u.rx_bytes), 0) FROM usage u
          JOIN series s ON s.id = u.series
-         WHERE u.period = ?1 AND u.start = ?2 AND s.dimension = 'label'"
-            .to_owned(),
-        vec![
-            Value::Text(quota.period.name().to_owned()),
-            Value::Integer(start),
-        ],
+         WHERE u.period = ?1 AND u.start = ?2 AND s.dimension = 'label'",
+        start,
     );
-    if let Some(label) = &quota.label {
-        filter.and(" AND s.key = ?", Value::Text(label.clone()));
+    let (mut tx, mut rx): (i64, i64) =
+        connection.query_row(&rows.sql, rusqlite::params_from_iter(rows.values), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    if let Some((span, index)) = spans::locate(quota.period, start) {
+        let packed = quota_series(
+            "SELECT u.payload FROM usage_span u JOIN series s ON s.id = u.series
+             WHERE u.period = ?1 AND u.span = ?2 AND s.dimension = 'label'",
+            span,
+        );
+        let mut statement = connection.prepare(&packed.sql)?;
+        let mut found = statement.query(rusqlite::params_from_iter(packed.values))?;
+        while let Some(row) = found.next()? {
+            spans::decode(row.get_ref(0)?.as_bytes()?, |at, [span_tx, span_rx]| {
+                if at == index {
+                    tx = tx.wrapping_add(span_tx);
+                    rx = rx.wrapping_add(span_rx);
+                }
+            })
+            .map_err(store::damaged)?;
+        }
     }
-    if let Some(glob) = &quota.interface {
-        filter.and(" AND s.interface GLOB ?", Value::Text(glob.to_string()));
-    }
-    if quota.metered {
-        filter.and_glob_any("s.interface", metered_globs);
-    }
-    let (tx, rx): (i64, i64) = connection.query_row(
-        &filter.sql,
-        rusqlite::params_from_iter(filter.values),
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
     // A relabel can leave a label's bucket below zero for a moment; no use is less than none.
     let [tx, rx] = [tx, rx].map(|bytes| u64::try_from(bytes).unwrap_or(0));
     Ok(match quota.direction {
@@ -152,7 +177,7 @@ pub fn evaluate(
                     start,
                     threshold.name(),
                     now,
-                    super::store::stored(used)
+                    store::stored(used)
                 ])? == 1
             {
                 crossings.push(Crossing {

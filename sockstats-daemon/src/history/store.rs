@@ -1,19 +1,15 @@
 //! The SQLite file (docs/history.md has the schema): recording deltas into buckets, retention,
 //! queries and resets. Everything here is one connection's work; [`super::History`] owns the
 //! writer and opens a reader per query, so a query never waits for a recording (WAL mode).
-use std::{
-    collections::{BTreeMap, HashMap},
-    path::Path,
-};
+use std::{collections::BTreeMap, path::Path};
 
-use rusqlite::{params, params_from_iter, types::Value, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use sockstats_common::protocol::Period;
 
 use super::{
     calendar,
-    filter::Filter,
     quota::{self, Crossing, Quotas},
-    HistoryError,
+    spans, HistoryError,
 };
 
 /// The schema this daemon writes; a file with another is refused, not changed.
@@ -48,6 +44,23 @@ CREATE TABLE IF NOT EXISTS usage (
     wire_rx_bytes INTEGER NOT NULL,
     PRIMARY KEY (period, start, series)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage_span (
+    period TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    series INTEGER NOT NULL REFERENCES series (id),
+    payload TEXT NOT NULL,
+    wire TEXT NOT NULL,
+    PRIMARY KEY (period, span, series)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS buckets AS
+    SELECT period, start, series, tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes FROM usage
+    UNION ALL
+    SELECT p.period,
+           p.span + b.key * CASE p.period WHEN '5min' THEN 300 WHEN 'hour' THEN 3600 ELSE 86400 END,
+           p.series, b.value ->> 0, b.value ->> 1,
+           p.wire ->> ('$[' || b.key || '][0]'), p.wire ->> ('$[' || b.key || '][1]')
+    FROM usage_span p, json_each(p.payload) b
+    WHERE b.type = 'array';
 CREATE TABLE IF NOT EXISTS baseline (
     source TEXT PRIMARY KEY,
     tx_bytes INTEGER NOT NULL,
@@ -87,52 +100,12 @@ pub struct Recorded {
     /// True when the baseline was (re)started: a new file, or the kernel's counters were made
     /// anew (pins lost) since the last recording.
     pub restarted: bool,
-    /// Bucket rows deleted by retention.
+    /// Bucket rows deleted by retention (`usage` and `usage_span` rows).
     pub expired: usize,
+    /// `usage` rows packed into spans ([`super::spans`]).
+    pub packed: usize,
     /// Quota thresholds this recording crossed (kept as fired in the same transaction).
     pub crossings: Vec<Crossing>,
-}
-
-/// One row of a query: bucket start, key, payload tx, rx.
-pub type Row = (i64, String, i64, i64);
-
-/// What a query sums its rows under.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Group {
-    /// The series' key (label, uid or cgroup).
-    #[default]
-    Key,
-    /// The series' interface (label dimension only).
-    Interface,
-    /// The series' destination.
-    Destination,
-}
-
-impl Group {
-    const fn column(self) -> &'static str {
-        match self {
-            Group::Key => "key",
-            Group::Interface => "interface",
-            Group::Destination => "destination",
-        }
-    }
-}
-
-/// What a query selects (see [`sockstats_common::protocol::HistoryQuery`]).
-#[derive(Debug, Clone, Default)]
-pub struct Selection<'a> {
-    pub period: Period,
-    /// `label`, `uid` or `cgroup`.
-    pub dimension: &'static str,
-    /// What rows are summed under.
-    pub group: Group,
-    pub keys: &'a [String],
-    pub interfaces: &'a [String],
-    pub destinations: &'a [String],
-    /// Interface globs (SQLite `GLOB`), any of which must match; `None` for no filter.
-    pub interface_globs: Option<Vec<String>>,
-    pub since: Option<i64>,
-    pub until: Option<i64>,
 }
 
 /// The bit pattern of a counter as SQLite's signed integer (counters never reach 2^63 in
@@ -172,6 +145,12 @@ impl Store {
     fn prepare(&self, path: &Path) -> Result<(), HistoryError> {
         let sqlite = |error| HistoryError::sqlite(path, error);
         self.connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+        // A new file gets 16 KiB pages: a span row (up to about 2 KB) then fits its b-tree
+        // page instead of taking an overflow page of its own (4 KiB pages: three times the
+        // file, twice the query time). An existing file keeps its pages (no-op).
+        self.connection
+            .pragma_update(None, "page_size", 16_384)
+            .map_err(sqlite)?;
         // WAL: readers never wait for the writer, and a killed daemon leaves a consistent file
         // (the last committed recording); NORMAL is durable across process crashes.
         self.connection
@@ -338,7 +317,7 @@ impl Store {
             "INSERT OR REPLACE INTO meta (name, value) VALUES ('epoch', ?1), ('recorded_until', ?2)",
             params![epoch, now.to_string()],
         )?;
-        recorded.expired = expire(&transaction, now, retention)?;
+        keep_up(&transaction, now, billing_day, retention, &mut recorded)?;
         recorded.crossings = quota::evaluate(&transaction, now, billing_day, quotas)?;
         transaction.commit()?;
         Ok(recorded)
@@ -346,19 +325,25 @@ impl Store {
 
     /// Forgets the buckets of the label `label` (every interface), or all buckets of every
     /// dimension when `None`. The baseline stays: bytes already recorded are not recorded
-    /// again. Returns the rows deleted.
+    /// again. Returns the rows deleted (of `usage` and `usage_span`).
     pub fn reset(&mut self, label: Option<&str>) -> Result<usize, rusqlite::Error> {
         let transaction = self.connection.transaction()?;
-        let deleted = match label {
-            Some(label) => transaction.execute(
-                "DELETE FROM usage WHERE series IN
-                   (SELECT id FROM series WHERE dimension = 'label' AND key = ?1)",
-                [label],
-            )?,
-            None => transaction.execute("DELETE FROM usage", [])?,
-        };
+        let mut deleted = 0;
+        for table in ["usage", "usage_span"] {
+            deleted += match label {
+                Some(label) => transaction.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE series IN
+                           (SELECT id FROM series WHERE dimension = 'label' AND key = ?1)"
+                    ),
+                    [label],
+                )?,
+                None => transaction.execute(&format!("DELETE FROM {table}"), [])?,
+            };
+        }
         transaction.execute(
-            "DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series FROM usage)",
+            "DELETE FROM series WHERE id NOT IN
+               (SELECT series FROM usage UNION SELECT series FROM usage_span)",
             [],
         )?;
         transaction.commit()?;
@@ -366,11 +351,26 @@ impl Store {
     }
 }
 
+/// What a recording does after its deltas: packs the spans that ended, then applies the
+/// retention (so a span expires whole: docs/history.md, "Spans").
+fn keep_up(
+    connection: &Connection,
+    now: i64,
+    billing_day: u8,
+    retention: &[(Period, Option<i64>)],
+    recorded: &mut Recorded,
+) -> Result<(), rusqlite::Error> {
+    recorded.packed = pack_ended_spans(connection, now, billing_day)?;
+    recorded.expired = expire(connection, now, retention)?;
+    Ok(())
+}
+
 /// Schema 1 to 2, in one transaction: a series is also keyed by its destination (schema 1's
 /// get [`DESTINATION_NOT_RECORDED`]); buckets, baseline and quota firings stay as they are.
-/// `usage` refers to `series`: its foreign keys are off while `series` is made anew (the
-/// ids stay), then checked.
+/// `usage` refers to `series`: foreign keys are off while `series` is made anew (the ids
+/// stay), then as they were; every bucket must still name a series.
 fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
+    let foreign_keys: bool = connection.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
     connection.pragma_update(None, "foreign_keys", false)?;
     let upgraded = connection.execute_batch(&format!(
         "BEGIN IMMEDIATE;
@@ -389,15 +389,28 @@ fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
          UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';
          COMMIT;"
     ));
-    if upgraded.is_err() && !connection.is_autocommit() {
-        connection.execute_batch("ROLLBACK")?;
+    let rolled_back = if upgraded.is_err() && !connection.is_autocommit() {
+        connection.execute_batch("ROLLBACK")
+    } else {
+        Ok(())
+    };
+    connection.pragma_update(None, "foreign_keys", foreign_keys)?;
+    upgraded?;
+    rolled_back?;
+    // Every bucket still names a series.
+    let orphans: i64 = connection.query_row(
+        "SELECT count(*) FROM usage WHERE series NOT IN (SELECT id FROM series)",
+        [],
+        |row| row.get(0),
+    )?;
+    if orphans > 0 {
+        return Err(damaged(spans::Malformed { at: 0 }));
     }
-    connection.pragma_update(None, "foreign_keys", true)?;
-    upgraded
+    Ok(())
 }
 
-/// Deletes the buckets older than `retention` (per period, seconds; `None` keeps forever);
-/// returns how many.
+/// Deletes the buckets that started longer than `retention` ago (per period, seconds; `None`
+/// keeps forever), and the spans whose every bucket did; returns how many rows.
 fn expire(
     connection: &Connection,
     now: i64,
@@ -405,14 +418,129 @@ fn expire(
 ) -> Result<usize, rusqlite::Error> {
     let mut expired = 0;
     for (period, keep) in retention {
-        if let Some(keep) = keep {
+        let Some(keep) = keep else { continue };
+        let cutoff = now.saturating_sub(*keep);
+        expired += connection.execute(
+            "DELETE FROM usage WHERE period = ?1 AND start < ?2",
+            params![period.name(), cutoff],
+        )?;
+        if let (Some(bucket), Some(count)) = (
+            spans::bucket_seconds(*period),
+            spans::buckets_per_span(*period),
+        ) {
+            // The span's last bucket started before the cutoff.
             expired += connection.execute(
-                "DELETE FROM usage WHERE period = ?1 AND start < ?2",
-                params![period.name(), now.saturating_sub(*keep)],
+                "DELETE FROM usage_span WHERE period = ?1 AND span < ?2",
+                params![period.name(), cutoff.saturating_sub(bucket * (count - 1))],
             )?;
         }
     }
     Ok(expired)
+}
+
+/// The bucket sums of a span: payload tx, rx, wire tx, rx.
+type SpanBuckets = Vec<Option<[i64; 4]>>;
+
+/// Packs the `usage` rows of every span that has ended (before the span of `now`) into its
+/// `usage_span` row, adding them to what the row already holds (a clock that went back can
+/// add to a span already packed), and deletes them. Returns the rows packed.
+fn pack_ended_spans(
+    connection: &Connection,
+    now: i64,
+    billing_day: u8,
+) -> Result<usize, rusqlite::Error> {
+    let mut packed = 0;
+    for period in spans::PACKED {
+        let (open_span, _) =
+            spans::locate(period, calendar::bucket_start(period, now, billing_day))
+                .expect("a packed period");
+        let count = usize::try_from(spans::buckets_per_span(period).expect("packed"))
+            .expect("a small count");
+        let mut ended: BTreeMap<(i64, i64), SpanBuckets> = BTreeMap::new();
+        {
+            let mut rows = connection.prepare_cached(
+                "SELECT start, series, tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes
+                 FROM usage WHERE period = ?1 AND start < ?2",
+            )?;
+            let mut found = rows.query(params![period.name(), open_span])?;
+            while let Some(row) = found.next()? {
+                let (span, index) = spans::locate(period, row.get(0)?).expect("packed");
+                let buckets = ended
+                    .entry((span, row.get(1)?))
+                    .or_insert_with(|| vec![None; count]);
+                buckets[index] = Some([row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?]);
+                packed += 1;
+            }
+        }
+        if ended.is_empty() {
+            continue;
+        }
+        let mut existing = connection.prepare_cached(
+            "SELECT payload, wire FROM usage_span WHERE period = ?1 AND span = ?2 AND series = ?3",
+        )?;
+        let mut write = connection.prepare_cached(
+            "INSERT OR REPLACE INTO usage_span (period, span, series, payload, wire)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for ((span, series), mut buckets) in ended {
+            let before: Option<(String, String)> = existing
+                .query_row(params![period.name(), span, series], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            if let Some((payload, wire)) = before {
+                add_span(&mut buckets, &payload, 0)?;
+                add_span(&mut buckets, &wire, 2)?;
+            }
+            let pairs = |at: usize| -> Vec<Option<[i64; 2]>> {
+                buckets
+                    .iter()
+                    .map(|bucket| bucket.map(|sums| [sums[at], sums[at + 1]]))
+                    .collect()
+            };
+            write.execute(params![
+                period.name(),
+                span,
+                series,
+                spans::encode(&pairs(0)),
+                spans::encode(&pairs(2))
+            ])?;
+        }
+        connection.execute(
+            "DELETE FROM usage WHERE period = ?1 AND start < ?2",
+            params![period.name(), open_span],
+        )?;
+    }
+    Ok(packed)
+}
+
+/// Adds the pairs of a span's `text` into `buckets` at `at` (0: payload, 2: wire).
+fn add_span(buckets: &mut SpanBuckets, text: &str, at: usize) -> Result<(), rusqlite::Error> {
+    let mut outside = false;
+    spans::decode(text.as_bytes(), |index, [a, b]| {
+        match buckets.get_mut(index) {
+            Some(bucket) => {
+                let sums = bucket.get_or_insert([0; 4]);
+                // The u64 bit patterns the table stores, added as u64s are (modulo 2^64).
+                sums[at] = sums[at].wrapping_add(a);
+                sums[at + 1] = sums[at + 1].wrapping_add(b);
+            }
+            None => outside = true,
+        }
+    })
+    .map_err(damaged)?;
+    if outside {
+        return Err(damaged(spans::Malformed { at: 0 }));
+    }
+    Ok(())
+}
+
+/// A span the file holds that this daemon never writes: the file is damaged.
+pub(super) fn damaged(error: spans::Malformed) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(error.to_string()),
+    )
 }
 
 /// Opens `path` for a query, read-only (it must exist).
@@ -438,84 +566,4 @@ pub fn recorded_until(connection: &Connection) -> Result<Option<i64>, rusqlite::
         )
         .optional()?;
     Ok(value.and_then(|value| value.parse().ok()))
-}
-
-/// Payload bytes per bucket start and key (or interface), oldest first, keys in order within
-/// a bucket.
-///
-/// Two steps, so that SQLite never sorts: the series the selection wants (a few thousand rows
-/// at most) are picked first; then the buckets of the period are read in the order of the
-/// table's key (period, start, series) and summed per (start, key) here. A `GROUP BY` of the
-/// key over a join sorted every row in a temporary b-tree: 1.2 s for three years of day
-/// buckets of 1,000 labels, against about a tenth of that this way (docs/benchmarks.md).
-pub fn query(
-    connection: &Connection,
-    selection: &Selection<'_>,
-) -> Result<Vec<Row>, rusqlite::Error> {
-    let groups = selected_series(connection, selection)?;
-    if groups.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut statement = connection.prepare(
-        "SELECT start, series, tx_bytes, rx_bytes FROM usage
-         WHERE period = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
-    )?;
-    let mut found = statement.query(params![
-        selection.period.name(),
-        selection.since.unwrap_or(i64::MIN),
-        selection.until.unwrap_or(i64::MAX)
-    ])?;
-    let mut rows: Vec<Row> = Vec::new();
-    let mut bucket: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let mut bucket_start = None;
-    let flush = |rows: &mut Vec<Row>, start: i64, bucket: &mut BTreeMap<&str, (i64, i64)>| {
-        for (key, (tx, rx)) in std::mem::take(bucket) {
-            rows.push((start, key.to_owned(), tx, rx));
-        }
-    };
-    while let Some(row) = found.next()? {
-        let start: i64 = row.get(0)?;
-        let Some(key) = groups.get(&row.get::<_, i64>(1)?) else {
-            continue;
-        };
-        if bucket_start != Some(start) {
-            if let Some(previous) = bucket_start {
-                flush(&mut rows, previous, &mut bucket);
-            }
-            bucket_start = Some(start);
-        }
-        let sums = bucket.entry(key.as_str()).or_default();
-        // The u64 bit patterns the table stores, added as u64s are (modulo 2^64).
-        sums.0 = sums.0.wrapping_add(row.get(2)?);
-        sums.1 = sums.1.wrapping_add(row.get(3)?);
-    }
-    if let Some(last) = bucket_start {
-        flush(&mut rows, last, &mut bucket);
-    }
-    Ok(rows)
-}
-
-/// The series `selection` wants, by id, with the key (or interface) they are summed under.
-fn selected_series(
-    connection: &Connection,
-    selection: &Selection<'_>,
-) -> Result<HashMap<i64, String>, rusqlite::Error> {
-    let mut filter = Filter::new(
-        format!(
-            "SELECT id, {} FROM series WHERE dimension = ?1",
-            selection.group.column()
-        ),
-        vec![Value::Text(selection.dimension.to_owned())],
-    );
-    filter.and_in("key", selection.keys);
-    filter.and_in("interface", selection.interfaces);
-    filter.and_in("destination", selection.destinations);
-    if let Some(globs) = &selection.interface_globs {
-        filter.and_glob_any("interface", globs);
-    }
-    let mut statement = connection.prepare(&filter.sql)?;
-    let series = statement.query_map(params_from_iter(filter.values), |row| {
-        Ok((row.get(0)?, row.get(1)?))
-    })?;
-    series.collect()
 }

@@ -7,7 +7,8 @@ use sockstats_common::protocol::Period;
 use super::{
     calendar::days_from_civil,
     clock::FakeClock,
-    store::{Group, Row, Sample, Selection, Series},
+    query::{Group, Row, Selection},
+    store::{Sample, Series},
     History, HistoryError,
 };
 use crate::config::Config;
@@ -113,6 +114,7 @@ impl Test {
             })
             .unwrap()
             .0
+            .rows()
     }
 
     /// Payload (tx, rx) per key over every bucket of `period`.
@@ -357,7 +359,7 @@ fn queries_filter_and_group_by_interface_and_owner() {
         owner("o1", "33", "/web.slice", 40),
         owner("o2", "33", "/other.slice", 5),
     ]);
-    let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0;
+    let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0.rows();
     let by_interface = select(Selection {
         period: Period::Day,
         dimension: "label",
@@ -538,7 +540,7 @@ fn queries_group_and_filter_by_destination() {
         label_to("a3", "dns", "eth0", "internet", 30, 3),
         label_to("a4", "dns", "lo", "host", 4, 4),
     ]);
-    let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0;
+    let select = |selection: Selection<'_>| test.history.query(&selection).unwrap().0.rows();
     let by_destination: Vec<(String, i64, i64)> = select(Selection {
         period: Period::Day,
         dimension: "label",
@@ -613,7 +615,8 @@ fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
             ..Selection::default()
         })
         .unwrap()
-        .0;
+        .0
+        .rows();
     assert_eq!(
         rows,
         [

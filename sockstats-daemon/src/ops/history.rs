@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sockstats_common::protocol::{
-    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply,
+    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply, Period,
 };
 
 use super::{Peer, Refusal};
@@ -11,9 +11,11 @@ use crate::{
     daemon::state::Daemon,
     destinations::UNKNOWN_DESTINATION,
     history::{
-        calendar, rfc3339,
+        calendar,
+        query::{Answer, Group, Selection},
+        rfc3339,
         samples::UNKNOWN_OWNER,
-        store::{Group, Selection, DESTINATION_NOT_RECORDED},
+        store::DESTINATION_NOT_RECORDED,
         History,
     },
     sys::owners,
@@ -42,15 +44,23 @@ pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Re
         });
     }
     let names = &daemon.info().destinations;
-    if let Some(unknown) = query.destinations.iter().find(|name| {
-        names.id(name).is_none()
-            && name.as_str() != UNKNOWN_DESTINATION
-            && name.as_str() != DESTINATION_NOT_RECORDED
-    }) {
-        return Err(Refusal::NoSuchDestination {
-            name: unknown.clone(),
-            known: names.all().join(", "),
-        });
+    let known = |name: &str| {
+        names.id(name).is_some() || [UNKNOWN_DESTINATION, DESTINATION_NOT_RECORDED].contains(&name)
+    };
+    if query.destinations.iter().any(|name| !known(name)) {
+        // A network no longer configured (or named `#<id>` without its registry) is still
+        // in the file: the file decides.
+        let recorded = history.recorded_destinations().map_err(Refusal::History)?;
+        if let Some(unknown) = query
+            .destinations
+            .iter()
+            .find(|name| !known(name) && !recorded.contains(name))
+        {
+            return Err(Refusal::NoSuchDestination {
+                name: unknown.clone(),
+                known: names.all().join(", "),
+            });
+        }
     }
     let selection = Selection {
         period: query.period,
@@ -67,37 +77,62 @@ pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Re
         since: query.since,
         until: query.until,
     };
-    let (rows, recorded_until) = history.query(&selection).map_err(Refusal::History)?;
-    let mut buckets: BTreeMap<i64, BTreeMap<String, HistoryCounts>> = BTreeMap::new();
-    for (start, key, tx, rx) in rows {
-        if tx == 0 && rx == 0 {
-            continue;
-        }
-        let key = match query.by {
-            HistoryBy::Uid if key != UNKNOWN_OWNER => key.parse().map_or(key, owners::user_name),
-            _ => key,
-        };
-        let counts = buckets.entry(start).or_default().entry(key).or_default();
-        counts.tx_bytes = counts.tx_bytes.saturating_add(tx);
-        counts.rx_bytes = counts.rx_bytes.saturating_add(rx);
-    }
+    let (answer, recorded_until) = history.query(&selection).map_err(Refusal::History)?;
     Ok(HistoryReply {
         period: query.period,
         by: query.by,
-        buckets: buckets
-            .into_iter()
-            .map(|(start, stats)| HistoryBucket {
-                start: rfc3339(start),
-                end: rfc3339(calendar::bucket_end(
-                    query.period,
-                    start,
-                    history.billing_day(),
-                )),
-                stats,
-            })
-            .collect(),
+        buckets: reply_buckets(answer, query.period, query.by, history.billing_day()),
         recorded_until: recorded_until.map(rfc3339),
     })
+}
+
+/// The buckets of a reply from a query's `answer`, keys named for `by` (uids as user names).
+#[must_use]
+pub fn reply_buckets(
+    answer: Answer,
+    period: Period,
+    by: HistoryBy,
+    billing_day: u8,
+) -> Vec<HistoryBucket> {
+    let names: Vec<String> = match by {
+        HistoryBy::Uid => answer
+            .keys
+            .iter()
+            .map(|key| match key.parse() {
+                Ok(uid) if key != UNKNOWN_OWNER => owners::user_name(uid),
+                _ => key.clone(),
+            })
+            .collect(),
+        _ => answer.keys,
+    };
+    answer
+        .buckets
+        .into_iter()
+        .map(|(start, sums)| {
+            // Keys come sorted and unique: the map is built in one go. User names need not be
+            // either (two uids can share a name): they are summed.
+            let stats: BTreeMap<String, HistoryCounts> = if by == HistoryBy::Uid {
+                let mut stats = BTreeMap::new();
+                for (key, tx, rx) in sums {
+                    let counts: &mut HistoryCounts = stats.entry(names[key].clone()).or_default();
+                    counts.tx_bytes = counts.tx_bytes.saturating_add(tx);
+                    counts.rx_bytes = counts.rx_bytes.saturating_add(rx);
+                }
+                stats
+            } else {
+                sums.into_iter()
+                    .map(|(key, tx_bytes, rx_bytes)| {
+                        (names[key].clone(), HistoryCounts { tx_bytes, rx_bytes })
+                    })
+                    .collect()
+            };
+            HistoryBucket {
+                start: rfc3339(start),
+                end: rfc3339(calendar::bucket_end(period, start, billing_day)),
+                stats,
+            }
+        })
+        .collect()
 }
 
 /// Forgets the recorded usage of `label`, or all of it (root only).
