@@ -50,6 +50,23 @@ impl Harness {
         Self { daemon, cgroup }
     }
 
+    /// As [`Harness::start_with_args`], with `config` as the daemon's config file (`--config`).
+    /// The file is in a temporary dir removed with the returned guard: keep it while the
+    /// daemon may restart.
+    #[must_use]
+    pub fn start_with_config(
+        name: &str,
+        config: &str,
+        extra_args: &[&str],
+    ) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary dir");
+        let path = dir.path().join("sockstats.conf");
+        std::fs::write(&path, config).expect("write the config");
+        let mut args = vec!["--config", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra_args);
+        (Self::start_with_args(name, &args), dir)
+    }
+
     /// As [`Harness::start`], but the daemon accounts the whole host (no `--cgroup-root`).
     #[must_use]
     pub fn start_whole_host(name: &str) -> Self {
