@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod daemon;
+pub mod history;
 pub mod http;
 pub mod netns;
 pub mod otlp;
