@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod daemon;
+pub mod history;
 pub mod http;
 pub mod netns;
 pub mod otlp;
@@ -48,6 +49,23 @@ impl Harness {
         let cgroup = TestCgroup::enter(name);
         let daemon = TestDaemon::start_with_args(name, &cgroup, extra_args);
         Self { daemon, cgroup }
+    }
+
+    /// As [`Harness::start_with_args`], with `config` as the daemon's config file (`--config`).
+    /// The file is in a temporary dir removed with the returned guard: keep it while the
+    /// daemon may restart.
+    #[must_use]
+    pub fn start_with_config(
+        name: &str,
+        config: &str,
+        extra_args: &[&str],
+    ) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary dir");
+        let path = dir.path().join("sockstats.conf");
+        std::fs::write(&path, config).expect("write the config");
+        let mut args = vec!["--config", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra_args);
+        (Self::start_with_args(name, &args), dir)
     }
 
     /// As [`Harness::start`], but the daemon accounts the whole host (no `--cgroup-root`).

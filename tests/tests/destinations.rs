@@ -6,13 +6,12 @@
 //! came from.
 use std::{
     collections::BTreeMap,
-    io::Write as _,
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{SocketAddr, UdpSocket},
 };
 
 use sockstats_common::protocol::{DestinationStats, GetDestinationsReply};
 use sockstats_tests::{
-    netns::{veth, TestNetns},
+    netns::{tcp_between, TestNetns, Topology},
     traffic::tcp_send,
     Harness, TestDaemon,
 };
@@ -24,82 +23,9 @@ price vpc rx 0.5
 currency €
 ";
 
-/// The client namespace and the three it is linked to, with IPv4 and IPv6 on every link.
-struct Topology {
-    client: TestNetns,
-    internet: TestNetns,
-    private: TestNetns,
-    vpc: TestNetns,
-}
-
-impl Topology {
-    fn new() -> Self {
-        let topology = Self {
-            client: TestNetns::new("c"),
-            internet: TestNetns::new("i"),
-            private: TestNetns::new("p"),
-            vpc: TestNetns::new("v"),
-        };
-        let links = [
-            (
-                &topology.internet,
-                "ci",
-                "198.51.100.1/24",
-                "198.51.100.2/24",
-                "2001:db8:5::1/64",
-                "2001:db8:5::2/64",
-            ),
-            (
-                &topology.private,
-                "cp",
-                "10.77.0.1/24",
-                "10.77.0.2/24",
-                "fd00:77::1/64",
-                "fd00:77::2/64",
-            ),
-            (
-                &topology.vpc,
-                "cv",
-                "10.88.0.1/24",
-                "10.88.0.2/24",
-                "2001:db8:88::1/64",
-                "2001:db8:88::2/64",
-            ),
-        ];
-        for (peer, name, client_v4, peer_v4, client_v6, peer_v6) in links {
-            let peer_name = format!("{name}x");
-            veth(&topology.client, name, client_v4, peer, &peer_name, peer_v4);
-            topology
-                .client
-                .ip(&["addr", "add", client_v6, "dev", name, "nodad"]);
-            peer.ip(&["addr", "add", peer_v6, "dev", &peer_name, "nodad"]);
-        }
-        topology
-    }
-}
-
 /// A daemon with [`CONFIG`] (its file removed with the returned guard).
 fn start(name: &str) -> (Harness, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    let config = dir.path().join("sockstats.conf");
-    std::fs::File::create(&config)
-        .and_then(|mut file| file.write_all(CONFIG.as_bytes()))
-        .expect("write the config");
-    let config = config.to_str().expect("utf-8 path").to_owned();
-    (Harness::start_with_args(name, &["--config", &config]), dir)
-}
-
-fn tcp_between(
-    client_ns: &TestNetns,
-    server_ns: &TestNetns,
-    server: &str,
-) -> (TcpStream, TcpStream) {
-    let address: SocketAddr = server.parse().expect("address");
-    let listener = server_ns.run(move || TcpListener::bind(address).expect("bind in namespace"));
-    let address = listener.local_addr().expect("address");
-    let client = client_ns.run(move || TcpStream::connect(address).expect("connect in namespace"));
-    let (accepted, _) = listener.accept().expect("accept");
-    (client, accepted)
+    Harness::start_with_config(name, CONFIG, &[])
 }
 
 fn udp_in(netns: &TestNetns, address: &str) -> UdpSocket {
@@ -145,11 +71,11 @@ fn tcp_bytes_go_to_the_class_or_network_of_their_peer_v4_and_v6() {
     let peers = [
         ("inet4", &net.internet, "198.51.100.2:0"),
         ("priv4", &net.private, "10.77.0.2:0"),
-        ("vpc4", &net.vpc, "10.88.0.2:0"),
+        ("vpc4", &net.named, "10.88.0.2:0"),
         ("host4", &net.client, "127.0.0.1:0"),
         ("inet6", &net.internet, "[2001:db8:5::2]:0"),
         ("priv6", &net.private, "[fd00:77::2]:0"),
-        ("vpc6", &net.vpc, "[2001:db8:88::2]:0"),
+        ("vpc6", &net.named, "[2001:db8:88::2]:0"),
         ("host6", &net.client, "[::1]:0"),
     ];
     let mut sent = Vec::new();
@@ -199,7 +125,7 @@ fn an_unconnected_udp_socket_is_split_exactly_by_datagram() {
     let servers = [
         ("internet", udp_in(&net.internet, "198.51.100.2:0")),
         ("private", udp_in(&net.private, "10.77.0.2:0")),
-        ("vpc", udp_in(&net.vpc, "10.88.0.2:0")),
+        ("vpc", udp_in(&net.named, "10.88.0.2:0")),
         ("host", udp_in(&net.client, "127.0.0.1:0")),
     ];
     let socket = net
@@ -296,7 +222,7 @@ fn a_relabel_mid_stream_moves_every_destination_exactly() {
     let daemon = &harness.daemon;
     let net = Topology::new();
     let mut control = daemon.client();
-    let (client, server) = tcp_between(&net.client, &net.vpc, "10.88.0.2:0");
+    let (client, server) = tcp_between(&net.client, &net.named, "10.88.0.2:0");
     control.label(&client, "before").expect("label");
     tcp_send(&client, &server, 300_001, 4096);
     tcp_send(&server, &client, 5_003, 1000);
@@ -328,7 +254,7 @@ fn owners_and_costs_follow_the_destinations() {
     let net = Topology::new();
     let mut control = daemon.client();
     let (to_internet, internet_side) = tcp_between(&net.client, &net.internet, "198.51.100.2:0");
-    let (to_vpc, vpc_side) = tcp_between(&net.client, &net.vpc, "10.88.0.2:0");
+    let (to_vpc, vpc_side) = tcp_between(&net.client, &net.named, "10.88.0.2:0");
     control.label(&to_internet, "egress").expect("label");
     control.label(&to_vpc, "egress").expect("label");
     tcp_send(&to_internet, &internet_side, 1 << 20, 65_536);

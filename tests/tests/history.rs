@@ -9,6 +9,7 @@ use std::{
 
 use sockstats_common::protocol::{ByteCounts, HistoryQuery, HistoryReply, Period};
 use sockstats_tests::{
+    history::{bucket_sums, wait_for_a_recording},
     traffic::{tcp_pair, tcp_send, Stream},
     Harness, TestDaemon,
 };
@@ -28,21 +29,7 @@ fn history(daemon: &TestDaemon, period: Period) -> HistoryReply {
 
 /// Each label's bytes summed over every bucket of `period`.
 fn sums(daemon: &TestDaemon, period: Period) -> BTreeMap<String, ByteCounts> {
-    let mut sums: BTreeMap<String, ByteCounts> = BTreeMap::new();
-    for bucket in history(daemon, period).buckets {
-        for (label, counts) in bucket.stats {
-            let sum = sums.entry(label).or_default();
-            sum.tx_bytes = sum
-                .tx_bytes
-                .checked_add_signed(counts.tx_bytes)
-                .expect("no label's history sums below zero");
-            sum.rx_bytes = sum
-                .rx_bytes
-                .checked_add_signed(counts.rx_bytes)
-                .expect("no label's history sums below zero");
-        }
-    }
-    sums
+    bucket_sums(&history(daemon, period))
 }
 
 /// The labels of `get` with bytes.
@@ -70,24 +57,6 @@ fn wait_until_history_is_get(daemon: &TestDaemon) -> BTreeMap<String, ByteCounts
             daemon.log()
         );
         thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Waits up to `within` until the daemon's last recording went into its history (the first
-/// one of a new file starts it from the kernel's totals of that moment).
-fn wait_for_a_recording(daemon: &TestDaemon, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let health = daemon.client().status().expect("status").history;
-        if health.is_some_and(|health| health.recording) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never recorded:\n{}",
-            daemon.log()
-        );
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -233,17 +202,10 @@ fn a_damaged_history_file_leaves_accounting_intact_and_is_never_touched() {
 #[test]
 #[ignore = "needs root and the real kernel: cargo xtask test"]
 fn metered_interfaces_filter_the_history_and_reset_forgets_a_label() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("sockstats.conf");
-    fs::write(&config, "metered lo\nbilling-day 31\n").expect("write config");
-    let harness = Harness::start_with_args(
+    let (harness, dir) = Harness::start_with_config(
         "history-metered",
-        &[
-            "--history-interval",
-            "1",
-            "--config",
-            config.to_str().expect("utf-8"),
-        ],
+        "metered lo\nbilling-day 31\n",
+        &["--history-interval", "1"],
     );
     let daemon = &harness.daemon;
     wait_for_a_recording(daemon, Duration::from_secs(10));
