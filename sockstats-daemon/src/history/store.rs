@@ -26,14 +26,6 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS series (
-    id INTEGER PRIMARY KEY,
-    dimension TEXT NOT NULL,
-    key TEXT NOT NULL,
-    interface TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    UNIQUE (dimension, key, interface, destination)
-);
 CREATE TABLE IF NOT EXISTS usage (
     period TEXT NOT NULL,
     start INTEGER NOT NULL,
@@ -69,6 +61,16 @@ CREATE TABLE IF NOT EXISTS baseline (
     wire_rx_bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// The columns of `series` (made by [`SCHEMA`]'s caller and by the upgrade from schema 1).
+const SERIES_COLUMNS: &str = "(
+    id INTEGER PRIMARY KEY,
+    dimension TEXT NOT NULL,
+    key TEXT NOT NULL,
+    interface TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    UNIQUE (dimension, key, interface, destination)
+)";
 
 /// One series: what a row of `usage` is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,7 +190,11 @@ impl Store {
                 });
             }
         }
-        self.connection.execute_batch(SCHEMA).map_err(sqlite)?;
+        self.connection
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS series {SERIES_COLUMNS};\n{SCHEMA}"
+            ))
+            .map_err(sqlite)?;
         // Added after schema 1 shipped: a table more, nothing changed, so still schema 1.
         self.connection
             .execute_batch(quota::TABLE)
@@ -374,14 +380,7 @@ fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
     connection.pragma_update(None, "foreign_keys", false)?;
     let upgraded = connection.execute_batch(&format!(
         "BEGIN IMMEDIATE;
-         CREATE TABLE series_2 (
-             id INTEGER PRIMARY KEY,
-             dimension TEXT NOT NULL,
-             key TEXT NOT NULL,
-             interface TEXT NOT NULL,
-             destination TEXT NOT NULL,
-             UNIQUE (dimension, key, interface, destination)
-         );
+         CREATE TABLE series_2 {SERIES_COLUMNS};
          INSERT INTO series_2 (id, dimension, key, interface, destination)
              SELECT id, dimension, key, interface, '{DESTINATION_NOT_RECORDED}' FROM series;
          DROP TABLE series;
