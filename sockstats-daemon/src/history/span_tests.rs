@@ -207,24 +207,29 @@ fn seventy_days_of_recordings_pack_into_spans_and_every_bucket_stays_exact() {
     }
 }
 
+/// A history that starts at `start` with label `web` at zero, records its totals `first` a
+/// minute on, then `later` 40 days on: the first day's span has ended and is packed.
+fn a_packed_first_day(
+    start: i64,
+    first: [u64; 2],
+    later: [u64; 2],
+) -> (tempfile::TempDir, FakeClock, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::at(start);
+    let history = keeping_everything(dir.path(), &clock);
+    for (advance, [tx, rx]) in [(0, [0, 0]), (60, first), (40 * DAY, later)] {
+        clock.advance(advance);
+        history
+            .record(&[sample("a1", "web", "internet", tx, rx)])
+            .unwrap();
+    }
+    (dir, clock, history)
+}
+
 #[test]
 fn a_clock_that_goes_back_into_a_packed_span_adds_to_it_exactly() {
-    let dir = tempfile::tempdir().unwrap();
     let first_day = days_from_civil(2026, 10, 1) * DAY;
-    let clock = FakeClock::at(first_day + 3600);
-    let history = keeping_everything(dir.path(), &clock);
-    history
-        .record(&[sample("a1", "web", "internet", 0, 0)])
-        .unwrap();
-    clock.advance(60);
-    history
-        .record(&[sample("a1", "web", "internet", 100, 1)])
-        .unwrap();
-    // 40 days on: the first day's span has ended and is packed.
-    clock.advance(40 * DAY);
-    history
-        .record(&[sample("a1", "web", "internet", 150, 1)])
-        .unwrap();
+    let (dir, clock, history) = a_packed_first_day(first_day + 3600, [100, 1], [150, 1]);
     let packed = "SELECT count(*) FROM usage WHERE period = 'day' AND start = ";
     assert_eq!(count(dir.path(), &format!("{packed}{first_day}")), 0);
     // Back to the first day: the bytes go into its bucket, beside the packed ones.
@@ -279,21 +284,8 @@ fn a_clock_that_goes_back_into_a_packed_span_adds_to_it_exactly() {
 
 #[test]
 fn a_span_the_daemon_never_wrote_is_a_damaged_file() {
-    let dir = tempfile::tempdir().unwrap();
     let first_day = days_from_civil(2026, 10, 1) * DAY;
-    let clock = FakeClock::at(first_day);
-    let history = keeping_everything(dir.path(), &clock);
-    history
-        .record(&[sample("a1", "web", "internet", 0, 0)])
-        .unwrap();
-    clock.advance(60);
-    history
-        .record(&[sample("a1", "web", "internet", 5, 0)])
-        .unwrap();
-    clock.advance(40 * DAY);
-    history
-        .record(&[sample("a1", "web", "internet", 6, 0)])
-        .unwrap();
+    let (dir, _clock, history) = a_packed_first_day(first_day, [5, 0], [6, 0]);
     Connection::open(dir.path().join(FILE_NAME))
         .unwrap()
         .execute(
