@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 mod history;
 pub use history::{
@@ -343,15 +343,26 @@ pub fn encode_request(request: &Request) -> String {
 }
 
 /// Encodes a successful reply: the fields of `body` plus `"ok": true`, newline included.
+///
+/// Written straight from `body` (no `serde_json::Value` in between: a `history` reply can hold
+/// a million entries).
 #[must_use]
 pub fn encode_ok<T: Serialize>(body: &T) -> String {
-    let mut object = match serde_json::to_value(body).expect("replies always serialize") {
-        Value::Object(object) => object,
-        Value::Null => Map::new(),
-        other => panic!("reply bodies are JSON objects, got {other}"),
-    };
-    object.insert("ok".to_owned(), Value::Bool(true));
-    let mut line = Value::Object(object).to_string();
+    let mut line = serde_json::to_string(body).expect("replies always serialize");
+    match line.as_str() {
+        "null" | "{}" => {
+            line.clear();
+            line.push_str("{\"ok\":true}");
+        }
+        _ => {
+            assert!(
+                line.starts_with('{') && line.ends_with('}'),
+                "reply bodies are JSON objects, got {line}"
+            );
+            line.pop();
+            line.push_str(",\"ok\":true}");
+        }
+    }
     line.push('\n');
     line
 }
@@ -424,28 +435,50 @@ impl ReplyError {
 
 /// Decodes a reply line (without its newline) into `T`.
 pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<T, ReplyError> {
-    let value: Value =
+    // The outcome first, skipping the body; then the body straight into `T` (a `Value` of a
+    // large reply would cost more than both passes).
+    let outcome: Outcome =
         serde_json::from_slice(line).map_err(|error| ReplyError::Malformed(error.to_string()))?;
-    match value.get("ok") {
-        Some(Value::Bool(true)) => {
-            serde_json::from_value(value).map_err(|error| ReplyError::Malformed(error.to_string()))
+    match outcome.ok {
+        Some(true) => {
+            serde_json::from_slice(line).map_err(|error| ReplyError::Malformed(error.to_string()))
         }
-        Some(Value::Bool(false)) => Err(ReplyError::Refused {
-            code: value
-                .get("code")
-                .cloned()
+        Some(false) => Err(ReplyError::Refused {
+            code: outcome
+                .code
                 .and_then(|code| serde_json::from_value(code).ok())
                 .unwrap_or(ErrorCode::Failed),
-            message: value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no reason given")
-                .to_owned(),
+            message: match outcome.error {
+                Some(Value::String(error)) => error,
+                _ => "no reason given".to_owned(),
+            },
         }),
-        _ => Err(ReplyError::Malformed(
+        None => Err(ReplyError::Malformed(
             "reply has no boolean \"ok\" field".to_owned(),
         )),
     }
+}
+
+/// The outcome fields of a reply line, the rest skipped.
+#[derive(Deserialize)]
+struct Outcome {
+    #[serde(default, deserialize_with = "boolean_or_none")]
+    ok: Option<bool>,
+    #[serde(default)]
+    code: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// `Some` for a JSON boolean, `None` for anything else (a reply whose `ok` is not a boolean
+/// is malformed, said so by [`decode_reply`]).
+fn boolean_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Bool(ok) => Some(ok),
+        _ => None,
+    })
 }
 
 /// Payload bytes in both directions.

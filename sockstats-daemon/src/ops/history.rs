@@ -1,24 +1,17 @@
 //! `history` and `history_reset`: recorded usage from the history file
 //! ([`crate::history`]), on a read-only connection of the request's own.
-use std::collections::BTreeMap;
+use sockstats_common::protocol::{HistoryBy, HistoryQuery, HistoryResetReply};
 
-use sockstats_common::protocol::{
-    HistoryBucket, HistoryBy, HistoryCounts, HistoryQuery, HistoryReply, HistoryResetReply, Period,
-};
-
-use super::{Peer, Refusal};
+use super::{history_reply::HistoryAnswer, Peer, Refusal};
 use crate::{
     daemon::state::Daemon,
     destinations::UNKNOWN_DESTINATION,
     history::{
-        calendar,
-        query::{Answer, Group, Selection},
+        query::{Group, Selection},
         rfc3339,
-        samples::UNKNOWN_OWNER,
         store::DESTINATION_NOT_RECORDED,
         History,
     },
-    sys::owners,
 };
 
 fn history_of(daemon: &Daemon) -> Result<&History, Refusal> {
@@ -29,7 +22,7 @@ fn history_of(daemon: &Daemon) -> Result<&History, Refusal> {
 }
 
 /// The buckets of `query`, oldest first.
-pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Refusal> {
+pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryAnswer, Refusal> {
     let history = history_of(daemon)?;
     let dimension = match query.by {
         HistoryBy::Label | HistoryBy::Interface | HistoryBy::Destination => "label",
@@ -78,61 +71,13 @@ pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryReply, Re
         until: query.until,
     };
     let (answer, recorded_until) = history.query(&selection).map_err(Refusal::History)?;
-    Ok(HistoryReply {
-        period: query.period,
-        by: query.by,
-        buckets: reply_buckets(answer, query.period, query.by, history.billing_day()),
-        recorded_until: recorded_until.map(rfc3339),
-    })
-}
-
-/// The buckets of a reply from a query's `answer`, keys named for `by` (uids as user names).
-#[must_use]
-pub fn reply_buckets(
-    answer: Answer,
-    period: Period,
-    by: HistoryBy,
-    billing_day: u8,
-) -> Vec<HistoryBucket> {
-    let names: Vec<String> = match by {
-        HistoryBy::Uid => answer
-            .keys
-            .iter()
-            .map(|key| match key.parse() {
-                Ok(uid) if key != UNKNOWN_OWNER => owners::user_name(uid),
-                _ => key.clone(),
-            })
-            .collect(),
-        _ => answer.keys,
-    };
-    answer
-        .buckets
-        .into_iter()
-        .map(|(start, sums)| {
-            // Keys come sorted and unique: the map is built in one go. User names need not be
-            // either (two uids can share a name): they are summed.
-            let stats: BTreeMap<String, HistoryCounts> = if by == HistoryBy::Uid {
-                let mut stats = BTreeMap::new();
-                for (key, tx, rx) in sums {
-                    let counts: &mut HistoryCounts = stats.entry(names[key].clone()).or_default();
-                    counts.tx_bytes = counts.tx_bytes.saturating_add(tx);
-                    counts.rx_bytes = counts.rx_bytes.saturating_add(rx);
-                }
-                stats
-            } else {
-                sums.into_iter()
-                    .map(|(key, tx_bytes, rx_bytes)| {
-                        (names[key].clone(), HistoryCounts { tx_bytes, rx_bytes })
-                    })
-                    .collect()
-            };
-            HistoryBucket {
-                start: rfc3339(start),
-                end: rfc3339(calendar::bucket_end(period, start, billing_day)),
-                stats,
-            }
-        })
-        .collect()
+    Ok(HistoryAnswer::new(
+        answer,
+        query.period,
+        query.by,
+        history.billing_day(),
+        recorded_until.map(rfc3339),
+    ))
 }
 
 /// Forgets the recorded usage of `label`, or all of it (root only).
@@ -160,7 +105,7 @@ pub fn history_reset(
 
 #[cfg(test)]
 mod tests {
-    use sockstats_common::protocol::Period;
+    use sockstats_common::protocol::{HistoryCounts, HistoryReply, Period};
 
     use super::*;
     use crate::{
@@ -224,7 +169,7 @@ mod tests {
     }
 
     fn history_reply(test: &Fixture, query: &HistoryQuery) -> HistoryReply {
-        history(&test.daemon, query).unwrap()
+        history(&test.daemon, query).unwrap().to_reply()
     }
 
     #[test]

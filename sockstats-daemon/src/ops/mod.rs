@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 use serde::Serialize;
 use sockstats_common::protocol::{
     encode_ok, encode_refusal, DebugReply, GetByReply, GetDestinationsReply, GetInterfacesReply,
-    GetPeersReply, GetReply, HistoryReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply,
-    Request, RulesReply, StatusReply, UnlabelReply, ValidationReply,
+    GetPeersReply, GetReply, HistoryResetReply, LabelReply, LabelsReply, QuotasReply, Request,
+    RulesReply, StatusReply, UnlabelReply, ValidationReply,
 };
 
 use crate::daemon::state::Daemon;
@@ -25,6 +25,7 @@ pub mod get_interfaces;
 pub mod get_peers;
 pub mod get_validation;
 pub mod history;
+pub mod history_reply;
 pub mod label;
 pub mod labels;
 pub mod naming;
@@ -57,7 +58,7 @@ pub enum Reply {
     Status(Box<StatusReply>),
     DebugInfo(Box<DebugReply>),
     Rules(RulesReply),
-    History(HistoryReply),
+    History(history_reply::HistoryAnswer),
     HistoryReset(HistoryResetReply),
     Quotas(QuotasReply),
 }

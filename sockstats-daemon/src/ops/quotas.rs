@@ -93,7 +93,8 @@ mod tests {
                 ..HistoryQuery::default()
             },
         )
-        .unwrap();
+        .unwrap()
+        .to_reply();
         let counts = &day.buckets[0].stats["web"];
         assert_eq!(
             web_quota.used_bytes,

@@ -161,8 +161,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(label_id, 1);
-        assert!(
-            stats.contains("\"web\":{\"rx_bytes\":0,\"tx_bytes\":0}"),
+        let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+        assert_eq!(
+            stats["stats"]["web"],
+            serde_json::json!({"tx_bytes": 0, "rx_bytes": 0}),
             "{stats}"
         );
         assert_eq!(test.with_kernel(|kernel| kernel.relabels.len()), 1);
