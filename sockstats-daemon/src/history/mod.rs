@@ -32,7 +32,7 @@ use sockstats_common::protocol::{HistoryStatus, Period};
 
 use crate::config::Config;
 use clock::Clock;
-use query::{Answer, Selection};
+use query::{Answer, Bucket, Selection};
 use quota::Quotas;
 use store::{Recorded, Sample, Store};
 
@@ -240,6 +240,43 @@ impl History {
         let until = store::recorded_until(&reader).map_err(sqlite)?;
         let answer = query::query(&reader, selection).map_err(sqlite)?;
         Ok((answer, until))
+    }
+
+    /// A query read on a thread of its own while `consume` takes its buckets as they come
+    /// (so a large reply is written while the file is still being read): `consume` gets when
+    /// the daemon last recorded, the keys, and the buckets oldest first (see
+    /// [`query::each_bucket`]). What it returns is kept only if the whole query succeeded.
+    pub fn query_streamed<T>(
+        &self,
+        selection: &Selection<'_>,
+        consume: impl FnOnce(Option<i64>, &[String], std::sync::mpsc::IntoIter<Bucket>) -> T,
+    ) -> Result<T, HistoryError> {
+        if !self.path.exists() {
+            return Err(self.unavailable());
+        }
+        let reader = store::open_reader(&self.path)?;
+        let sqlite = |error| HistoryError::sqlite(&self.path, error);
+        let until = store::recorded_until(&reader).map_err(sqlite)?;
+        let prepared = query::prepare(&reader, selection).map_err(sqlite)?;
+        // A span is at most 32 buckets: a few spans ahead of the writer.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(128);
+        let prepared = &prepared;
+        let (consumed, read) = std::thread::scope(|scope| {
+            // The connection moves to the reading thread (it is not shared between threads).
+            let reading = scope.spawn(move || {
+                // A consumer that stopped early drops the receiver: the rest goes nowhere.
+                query::each_bucket(&reader, selection, prepared, |bucket| {
+                    let _ = sender.send(bucket);
+                })
+            });
+            let consumed = consume(until, &prepared.keys, receiver.into_iter());
+            let read = reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (consumed, read)
+        });
+        read.map_err(sqlite)?;
+        Ok(consumed)
     }
 
     /// Every destination the file's series name (networks no longer configured included).

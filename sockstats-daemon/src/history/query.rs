@@ -89,38 +89,73 @@ pub fn query(
     connection: &Connection,
     selection: &Selection<'_>,
 ) -> Result<Answer, rusqlite::Error> {
+    let prepared = prepare(connection, selection)?;
+    let mut buckets = Vec::new();
+    each_bucket(connection, selection, &prepared, |bucket| {
+        buckets.push(bucket);
+    })?;
+    Ok(Answer {
+        keys: prepared.keys,
+        buckets,
+    })
+}
+
+/// What a query sums under, known before its buckets are read.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// The keys (or interfaces, or destinations) summed under, sorted.
+    pub keys: Vec<String>,
+    /// The series selected, by id, with the index of the key each is summed under.
+    groups: HashMap<i64, usize>,
+}
+
+/// The keys `selection` sums under and the series it reads.
+pub fn prepare(
+    connection: &Connection,
+    selection: &Selection<'_>,
+) -> Result<Prepared, rusqlite::Error> {
     let (keys, groups) = selected_series(connection, selection)?;
-    let mut answer = Answer {
-        keys,
-        buckets: Vec::new(),
-    };
+    Ok(Prepared { keys, groups })
+}
+
+/// Gives `each` the buckets of `selection` that start in [since, until), oldest first, as
+/// they are read: its start and, in key order, (index into `prepared.keys`, tx, rx) of every
+/// key whose sums are not both zero. Buckets with none are left out.
+pub fn each_bucket(
+    connection: &Connection,
+    selection: &Selection<'_>,
+    prepared: &Prepared,
+    mut each: impl FnMut(Bucket),
+) -> Result<(), rusqlite::Error> {
+    let groups = &prepared.groups;
     if groups.is_empty() {
-        return Ok(answer);
+        return Ok(());
     }
     let since = selection.since.unwrap_or(i64::MIN);
     let until = selection.until.unwrap_or(i64::MAX);
     let period = selection.period;
-    // Ids are the file's own integers: written into the statement, they make the selection
-    // an index SQLite builds once per query.
-    let mut ids: Vec<i64> = groups.keys().copied().collect();
-    ids.sort_unstable();
-    let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-
-    let open = open_rows(connection, selection, &groups, &ids)?;
+    let window = Window {
+        period,
+        since,
+        until,
+    };
+    let open = open_rows(connection, selection, groups)?;
     let mut open = open.into_iter().peekable();
     let span_length = spans::buckets_per_span(period)
         .map_or(1, |count| usize::try_from(count).expect("a small count"));
-    let mut sums = SpanSums::new(span_length, answer.keys.len());
+    let mut sums = SpanSums::new(span_length, prepared.keys.len());
 
     if let Some(bucket) = spans::bucket_seconds(period) {
         // Spans that end after `since`: their first bucket starts after since − span.
         let first_span =
             since.saturating_sub(bucket * (spans::buckets_per_span(period).expect("packed") - 1));
-        let mut statement = connection.prepare(&format!(
+        // Every series of the period is read and those not selected skipped: cheaper than
+        // SQLite testing each row against a list of ids (which cannot narrow the key range).
+        let mut statement = connection.prepare(
             "SELECT span, series, payload FROM usage_span
-             WHERE period = ?1 AND span >= ?2 AND span < ?3 AND series IN ({ids})
-             ORDER BY span"
-        ))?;
+             WHERE period = ?1 AND span >= ?2 AND span < ?3
+             ORDER BY span",
+        )?;
         let mut rows = statement.query(params![period.name(), first_span, until])?;
         let mut current = None;
         while let Some(row) = rows.next()? {
@@ -128,7 +163,7 @@ pub fn query(
             if current != Some(span) {
                 if let Some(ended) = current {
                     add_open_rows(&mut open, &mut sums, period, ended);
-                    sums.flush(period, ended, since, until, &mut answer.buckets);
+                    sums.flush(window, ended, &mut each);
                 }
                 // Open rows of spans before this one that have no span row.
                 while let Some(&(start, ..)) = open.peek() {
@@ -137,11 +172,13 @@ pub fn query(
                         break;
                     }
                     add_open_rows(&mut open, &mut sums, period, open_span);
-                    sums.flush(period, open_span, since, until, &mut answer.buckets);
+                    sums.flush(window, open_span, &mut each);
                 }
                 current = Some(span);
             }
-            let group = groups[&row.get(1)?];
+            let Some(&group) = groups.get(&row.get(1)?) else {
+                continue;
+            };
             let payload = row.get_ref(2)?.as_bytes()?;
             spans::decode(payload, |index, [tx, rx]| sums.add(index, group, tx, rx))
                 .map_err(store::damaged)?;
@@ -151,25 +188,37 @@ pub fn query(
         }
         if let Some(ended) = current {
             add_open_rows(&mut open, &mut sums, period, ended);
-            sums.flush(period, ended, since, until, &mut answer.buckets);
+            sums.flush(window, ended, &mut each);
         }
     }
     // Open rows after the last span row (or of months, each bucket its own "span").
     while let Some(&(start, ..)) = open.peek() {
         let span = spans::locate(period, start).map_or(start, |(span, _)| span);
         add_open_rows(&mut open, &mut sums, period, span);
-        sums.flush(period, span, since, until, &mut answer.buckets);
+        sums.flush(window, span, &mut each);
     }
-    Ok(answer)
+    Ok(())
 }
 
-/// The `usage` rows of the selection's series `ids` in [since, until), oldest first.
+/// The buckets a query answers: of `period`, starting in [since, until).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    period: Period,
+    since: i64,
+    until: i64,
+}
+
+/// The `usage` rows of the selection's series in [since, until), oldest first.
 fn open_rows(
     connection: &Connection,
     selection: &Selection<'_>,
     groups: &HashMap<i64, usize>,
-    ids: &str,
 ) -> Result<Vec<(i64, usize, i64, i64)>, rusqlite::Error> {
+    // Ids are the file's own integers: written into the statement, they make the selection
+    // an index SQLite builds once per query.
+    let mut ids: Vec<i64> = groups.keys().copied().collect();
+    ids.sort_unstable();
+    let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut open = Vec::new();
     let mut statement = connection.prepare(&format!(
         "SELECT start, series, tx_bytes, rx_bytes FROM usage
@@ -238,16 +287,13 @@ impl SpanSums {
         sums.1 = sums.1.wrapping_add(rx);
     }
 
-    /// Appends the span's buckets in [since, until) to `buckets`, in (start, key) order, and
-    /// empties the span.
-    fn flush(
-        &mut self,
-        period: Period,
-        span: i64,
-        since: i64,
-        until: i64,
-        buckets: &mut Vec<Bucket>,
-    ) {
+    /// Gives `each` the span's buckets in the window, oldest first, and empties the span.
+    fn flush(&mut self, window: Window, span: i64, each: &mut impl FnMut(Bucket)) {
+        let Window {
+            period,
+            since,
+            until,
+        } = window;
         // Cells in order: sorting what was touched, unless most of the span was anyway.
         if self.touched.len() * 8 < self.cells.len() {
             self.touched.sort_unstable();
@@ -256,6 +302,7 @@ impl SpanSums {
             self.touched
                 .extend((0..self.cells.len()).filter(|&cell| self.used[cell]));
         }
+        let mut bucket: Option<Bucket> = None;
         for &cell in &self.touched {
             let (index, key) = (cell / self.keys, cell % self.keys);
             let (tx, rx) = std::mem::take(&mut self.cells[cell]);
@@ -268,10 +315,18 @@ impl SpanSums {
             if (tx, rx) == (0, 0) || start < since || start >= until {
                 continue;
             }
-            match buckets.last_mut() {
+            match &mut bucket {
                 Some((last, sums)) if *last == start => sums.push((key, tx, rx)),
-                _ => buckets.push((start, vec![(key, tx, rx)])),
+                _ => {
+                    if let Some(ended) = bucket.take() {
+                        each(ended);
+                    }
+                    bucket = Some((start, vec![(key, tx, rx)]));
+                }
             }
+        }
+        if let Some(last) = bucket {
+            each(last);
         }
         self.touched.clear();
     }

@@ -171,7 +171,18 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn any_pair_of_integers_round_trips(a: i64, b: i64, gap in 0usize..3) {
+            let mut buckets = vec![None; gap];
+            buckets.push(Some([a, b]));
+            prop_assert_eq!(decoded(&encode(&buckets)).unwrap(), [(gap, [a, b])]);
+        }
+    }
 
     fn decoded(text: &str) -> Result<Vec<(usize, [i64; 2])>, Malformed> {
         let mut buckets = Vec::new();

@@ -2,7 +2,10 @@
 //! ([`crate::history`]), on a read-only connection of the request's own.
 use sockstats_common::protocol::{HistoryBy, HistoryQuery, HistoryResetReply};
 
-use super::{history_reply::HistoryAnswer, Peer, Refusal};
+use super::{
+    history_reply::{HistoryLine, ReplyFrame},
+    Peer, Refusal,
+};
 use crate::{
     daemon::state::Daemon,
     destinations::UNKNOWN_DESTINATION,
@@ -22,7 +25,7 @@ fn history_of(daemon: &Daemon) -> Result<&History, Refusal> {
 }
 
 /// The buckets of `query`, oldest first.
-pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryAnswer, Refusal> {
+pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryLine, Refusal> {
     let history = history_of(daemon)?;
     let dimension = match query.by {
         HistoryBy::Label | HistoryBy::Interface | HistoryBy::Destination => "label",
@@ -70,14 +73,17 @@ pub fn history(daemon: &Daemon, query: &HistoryQuery) -> Result<HistoryAnswer, R
         since: query.since,
         until: query.until,
     };
-    let (answer, recorded_until) = history.query(&selection).map_err(Refusal::History)?;
-    Ok(HistoryAnswer::new(
-        answer,
-        query.period,
-        query.by,
-        history.billing_day(),
-        recorded_until.map(rfc3339),
-    ))
+    history
+        .query_streamed(&selection, |recorded_until, keys, buckets| {
+            let frame = ReplyFrame {
+                period: query.period,
+                by: query.by,
+                billing_day: history.billing_day(),
+                recorded_until: recorded_until.map(rfc3339),
+            };
+            HistoryLine::write(&frame, keys, buckets)
+        })
+        .map_err(Refusal::History)
 }
 
 /// Forgets the recorded usage of `label`, or all of it (root only).

@@ -77,27 +77,29 @@ pub async fn serve_connection(
     }
 }
 
-/// Runs one request line's op on the blocking pool and returns its reply line.
+/// Runs one request line's op on the blocking pool and returns its reply line (made there
+/// too: a `history` line can be 50 MiB).
 async fn answer(
     daemon: &Arc<Daemon>,
     peer: Peer,
     line: &[u8],
     fds: Vec<std::os::fd::OwnedFd>,
 ) -> String {
-    let result = match decode_request(line) {
+    match decode_request(line) {
         Ok(request) => {
             let daemon = Arc::clone(daemon);
-            tokio::task::spawn_blocking(move || ops::handle(&daemon, peer, request, fds))
-                .await
-                .unwrap_or_else(|error| {
-                    Err(Refusal::Panicked {
-                        reason: error.to_string(),
-                    })
-                })
+            tokio::task::spawn_blocking(move || {
+                ops::reply_line(ops::handle(&daemon, peer, request, fds))
+            })
+            .await
+            .unwrap_or_else(|error| {
+                ops::reply_line(Err(Refusal::Panicked {
+                    reason: error.to_string(),
+                }))
+            })
         }
-        Err(error) => Err(Refusal::from(error)),
-    };
-    ops::reply_line(&result)
+        Err(error) => ops::reply_line(Err(Refusal::from(error))),
+    }
 }
 
 /// Answers requests until the client leaves, must be refused, or is evicted.
