@@ -342,7 +342,8 @@ pub fn encode_request(request: &Request) -> String {
     line
 }
 
-/// Encodes a successful reply: the fields of `body` plus `"ok": true`, newline included.
+/// Encodes a successful reply: the fields of `body` (none named `ok`) plus `"ok": true`,
+/// newline included.
 ///
 /// Written straight from `body` (no `serde_json::Value` in between: a `history` reply can hold
 /// a million entries).
@@ -436,7 +437,13 @@ impl ReplyError {
 /// Decodes a reply line (without its newline) into `T`.
 pub fn decode_reply<T: DeserializeOwned>(line: &[u8]) -> Result<T, ReplyError> {
     // The outcome first, skipping the body; then the body straight into `T` (a `Value` of a
-    // large reply would cost more than both passes).
+    // large reply would cost more than both passes). A struct also reads a JSON array: only
+    // an object is a reply.
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ReplyError::Malformed(
+            "reply is not a JSON object".to_owned(),
+        ));
+    }
     let outcome: Outcome =
         serde_json::from_slice(line).map_err(|error| ReplyError::Malformed(error.to_string()))?;
     match outcome.ok {
@@ -1230,5 +1237,19 @@ mod tests {
             decode_reply::<GetReply>(b"garbage"),
             Err(ReplyError::Malformed(_))
         ));
+        for not_an_object in [
+            &br#"[false,"not_found","x"]"#[..],
+            b"true",
+            b"{\"ok\":\"yes\"}",
+        ] {
+            assert!(
+                matches!(
+                    decode_reply::<GetReply>(not_an_object),
+                    Err(ReplyError::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(not_an_object)
+            );
+        }
     }
 }

@@ -249,7 +249,7 @@ impl History {
     pub fn query_streamed<T>(
         &self,
         selection: &Selection<'_>,
-        consume: impl FnOnce(Option<i64>, &[String], std::sync::mpsc::IntoIter<Bucket>) -> T,
+        consume: impl FnOnce(Option<i64>, &[String], std::sync::mpsc::Iter<'_, Bucket>) -> T,
     ) -> Result<T, HistoryError> {
         if !self.path.exists() {
             return Err(self.unavailable());
@@ -269,7 +269,10 @@ impl History {
                     let _ = sender.send(bucket);
                 })
             });
-            let consumed = consume(until, &prepared.keys, receiver.into_iter());
+            // Borrowed, so the receiver cannot outlive this scope (its end lets the query
+            // thread's sends fail instead of waiting).
+            let consumed = consume(until, &prepared.keys, receiver.iter());
+            drop(receiver);
             let read = reading
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -293,12 +293,22 @@ fn a_span_the_daemon_never_wrote_is_a_damaged_file() {
             [],
         )
         .unwrap();
+    let selection = Selection {
+        period: Period::Day,
+        dimension: "label",
+        ..Selection::default()
+    };
+    let error = history.query(&selection).unwrap_err();
+    assert!(matches!(error, HistoryError::Damaged { .. }), "{error}");
+    // Streamed, the consumer sees the buckets read before the damage, and its result is not
+    // what the query answers.
+    let mut consumed = false;
     let error = history
-        .query(&Selection {
-            period: Period::Day,
-            dimension: "label",
-            ..Selection::default()
+        .query_streamed(&selection, |_, _, buckets| {
+            consumed = true;
+            buckets.count()
         })
         .unwrap_err();
+    assert!(consumed);
     assert!(matches!(error, HistoryError::Damaged { .. }), "{error}");
 }
