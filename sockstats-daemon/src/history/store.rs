@@ -13,7 +13,7 @@ use super::{
 };
 
 /// The schema this daemon writes; a file with another is refused, not changed.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// The destination of the series of a schema 1 file, which recorded none.
 pub const DESTINATION_NOT_RECORDED: &str = "(not recorded)";
@@ -21,6 +21,8 @@ pub const DESTINATION_NOT_RECORDED: &str = "(not recorded)";
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Every table and view but `series` (whose columns are [`SERIES_COLUMNS`]); `{USAGE_SPAN_COLUMNS}`
+/// stands for those.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -36,11 +38,11 @@ CREATE TABLE IF NOT EXISTS usage (
     wire_rx_bytes INTEGER NOT NULL,
     PRIMARY KEY (period, start, series)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage_span (
+CREATE TABLE IF NOT EXISTS usage_span {USAGE_SPAN_COLUMNS};
+CREATE TABLE IF NOT EXISTS usage_span_wire (
     period TEXT NOT NULL,
     span INTEGER NOT NULL,
     series INTEGER NOT NULL REFERENCES series (id),
-    payload TEXT NOT NULL,
     wire TEXT NOT NULL,
     PRIMARY KEY (period, span, series)
 ) WITHOUT ROWID;
@@ -50,8 +52,8 @@ CREATE VIEW IF NOT EXISTS buckets AS
     SELECT p.period,
            p.span + b.key * CASE p.period WHEN '5min' THEN 300 WHEN 'hour' THEN 3600 ELSE 86400 END,
            p.series, b.value ->> 0, b.value ->> 1,
-           p.wire ->> ('$[' || b.key || '][0]'), p.wire ->> ('$[' || b.key || '][1]')
-    FROM usage_span p, json_each(p.payload) b
+           w.wire ->> ('$[' || b.key || '][0]'), w.wire ->> ('$[' || b.key || '][1]')
+    FROM usage_span p LEFT JOIN usage_span_wire w USING (period, span, series), json_each(p.payload) b
     WHERE b.type = 'array';
 CREATE TABLE IF NOT EXISTS baseline (
     source TEXT PRIMARY KEY,
@@ -61,6 +63,17 @@ CREATE TABLE IF NOT EXISTS baseline (
     wire_rx_bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// The columns of `usage_span` (made by [`SCHEMA`] and by the upgrade from schema 2). Its
+/// wire bytes are in `usage_span_wire`, apart: a query reads payload only, and with both in
+/// one row it read every page of both.
+const USAGE_SPAN_COLUMNS: &str = "(
+    period TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    series INTEGER NOT NULL REFERENCES series (id),
+    payload TEXT NOT NULL,
+    PRIMARY KEY (period, span, series)
+) WITHOUT ROWID";
 
 /// The columns of `series` (made by [`SCHEMA`]'s caller and by the upgrade from schema 1).
 const SERIES_COLUMNS: &str = "(
@@ -183,6 +196,21 @@ impl Store {
                     "usage history: {} upgraded from schema 1 to {SCHEMA_VERSION} (what it recorded is kept, with destination {DESTINATION_NOT_RECORDED:?})",
                     path.display()
                 );
+            } else if version.as_deref() == Some("2") {
+                upgrade_from_2(&self.connection).map_err(sqlite)?;
+                log::info!(
+                    "usage history: {} upgraded from schema 2 to {SCHEMA_VERSION} (spans' wire bytes moved to a table of their own; what it recorded is kept)",
+                    path.display()
+                );
+                // The old span table's pages are free now: given back once, so the file is
+                // not twice its size (and the span rows lie in order).
+                if let Err(error) = self.connection.execute_batch("VACUUM") {
+                    log::warn!(
+                        "usage history: {} could not be compacted after its upgrade ({error}); it works as it is, at about twice its size, until `sqlite3 {} VACUUM` with the daemon stopped",
+                        path.display(),
+                        path.display()
+                    );
+                }
             } else if version.as_deref() != Some(SCHEMA_VERSION) {
                 return Err(HistoryError::Schema {
                     path: path.to_owned(),
@@ -192,7 +220,8 @@ impl Store {
         }
         self.connection
             .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS series {SERIES_COLUMNS};\n{SCHEMA}"
+                "CREATE TABLE IF NOT EXISTS series {SERIES_COLUMNS};\n{}",
+                SCHEMA.replace("{USAGE_SPAN_COLUMNS}", USAGE_SPAN_COLUMNS)
             ))
             .map_err(sqlite)?;
         // Added after schema 1 shipped: a table more, nothing changed, so still schema 1.
@@ -335,8 +364,8 @@ impl Store {
     pub fn reset(&mut self, label: Option<&str>) -> Result<usize, rusqlite::Error> {
         let transaction = self.connection.transaction()?;
         let mut deleted = 0;
-        for table in ["usage", "usage_span"] {
-            deleted += match label {
+        for table in ["usage", "usage_span", "usage_span_wire"] {
+            let rows = match label {
                 Some(label) => transaction.execute(
                     &format!(
                         "DELETE FROM {table} WHERE series IN
@@ -346,6 +375,10 @@ impl Store {
                 )?,
                 None => transaction.execute(&format!("DELETE FROM {table}"), [])?,
             };
+            // A span's wire row goes with its payload row: counted once.
+            if table != "usage_span_wire" {
+                deleted += rows;
+            }
         }
         transaction.execute(
             "DELETE FROM series WHERE id NOT IN
@@ -408,6 +441,36 @@ fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// Schema 2 to 3, in one transaction: the wire bytes of spans move from `usage_span` to
+/// `usage_span_wire` (a table made anew for each, so the payload rows are packed into pages of
+/// their own; the freed pages are reused). The `buckets` view is made anew by [`SCHEMA`].
+fn upgrade_from_2(connection: &Connection) -> Result<(), rusqlite::Error> {
+    let upgraded = connection.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         DROP VIEW IF EXISTS buckets;
+         CREATE TABLE usage_span_wire (
+             period TEXT NOT NULL,
+             span INTEGER NOT NULL,
+             series INTEGER NOT NULL REFERENCES series (id),
+             wire TEXT NOT NULL,
+             PRIMARY KEY (period, span, series)
+         ) WITHOUT ROWID;
+         INSERT INTO usage_span_wire (period, span, series, wire)
+             SELECT period, span, series, wire FROM usage_span;
+         CREATE TABLE usage_span_3 {USAGE_SPAN_COLUMNS};
+         INSERT INTO usage_span_3 (period, span, series, payload)
+             SELECT period, span, series, payload FROM usage_span;
+         DROP TABLE usage_span;
+         ALTER TABLE usage_span_3 RENAME TO usage_span;
+         UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';
+         COMMIT;"
+    ));
+    if upgraded.is_err() && !connection.is_autocommit() {
+        connection.execute_batch("ROLLBACK")?;
+    }
+    upgraded
+}
+
 /// Deletes the buckets that started longer than `retention` ago (per period, seconds; `None`
 /// keeps forever), and the spans whose every bucket did; returns how many rows.
 fn expire(
@@ -428,9 +491,14 @@ fn expire(
             spans::buckets_per_span(*period),
         ) {
             // The span's last bucket started before the cutoff.
+            let first_kept = cutoff.saturating_sub(bucket * (count - 1));
             expired += connection.execute(
                 "DELETE FROM usage_span WHERE period = ?1 AND span < ?2",
-                params![period.name(), cutoff.saturating_sub(bucket * (count - 1))],
+                params![period.name(), first_kept],
+            )?;
+            connection.execute(
+                "DELETE FROM usage_span_wire WHERE period = ?1 AND span < ?2",
+                params![period.name(), first_kept],
             )?;
         }
     }
@@ -475,21 +543,24 @@ fn pack_ended_spans(
             continue;
         }
         let mut existing = connection.prepare_cached(
-            "SELECT payload, wire FROM usage_span WHERE period = ?1 AND span = ?2 AND series = ?3",
+            "SELECT p.payload, w.wire FROM usage_span p LEFT JOIN usage_span_wire w USING (period, span, series)
+             WHERE p.period = ?1 AND p.span = ?2 AND p.series = ?3",
         )?;
         let mut write = connection.prepare_cached(
-            "INSERT OR REPLACE INTO usage_span (period, span, series, payload, wire)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO usage_span (period, span, series, payload) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut write_wire = connection.prepare_cached(
+            "INSERT OR REPLACE INTO usage_span_wire (period, span, series, wire) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for ((span, series), mut buckets) in ended {
-            let before: Option<(String, String)> = existing
+            let before: Option<(String, Option<String>)> = existing
                 .query_row(params![period.name(), span, series], |row| {
                     Ok((row.get(0)?, row.get(1)?))
                 })
                 .optional()?;
             if let Some((payload, wire)) = before {
                 add_span(&mut buckets, &payload, 0)?;
-                add_span(&mut buckets, &wire, 2)?;
+                add_span(&mut buckets, wire.as_deref().unwrap_or("[]"), 2)?;
             }
             let pairs = |at: usize| -> Vec<Option<[i64; 2]>> {
                 buckets
@@ -501,7 +572,12 @@ fn pack_ended_spans(
                 period.name(),
                 span,
                 series,
-                spans::encode(&pairs(0)),
+                spans::encode(&pairs(0))
+            ])?;
+            write_wire.execute(params![
+                period.name(),
+                span,
+                series,
                 spans::encode(&pairs(2))
             ])?;
         }

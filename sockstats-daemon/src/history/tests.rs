@@ -478,9 +478,10 @@ fn a_file_of_another_schema_is_refused_unchanged() {
     let (_, opened) = try_open(dir.path(), &FakeClock::at(0), &Config::default(), "boot-1");
     let error = opened.unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("has history schema \"99\", not 2"),
+        error.to_string().contains(&format!(
+            "has history schema \"99\", not {}",
+            super::store::SCHEMA_VERSION
+        )),
         "{error}"
     );
 }
@@ -637,4 +638,95 @@ fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
         })
         .unwrap();
     assert_eq!(schema, super::store::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_schema_2_file_is_upgraded_in_place_with_the_wire_bytes_of_its_spans_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::FILE_NAME);
+    // Day spans are 32 days from the epoch: the span of 40 days before midnight has ended.
+    let (span, _) = super::spans::locate(Period::Day, midnight() - 40 * DAY).unwrap();
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(&format!(
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE series (id INTEGER PRIMARY KEY, dimension TEXT NOT NULL,
+             key TEXT NOT NULL, interface TEXT NOT NULL, destination TEXT NOT NULL,
+             UNIQUE (dimension, key, interface, destination));
+         CREATE TABLE usage (period TEXT NOT NULL, start INTEGER NOT NULL,
+             series INTEGER NOT NULL REFERENCES series (id), tx_bytes INTEGER NOT NULL,
+             rx_bytes INTEGER NOT NULL, wire_tx_bytes INTEGER NOT NULL,
+             wire_rx_bytes INTEGER NOT NULL, PRIMARY KEY (period, start, series)) WITHOUT ROWID;
+         CREATE TABLE usage_span (period TEXT NOT NULL, span INTEGER NOT NULL,
+             series INTEGER NOT NULL REFERENCES series (id), payload TEXT NOT NULL,
+             wire TEXT NOT NULL, PRIMARY KEY (period, span, series)) WITHOUT ROWID;
+         CREATE VIEW buckets AS SELECT period, start, series, tx_bytes, rx_bytes,
+             wire_tx_bytes, wire_rx_bytes FROM usage;
+         CREATE TABLE baseline (source TEXT PRIMARY KEY, tx_bytes INTEGER NOT NULL,
+             rx_bytes INTEGER NOT NULL, wire_tx_bytes INTEGER NOT NULL,
+             wire_rx_bytes INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO meta VALUES ('schema', '2'), ('epoch', 'boot-1'), ('recorded_until', '{now}');
+         INSERT INTO series VALUES (7, 'label', 'web', 'eth0', 'internet');
+         INSERT INTO usage_span VALUES ('day', {span}, 7, '[0,[300,30]]', '[0,[340,70]]');
+         INSERT INTO usage VALUES ('day', {day}, 7, 1000, 10, 1100, 20);
+         INSERT INTO baseline VALUES ('account 1 1 2 3', 1300, 40, 1440, 90);",
+        now = midnight() - 60,
+        day = midnight() - DAY,
+    ))
+    .unwrap();
+    drop(old);
+    let clock = FakeClock::at(midnight());
+    let history = open(dir.path(), &clock, &Config::default(), "boot-1");
+    history
+        .record(&[label_to(
+            "account 1 1 2 3",
+            "web",
+            "eth0",
+            "internet",
+            1305,
+            40,
+        )])
+        .unwrap();
+    let rows = history
+        .query(&Selection {
+            period: Period::Day,
+            dimension: "label",
+            ..Selection::default()
+        })
+        .unwrap()
+        .0
+        .rows();
+    assert_eq!(
+        rows,
+        [
+            (span + DAY, "web".to_owned(), 300, 30),
+            (midnight() - DAY, "web".to_owned(), 1000, 10),
+            (midnight(), "web".to_owned(), 5, 0)
+        ],
+        "schema 2's span and bucket kept, the baseline continued"
+    );
+    let file = rusqlite::Connection::open(&path).unwrap();
+    let schema: String = file
+        .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(schema, super::store::SCHEMA_VERSION);
+    let span_columns: Vec<String> = file
+        .prepare("SELECT name FROM pragma_table_info('usage_span')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(span_columns, ["period", "span", "series", "payload"]);
+    // The view pairs the span's payload and wire bytes again.
+    let packed: (i64, i64, i64, i64) = file
+        .query_row(
+            "SELECT tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes FROM buckets
+             WHERE period = 'day' AND start = ?1",
+            [span + DAY],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(packed, (300, 30, 340, 70));
 }
