@@ -21,8 +21,8 @@ pub const DESTINATION_NOT_RECORDED: &str = "(not recorded)";
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Every table and view but `series` (whose columns are [`SERIES_COLUMNS`]); `{USAGE_SPAN_COLUMNS}`
-/// stands for those.
+/// Every table and view but `series` (whose columns are [`SERIES_COLUMNS`]);
+/// `{USAGE_SPAN_COLUMNS}` and `{USAGE_SPAN_WIRE_COLUMNS}` stand for those constants.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -39,13 +39,7 @@ CREATE TABLE IF NOT EXISTS usage (
     PRIMARY KEY (period, start, series)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage_span {USAGE_SPAN_COLUMNS};
-CREATE TABLE IF NOT EXISTS usage_span_wire (
-    period TEXT NOT NULL,
-    span INTEGER NOT NULL,
-    series INTEGER NOT NULL REFERENCES series (id),
-    wire TEXT NOT NULL,
-    PRIMARY KEY (period, span, series)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage_span_wire {USAGE_SPAN_WIRE_COLUMNS};
 CREATE VIEW IF NOT EXISTS buckets AS
     SELECT period, start, series, tx_bytes, rx_bytes, wire_tx_bytes, wire_rx_bytes FROM usage
     UNION ALL
@@ -72,6 +66,15 @@ const USAGE_SPAN_COLUMNS: &str = "(
     span INTEGER NOT NULL,
     series INTEGER NOT NULL REFERENCES series (id),
     payload TEXT NOT NULL,
+    PRIMARY KEY (period, span, series)
+) WITHOUT ROWID";
+
+/// The columns of `usage_span_wire` (made by [`SCHEMA`] and by the upgrade from schema 2).
+const USAGE_SPAN_WIRE_COLUMNS: &str = "(
+    period TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    series INTEGER NOT NULL REFERENCES series (id),
+    wire TEXT NOT NULL,
     PRIMARY KEY (period, span, series)
 ) WITHOUT ROWID";
 
@@ -221,7 +224,9 @@ impl Store {
         self.connection
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS series {SERIES_COLUMNS};\n{}",
-                SCHEMA.replace("{USAGE_SPAN_COLUMNS}", USAGE_SPAN_COLUMNS)
+                SCHEMA
+                    .replace("{USAGE_SPAN_COLUMNS}", USAGE_SPAN_COLUMNS)
+                    .replace("{USAGE_SPAN_WIRE_COLUMNS}", USAGE_SPAN_WIRE_COLUMNS)
             ))
             .map_err(sqlite)?;
         // Added after schema 1 shipped: a table more, nothing changed, so still schema 1.
@@ -448,13 +453,7 @@ fn upgrade_from_2(connection: &Connection) -> Result<(), rusqlite::Error> {
     let upgraded = connection.execute_batch(&format!(
         "BEGIN IMMEDIATE;
          DROP VIEW IF EXISTS buckets;
-         CREATE TABLE usage_span_wire (
-             period TEXT NOT NULL,
-             span INTEGER NOT NULL,
-             series INTEGER NOT NULL REFERENCES series (id),
-             wire TEXT NOT NULL,
-             PRIMARY KEY (period, span, series)
-         ) WITHOUT ROWID;
+         CREATE TABLE usage_span_wire {USAGE_SPAN_WIRE_COLUMNS};
          INSERT INTO usage_span_wire (period, span, series, wire)
              SELECT period, span, series, wire FROM usage_span;
          CREATE TABLE usage_span_3 {USAGE_SPAN_COLUMNS};
