@@ -66,8 +66,9 @@ use crate::protocol::{
     UnlabelReply, ValidationReply, DEFAULT_SOCKET_PATH, MAX_FDS_PER_REQUEST, SOCKET_ENV,
 };
 
-/// Longest reply the client reads (a `get` with thousands of labels is a few MiB).
-pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+/// Longest reply the client reads (a `get` with thousands of labels is a few MiB; three years
+/// of days of 1,000 labels' history about 54 MiB, more with long label names).
+pub const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
 
 /// How long the client waits for a reply before giving up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +94,7 @@ pub enum ClientError {
     #[error("sockstatsd closed the connection without a reply")]
     Closed,
     /// The reply line was longer than [`MAX_REPLY_BYTES`].
-    #[error("sockstatsd sent a reply longer than {MAX_REPLY_BYTES} bytes")]
+    #[error("sockstatsd sent a reply longer than {MAX_REPLY_BYTES} bytes; ask for less (for `history`: a shorter --since, a longer --period, or --label for fewer labels)")]
     ReplyTooLong,
     /// The daemon refused the request ([`ClientError::code`] says why), or its reply could not
     /// be read.
