@@ -230,16 +230,16 @@ impl History {
         }
     }
 
-    /// Rows of `selection`, and when the last recording was. Runs on a connection of its own.
+    /// Rows of `selection`, and when the last recording was: [`Self::query_streamed`]'s
+    /// buckets collected.
     pub fn query(&self, selection: &Selection<'_>) -> Result<(Answer, Option<i64>), HistoryError> {
-        if !self.path.exists() {
-            return Err(self.unavailable());
-        }
-        let reader = store::open_reader(&self.path)?;
-        let sqlite = |error| HistoryError::sqlite(&self.path, error);
-        let until = store::recorded_until(&reader).map_err(sqlite)?;
-        let answer = query::query(&reader, selection).map_err(sqlite)?;
-        Ok((answer, until))
+        self.query_streamed(selection, |until, keys, buckets| {
+            let answer = Answer {
+                keys: keys.to_vec(),
+                buckets: buckets.collect(),
+            };
+            (answer, until)
+        })
     }
 
     /// A query read on a thread of its own while `consume` takes its buckets as they come

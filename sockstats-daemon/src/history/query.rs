@@ -84,22 +84,6 @@ impl Answer {
     }
 }
 
-/// The buckets of `selection` that start in [since, until), summed per key.
-pub fn query(
-    connection: &Connection,
-    selection: &Selection<'_>,
-) -> Result<Answer, rusqlite::Error> {
-    let prepared = prepare(connection, selection)?;
-    let mut buckets = Vec::new();
-    each_bucket(connection, selection, &prepared, |bucket| {
-        buckets.push(bucket);
-    })?;
-    Ok(Answer {
-        keys: prepared.keys,
-        buckets,
-    })
-}
-
 /// What a query sums under, known before its buckets are read.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
