@@ -22,7 +22,7 @@ pub const DESTINATION_NOT_RECORDED: &str = "(not recorded)";
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every table and view but `series` (whose columns are [`SERIES_COLUMNS`]);
-/// `{USAGE_SPAN_COLUMNS}` and `{USAGE_SPAN_WIRE_COLUMNS}` stand for those constants.
+/// `{USAGE_SPAN_COLUMNS}` and `{USAGE_SPAN_WIRE_COLUMNS}` stand for [`span_columns`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -58,25 +58,20 @@ CREATE TABLE IF NOT EXISTS baseline (
 ) WITHOUT ROWID;
 ";
 
-/// The columns of `usage_span` (made by [`SCHEMA`] and by the upgrade from schema 2). Its
-/// wire bytes are in `usage_span_wire`, apart: a query reads payload only, and with both in
-/// one row it read every page of both.
-const USAGE_SPAN_COLUMNS: &str = "(
+/// The columns of a span table: `usage_span` (`value` `payload`) and `usage_span_wire`
+/// (`value` `wire`), made by [`SCHEMA`] and by the upgrade from schema 2. The wire bytes are
+/// apart: a query reads payload only, and with both in one row it read every page of both.
+fn span_columns(value: &str) -> String {
+    format!(
+        "(
     period TEXT NOT NULL,
     span INTEGER NOT NULL,
     series INTEGER NOT NULL REFERENCES series (id),
-    payload TEXT NOT NULL,
+    {value} TEXT NOT NULL,
     PRIMARY KEY (period, span, series)
-) WITHOUT ROWID";
-
-/// The columns of `usage_span_wire` (made by [`SCHEMA`] and by the upgrade from schema 2).
-const USAGE_SPAN_WIRE_COLUMNS: &str = "(
-    period TEXT NOT NULL,
-    span INTEGER NOT NULL,
-    series INTEGER NOT NULL REFERENCES series (id),
-    wire TEXT NOT NULL,
-    PRIMARY KEY (period, span, series)
-) WITHOUT ROWID";
+) WITHOUT ROWID"
+    )
+}
 
 /// The columns of `series` (made by [`SCHEMA`]'s caller and by the upgrade from schema 1).
 const SERIES_COLUMNS: &str = "(
@@ -225,8 +220,8 @@ impl Store {
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS series {SERIES_COLUMNS};\n{}",
                 SCHEMA
-                    .replace("{USAGE_SPAN_COLUMNS}", USAGE_SPAN_COLUMNS)
-                    .replace("{USAGE_SPAN_WIRE_COLUMNS}", USAGE_SPAN_WIRE_COLUMNS)
+                    .replace("{USAGE_SPAN_COLUMNS}", &span_columns("payload"))
+                    .replace("{USAGE_SPAN_WIRE_COLUMNS}", &span_columns("wire"))
             ))
             .map_err(sqlite)?;
         // Added after schema 1 shipped: a table more, nothing changed, so still schema 1.
@@ -416,24 +411,19 @@ fn keep_up(
 fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
     let foreign_keys: bool = connection.query_row("PRAGMA foreign_keys", [], |row| row.get(0))?;
     connection.pragma_update(None, "foreign_keys", false)?;
-    let upgraded = connection.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE series_2 {SERIES_COLUMNS};
-         INSERT INTO series_2 (id, dimension, key, interface, destination)
-             SELECT id, dimension, key, interface, '{DESTINATION_NOT_RECORDED}' FROM series;
-         DROP TABLE series;
-         ALTER TABLE series_2 RENAME TO series;
-         UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';
-         COMMIT;"
-    ));
-    let rolled_back = if upgraded.is_err() && !connection.is_autocommit() {
-        connection.execute_batch("ROLLBACK")
-    } else {
-        Ok(())
-    };
+    let upgraded = in_one_transaction(
+        connection,
+        &format!(
+            "CREATE TABLE series_2 {SERIES_COLUMNS};
+             INSERT INTO series_2 (id, dimension, key, interface, destination)
+                 SELECT id, dimension, key, interface, '{DESTINATION_NOT_RECORDED}' FROM series;
+             DROP TABLE series;
+             ALTER TABLE series_2 RENAME TO series;
+             UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';"
+        ),
+    );
     connection.pragma_update(None, "foreign_keys", foreign_keys)?;
     upgraded?;
-    rolled_back?;
     // Every bucket still names a series.
     let orphans: i64 = connection.query_row(
         "SELECT count(*) FROM usage WHERE series NOT IN (SELECT id FROM series)",
@@ -450,24 +440,35 @@ fn upgrade_from_1(connection: &Connection) -> Result<(), rusqlite::Error> {
 /// `usage_span_wire` (a table made anew for each, so the payload rows are packed into pages of
 /// their own; the freed pages are reused). The `buckets` view is made anew by [`SCHEMA`].
 fn upgrade_from_2(connection: &Connection) -> Result<(), rusqlite::Error> {
-    let upgraded = connection.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         DROP VIEW IF EXISTS buckets;
-         CREATE TABLE usage_span_wire {USAGE_SPAN_WIRE_COLUMNS};
-         INSERT INTO usage_span_wire (period, span, series, wire)
-             SELECT period, span, series, wire FROM usage_span;
-         CREATE TABLE usage_span_3 {USAGE_SPAN_COLUMNS};
-         INSERT INTO usage_span_3 (period, span, series, payload)
-             SELECT period, span, series, payload FROM usage_span;
-         DROP TABLE usage_span;
-         ALTER TABLE usage_span_3 RENAME TO usage_span;
-         UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';
-         COMMIT;"
-    ));
-    if upgraded.is_err() && !connection.is_autocommit() {
-        connection.execute_batch("ROLLBACK")?;
+    in_one_transaction(
+        connection,
+        &format!(
+            "DROP VIEW IF EXISTS buckets;
+             CREATE TABLE usage_span_wire {wire};
+             INSERT INTO usage_span_wire (period, span, series, wire)
+                 SELECT period, span, series, wire FROM usage_span;
+             CREATE TABLE usage_span_3 {payload};
+             INSERT INTO usage_span_3 (period, span, series, payload)
+                 SELECT period, span, series, payload FROM usage_span;
+             DROP TABLE usage_span;
+             ALTER TABLE usage_span_3 RENAME TO usage_span;
+             UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema';",
+            wire = span_columns("wire"),
+            payload = span_columns("payload"),
+        ),
+    )
+}
+
+/// Runs the statements of `batch` in one immediate transaction, rolled back if one fails
+/// (the error is that statement's).
+fn in_one_transaction(connection: &Connection, batch: &str) -> Result<(), rusqlite::Error> {
+    let done = connection.execute_batch(&format!("BEGIN IMMEDIATE;\n{batch}\nCOMMIT;"));
+    if done.is_err() && !connection.is_autocommit() {
+        if let Err(error) = connection.execute_batch("ROLLBACK") {
+            log::warn!("usage history: rolling back a failed upgrade failed too: {error}");
+        }
     }
-    upgraded
+    done
 }
 
 /// Deletes the buckets that started longer than `retention` ago (per period, seconds; `None`
