@@ -571,6 +571,34 @@ fn queries_group_and_filter_by_destination() {
     assert_eq!((web_to_internet[0].2, web_to_internet[0].3), (10, 1));
 }
 
+/// An old file in `dir` opened at midnight (so upgraded) and the account of web on eth0 to
+/// the internet recorded at `tx`, `rx`.
+fn opened_and_recorded(dir: &std::path::Path, tx: u64, rx: u64) -> History {
+    let clock = FakeClock::at(midnight());
+    let history = open(dir, &clock, &Config::default(), "boot-1");
+    history
+        .record(&[label_to(
+            "account 1 1 2 3",
+            "web",
+            "eth0",
+            "internet",
+            tx,
+            rx,
+        )])
+        .unwrap();
+    history
+}
+
+/// The schema version the file at `path` says it has.
+fn schema_of(path: &std::path::Path) -> String {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
 #[test]
 fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -596,18 +624,7 @@ fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
     ))
     .unwrap();
     drop(old);
-    let clock = FakeClock::at(midnight());
-    let history = open(dir.path(), &clock, &Config::default(), "boot-1");
-    history
-        .record(&[label_to(
-            "account 1 1 2 3",
-            "web",
-            "eth0",
-            "internet",
-            1005,
-            10,
-        )])
-        .unwrap();
+    let history = opened_and_recorded(dir.path(), 1005, 10);
     let rows = history
         .query(&Selection {
             period: Period::Day,
@@ -631,13 +648,7 @@ fn a_schema_1_file_is_upgraded_in_place_keeping_what_it_recorded() {
         ],
         "schema 1's buckets kept, the baseline continued"
     );
-    let schema: String = rusqlite::Connection::open(&path)
-        .unwrap()
-        .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
-    assert_eq!(schema, super::store::SCHEMA_VERSION);
+    assert_eq!(schema_of(&path), super::store::SCHEMA_VERSION);
 }
 
 #[test]
@@ -674,18 +685,7 @@ fn a_schema_2_file_is_upgraded_in_place_with_the_wire_bytes_of_its_spans_apart()
     ))
     .unwrap();
     drop(old);
-    let clock = FakeClock::at(midnight());
-    let history = open(dir.path(), &clock, &Config::default(), "boot-1");
-    history
-        .record(&[label_to(
-            "account 1 1 2 3",
-            "web",
-            "eth0",
-            "internet",
-            1305,
-            40,
-        )])
-        .unwrap();
+    let history = opened_and_recorded(dir.path(), 1305, 40);
     let rows = history
         .query(&Selection {
             period: Period::Day,
@@ -704,13 +704,8 @@ fn a_schema_2_file_is_upgraded_in_place_with_the_wire_bytes_of_its_spans_apart()
         ],
         "schema 2's span and bucket kept, the baseline continued"
     );
+    assert_eq!(schema_of(&path), super::store::SCHEMA_VERSION);
     let file = rusqlite::Connection::open(&path).unwrap();
-    let schema: String = file
-        .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
-    assert_eq!(schema, super::store::SCHEMA_VERSION);
     let span_columns: Vec<String> = file
         .prepare("SELECT name FROM pragma_table_info('usage_span')")
         .unwrap()
